@@ -1,0 +1,122 @@
+"""Typed, immutable config specs. No I/O here: `loader.py` builds these from YAML.
+
+Durations are seconds (float), sizes are bytes (int), paths are absolute once loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+
+
+class RestartPolicy(StrEnum):
+    """When the supervisor respawns a service whose process exited by itself."""
+
+    ALWAYS = "always"
+    """Respawn after every exit the operator did not ask for."""
+    ON_FAILURE = "on-failure"
+    """Respawn unless the exit code is one of `success_codes`."""
+    NEVER = "never"
+    """Never respawn; the service ends in `exited` (or `fatal`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffSpec:
+    initial: float = 0.1
+    """Delay before the second consecutive failed restart (seconds)."""
+    factor: float = 2.0
+    """Multiplier per further consecutive failure."""
+    max: float = 30.0
+    """Cap on the delay (seconds)."""
+    jitter: float = 0.1
+    """Relative jitter: the delay is scaled by a random factor in [1-jitter, 1+jitter]."""
+    reset_after: float = 30.0
+    """Seconds of `running` after which the consecutive-failure count resets."""
+
+
+@dataclass(frozen=True, slots=True)
+class CrashLoopSpec:
+    max_failures: int = 5
+    """This many failures inside `window` make the service `fatal`."""
+    window: float = 60.0
+    """Sliding window (seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopSpec:
+    signal: int = 15
+    """Signal number sent to the process group to ask it to stop."""
+    timeout: float = 10.0
+    """Seconds to wait before SIGKILL."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogSpec:
+    max_bytes: int = 10 * 1024 * 1024
+    """Rotate the service's log file when it would grow past this size (0 = never)."""
+    backups: int = 5
+    """Rotated files kept (`name.log.1` ... `name.log.N`)."""
+    ring_lines: int = 1000
+    """Recent lines kept in memory for clients."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    """Service name (the key under `services:`)."""
+    argv: tuple[str, ...]
+    """Program and arguments, already interpolated; for `shell: true` it is `/bin/sh -c CMD`."""
+    cwd: Path
+    """Working directory (absolute)."""
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """The complete environment of the service: supervisor env + env_file + env."""
+    env_files: tuple[Path, ...] = ()
+    """env_file paths (absolute), watched for reload."""
+    user: str | None = None
+    """Run as this user (only when the supervisor runs as root)."""
+    autostart: bool = True
+    """Start when the supervisor starts."""
+    start_time: float = 1.0
+    """Seconds a process must stay up to count as started (`starting` -> `running`)."""
+    restart: RestartPolicy = RestartPolicy.ALWAYS
+    success_codes: frozenset[int] = frozenset({0})
+    """Exit codes that count as a clean exit."""
+    backoff: BackoffSpec = BackoffSpec()
+    crash_loop: CrashLoopSpec = CrashLoopSpec()
+    stop: StopSpec = StopSpec()
+    log: LogSpec = LogSpec()
+    line: int = 0
+    """Line of the service's key in the config file (for messages); 0 if unknown."""
+
+    def restart_key(self) -> tuple[object, ...]:
+        """Fields whose change requires a restart of the running process."""
+        return (self.argv, self.cwd, tuple(sorted(self.env.items())), self.user)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    log_dir: Path
+    """Directory of the per-service log files (absolute)."""
+    state_dir: Path
+    """Directory of the state file, incidents, demo logs (absolute)."""
+    runtime_dir: Path
+    """Directory of the lock and the control socket (absolute, 0700)."""
+    sample_interval: float = 1.0
+    """Seconds between resource samples; 0 turns sampling off."""
+    metrics_listen: str | None = None
+    """host:port for Prometheus metrics, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    """Absolute path of the config file."""
+    config_id: str
+    """Stable id of this config (derived from its absolute path): names its dirs and marks
+    its processes."""
+    settings: Settings
+    services: Mapping[str, ServiceSpec]
+    """Services in file order."""

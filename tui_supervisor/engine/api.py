@@ -1,0 +1,45 @@
+"""SupervisorAPI: exactly what clients (CLI, TUI, control socket) use of an engine.
+
+Implemented by the in-process `Supervisor` and (later) by the control-socket client, so a
+client cannot tell a local engine from a remote one. Everything crossing it is plain
+JSON-serialisable data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+
+class SupervisorAPI(Protocol):
+    async def snapshot(self) -> dict[str, Any]:
+        """{"engine": {...}, "services": [{...}, ...]} (services in config order)."""
+        ...
+
+    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
+        """First item: {"kind": "snapshot", ...snapshot}; then every event after it, none
+        missed. A subscriber that falls too far behind gets a notice and the end."""
+        ...
+
+    async def start(self, names: list[str]) -> dict[str, Any]: ...
+
+    async def stop(self, names: list[str]) -> dict[str, Any]: ...
+
+    async def restart(self, names: list[str]) -> dict[str, Any]: ...
+
+    async def signal(self, name: str, sig: int | str) -> dict[str, Any]: ...
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the config file and apply the difference. An invalid file changes
+        nothing: {"ok": False, "errors": [...]}."""
+        ...
+
+    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
+        """The last `n` lines of each named service (all if None), merged by time:
+        {"service", "seq", "t", "stream", "text"}."""
+        ...
+
+
+class UnknownService(KeyError):
+    def __str__(self) -> str:
+        return f"no such service: {self.args[0]}"

@@ -1,0 +1,83 @@
+"""Restart policy, backoff and crash-loop rules. Pure: no clock, no OS, no randomness
+unless passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tui_supervisor.config.schema import BackoffSpec, CrashLoopSpec, RestartPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ExitInfo:
+    """How a process ended."""
+
+    code: int | None
+    """Exit code, or None when killed by a signal."""
+    signal: int | None
+    """Signal number that killed it, or None."""
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            import signal as _signal
+
+            try:
+                return f"killed by {_signal.Signals(self.signal).name}"
+            except ValueError:
+                return f"killed by signal {self.signal}"
+        return f"exit code {self.code}"
+
+    @classmethod
+    def from_wait_status(cls, status: int) -> ExitInfo:
+        import os
+
+        if os.WIFSIGNALED(status):
+            return cls(None, os.WTERMSIG(status))
+        return cls(os.waitstatus_to_exitcode(status), None)
+
+
+def is_clean(exit: ExitInfo, success_codes: frozenset[int]) -> bool:
+    """An exit with one of the success codes (never a signal death)."""
+    return exit.signal is None and exit.code in success_codes
+
+
+def is_failure(exit: ExitInfo, success_codes: frozenset[int], *, was_starting: bool,
+               requested: bool) -> bool:
+    """An exit nobody asked for counts as a failure, except a clean exit after the start
+    rule was met (a job that finished). An exit while `starting` is a failed start."""
+    if requested:
+        return False
+    if was_starting:
+        return True
+    return not is_clean(exit, success_codes)
+
+
+def should_restart(policy: RestartPolicy, exit: ExitInfo, success_codes: frozenset[int], *,
+                   requested: bool) -> bool:
+    """Whether the supervisor respawns after this exit."""
+    if requested or policy is RestartPolicy.NEVER:
+        return False
+    if policy is RestartPolicy.ALWAYS:
+        return True
+    return not is_clean(exit, success_codes)
+
+
+def backoff_delay(spec: BackoffSpec, consecutive: int, rand: float = 0.5) -> float:
+    """Delay before respawning after the `consecutive`-th consecutive failure (1-based).
+
+    The first failure after a quiet period restarts at once; the n-th waits
+    min(max, initial * factor**(n-2)) scaled by a jitter factor in [1-j, 1+j], where
+    `rand` in [0, 1) picks the point (0.5 = no jitter).
+    """
+    if consecutive <= 1:
+        return 0.0
+    base = min(spec.max, spec.initial * spec.factor ** (consecutive - 2))
+    scale = 1.0 + spec.jitter * (2.0 * rand - 1.0)
+    return max(0.0, min(spec.max * (1.0 + spec.jitter), base * scale))
+
+
+def crash_loop(spec: CrashLoopSpec, failure_times: Iterable[float], now: float) -> bool:
+    """True when `max_failures` or more failures fall inside the last `window` seconds."""
+    recent = sum(1 for t in failure_times if now - t <= spec.window)
+    return recent >= spec.max_failures

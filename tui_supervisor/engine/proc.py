@@ -1,0 +1,274 @@
+"""The OS seam: spawning, signalling, exit status and process-tree facts (Linux /proc).
+
+Everything here is synchronous and cheap; the engine calls it from the event loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import pwd
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from tui_supervisor.engine.policies import ExitInfo
+
+MARKER_VAR = "TUISUP_OWNER"
+"""Environment variable set in every service: `<config_id>/<service>`. Descendants inherit
+it, so a process stays attributable to its service after it leaves the process group."""
+
+PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+PR_SET_CHILD_SUBREAPER = 36
+HAS_PIDFD = hasattr(os, "pidfd_open") and sys.platform.startswith("linux")
+
+
+class SpawnError(Exception):
+    """The process could not be started. `permanent` when retrying cannot help (missing
+    binary, bad cwd, permission denied)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    pid: int
+    stdout_fd: int
+    stderr_fd: int
+    started_wall: float
+
+
+def marker(config_id: str, service: str) -> str:
+    return f"{config_id}/{service}"
+
+
+def spawn(argv: tuple[str, ...], *, cwd: str, env: dict[str, str], user: str | None) -> Spawned:
+    """Start `argv` in a new session (own process group), stdin /dev/null, stdout and stderr
+    on non-blocking pipes whose raw fds are returned. The engine owns reaping: no Popen
+    object survives this call with a chance to wait() behind the engine's back."""
+    import time
+
+    kwargs: dict[str, object] = {}
+    if user is not None and os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            raise SpawnError(f"unknown user {user!r}", permanent=True) from None
+        kwargs.update(user=pw.pw_uid, group=pw.pw_gid,
+                      extra_groups=os.getgrouplist(pw.pw_name, pw.pw_gid))
+    try:
+        p = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True, bufsize=0, close_fds=True,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except FileNotFoundError as e:
+        what = "working directory" if e.filename == cwd and not os.path.isdir(cwd) else "command"
+        raise SpawnError(f"{what} not found: {e.filename or argv[0]}", permanent=True) from None
+    except PermissionError as e:
+        raise SpawnError(f"permission denied: {e.filename or argv[0]}", permanent=True) from None
+    except OSError as e:
+        perm = e.errno in (errno.ENOEXEC, errno.ENOTDIR, errno.EISDIR, errno.ELOOP)
+        raise SpawnError(f"cannot start {argv[0]}: {e.strerror}", permanent=perm) from None
+    started = time.time()
+    assert p.stdout is not None and p.stderr is not None
+    out, err = os.dup(p.stdout.fileno()), os.dup(p.stderr.fileno())
+    p.stdout.close()
+    p.stderr.close()
+    p.returncode = 0  # the engine reaps this pid; keep Popen.__del__ / _cleanup off it
+    for fd in (out, err):
+        os.set_inheritable(fd, False)
+        os.set_blocking(fd, False)
+        try:
+            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # over /proc/sys/fs/pipe-max-size for non-root: keep the default
+    return Spawned(p.pid, out, err, started)
+
+
+def reap(pid: int) -> ExitInfo | None:
+    """waitpid(pid, WNOHANG) for this pid only. None while it runs; a synthetic exit if it
+    is not (or no longer) our child."""
+    try:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return ExitInfo(None, None)
+    if wpid == 0:
+        return None
+    return ExitInfo.from_wait_status(status)
+
+
+def pidfd_open(pid: int) -> int | None:
+    """A pidfd for `pid`, or None if pidfds are unavailable or the pid is gone."""
+    if not HAS_PIDFD:
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except OSError as e:
+        if e.errno in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+            return None
+        raise
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group. False if the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_pid(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def set_subreaper() -> bool:
+    """Become a child subreaper: orphaned descendants are reparented to us, not init."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def children_of(pid: int) -> set[int]:
+    """Direct children of `pid` (all its threads), from /proc/PID/task/*/children."""
+    out: set[int] = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        data = _read(f"/proc/{pid}/task/{tid}/children")
+        if data:
+            out.update(int(x) for x in data.split())
+    return out
+
+
+def descendants(pid: int) -> set[int]:
+    """All descendants of `pid` (not including it)."""
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for c in children_of(todo.pop()):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    starttime: int
+
+
+def stat(pid: int) -> Stat | None:
+    """Fields of /proc/PID/stat, or None if the process is gone."""
+    data = _read(f"/proc/{pid}/stat")
+    if not data:
+        return None
+    rparen = data.rfind(b")")
+    f = data[rparen + 2:].split()
+    return Stat(pid, f[0].decode(), int(f[1]), int(f[2]), int(f[3]), int(f[19]))
+
+
+def read_marker(pid: int) -> str | None:
+    """The service marker in a process's environment, if any."""
+    data = _read(f"/proc/{pid}/environ")
+    if not data:
+        return None
+    key = MARKER_VAR.encode() + b"="
+    for item in data.split(b"\0"):
+        if item.startswith(key):
+            return item[len(key):].decode(errors="replace")
+    return None
+
+
+def all_pids() -> list[int]:
+    try:
+        return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return []
+
+
+def pids_with_marker(prefix: str) -> dict[int, str]:
+    """Every live process whose marker starts with `prefix` (a full /proc scan)."""
+    found: dict[int, str] = {}
+    me = os.getpid()
+    for pid in all_pids():
+        if pid == me:
+            continue
+        m = read_marker(pid)
+        if m is not None and m.startswith(prefix):
+            st = stat(pid)
+            if st is not None and st.state != "Z":
+                found[pid] = m
+    return found
+
+
+def group_members(pgid: int) -> set[int]:
+    """Live (non-zombie) processes of a process group (a full /proc scan)."""
+    out = set()
+    for pid in all_pids():
+        st = stat(pid)
+        if st is not None and st.pgrp == pgid and st.state != "Z":
+            out.add(pid)
+    return out
+
+
+def create_time(pid: int) -> int | None:
+    """Kernel start time of `pid` (clock ticks since boot): with the pid, it names one
+    process for ever."""
+    st = stat(pid)
+    return st.starttime if st else None
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process (a zombie included) is in the group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)
+

@@ -1,0 +1,60 @@
+"""Service states, the allowed transitions, and named groups.
+
+This module must stay stdlib-only so everybody (engine, control, tui) can import it.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class State(str, Enum):
+    """The state of one service."""
+
+    STOPPED = "stopped"
+    """Not running and not wanted (never started, or stopped by the operator)."""
+    STARTING = "starting"
+    """Spawned; has not yet stayed up `start_time`."""
+    RUNNING = "running"
+    """Up for at least `start_time`."""
+    DAEMONIZED = "daemonized"
+    """The main process exited cleanly but left processes of the service running (it
+    forked into the background); they are supervised until they exit or are stopped."""
+    STOPPING = "stopping"
+    """Asked to stop: stop signal sent, waiting for the process tree to go."""
+    BACKOFF = "backoff"
+    """Exited unexpectedly; leftovers are cleared and a respawn is scheduled."""
+    EXITED = "exited"
+    """Exited by itself and the restart policy says not to respawn."""
+    FATAL = "fatal"
+    """Gave up: crash loop, or it cannot be spawned at all. Needs a manual start."""
+
+
+S = State
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    S.STOPPED: frozenset({S.STARTING}),
+    S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.DAEMONIZED}),
+    S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.DAEMONIZED}),
+    S.DAEMONIZED: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL}),
+    S.STOPPING: frozenset({S.STOPPED, S.STARTING}),
+    S.BACKOFF: frozenset({S.STARTING, S.STOPPING, S.STOPPED, S.FATAL}),
+    S.EXITED: frozenset({S.STARTING}),
+    S.FATAL: frozenset({S.STARTING}),
+}
+"""state -> the states it may move to. Anything else is a bug (InvalidTransition)."""
+
+UP_STATES = frozenset({S.RUNNING, S.DAEMONIZED})
+"""The service is doing its job."""
+ALIVE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.STOPPING})
+"""Some process of the service may exist."""
+STOPPABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.BACKOFF})
+"""`stop` has something to do."""
+STARTABLE_STATES = frozenset({S.STOPPED, S.EXITED, S.FATAL})
+"""`start` has something to do."""
+SIGNALLABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.STOPPING})
+"""A signal can be delivered."""
+
+
+class InvalidTransition(RuntimeError):
+    """A state change not in TRANSITIONS was attempted."""

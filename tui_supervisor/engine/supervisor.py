@@ -1,0 +1,348 @@
+"""The engine: the services of one config, their lifecycle, and the SupervisorAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import os
+import signal as _signal
+import time
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from tui_supervisor import __version__
+from tui_supervisor.config.schema import Config, ServiceSpec
+from tui_supervisor.engine import proc
+from tui_supervisor.engine.api import UnknownService
+from tui_supervisor.engine.bus import EventBus, Subscription
+from tui_supervisor.engine.events import Event, LogLines, Notice
+from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
+from tui_supervisor.engine.runtime import EngineLock, read_state, write_state
+from tui_supervisor.engine.service import EngineContext, Service
+
+STATE_WRITE_DELAY = 0.2
+LEFTOVER_TIMEOUT = 10.0
+
+
+def parse_signal(sig: int | str) -> int:
+    if isinstance(sig, int) or (isinstance(sig, str) and sig.isdigit()):
+        n = int(sig)
+        if n in {s.value for s in _signal.Signals}:
+            return n
+    elif isinstance(sig, str):
+        name = sig.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        with contextlib.suppress(KeyError):
+            return int(_signal.Signals[name])
+    raise ValueError(f"unknown signal: {sig}")
+
+
+class Supervisor:
+    """Owns the services of one config. Implements `SupervisorAPI`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.bus = EventBus()
+        self.services: dict[str, Service] = {}
+        self.started_wall = time.time()
+        self.lock: EngineLock | None = None
+        self.watcher: ChildWatcher | None = None
+        self.ctx: EngineContext | None = None
+        self.reloads = 0
+        self.reload_failures = 0
+        self._state_timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @property
+    def state_path(self) -> Path:
+        return self.config.settings.state_dir / "state.json"
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def open(self, *, lock: bool = True, autostart: bool = True,
+                   adopt: dict[str, Any] | None = None) -> None:
+        """Take the config's lock, clear a dead predecessor's leftovers, start services
+        (or adopt the live ones of a detach record)."""
+        loop = asyncio.get_running_loop()
+        proc.set_subreaper()
+        if adopt is not None and adopt.get("lock_fd") is not None:
+            self.lock = EngineLock.adopt(Path(adopt["lock_path"]), adopt["lock_fd"])
+        elif lock:
+            self.lock = EngineLock.acquire(self.config.settings.runtime_dir)
+        self.watcher = get_watcher(loop)
+        self.watcher.install()
+        self.ctx = EngineContext(loop, self.bus, self.watcher, self.config.settings.log_dir,
+                                 self.config.config_id, self._changed)
+        if adopt is not None:
+            self.started_wall = adopt.get("started_wall", self.started_wall)
+            self.reloads = adopt.get("reloads", 0)
+            self._adopt(adopt)
+        else:
+            await self.clear_leftovers()
+        for spec in self.config.services.values():
+            if spec.name not in self.services:
+                self.services[spec.name] = Service(spec, self.ctx)
+                if autostart and spec.autostart:
+                    self.services[spec.name].start()
+        self._write_state()
+
+    async def close(self) -> None:
+        """Stop every service (signals sent in reverse config order), release the lock."""
+        if self._closed:
+            return
+        await self._stop_all(reversed(list(self.services.values())), "supervisor shutting down")
+        for svc in self.services.values():
+            svc.close()
+        self._closed = True
+        if self._state_timer is not None:
+            self._state_timer.cancel()
+        with contextlib.suppress(OSError):
+            self.state_path.unlink()
+        if self.watcher is not None:
+            self.watcher.uninstall()
+        if self.lock is not None:
+            self.lock.release()
+        self.bus.close()
+
+    async def _stop_all(self, services: Iterable[Service], reason: str) -> None:
+        tasks = [asyncio.ensure_future(s.stop(reason)) for s in services]
+        if tasks:
+            await asyncio.gather(*tasks)
+
+    def detach(self) -> dict[str, Any]:
+        """Stop watching everything and hand over: a JSON-serialisable record that
+        `open(adopt=record)` (same process or after an exec) continues from."""
+        record = {
+            "version": 1,
+            "engine_pid": os.getpid(),
+            "config_path": str(self.config.path),
+            "config_id": self.config.config_id,
+            "started_wall": self.started_wall,
+            "reloads": self.reloads,
+            "services": [s.detach() for s in self.services.values()],
+            "lock_fd": self.lock.fd if self.lock else None,
+            "lock_path": str(self.lock.path) if self.lock else None,
+        }
+        if self._state_timer is not None:
+            self._state_timer.cancel()
+        self.lock = None
+        if self.watcher is not None:
+            self.watcher.uninstall()
+        self._closed = True
+        self.bus.close()
+        return record
+
+    def _adopt(self, record: dict[str, Any]) -> None:
+        assert self.ctx is not None
+        for rec in record["services"]:
+            spec = self.config.services.get(rec["name"]) or ServiceSpec(
+                name=rec["name"], argv=tuple(rec["argv"]), cwd=Path(rec["cwd"]))
+            svc = Service(spec, self.ctx)
+            svc.adopt(rec)
+            self.services[spec.name] = svc
+        gone = [n for n in self.services if n not in self.config.services]
+        for name in gone:
+            asyncio.ensure_future(self._remove(name, "not in the config any more"))
+
+    async def _remove(self, name: str, reason: str) -> None:
+        svc = self.services[name]
+        await svc.stop(reason)
+        svc.close()
+        self.services.pop(name, None)
+        self._changed()
+
+    # -- a dead predecessor's leftovers -----------------------------------------------
+    async def clear_leftovers(self) -> list[int]:
+        """Stop processes a hard-killed earlier engine of this config left running (found
+        by their marker, and by the state file's pid + start time)."""
+        prefix = f"{self.config.config_id}/"
+        found = proc.pids_with_marker(prefix)
+        prev = read_state(self.state_path) or {}
+        for info in (prev.get("services") or {}).values():
+            pid = info.get("pid")
+            if pid and proc.create_time(pid) == info.get("starttime"):
+                found.setdefault(pid, prefix + "?")
+        found.pop(os.getpid(), None)
+        if not found:
+            return []
+        by_service: dict[str, list[int]] = {}
+        for pid, m in sorted(found.items()):
+            by_service.setdefault(m[len(prefix):], []).append(pid)
+        listing = "; ".join(f"{n} (pid {', '.join(map(str, p))})"
+                            for n, p in by_service.items())
+        who = f"pid {prev['engine_pid']}" if prev.get("engine_pid") else "an earlier engine"
+        self._notice("warning", f"{who} of this config died leaving {len(found)} processes "
+                     f"running: {listing}; stopping them before starting fresh")
+        for pid, m in found.items():
+            spec = self.config.services.get(m[len(prefix):])
+            sig = spec.stop.signal if spec else _signal.SIGTERM
+            st = proc.stat(pid)
+            if st is not None and st.pgrp == pid:
+                proc.signal_group(pid, sig)
+            proc.signal_pid(pid, sig)
+        timeout = max([s.stop.timeout for s in self.config.services.values()] or [0]) or 1.0
+        alive = await _wait_gone(set(found), min(timeout, LEFTOVER_TIMEOUT))
+        if alive:
+            for pid in alive:
+                proc.signal_pid(pid, _signal.SIGKILL)
+            alive = await _wait_gone(alive, 5.0)
+        if alive:
+            self._notice("error", f"could not stop leftovers: {sorted(alive)}")
+        else:
+            self._notice("info", f"stopped {len(found)} leftover processes")
+        return sorted(found)
+
+    # -- persistence ------------------------------------------------------------------
+    def _changed(self) -> None:
+        if self._state_timer is None and not self._closed and self.ctx is not None:
+            self._state_timer = self.ctx.loop.call_later(STATE_WRITE_DELAY, self._write_state)
+
+    def _write_state(self) -> None:
+        self._state_timer = None
+        services = {}
+        for s in self.services.values():
+            if s.pid is not None:
+                services[s.name] = {"pid": s.pid, "pgid": s.pgid,
+                                    "starttime": proc.create_time(s.pid)}
+        data = {"engine_pid": os.getpid(), "engine_starttime": proc.create_time(os.getpid()),
+                "config": str(self.config.path), "services": services}
+        try:
+            write_state(self.state_path, data)
+        except OSError as e:
+            self._notice("error", f"cannot write state file {self.state_path}: {e.strerror}")
+
+    def _notice(self, level: str, message: str, service: str | None = None) -> None:
+        self.bus.emit(Notice(time.time(), level, message, service))
+
+    # -- SupervisorAPI ----------------------------------------------------------------
+    def snapshot_now(self) -> dict[str, Any]:
+        return {
+            "engine": {
+                "pid": os.getpid(),
+                "version": __version__,
+                "config": str(self.config.path),
+                "config_id": self.config.config_id,
+                "started_at": self.started_wall,
+                "uptime": time.time() - self.started_wall,
+                "reloads": self.reloads,
+                "reload_failures": self.reload_failures,
+                "pidfd": bool(self.watcher and self.watcher.pidfd),
+            },
+            "services": [s.snapshot() for s in self.services.values()],
+        }
+
+    async def snapshot(self) -> dict[str, Any]:
+        return self.snapshot_now()
+
+    def subscribe_now(self, *, logs: bool = True, maxsize: int = 10_000) -> Subscription:
+        """Snapshot and subscription in one step (no await between: nothing missed)."""
+        first = {"kind": "snapshot", **self.snapshot_now()}
+        accept = None if logs else (lambda ev: not isinstance(ev, LogLines))
+        return self.bus.subscribe(maxsize=maxsize, first=first, accept=accept)
+
+    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
+        sub = self.subscribe_now(logs=logs)
+        return _as_dicts(sub)
+
+    def _get(self, names: list[str]) -> list[Service]:
+        missing = [n for n in names if n not in self.services]
+        if missing:
+            raise UnknownService(missing[0])
+        return [self.services[n] for n in names]
+
+    async def start(self, names: list[str]) -> dict[str, Any]:
+        started = [s.name for s in self._get(names) if s.start()]
+        return {"ok": True, "started": started}
+
+    async def stop(self, names: list[str]) -> dict[str, Any]:
+        svcs = self._get(names)
+        await self._stop_all(svcs, "stopped by operator")
+        return {"ok": True, "stopped": [s.name for s in svcs]}
+
+    async def restart(self, names: list[str]) -> dict[str, Any]:
+        svcs = self._get(names)
+        await asyncio.gather(*(s.restart() for s in svcs))
+        return {"ok": True, "restarted": [s.name for s in svcs]}
+
+    async def signal(self, name: str, sig: int | str) -> dict[str, Any]:
+        (svc,) = self._get([name])
+        num = parse_signal(sig)
+        return {"ok": svc.send_signal(num), "signal": proc.signal_name(num)}
+
+    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
+        svcs = self._get(names) if names else list(self.services.values())
+        streams = [[(t, seq, s.name, st, text) for seq, t, st, text in s.ring.tail(n)]
+                   for s in svcs]
+        merged = list(heapq.merge(*streams))
+        return [{"service": name, "seq": seq, "t": t, "stream": st, "text": text}
+                for t, seq, name, st, text in merged[-n:] if n > 0]
+
+    async def reload(self) -> dict[str, Any]:
+        from tui_supervisor.config import ConfigError, load_config
+
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as e:
+            self.reload_failures += 1
+            errors = [str(i) for i in e.issues]
+            self._notice("error", "config not reloaded: " + "; ".join(errors))
+            return {"ok": False, "errors": errors}
+        return await self.apply_config(new)
+
+    async def apply_config(self, new: Config) -> dict[str, Any]:
+        """Diff the running config against `new` and apply it: stop removed, start added,
+        restart changed, update in place the rest; unchanged services are not touched."""
+        from tui_supervisor.config import diff
+
+        assert self.ctx is not None
+        d = diff(self.config, new)
+        self.config = new
+        await asyncio.gather(*(self._remove(n, "removed from config") for n in d.removed))
+        changed = [self.services[n] for n in d.changed]
+        restart = {s.name for s in changed if s.wanted}
+        await self._stop_all(changed, "config changed")
+        for name in (*d.changed, *d.in_place):
+            self.services[name].update_spec(new.services[name])
+        for name in d.added:
+            self.services[name] = Service(new.services[name], self.ctx)
+        self.services = {n: self.services[n] for n in new.services}  # config order
+        for name in d.added:
+            if new.services[name].autostart:
+                self.services[name].start()
+        for name in restart:
+            self.services[name].start()
+        self.reloads += 1
+        summary = {"ok": True, "added": list(d.added), "removed": list(d.removed),
+                   "restarted": list(d.changed), "in_place": list(d.in_place)}
+        self._notice("info", "config reloaded: " + ", ".join(
+            f"{k} {', '.join(v)}" for k, v in summary.items() if k != "ok" and v) or
+            "config reloaded: nothing changed")
+        return summary
+
+
+async def _as_dicts(sub: Subscription) -> AsyncIterator[dict[str, Any]]:
+    try:
+        async for item in sub:
+            yield item.as_dict() if isinstance(item, Event) else item
+    finally:
+        sub.close()
+
+
+async def _wait_gone(pids: set[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {p for p in alive if _exists(p)}
+        if alive:
+            await asyncio.sleep(0.02)
+    return {p for p in alive if _exists(p)}
+
+
+def _exists(pid: int) -> bool:
+    st = proc.stat(pid)
+    if st is not None and st.state == "Z" and st.ppid == os.getpid():
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return st is not None and st.state != "Z"
