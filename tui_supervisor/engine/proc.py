@@ -5,6 +5,7 @@ Everything here is synchronous and cheap; the engine calls it from the event loo
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -85,10 +86,8 @@ def spawn(argv: tuple[str, ...], *, cwd: str, env: dict[str, str], user: str | N
     for fd in (out, err):
         os.set_inheritable(fd, False)
         os.set_blocking(fd, False)
-        try:
+        with contextlib.suppress(OSError):  # over pipe-max-size for non-root: keep default
             fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass  # over /proc/sys/fs/pipe-max-size for non-root: keep the default
     return Spawned(p.pid, out, err, started)
 
 

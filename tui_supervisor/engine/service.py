@@ -123,17 +123,27 @@ class Service:
 
     # -- operator actions -------------------------------------------------------------
     def start(self) -> bool:
-        """Start if not running. A manual start clears backoff and crash-loop history."""
+        """Start if not running. A manual start clears backoff and crash-loop history.
+        Leftovers of an earlier process are stopped first: never two copies."""
         self.wanted = True
-        if self.state is State.BACKOFF:
-            self._cancel_task()
-            self._cancel_timer()
-        elif self.state not in STARTABLE_STATES:
+        busy = self._task is not None and not self._task.done()
+        if self.state is not State.BACKOFF and (self.state not in STARTABLE_STATES):
             return False
+        self._cancel_task()
+        self._cancel_timer()
         self.consecutive = 0
         self.failure_times.clear()
-        self._spawn("started by operator")
+        if busy and self._leftovers():
+            self._task = asyncio.ensure_future(self._start_after_cleanup())
+        else:
+            self._spawn("started by operator")
         return True
+
+    async def _start_after_cleanup(self) -> None:
+        await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
+        if self.state is State.BACKOFF or self.state in STARTABLE_STATES:
+            self._task = None
+            self._spawn("started by operator")
 
     async def stop(self, reason: str = "stopped by operator") -> None:
         """Stop the whole process tree: stop signal to the group, SIGKILL after the
@@ -250,7 +260,7 @@ class Service:
                     reason: str) -> None:
         """Decide what follows an exit nobody asked for (or an operator signal)."""
         leftovers = self._leftovers()
-        if leftovers and exit.signal is None and exit.code in self.spec.success_codes:
+        if leftovers and is_clean(exit, self.spec.success_codes):
             self._track_daemon(leftovers)
             return
         failure = is_failure(exit, self.spec.success_codes, was_starting=was_starting,

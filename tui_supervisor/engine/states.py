@@ -5,10 +5,10 @@ This module must stay stdlib-only so everybody (engine, control, tui) can import
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class State(str, Enum):
+class State(StrEnum):
     """The state of one service."""
 
     STOPPED = "stopped"

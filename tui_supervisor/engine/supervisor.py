@@ -14,6 +14,7 @@ from typing import Any
 
 from tui_supervisor import __version__
 from tui_supervisor.config.schema import Config, ServiceSpec
+from tui_supervisor.config.units import parse_signal
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.bus import EventBus, Subscription
@@ -24,19 +25,6 @@ from tui_supervisor.engine.service import EngineContext, Service
 
 STATE_WRITE_DELAY = 0.2
 LEFTOVER_TIMEOUT = 10.0
-
-
-def parse_signal(sig: int | str) -> int:
-    if isinstance(sig, int) or (isinstance(sig, str) and sig.isdigit()):
-        n = int(sig)
-        if n in {s.value for s in _signal.Signals}:
-            return n
-    elif isinstance(sig, str):
-        name = sig.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        with contextlib.suppress(KeyError):
-            return int(_signal.Signals[name])
-    raise ValueError(f"unknown signal: {sig}")
 
 
 class Supervisor:
@@ -54,6 +42,7 @@ class Supervisor:
         self.reload_failures = 0
         self._state_timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def state_path(self) -> Path:
@@ -143,7 +132,9 @@ class Supervisor:
             self.services[spec.name] = svc
         gone = [n for n in self.services if n not in self.config.services]
         for name in gone:
-            asyncio.ensure_future(self._remove(name, "not in the config any more"))
+            task = asyncio.ensure_future(self._remove(name, "not in the config any more"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _remove(self, name: str, reason: str) -> None:
         svc = self.services[name]
@@ -174,24 +165,31 @@ class Supervisor:
         who = f"pid {prev['engine_pid']}" if prev.get("engine_pid") else "an earlier engine"
         self._notice("warning", f"{who} of this config died leaving {len(found)} processes "
                      f"running: {listing}; stopping them before starting fresh")
-        for pid, m in found.items():
-            spec = self.config.services.get(m[len(prefix):])
-            sig = spec.stop.signal if spec else _signal.SIGTERM
+        results = await asyncio.gather(*(
+            self._stop_leftovers(name, pids) for name, pids in by_service.items()))
+        alive = sorted(p for r in results for p in r)
+        if alive:
+            self._notice("error", f"could not stop leftovers: {alive}")
+        else:
+            self._notice("info", f"stopped {len(found)} leftover processes")
+        return sorted(found)
+
+    async def _stop_leftovers(self, service: str, pids: list[int]) -> set[int]:
+        """Stop signal (the service's, to each pid and its group), its timeout, SIGKILL."""
+        spec = self.config.services.get(service)
+        sig = spec.stop.signal if spec else _signal.SIGTERM
+        timeout = min(spec.stop.timeout if spec else LEFTOVER_TIMEOUT, LEFTOVER_TIMEOUT)
+        for pid in pids:
             st = proc.stat(pid)
             if st is not None and st.pgrp == pid:
                 proc.signal_group(pid, sig)
             proc.signal_pid(pid, sig)
-        timeout = max([s.stop.timeout for s in self.config.services.values()] or [0]) or 1.0
-        alive = await _wait_gone(set(found), min(timeout, LEFTOVER_TIMEOUT))
+        alive = await _wait_gone(set(pids), timeout)
         if alive:
             for pid in alive:
                 proc.signal_pid(pid, _signal.SIGKILL)
             alive = await _wait_gone(alive, 5.0)
-        if alive:
-            self._notice("error", f"could not stop leftovers: {sorted(alive)}")
-        else:
-            self._notice("info", f"stopped {len(found)} leftover processes")
-        return sorted(found)
+        return alive
 
     # -- persistence ------------------------------------------------------------------
     def _changed(self) -> None:
