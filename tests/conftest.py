@@ -4,6 +4,7 @@ and a guard that fails a test which leaves a process behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -80,10 +81,8 @@ def reap_zombie_children() -> None:
     for pid in proc.children_of(os.getpid()):
         st = proc.stat(pid)
         if st is not None and st.state == "Z":
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
 
 
 @pytest.fixture(autouse=True)

@@ -95,7 +95,7 @@ async def test_subscribe_snapshot_then_events(engine_factory, tmp_path: Path) ->
         try:
             ev = it.__anext__()
             ev = await asyncio.wait_for(ev, 0.1)
-        except (asyncio.TimeoutError, StopAsyncIteration):
+        except (TimeoutError, StopAsyncIteration):
             break
         if ev["kind"] == "log":
             lines.extend(ev["lines"])

@@ -1,0 +1,219 @@
+"""The command line, run as a user would: real engine processes, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import CHILDREN, alive, kill_marked, marked_pids
+
+from tui_supervisor.engine.runtime import read_state
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def cli_env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(XDG_STATE_HOME=str(tmp / "xdg-state"), XDG_RUNTIME_DIR=str(tmp / "xdg-run"),
+               PYTHONPATH=str(ROOT), NO_COLOR="1")
+    return env
+
+
+def cli(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "-m", "tui_supervisor", *args], capture_output=True, text=True,
+                          env=cli_env(tmp), timeout=timeout, cwd=tmp)
+
+
+class Engine:
+    """A headless engine process whose stdout goes to a file."""
+
+    def __init__(self, tmp: Path, cfg: Path, name: str = "engine") -> None:
+        self.out_path = tmp / f"{name}.out"
+        self.cfg = cfg
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [PY, "-m", "tui_supervisor", "run", "--headless", "-c", str(cfg)],
+                stdout=out, stderr=subprocess.STDOUT, env=cli_env(tmp), cwd=tmp,
+                start_new_session=True)
+
+    @property
+    def out(self) -> str:
+        return self.out_path.read_text()
+
+    def wait_out(self, text: str, timeout: float = 20, count: int = 1) -> str:
+        deadline = time.monotonic() + timeout
+        while self.out.count(text) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not seen; output:\n{self.out}")
+            if self.proc.poll() is not None and self.out.count(text) < count:
+                raise AssertionError(f"engine exited {self.proc.returncode}:\n{self.out}")
+            time.sleep(0.05)
+        return self.out
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def engines(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    made: list[Engine] = []
+
+    def make(cfg: Path, name: str = "engine") -> Engine:
+        e = Engine(tmp_path, cfg, name)
+        made.append(e)
+        return e
+
+    yield make
+    for e in made:
+        if e.proc.poll() is None:
+            e.proc.send_signal(signal.SIGTERM)
+            try:
+                e.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                e.proc.kill()
+                e.proc.wait()
+    kill_marked()
+
+
+def write_cfg(tmp: Path, services: str, name: str = "tst-cli.yaml") -> Path:
+    p = tmp / name
+    p.write_text(f"services:\n{services}")
+    return p
+
+
+def svc(name: str, script: str, *args: str, extra: str = "") -> str:
+    argv = ", ".join(f'"{a}"' for a in (PY, str(CHILDREN / f"{script}.py"), *args))
+    return f"  {name}:\n    command: [{argv}]\n    start_time: 0\n{extra}"
+
+
+def state_pids(tmp: Path, cfg: Path) -> dict[str, int]:
+    from tui_supervisor.config import load_config
+
+    c = load_config(cfg, environ=cli_env(tmp))
+    st = read_state(c.settings.state_dir / "state.json") or {}
+    return {n: v["pid"] for n, v in (st.get("services") or {}).items()}
+
+
+def wait_pids(tmp: Path, cfg: Path, pred: Callable[[dict[str, int]], bool],
+              timeout: float = 20) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = state_pids(tmp, cfg)
+        if pred(pids):
+            return pids
+        if time.monotonic() > deadline:
+            raise AssertionError(f"state file never matched: {pids}")
+        time.sleep(0.05)
+
+
+def test_version() -> None:
+    out = subprocess.run([PY, "-m", "tui_supervisor", "--version"], capture_output=True,
+                         text=True, check=True, cwd=ROOT)
+    assert out.stdout.startswith("tui-supervisor ")
+
+
+def test_check_example_ok(tmp_path: Path) -> None:
+    r = cli(tmp_path, "check", "-c", str(ROOT / "config.example.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("ok (4 services)")
+
+
+def test_packaged_demo_is_the_example() -> None:
+    from tui_supervisor.demo import demo_config_path
+
+    assert demo_config_path().read_bytes() == (ROOT / "config.example.yaml").read_bytes()
+
+
+def test_check_errors_are_lines_not_tracebacks(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("services:\n  web:\n    comand: [x]\n    restart: sometimes\n")
+    r = cli(tmp_path, "check", "-c", str(cfg))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) >= 2 and all(line.startswith(f"{cfg}:") for line in lines)
+    missing = cli(tmp_path, "check", "-c", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in missing.stderr
+
+
+def test_example_runs_for_3s_and_stops_clean(tmp_path: Path, engines) -> None:
+    e = engines(ROOT / "config.example.yaml")
+    out = e.wait_out("chatty", count=3)
+    time.sleep(3)
+    assert e.stop() == 0
+    out = e.out
+    for name in ("web", "worker", "chatty", "leaky"):
+        assert f"{name.ljust(10)} * starting pid" in out, out
+    assert "request 1 GET" in out  # chatty's output, name-prefixed
+    assert "all stopped" in out
+    assert "Traceback" not in out
+    assert not marked_pids("config.example-")
+
+
+def test_second_engine_on_same_config_refused(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("s", "sleeper"))
+    e = engines(cfg)
+    e.wait_out("ready")
+    r = cli(tmp_path, "run", "--headless", "-c", str(cfg))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"tui-supervisor: already running (pid {e.proc.pid}) — use attach"
+
+
+def test_sighup_reloads_config_by_diff(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("a", "sleeper") + svc("b", "sleeper") + svc("c", "sleeper"))
+    e = engines(cfg)
+    before = wait_pids(tmp_path, cfg, lambda p: len(p) == 3)
+    write_cfg(tmp_path, svc("a", "sleeper") + svc("b", "sleeper", "changed")
+              + svc("d", "sleeper"))
+    e.proc.send_signal(signal.SIGHUP)
+    e.wait_out("config reloaded")
+    after = wait_pids(tmp_path, cfg, lambda p: set(p) == {"a", "b", "d"})
+    assert after["a"] == before["a"]
+    assert after["b"] != before["b"] and not alive(before["b"])
+    assert not alive(before["c"])
+    # an invalid edit changes nothing
+    good = cfg.read_text()
+    cfg.write_text("services:\n  a: {command: [x], restart: bogus}\n")
+    e.proc.send_signal(signal.SIGHUP)
+    e.wait_out("config not reloaded")
+    assert "tst-cli.yaml:2:30: services.a.restart: must be one of" in e.out
+    time.sleep(0.3)
+    cfg.write_text(good)
+    assert state_pids(tmp_path, cfg) == after
+    assert e.stop() == 0
+
+
+def test_hard_killed_engine_leftovers_are_stopped_never_duplicated(tmp_path: Path,
+                                                                   engines) -> None:
+    cfg = write_cfg(tmp_path, svc("a", "sleeper") + svc("b", "sleeper", "ignore-term",
+                                                     extra="    stop: {timeout: 1s}\n"))
+    first = engines(cfg, "first")
+    old = wait_pids(tmp_path, cfg, lambda p: len(p) == 2)
+    first.wait_out("ready", count=2)
+    first.stop(signal.SIGKILL)
+    assert all(alive(p) for p in old.values())  # orphaned, still running
+    second = engines(cfg, "second")
+    out = second.wait_out("leftover processes")
+    assert f"pid {first.proc.pid} of this config died leaving 2 processes running" in out
+    new = wait_pids(tmp_path, cfg,
+                    lambda p: len(p) == 2 and not set(p.values()) & set(old.values()))
+    assert not any(alive(p) for p in old.values())
+    second.wait_out("ready", count=2)
+    from tui_supervisor.config import load_config
+
+    cid = load_config(cfg, environ=cli_env(tmp_path)).config_id
+    owners = sorted(marked_pids(cid + "/").values())
+    assert owners == [f"{cid}/a", f"{cid}/b"], "a service runs twice"
+    assert set(new.values()) == set(marked_pids(cid + "/"))
+    assert second.stop() == 0
+    assert not marked_pids(cid + "/")

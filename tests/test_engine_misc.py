@@ -1,0 +1,97 @@
+"""Lock, SIGCHLD fallback, fd hygiene, users."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import alive, child, make_config, spec, wait_for
+
+from tui_supervisor.engine import proc
+from tui_supervisor.engine.reaper import get_watcher
+from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
+from tui_supervisor.engine.supervisor import Supervisor
+
+
+async def test_one_engine_per_config(engine_factory, tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, spec("s", child("sleeper"), tmp_path))
+    await engine_factory(config=cfg)
+    assert engine_running(cfg.settings.runtime_dir) == os.getpid()
+    with pytest.raises(AlreadyRunning) as err:
+        await Supervisor(cfg).open()
+    assert str(err.value) == f"already running (pid {os.getpid()}) — use attach"
+    assert oct(cfg.settings.runtime_dir.stat().st_mode & 0o777) == "0o700"
+
+
+async def test_sigchld_fallback_without_pidfd(engine_factory, tmp_path: Path) -> None:
+    get_watcher().pidfd = False  # as on kernels without pidfd_open
+    sup = await engine_factory(spec("s", child("sleeper"), tmp_path))
+    svc = sup.services["s"]
+    pid = await wait_for(lambda: svc.ring.next_seq > 1 and svc.pid)
+    os.kill(pid, signal.SIGKILL)
+    new = await wait_for(lambda: svc.pid not in (None, pid) and svc.pid)
+    assert svc.last_exit["signal"] == signal.SIGKILL
+    assert proc.stat(pid) is None  # reaped
+    await sup.stop(["s"])
+    assert not alive(new)
+
+
+async def test_no_fd_leak_over_many_respawns(engine_factory, tmp_path: Path) -> None:
+    from tui_supervisor.config.schema import BackoffSpec
+
+    sup = await engine_factory(spec("c", child("crash", "1"), tmp_path,
+                                    backoff=BackoffSpec(0.0, 1, 0.0, 0, 30)))
+    svc = sup.services["c"]
+    await wait_for(lambda: svc.spawns >= 5)
+    base = len(os.listdir("/proc/self/fd"))
+    await wait_for(lambda: svc.spawns >= 60, timeout=30)
+    await sup.stop(["c"])
+    await asyncio.sleep(0.05)
+    assert len(os.listdir("/proc/self/fd")) <= base
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+async def test_user_is_honoured_when_root(engine_factory, tmp_path: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    tmp_path.chmod(0o755)
+    sup = await engine_factory(spec("u", ("/bin/sleep", "1000"), tmp_path, user="nobody"))
+    svc = sup.services["u"]
+    pid = await wait_for(lambda: svc.pid)
+    status = Path(f"/proc/{pid}/status").read_text()
+    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+    assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4
+
+
+async def test_apply_config_keeps_unchanged_pids(engine_factory, tmp_path: Path) -> None:
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from tui_supervisor.config.schema import RestartPolicy
+
+    keep = spec("keep", child("sleeper"), tmp_path)
+    change = spec("change", child("sleeper"), tmp_path)
+    policy = spec("policy", child("sleeper"), tmp_path)
+    gone = spec("gone", child("sleeper"), tmp_path)
+    cfg = make_config(tmp_path, keep, change, policy, gone)
+    sup = await engine_factory(config=cfg)
+    pids = {n: await wait_for(lambda n=n: sup.services[n].pid) for n in cfg.services}
+    new_services = {
+        "keep": keep,
+        "change": replace(change, argv=(*change.argv, "extra")),
+        "policy": replace(policy, restart=RestartPolicy.NEVER),
+        "new": spec("new", child("sleeper"), tmp_path),
+    }
+    result = await sup.apply_config(replace(cfg, services=MappingProxyType(new_services)))
+    assert result == {"ok": True, "added": ["new"], "removed": ["gone"],
+                      "restarted": ["change"], "in_place": ["policy"]}
+    assert list(sup.services) == ["keep", "change", "policy", "new"]
+    assert sup.services["keep"].pid == pids["keep"]
+    assert sup.services["policy"].pid == pids["policy"]
+    assert sup.services["policy"].spec.restart is RestartPolicy.NEVER
+    assert sup.services["change"].pid not in (None, pids["change"])
+    assert not alive(pids["gone"]) and not alive(pids["change"])
+    assert sup.services["new"].pid is not None

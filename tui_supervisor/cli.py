@@ -1,0 +1,138 @@
+"""The command line (DESIGN.md §6): the composition root. Nothing imports this module."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tui_supervisor import __version__
+
+DEFAULT_CONFIG = "tui-supervisor.yaml"
+PROG = "tui-supervisor"
+
+
+def _err(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="A process supervisor that lives in "
+                                "your terminal.")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument("-c", "--config", default=None, help=f"config file (default ./{DEFAULT_CONFIG})")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("-c", "--config", default=argparse.SUPPRESS,
+                        help=f"config file (default ./{DEFAULT_CONFIG})")
+        return sp
+
+    run = add("run", "run the engine (foreground)")
+    run.add_argument("--headless", action="store_true", help="no UI: print a merged log stream")
+    run.add_argument("--quiet", action="store_true",
+                     help="with --headless: print state changes only, not service output")
+    add("check", "validate the config; exit 0 if valid, 1 with the errors on stderr")
+    demo = add("demo", "run the packaged demo config")
+    demo.add_argument("--headless", action="store_true", help="no UI (the only mode for now)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cfg_path = Path(args.config or DEFAULT_CONFIG)
+    if args.cmd == "check":
+        return cmd_check(cfg_path)
+    if args.cmd == "demo":
+        from tui_supervisor.demo import demo_config_path
+
+        return cmd_run(demo_config_path(), quiet=False, demo=True)
+    if args.cmd == "run":
+        if not args.headless:
+            _err("the terminal UI is not built yet: use `run --headless`")
+            return 2
+        return cmd_run(cfg_path, quiet=args.quiet)
+    _err("the terminal UI is not built yet: use `tui-supervisor run --headless "
+         f"-c {cfg_path}` (see --help)")
+    return 2
+
+
+def _load(path: Path, *, check_system: bool = False, demo: bool = False):  # type: ignore[no-untyped-def]
+    from tui_supervisor.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(path, check_system=check_system)
+    except ConfigError as e:
+        for issue in e.issues:
+            print(issue, file=sys.stderr)
+        return None
+    if demo:
+        from dataclasses import replace
+
+        # never write into site-packages: the demo's logs go to its state dir
+        cfg = replace(cfg, settings=replace(cfg.settings,
+                                            log_dir=cfg.settings.state_dir / "logs"))
+    return cfg
+
+
+def cmd_check(path: Path) -> int:
+    cfg = _load(path, check_system=True)
+    if cfg is None:
+        return 1
+    print(f"{path}: ok ({len(cfg.services)} services)")
+    return 0
+
+
+def cmd_run(path: Path, *, quiet: bool, demo: bool = False) -> int:
+    cfg = _load(path, demo=demo)
+    if cfg is None:
+        return 1
+    try:
+        return asyncio.run(run_headless(cfg, quiet=quiet))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-untyped-def]
+    """Run the engine until SIGTERM/SIGINT; SIGHUP reloads the config (DESIGN.md §7)."""
+    from tui_supervisor.console import Console
+    from tui_supervisor.engine.events import LogLines
+    from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
+    from tui_supervisor.engine.supervisor import Supervisor
+
+    loop = asyncio.get_running_loop()
+    sup = Supervisor(cfg)
+    console = Console(list(cfg.services))
+    sup.bus.add_listener(
+        console if not quiet else (lambda ev: None if isinstance(ev, LogLines) else console(ev)))
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sup.reload()))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: console.write(
+        "code reload (SIGUSR2) is not built yet; ignored\n"))
+    try:
+        try:
+            await sup.open()
+        except AlreadyRunning as e:
+            _err(str(e))
+            return 1
+        except (RuntimeDirError, OSError) as e:
+            _err(f"cannot start: {e}")
+            return 1
+        console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
+                      f"{len(cfg.services)} services from {cfg.path}; logs in "
+                      f"{cfg.settings.log_dir}\n")
+        await stop.wait()
+        console.write("stopping all services...\n")
+        await sup.close()
+        console.write("all stopped\n")
+        return 0
+    finally:
+        if not sup._closed and sup.ctx is not None:
+            await sup.close()
+        console.close()

@@ -1,0 +1,111 @@
+"""Headless output: a merged, name-prefixed stream of service output and state changes
+(like honcho / foreman), written by a thread so a slow terminal or pipe never blocks the
+engine. The log files hold every line; if the console falls more than `max_buffer` bytes
+behind, lines are dropped here only, and the count is printed."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+
+from tui_supervisor.engine.events import Event, Exited, LogLines, Notice, StateChanged
+
+COLORS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
+STATE_COLORS = {"running": 32, "daemonized": 32, "starting": 36, "stopping": 33,
+                "backoff": 33, "exited": 90, "stopped": 90, "fatal": 91}
+
+
+class Console:
+    def __init__(self, names: list[str], fd: int = 1, color: bool | None = None,
+                 max_buffer: int = 8 << 20) -> None:
+        self.fd = fd
+        self.color = os.isatty(fd) and not os.environ.get("NO_COLOR") if color is None \
+            else color
+        self.width = max([len(n) for n in names] + [len("supervisor")])
+        self._prefix: dict[str, str] = {}
+        for i, n in enumerate(names):
+            self.prefix_for(n, i)
+        self.max_buffer = max_buffer
+        self._buf: deque[bytes] = deque()
+        self._size = 0
+        self.dropped = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="console", daemon=True)
+        self._thread.start()
+
+    def prefix_for(self, name: str, index: int | None = None) -> str:
+        p = self._prefix.get(name)
+        if p is None:
+            label = name.ljust(self.width)
+            if self.color:
+                c = COLORS[(len(self._prefix) if index is None else index) % len(COLORS)]
+                label = f"\x1b[{c}m{label}\x1b[0m"
+            p = self._prefix[name] = label
+        return p
+
+    def _paint(self, text: str, code: int) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def __call__(self, ev: Event) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(ev.t))
+        if isinstance(ev, LogLines):
+            head = f"{stamp} {self.prefix_for(ev.service)} | "
+            if ev.stream == "stderr":
+                head += self._paint("!", 31) + " "
+            self.write("".join(f"{head}{line}\n" for line in ev.lines))
+        elif isinstance(ev, StateChanged):
+            state = self._paint(ev.new, STATE_COLORS.get(ev.new, 0))
+            pid = f" pid {ev.pid}" if ev.pid and ev.new in ("starting", "running") else ""
+            why = f" ({ev.reason})" if ev.reason else ""
+            self.write(f"{stamp} {self.prefix_for(ev.service)} * {state}{pid}{why}\n")
+        elif isinstance(ev, Notice):
+            who = self.prefix_for(ev.service) if ev.service else \
+                self._paint("supervisor".ljust(self.width), 1)
+            level = self._paint(ev.level, 91 if ev.level == "error" else 33) \
+                if ev.level != "info" else ev.level
+            self.write(f"{stamp} {who} * {level}: {ev.message}\n")
+        elif isinstance(ev, Exited) and ev.requested:
+            pass
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8", "replace")
+        with self._cond:
+            if self._size + len(data) > self.max_buffer:
+                self.dropped += text.count("\n")
+                return
+            self._buf.append(data)
+            self._size += len(data)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._buf and not self._closed:
+                    self._cond.wait()
+                if not self._buf and self._closed:
+                    return
+                chunks = list(self._buf)
+                self._buf.clear()
+                self._size = 0
+                dropped, self.dropped = self.dropped, 0
+            if dropped:
+                chunks.append(f"... {dropped} lines not shown here (the console fell "
+                              f"behind); the log files have them all\n".encode())
+            data = memoryview(b"".join(chunks))
+            while data:
+                try:
+                    data = data[os.write(self.fd, data):]
+                except BlockingIOError:
+                    time.sleep(0.01)
+                except OSError:
+                    return  # stdout went away (closed pipe, lost terminal): keep supervising
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush what is buffered (up to `timeout`) and stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout)
