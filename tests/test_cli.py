@@ -217,3 +217,16 @@ def test_hard_killed_engine_leftovers_are_stopped_never_duplicated(tmp_path: Pat
     assert set(new.values()) == set(marked_pids(cid + "/"))
     assert second.stop() == 0
     assert not marked_pids(cid + "/")
+
+
+def test_second_interrupt_kills_at_once(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("stubborn", "sleeper", "ignore-term",
+                                  extra="    stop: {timeout: 60s}\n"))
+    e = engines(cfg)
+    e.wait_out("ready")
+    e.proc.send_signal(signal.SIGINT)
+    e.wait_out("stubborn   * stopping")
+    e.proc.send_signal(signal.SIGINT)
+    assert e.proc.wait(20) == 0  # well before the 60 s stop timeout
+    assert "stopping now: SIGKILL to every service" in e.out
+    assert "all stopped" in e.out

@@ -110,14 +110,21 @@ async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-u
     sup.bus.add_listener(
         console if not quiet else (lambda ev: None if isinstance(ev, LogLines) else console(ev)))
     stop = asyncio.Event()
+
+    def on_stop_signal() -> None:
+        if stop.is_set():  # asked twice: do not wait for stop timeouts
+            console.write("stopping now: SIGKILL to every service\n")
+            sup.kill_all()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_stop_signal)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sup.reload()))
     loop.add_signal_handler(signal.SIGUSR2, lambda: console.write(
         "code reload (SIGUSR2) is not built yet; ignored\n"))
     try:
         try:
-            await sup.open()
+            await sup.open(autostart=False)
         except AlreadyRunning as e:
             _err(str(e))
             return 1
@@ -127,6 +134,7 @@ async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-u
         console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
                       f"{len(cfg.services)} services from {cfg.path}; logs in "
                       f"{cfg.settings.log_dir}\n")
+        sup.autostart()
         await stop.wait()
         console.write("stopping all services...\n")
         await sup.close()

@@ -122,7 +122,7 @@ class Service:
         self._task = None
 
     # -- operator actions -------------------------------------------------------------
-    def start(self) -> bool:
+    def start(self, reason: str = "started by operator") -> bool:
         """Start if not running. A manual start clears backoff and crash-loop history.
         Leftovers of an earlier process are stopped first: never two copies."""
         self.wanted = True
@@ -134,16 +134,16 @@ class Service:
         self.consecutive = 0
         self.failure_times.clear()
         if busy and self._leftovers():
-            self._task = asyncio.ensure_future(self._start_after_cleanup())
+            self._task = asyncio.ensure_future(self._start_after_cleanup(reason))
         else:
-            self._spawn("started by operator")
+            self._spawn(reason)
         return True
 
-    async def _start_after_cleanup(self) -> None:
+    async def _start_after_cleanup(self, reason: str) -> None:
         await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
         if self.state is State.BACKOFF or self.state in STARTABLE_STATES:
             self._task = None
-            self._spawn("started by operator")
+            self._spawn(reason)
 
     async def stop(self, reason: str = "stopped by operator") -> None:
         """Stop the whole process tree: stop signal to the group, SIGKILL after the
@@ -370,6 +370,11 @@ class Service:
             proc.signal_pid(self.pid, sig)
         for p in self._tree():
             proc.signal_pid(p, sig)
+
+    def kill_now(self) -> None:
+        """SIGKILL the whole tree at once (the stop in progress then completes)."""
+        if self.pid is not None or self.pgid is not None:
+            self._signal_tree(_signal.SIGKILL)
 
     def _describe_tree(self) -> str:
         pids = sorted(self._tree() | ({self.pid} if self.pid else set()))

@@ -69,12 +69,19 @@ class Supervisor:
             self._adopt(adopt)
         else:
             await self.clear_leftovers()
-        for spec in self.config.services.values():
-            if spec.name not in self.services:
-                self.services[spec.name] = Service(spec, self.ctx)
-                if autostart and spec.autostart:
-                    self.services[spec.name].start()
+        fresh = [n for n in self.config.services if n not in self.services]
+        for name in fresh:
+            self.services[name] = Service(self.config.services[name], self.ctx)
+        if autostart:
+            self.autostart(fresh)
         self._write_state()
+
+    def autostart(self, names: Iterable[str] | None = None) -> None:
+        """Start the services (all by default) whose spec says `autostart`."""
+        for name in self.services if names is None else names:
+            svc = self.services[name]
+            if svc.spec.autostart and svc.state.value == "stopped":
+                svc.start("autostart")
 
     async def close(self) -> None:
         """Stop every service (signals sent in reverse config order), release the lock."""
@@ -93,6 +100,11 @@ class Supervisor:
         if self.lock is not None:
             self.lock.release()
         self.bus.close()
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of every service now (a second Ctrl-C while stopping)."""
+        for svc in self.services.values():
+            svc.kill_now()
 
     async def _stop_all(self, services: Iterable[Service], reason: str) -> None:
         tasks = [asyncio.ensure_future(s.stop(reason)) for s in services]
@@ -305,11 +317,9 @@ class Supervisor:
         for name in d.added:
             self.services[name] = Service(new.services[name], self.ctx)
         self.services = {n: self.services[n] for n in new.services}  # config order
-        for name in d.added:
-            if new.services[name].autostart:
-                self.services[name].start()
+        self.autostart(d.added)
         for name in restart:
-            self.services[name].start()
+            self.services[name].start("config changed")
         self.reloads += 1
         summary = {"ok": True, "added": list(d.added), "removed": list(d.removed),
                    "restarted": list(d.changed), "in_place": list(d.in_place)}
