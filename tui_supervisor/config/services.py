@@ -1,0 +1,291 @@
+"""Service entries of a config: command, environment, policies, system checks."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from yaml.nodes import Node, SequenceNode
+
+from tui_supervisor.config.reader import Items, Reader, expand_path, join
+from tui_supervisor.config.schema import (
+    BackoffSpec,
+    CrashLoopSpec,
+    LogSpec,
+    RestartPolicy,
+    ServiceSpec,
+    StopSpec,
+)
+from tui_supervisor.config.units import (
+    interpolate,
+    parse_duration,
+    parse_env_lines,
+    parse_signal,
+    parse_size,
+    show,
+    to_bool,
+    to_choice,
+    to_int,
+    to_number,
+    to_str,
+)
+
+# --- services -----------------------------------------------------------------------------
+
+SERVICE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+ENV_NAME = re.compile(r"[^=\x00]+")
+SERVICE_KEYS = {
+    "command", "shell", "cwd", "env", "env_file", "user", "autostart", "start_time",
+    "restart", "success_codes", "backoff", "crash_loop", "stop", "log",
+}  # fmt: skip
+UNSUPPORTED_KEYS = frozenset({"health", "depends_on", "replicas"})
+
+
+def positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be greater than 0, got {show(value)}")
+    return seconds
+
+
+BACKOFF = {
+    "initial": parse_duration,
+    "factor": to_number(1),
+    "max": parse_duration,
+    "jitter": to_number(0, 1),
+    "reset_after": parse_duration,
+}
+CRASH_LOOP = {"max_failures": to_int(1), "window": positive_duration}
+STOP = {"signal": parse_signal, "timeout": parse_duration}
+LOG = {"max_bytes": parse_size, "backups": to_int(0), "ring_lines": to_int(1)}
+
+
+def load_services(
+    r: Reader, top: Items, root: Node, config_dir: Path, environ: Mapping[str, str], check: bool
+) -> Mapping[str, ServiceSpec]:
+    """All services in file order; the base env is `environ` plus TUISUP_PYTHON."""
+    out: dict[str, ServiceSpec] = {}
+    if "services" not in top:
+        r.add(root, "", "missing required key 'services'")
+        return MappingProxyType(out)
+    node = top["services"][1]
+    items = r.mapping(node, "services", null_ok=False)
+    if items is None:
+        return MappingProxyType(out)
+    if not items:
+        r.add(node, "services", "must define at least one service")
+    base = dict(environ)
+    base.setdefault("TUISUP_PYTHON", sys.executable)
+    for name, (key_node, value_node) in items.items():
+        if not SERVICE_NAME.fullmatch(name) or name in {".", ".."}:
+            msg = f"invalid service name {name!r}: use only letters, digits, '_', '.' and '-'"
+            r.add(key_node, "services", msg)
+            continue
+        spec = load_service(r, name, key_node, value_node, config_dir, base, check)
+        if spec is not None:
+            out[name] = spec
+    return MappingProxyType(out)
+
+
+def load_service(
+    r: Reader, name: str, key_node: Node, node: Node, config_dir: Path,
+    base: Mapping[str, str], check: bool,
+) -> ServiceSpec | None:  # fmt: skip
+    path = f"services.{name}"
+    items = r.mapping(node, path, null_ok=False)
+    if items is None:
+        return None
+    r.check_keys(items, SERVICE_KEYS, path, UNSUPPORTED_KEYS)
+    if "command" not in items:
+        r.add(key_node, path, "missing required key 'command'")
+    env = dict(base)
+    env_files = load_env_files(r, items, path, config_dir, env)
+    if "env" in items:
+        lower = dict(env)
+        env_path = join(path, "env")
+        for key, (kn, vn) in (r.mapping(items["env"][1], env_path) or {}).items():
+            if not ENV_NAME.fullmatch(key):
+                r.add(kn, env_path, f"invalid environment variable name {key!r}")
+                continue
+            try:
+                env[key] = interpolate(env_value(r, vn), lower)
+            except ValueError as e:
+                r.add(vn, join(env_path, key), str(e))
+    argv = load_command(r, items, path, env)
+    cwd = r.text(items, "cwd", path, env)
+    backoff = r.section(items, "backoff", path, BackoffSpec(), BACKOFF)
+    if backoff.max < backoff.initial:
+        msg = f"max ({backoff.max:g}s) must be at least initial ({backoff.initial:g}s)"
+        r.add(items["backoff"][1], join(path, "backoff"), msg)
+    spec = ServiceSpec(
+        name=name,
+        argv=argv,
+        cwd=config_dir if cwd is None else expand_path(cwd, config_dir, env),
+        env=MappingProxyType(env),
+        env_files=env_files,
+        user=r.text(items, "user", path, env),
+        autostart=r.get(items, "autostart", path, to_bool, True),
+        start_time=r.get(items, "start_time", path, parse_duration, 1.0),
+        restart=RestartPolicy(
+            r.get(
+                items, "restart", path, to_choice(tuple(p.value for p in RestartPolicy)), "always"
+            )
+        ),
+        success_codes=load_codes(r, items, path),
+        backoff=backoff,
+        crash_loop=r.section(items, "crash_loop", path, CrashLoopSpec(), CRASH_LOOP),
+        stop=r.section(items, "stop", path, StopSpec(), STOP),
+        log=r.section(items, "log", path, LogSpec(), LOG),
+        line=key_node.start_mark.line + 1,
+    )
+    if check:
+        check_service(r, spec, items, path, key_node)
+    return spec
+
+
+def env_value(r: Reader, node: Node) -> str:
+    """An env value as text: strings as parsed, numbers and booleans as written."""
+    value = r.plain(node)
+    if isinstance(value, str):
+        return value
+    if value is None or not isinstance(value, int | float | bool):
+        raise ValueError(f"expected a string, number or boolean, got {show(value)}")
+    return str(node.value)
+
+
+def load_env_files(
+    r: Reader, items: Items, path: str, config_dir: Path, env: dict[str, str]
+) -> tuple[Path, ...]:
+    """Read `env_file` (one path or a list) into `env`; returns the absolute paths."""
+    if "env_file" not in items:
+        return ()
+    node = items["env_file"][1]
+    is_list = isinstance(node, SequenceNode)
+    files: list[Path] = []
+    for i, item in enumerate(node.value if is_list else [node]):
+        item_path = f"{path}.env_file[{i}]" if is_list else f"{path}.env_file"
+        try:
+            file = expand_path(interpolate(to_str(r.plain(item)), env), config_dir, env)
+        except ValueError as e:
+            r.add(item, item_path, str(e))
+            continue
+        files.append(file)
+        try:
+            env.update(parse_env_lines(file.read_text(encoding="utf-8")))
+        except OSError as e:
+            r.add(item, item_path, f"cannot read env file {file}: {e.strerror or e}")
+        except UnicodeDecodeError:
+            r.add(item, item_path, f"env file {file} is not valid UTF-8")
+        except ValueError as e:
+            r.add(item, item_path, f"env file {file}: {e}")
+    return tuple(files)
+
+
+def load_command(r: Reader, items: Items, path: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """argv from a list (exec), a string (shlex split) or a shell string; () on errors."""
+    if "command" not in items:
+        return ()
+    node, cmd_path = items["command"][1], join(path, "command")
+    shell = r.get(items, "shell", path, to_bool, False)
+    argv: list[str] = []
+    if isinstance(node, SequenceNode):
+        if shell:
+            r.add(node, cmd_path, "with shell: true, command must be a string, got a list")
+            return ()
+        for i, item in enumerate(node.value):
+            try:
+                value = r.plain(item)
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise ValueError(f"expected a string, got {show(value)}")
+                argv.append(interpolate(value if isinstance(value, str) else item.value, env))
+            except ValueError as e:
+                r.add(item, f"{cmd_path}[{i}]", str(e))
+        if len(argv) != len(node.value):
+            return ()
+    else:
+        try:
+            value = r.plain(node)
+            if not isinstance(value, str):
+                raise ValueError(f"expected a list of strings or a string, got {show(value)}")
+            if shell:
+                argv = ["/bin/sh", "-c", interpolate(value, env)] if value.strip() else []
+            else:
+                try:
+                    words = shlex.split(value)
+                except ValueError as e:
+                    raise ValueError(f"cannot split the command: {str(e).lower()}") from None
+                argv = [interpolate(word, env) for word in words]
+        except ValueError as e:
+            r.add(node, cmd_path, str(e))
+            return ()
+    if not argv or not argv[0]:
+        r.add(node, cmd_path, "command is empty")
+        return ()
+    return tuple(argv)
+
+
+def load_codes(r: Reader, items: Items, path: str) -> frozenset[int]:
+    """success_codes: one int or a list of ints in 0..255."""
+    if "success_codes" not in items:
+        return frozenset({0})
+    node, codes_path = items["success_codes"][1], join(path, "success_codes")
+    nodes = node.value if isinstance(node, SequenceNode) else [node]
+    codes: set[int] = set()
+    for i, item in enumerate(nodes):
+        try:
+            codes.add(to_int(0, 255)(r.plain(item)))
+        except ValueError as e:
+            r.add(item, f"{codes_path}[{i}]" if item is not node else codes_path, str(e))
+    return frozenset(codes) or frozenset({0})
+
+
+def check_service(r: Reader, spec: ServiceSpec, items: Items, path: str, key_node: Node) -> None:
+    """System checks: executable, working directory, user."""
+    if spec.argv:
+        problem = find_executable(spec.argv[0], spec.cwd, spec.env.get("PATH", os.defpath))
+        if problem:
+            r.add(items["command"][1], join(path, "command"), problem)
+    cwd_node = items["cwd"][1] if "cwd" in items else key_node
+    if not spec.cwd.exists():
+        r.add(cwd_node, join(path, "cwd"), f"directory {str(spec.cwd)!r} does not exist")
+    elif not spec.cwd.is_dir():
+        r.add(cwd_node, join(path, "cwd"), f"{str(spec.cwd)!r} is not a directory")
+    if spec.user:
+        user_node, user_path = items["user"][1], join(path, "user")
+        try:
+            pwd.getpwnam(spec.user)
+        except KeyError:
+            r.add(user_node, user_path, f"unknown user {spec.user!r}")
+            return
+        if os.geteuid() != 0 and spec.user != current_user():
+            r.add(user_node, user_path, f"needs root to switch to {spec.user!r}")
+
+
+def current_user() -> str | None:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return None
+
+
+def find_executable(program: str, cwd: Path, search_path: str) -> str | None:
+    """None if `program` can be executed, else a message saying why not."""
+    if "/" in program:
+        target = Path(os.path.normpath(cwd / program))
+        if not target.exists():
+            return f"executable {program!r} not found (looked for {target})"
+        if not target.is_file() or not os.access(target, os.X_OK):
+            return f"{program!r} is not an executable file ({target})"
+        return None
+    for folder in search_path.split(os.pathsep):
+        candidate = cwd / (folder or ".") / program
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return None
+    return f"executable {program!r} not found in PATH"
