@@ -95,3 +95,9 @@ async def test_apply_config_keeps_unchanged_pids(engine_factory, tmp_path: Path)
     assert sup.services["change"].pid not in (None, pids["change"])
     assert not alive(pids["gone"]) and not alive(pids["change"])
     assert sup.services["new"].pid is not None
+
+
+async def test_unknown_user_is_fatal_with_reason(engine_factory, tmp_path: Path) -> None:
+    sup = await engine_factory(spec("u", ("/bin/sleep", "1"), tmp_path, user="no-such-user-x"))
+    svc = sup.services["u"]
+    assert svc.state.value == "fatal" and svc.reason == "unknown user 'no-such-user-x'"

@@ -56,13 +56,16 @@ def spawn(argv: tuple[str, ...], *, cwd: str, env: dict[str, str], user: str | N
     import time
 
     kwargs: dict[str, object] = {}
-    if user is not None and os.geteuid() == 0:
+    if user is not None:
         try:
             pw = pwd.getpwnam(user)
         except KeyError:
             raise SpawnError(f"unknown user {user!r}", permanent=True) from None
-        kwargs.update(user=pw.pw_uid, group=pw.pw_gid,
-                      extra_groups=os.getgrouplist(pw.pw_name, pw.pw_gid))
+        if os.geteuid() == 0:
+            kwargs.update(user=pw.pw_uid, group=pw.pw_gid,
+                          extra_groups=os.getgrouplist(pw.pw_name, pw.pw_gid))
+        elif pw.pw_uid != os.geteuid():
+            raise SpawnError(f"needs root to run as user {user!r}", permanent=True)
     try:
         p = subprocess.Popen(
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
