@@ -54,13 +54,18 @@ class Supervisor:
         """Take the config's lock, clear a dead predecessor's leftovers, start services
         (or adopt the live ones of a detach record)."""
         loop = asyncio.get_running_loop()
-        proc.set_subreaper()
+        if not proc.set_subreaper():
+            self._notice("warning", "cannot become a child subreaper on this system: "
+                         "processes that daemonize escape supervision")
         if adopt is not None and adopt.get("lock_fd") is not None:
             self.lock = EngineLock.adopt(Path(adopt["lock_path"]), adopt["lock_fd"])
         elif lock:
             self.lock = EngineLock.acquire(self.config.settings.runtime_dir)
         self.watcher = get_watcher(loop)
         self.watcher.install()
+        if not self.watcher.pidfd:
+            self._notice("warning", "pidfd_open is not available: exits are detected via "
+                         "SIGCHLD (slower with many services)")
         self.ctx = EngineContext(loop, self.bus, self.watcher, self.config.settings.log_dir,
                                  self.config.config_id, self._changed)
         if adopt is not None:
