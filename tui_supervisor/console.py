@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 
-from tui_supervisor.engine.events import Event, Exited, LogLines, Notice, StateChanged
+from tui_supervisor.engine.events import AnyEvent, Exited, LogLines, Notice, StateChanged
 
 COLORS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 STATE_COLORS = {"running": 32, "daemonized": 32, "starting": 36, "stopping": 33,
@@ -28,7 +28,7 @@ class Console:
         for i, n in enumerate(names):
             self.prefix_for(n, i)
         self.max_buffer = max_buffer
-        self._buf: deque[bytes] = deque()
+        self._buf: deque[AnyEvent | str] = deque()
         self._size = 0
         self.dropped = 0
         self._cond = threading.Condition()
@@ -49,36 +49,47 @@ class Console:
     def _paint(self, text: str, code: int) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
 
-    def __call__(self, ev: Event) -> None:
+    def __call__(self, ev: AnyEvent) -> None:
+        """Queue an event (cheap: formatting happens on the console's thread)."""
+        if isinstance(ev, Exited):
+            return
+        size = len(ev.raw) + 40 * ev.count if isinstance(ev, LogLines) else 200
+        with self._cond:
+            if self._size + size > self.max_buffer:
+                self.dropped += ev.count if isinstance(ev, LogLines) else 1
+                return
+            self._buf.append(ev)
+            self._size += size
+            self._cond.notify()
+
+    def write(self, text: str) -> None:
+        """Queue a line of the supervisor's own."""
+        with self._cond:
+            self._buf.append(text)
+            self._size += len(text)
+            self._cond.notify()
+
+    def format(self, ev: AnyEvent | str) -> str:
+        if isinstance(ev, str):
+            return ev
         stamp = time.strftime("%H:%M:%S", time.localtime(ev.t))
         if isinstance(ev, LogLines):
             head = f"{stamp} {self.prefix_for(ev.service)} | "
             if ev.stream == "stderr":
                 head += self._paint("!", 31) + " "
-            self.write("".join(f"{head}{line}\n" for line in ev.lines))
-        elif isinstance(ev, StateChanged):
+            return "".join(f"{head}{line}\n" for line in ev.lines)
+        if isinstance(ev, StateChanged):
             state = self._paint(ev.new, STATE_COLORS.get(ev.new, 0))
             pid = f" pid {ev.pid}" if ev.pid and ev.new in ("starting", "running") else ""
             why = f" ({ev.reason})" if ev.reason else ""
-            self.write(f"{stamp} {self.prefix_for(ev.service)} * {state}{pid}{why}\n")
-        elif isinstance(ev, Notice):
+            return f"{stamp} {self.prefix_for(ev.service)} * {state}{pid}{why}\n"
+        if isinstance(ev, Notice):
             who = self.prefix_for(ev.service) if ev.service else \
                 self._paint("supervisor".ljust(self.width), 1)
             level = self._paint(ev.level, 91 if ev.level == "error" else 33) \
                 if ev.level != "info" else ev.level
-            self.write(f"{stamp} {who} * {level}: {ev.message}\n")
-        elif isinstance(ev, Exited) and ev.requested:
-            pass
-
-    def write(self, text: str) -> None:
-        data = text.encode("utf-8", "replace")
-        with self._cond:
-            if self._size + len(data) > self.max_buffer:
-                self.dropped += text.count("\n")
-                return
-            self._buf.append(data)
-            self._size += len(data)
-            self._cond.notify()
+            return f"{stamp} {who} * {level}: {ev.message}\n"
+        return ""
 
     def _run(self) -> None:
         while True:
@@ -87,14 +98,15 @@ class Console:
                     self._cond.wait()
                 if not self._buf and self._closed:
                     return
-                chunks = list(self._buf)
+                items = list(self._buf)
                 self._buf.clear()
                 self._size = 0
                 dropped, self.dropped = self.dropped, 0
+            text = "".join(map(self.format, items))
             if dropped:
-                chunks.append(f"... {dropped} lines not shown here (the console fell "
-                              f"behind); the log files have them all\n".encode())
-            data = memoryview(b"".join(chunks))
+                text += (f"... {dropped} lines not shown here (the console fell behind); "
+                         "the log files have them all\n")
+            data = memoryview(text.encode("utf-8", "replace"))
             while data:
                 try:
                     data = data[os.write(self.fd, data):]

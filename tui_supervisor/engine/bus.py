@@ -11,9 +11,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from tui_supervisor.engine.events import Event, Notice
+from tui_supervisor.engine.events import AnyEvent, Notice
 
-Listener = Callable[[Event], None]
+Listener = Callable[[AnyEvent], None]
 
 
 class Subscription:
@@ -21,7 +21,7 @@ class Subscription:
     `maxsize` events behind is dropped: it receives a final Notice and the iteration ends."""
 
     def __init__(self, bus: EventBus, maxsize: int, first: Any = None,
-                 accept: Callable[[Event], bool] | None = None) -> None:
+                 accept: Callable[[AnyEvent], bool] | None = None) -> None:
         self._bus = bus
         self._accept = accept
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -31,7 +31,7 @@ class Subscription:
         if first is not None:
             self._queue.put_nowait(first)
 
-    def _push(self, ev: Event) -> None:
+    def _push(self, ev: AnyEvent) -> None:
         if self.closed or (self._accept is not None and not self._accept(ev)):
             return
         if self._queue.qsize() >= self._maxsize:
@@ -75,7 +75,7 @@ class EventBus:
         return lambda: self._listeners.remove(fn) if fn in self._listeners else None
 
     def subscribe(self, maxsize: int = 10_000, first: Any = None,
-                  accept: Callable[[Event], bool] | None = None) -> Subscription:
+                  accept: Callable[[AnyEvent], bool] | None = None) -> Subscription:
         """A bounded async subscription; `first` is queued before any event; `accept`
         filters events."""
         sub = Subscription(self, maxsize, first, accept)
@@ -86,7 +86,7 @@ class EventBus:
         if sub in self._subs:
             self._subs.remove(sub)
 
-    def emit(self, ev: Event) -> None:
+    def emit(self, ev: AnyEvent) -> None:
         for fn in tuple(self._listeners):
             fn(ev)
         for sub in tuple(self._subs):

@@ -48,15 +48,39 @@ class Exited(Event):
     """Seconds from the process's death to the engine noticing (None if unknown)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LogLines(Event):
+class LogLines:
+    """Lines a service printed, as read in one go. Carries the raw newline-terminated
+    bytes; `lines` decodes them on first use (the engine itself never needs to)."""
+
     kind: ClassVar[str] = "log"
-    service: str
-    stream: str
-    """"stdout" or "stderr"."""
-    seq: int
-    """Sequence number of the first line; the service's lines are numbered 1, 2, ..."""
-    lines: tuple[str, ...]
+    __slots__ = ("_lines", "count", "raw", "seq", "service", "stream", "t")
+
+    def __init__(self, t: float, service: str, stream: str, seq: int, raw: bytes,
+                 count: int) -> None:
+        self.t = t
+        self.service = service
+        self.stream = stream
+        """"stdout" or "stderr"."""
+        self.seq = seq
+        """Sequence number of the first line; the service's lines are numbered 1, 2, ..."""
+        self.raw = raw
+        self.count = count
+        self._lines: list[str] | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            lines = self.raw.decode("utf-8", "replace").split("\n")
+            lines.pop()
+            self._lines = lines
+        return self._lines
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "t": self.t, "service": self.service,
+                "stream": self.stream, "seq": self.seq, "lines": self.lines}
+
+    def __repr__(self) -> str:
+        return f"LogLines({self.service!r}, {self.stream!r}, seq={self.seq}, n={self.count})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +90,7 @@ class Notice(Event):
     """"info", "warning" or "error"."""
     message: str
     service: str | None = None
+
+
+AnyEvent = Event | LogLines
+"""What the bus carries."""

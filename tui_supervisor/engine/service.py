@@ -41,8 +41,8 @@ from tui_supervisor.engine.states import (
     State,
 )
 
-READ_CHUNK = 65536
-READS_PER_WAKEUP = 16
+READ_CHUNK = 256 * 1024
+READS_PER_WAKEUP = 4
 KILL_WAIT = 5.0
 """Seconds to wait for the tree to vanish after SIGKILL before reporting it."""
 
@@ -427,8 +427,8 @@ class Service:
         os.close(fd)
         self._ingest(stream, *splitter.flush())
 
-    def _ingest(self, stream: str, raw: bytes, lines: list[str]) -> None:
-        if not lines:
+    def _ingest(self, stream: str, raw: bytes, n: int) -> None:
+        if not n:
             return
         try:
             self.log_file.write(raw)
@@ -437,8 +437,8 @@ class Service:
                 self._log_error_reported = True
                 self._notice("error", f"cannot write {self.log_file.path}: {e.strerror}")
         t = time.time()
-        seq = self.ring.extend(t, stream, lines)
-        self.ctx.bus.emit(LogLines(t, self.name, stream, seq, tuple(lines)))
+        seq = self.ring.extend(t, stream, raw, n)
+        self.ctx.bus.emit(LogLines(t, self.name, stream, seq, raw, n))
 
     def _notice(self, level: str, message: str) -> None:
         self.ctx.bus.emit(Notice(time.time(), level, message, self.name))

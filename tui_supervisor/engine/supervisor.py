@@ -337,7 +337,7 @@ class Supervisor:
 async def _as_dicts(sub: Subscription) -> AsyncIterator[dict[str, Any]]:
     try:
         async for item in sub:
-            yield item.as_dict() if isinstance(item, Event) else item
+            yield item.as_dict() if isinstance(item, Event | LogLines) else item
     finally:
         sub.close()
 
