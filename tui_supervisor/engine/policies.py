@@ -26,6 +26,8 @@ class ExitInfo:
                 return f"killed by {_signal.Signals(self.signal).name}"
             except ValueError:
                 return f"killed by signal {self.signal}"
+        if self.code is None:
+            return "exited (status unknown: not our child)"
         return f"exit code {self.code}"
 
     @classmethod

@@ -125,10 +125,10 @@ class Service:
     def start(self, reason: str = "started by operator") -> bool:
         """Start if not running. A manual start clears backoff and crash-loop history.
         Leftovers of an earlier process are stopped first: never two copies."""
+        if self.state is not State.BACKOFF and self.state not in STARTABLE_STATES:
+            return False
         self.wanted = True
         busy = self._task is not None and not self._task.done()
-        if self.state is not State.BACKOFF and (self.state not in STARTABLE_STATES):
-            return False
         self._cancel_task()
         self._cancel_timer()
         self.consecutive = 0
@@ -188,7 +188,9 @@ class Service:
             self._stopping = False
 
     # -- spawning ---------------------------------------------------------------------
-    def _spawn(self, why: str) -> None:
+    def _spawn(self, why: str, *, auto: bool = False) -> None:
+        """Start a process; `auto` marks a respawn by the restart policy (counted in
+        `restarts`), as opposed to a start asked for."""
         self._cancel_timer()
         if self.pgid is not None and not proc.group_alive(self.pgid):
             self.ctx.watcher.sessions.discard(self.pgid)
@@ -208,8 +210,7 @@ class Service:
             return
         self.pid = self.pgid = s.pid
         self.ctx.watcher.sessions.add(s.pid)
-        if self.spawns:
-            self.restarts += 1
+        self.restarts += auto
         self.spawns += 1
         self.started_mono = time.monotonic()
         self.started_wall = s.started_wall
@@ -261,7 +262,7 @@ class Service:
         """Decide what follows an exit nobody asked for (or an operator signal)."""
         leftovers = self._leftovers()
         if leftovers and is_clean(exit, self.spec.success_codes):
-            self._track_daemon(leftovers)
+            self._track_daemon(leftovers, f"main process {exit.describe()}")
             return
         failure = is_failure(exit, self.spec.success_codes, was_starting=was_starting,
                              requested=requested)
@@ -286,7 +287,7 @@ class Service:
             self.backoff_until = now + delay
             self._set_state(State.BACKOFF, f"{reason}; restarting in {delay:.2f}s")
             if delay <= 0 and not leftovers:
-                self._spawn("respawned")
+                self._spawn("respawned", auto=True)
             else:
                 self._task = asyncio.ensure_future(self._respawn_later(leftovers))
         else:
@@ -301,7 +302,7 @@ class Service:
             await asyncio.sleep(max(0.0, self.backoff_until - time.monotonic()))
         if epoch == self._epoch and self.state is State.BACKOFF:
             self._task = None
-            self._spawn("respawned")
+            self._spawn("respawned", auto=True)
 
     def _start_cleanup(self, leftovers: bool) -> None:
         if leftovers:
@@ -314,13 +315,15 @@ class Service:
             self._task = None
 
     # -- daemonized -------------------------------------------------------------------
-    def _track_daemon(self, pids: set[int]) -> None:
+    def _track_daemon(self, pids: set[int], why: str) -> None:
         self.daemon_pids = set(pids) or self.daemon_pids
         for p in self.daemon_pids:
             self.ctx.watcher.watch(p, self._on_daemon_exit)
         shown = ", ".join(map(str, sorted(self.daemon_pids)[:5]))
+        if len(self.daemon_pids) > 5:
+            shown += ", ..."
         if self.state is not State.DAEMONIZED:
-            self._set_state(State.DAEMONIZED, f"main process exited 0; left running: {shown}")
+            self._set_state(State.DAEMONIZED, f"{why}; still running: pid {shown}")
 
     def _on_daemon_exit(self, pid: int, exit: ExitInfo) -> None:
         self.daemon_pids.discard(pid)
@@ -328,7 +331,7 @@ class Service:
             return
         rest = self._leftovers()
         if rest:
-            self._track_daemon(rest)
+            self._track_daemon(rest, "")
             return
         self.last_exit = {"pid": pid, "code": exit.code, "signal": exit.signal,
                           "t": time.time(), "uptime": None, "text": exit.describe()}
