@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node
@@ -64,6 +65,23 @@ def read_text(path: Path, file: str) -> str:
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         bad = f"0x{data[e.start]:02x}"
         raise _fail(file, line, col, f"not valid UTF-8 (byte {bad}); save it as UTF-8") from None
+
+
+def fast_compose(text: str) -> tuple[Any, Node | None]:
+    """(loader, root) parsed by libyaml (10x faster on big files), or (None, None) when
+    libyaml is missing, the document is empty, or it has an error."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is None:
+        return None, None
+    loader = fast(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError:
+        root = None
+    if root is None:
+        loader.dispose()
+        return None, None
+    return loader, root
 
 
 def compose(loader: yaml.SafeLoader, text: str, file: str) -> Node | None:
@@ -165,9 +183,12 @@ def load_config(
     text = read_text(abs_path, file)
     abs_path = abs_path.resolve()
     env = dict(os.environ if environ is None else environ)
-    loader = yaml.SafeLoader(text)
+    loader, root = fast_compose(text)
+    if loader is None:  # no libyaml, or an error: the pure parser words it best
+        loader = yaml.SafeLoader(text)
     try:
-        root = compose(loader, text, file)
+        if root is None:
+            root = compose(loader, text, file)
         r = Reader(file, loader)
         if root is None:
             raise _fail(file, 1, 1, "config is empty; expected a mapping with a 'services' key")
