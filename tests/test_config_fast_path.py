@@ -11,9 +11,10 @@ import yaml
 from tui_supervisor.config import ConfigError, load_config
 
 GOOD = "services:\n" + "".join(
-    f"  s{i}:\n    command: [/bin/sleep, '{i}']\n    env: {{N: 'ü{i}'}}\n    stop: {{timeout: 2s}}\n"
-    for i in range(50))
-BAD = "services:\n  web: {command: [x], env: {É: 'é'}, restart: bogus}\n  b: {command: [y], stop: {signal: NOPE}}\n"
+    f"  s{i}:\n    command: [/bin/sleep, '{i}']\n    env: {{N: 'ü{i}'}}\n"
+    "    stop: {timeout: 2s}\n" for i in range(50))
+BAD = ("services:\n  web: {command: [x], env: {É: 'é'}, restart: bogus}\n"
+       "  b: {command: [y], stop: {signal: NOPE}}\n")
 
 
 def load_both(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> list[object]:
