@@ -36,6 +36,7 @@ class ChildWatcher:
         """Children spawned for other purposes (not ours to reap)."""
         self.users = 0
         self._sigchld = False
+        self._children: set[int] | None = None
         self.pidfd = proc.HAS_PIDFD
 
     # -- registry ---------------------------------------------------------------------
@@ -79,8 +80,19 @@ class ChildWatcher:
             self.loop.remove_reader(fd)
             os.close(fd)
 
-    def watched(self) -> frozenset[int]:
-        return frozenset(self._callbacks)
+    def watching(self, pid: int) -> bool:
+        return pid in self._callbacks
+
+    def children(self) -> set[int]:
+        """The engine's direct children, read from /proc at most once per event-loop
+        iteration (stopping 200 services asks for them hundreds of times)."""
+        if self._children is None:
+            self._children = proc.children_of(os.getpid())
+            self.loop.call_soon(self._forget_children)
+        return self._children
+
+    def _forget_children(self) -> None:
+        self._children = None
 
     # -- events -----------------------------------------------------------------------
     def _on_pidfd(self, pid: int) -> None:
@@ -110,6 +122,7 @@ class ChildWatcher:
             cb(pid, status)
 
     def _on_sigchld(self) -> None:
+        self._children = None
         for pid in tuple(self._polled):
             self._poll_one(pid)
         self.reap_orphans()
@@ -117,7 +130,7 @@ class ChildWatcher:
     def reap_orphans(self) -> int:
         """Reap zombie children that belong to services but are not watched."""
         n = 0
-        for pid in proc.children_of(os.getpid()):
+        for pid in self.children():
             if pid in self._callbacks or pid in self.exempt:
                 continue
             st = proc.stat(pid)

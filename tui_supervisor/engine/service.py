@@ -352,9 +352,9 @@ class Service:
         out: set[int] = set()
         if self.pid is not None:
             out |= proc.descendants(self.pid)
-        watched = self.ctx.watcher.watched()
-        for c in proc.children_of(os.getpid()):
-            if c in watched and c not in self.daemon_pids:
+        watcher = self.ctx.watcher
+        for c in watcher.children():
+            if c not in self.daemon_pids and watcher.watching(c):
                 continue
             if c in self.daemon_pids or proc.read_marker(c) == self.marker:
                 out.add(c)
