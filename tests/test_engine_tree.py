@@ -86,3 +86,16 @@ async def test_crash_with_children_in_group_clears_them(engine_factory,
     await wait_for(lambda: svc.state.value == "exited")
     await wait_for(lambda: not any(alive(p) for p in sleepers), what="leftover cleared")
     assert svc.failures == 1
+
+
+async def test_stop_waits_for_a_worker_whose_marker_vanished(engine_factory,
+                                                              tmp_path: Path) -> None:
+    """While a process exits, its environ (our marker) is no longer readable and its
+    parent may be dead already: stop must still wait for it (regression: it returned
+    with the worker alive, seen under CPU load)."""
+    pidfile = tmp_path / "w.pid"
+    sup = await engine_factory(spec("n", child("forker", str(pidfile), "setsid",
+                                                "hide-on-term"), tmp_path))
+    worker = await wait_for(lambda: read_pid(pidfile))
+    await sup.stop(["n"])
+    assert not alive(worker), "stop returned while the worker was still exiting"
