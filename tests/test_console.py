@@ -27,8 +27,8 @@ def test_prefixed_lines_and_state_changes() -> None:
     r, w = os.pipe()
     c = Console(["web", "worker"], fd=w, color=False)
     t = time.mktime((2026, 1, 2, 3, 4, 5, 0, 0, -1))
-    c(LogLines(t, "web", "stdout", 1, b"hello\nworld\n", 2))
-    c(LogLines(t, "worker", "stderr", 1, b"oops\n", 1))
+    c(LogLines(t, "web", "stdout", 0, [b"hello\nworld\n"], 12))
+    c(LogLines(t, "worker", "stderr", 0, [b"oops\n"], 5))
     c(StateChanged(t, "web", "starting", "running", 42, "up for 1s"))
     c(Notice(t, "warning", "something odd", None))
     c.close()
@@ -51,7 +51,7 @@ def test_unread_stdout_never_blocks_the_caller() -> None:
     chunk = (b"x" * 100 + b"\n") * 10
     t0 = time.monotonic()
     for i in range(20_000):
-        c(LogLines(time.time(), "s", "stdout", i, chunk, 10))
+        c(LogLines(time.time(), "s", "stdout", i, [chunk], len(chunk)))
     elapsed = time.monotonic() - t0
     assert c.dropped > 0
     got: list[bytes] = []

@@ -22,7 +22,7 @@ async def test_adopt_keeps_every_pid_and_byte(engine_factory, tmp_path: Path) ->
         spec("c", child("crash", "1", "0.05"), tmp_path),  # keeps failing: counters move
     )
     first = await engine_factory(config=cfg)
-    await wait_for(lambda: first.services["a"].ring.next_seq > 200, what="output")
+    await wait_for(lambda: first.services["a"].ring.next_offset > 200 * 55, what="output")
     await wait_for(lambda: first.services["c"].failures >= 2)
     pids = {n: s.pid for n, s in first.services.items() if n != "c"}
     record = json.loads(json.dumps(first.detach()))  # must be plain JSON
@@ -61,7 +61,7 @@ async def test_adopt_of_child_that_died_during_handoff(engine_factory, tmp_path:
     cfg = make_config(tmp_path, spec("s", child("sleeper"), tmp_path))
     first = await engine_factory(config=cfg)
     svc = first.services["s"]
-    pid = await wait_for(lambda: svc.ring.next_seq > 1 and svc.pid)
+    pid = await wait_for(lambda: svc.ring.next_offset > 0 and svc.pid)
     record = first.detach()
     os.kill(pid, signal.SIGKILL)  # dies while nobody watches: stays a zombie for us
     await asyncio.sleep(0.1)
@@ -113,7 +113,7 @@ async def test_slow_subscriber_is_dropped_with_notice(engine_factory, tmp_path: 
         items.append(item)
     assert sub.dropped
     assert items[-1].message == "subscriber too slow: dropped"
-    assert svc.ring.next_seq == 5001  # the engine itself lost nothing
+    assert svc.ring.next_offset == 5000 * 55  # the engine itself lost nothing
 
 
 def test_supervisor_is_importable_without_a_loop(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ async def test_crash_respawns_with_new_pid(engine_factory, tmp_path: Path) -> No
     sup = await engine_factory(spec("s", child("sleeper"), tmp_path))
     svc = sup.services["s"]
     first = await wait_for(lambda: svc.state.value == "running" and svc.pid)
-    await wait_for(lambda: svc.ring.next_seq > 1, what="first output")
+    await wait_for(lambda: svc.ring.next_offset > 0, what="first output")
     import os
     os.kill(first, signal.SIGKILL)
     second = await wait_for(lambda: svc.pid not in (None, first) and svc.pid)
@@ -111,7 +111,7 @@ async def test_term_ignoring_service_is_killed_after_timeout(engine_factory,
     exits: list[Exited] = []
     sup.bus.add_listener(lambda ev: exits.append(ev) if isinstance(ev, Exited) else None)
     svc = sup.services["t"]
-    await wait_for(lambda: svc.ring.next_seq > 1, what="ready line")
+    await wait_for(lambda: svc.ring.next_offset > 0, what="ready line")
     pid = svc.pid
     await sup.stop(["t"])
     assert svc.state.value == "stopped"
@@ -142,7 +142,7 @@ async def test_operator_signal_is_not_a_failure(engine_factory, tmp_path: Path) 
     sup = await engine_factory(spec("s", child("sleeper"), tmp_path))
     svc = sup.services["s"]
     pid = await wait_for(lambda: svc.pid)
-    await wait_for(lambda: svc.ring.next_seq > 1)
+    await wait_for(lambda: svc.ring.next_offset > 0)
     assert (await sup.signal("s", "TERM"))["ok"]
     await wait_for(lambda: svc.pid not in (None, pid))
     assert svc.failures == 0 and svc.restarts == 1

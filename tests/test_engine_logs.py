@@ -37,7 +37,7 @@ async def test_200k_fast_lines_complete_in_order_across_rotation(engine_factory,
     rotated = list(svc.log_file.path.parent.glob("fast.log.*"))
     assert len(rotated) >= 10
     assert all(f.stat().st_size <= 1 << 20 for f in rotated)
-    assert svc.ring.next_seq == n + 1 and len(svc.ring.tail()) == 500
+    assert svc.ring.next_offset == n * 55 and len(svc.ring.tail()) == 500
 
 
 async def test_stdout_and_stderr_kept_apart(engine_factory, tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ async def test_stdout_and_stderr_kept_apart(engine_factory, tmp_path: Path) -> N
     err = [t for _, _, s, t in lines if s == "stderr"]
     assert out == [f"line {i:08d} {'x' * 40}" for i in range(0, 100, 2)]
     assert err == [f"line {i:08d} {'x' * 40}" for i in range(1, 100, 2)]
-    assert [seq for seq, *_ in lines] == list(range(1, 101))
+    assert [off for off, *_ in lines] == list(range(0, 100 * 55, 55))
 
 
 async def test_long_line_split_and_bad_utf8_replaced(engine_factory, tmp_path: Path) -> None:
@@ -67,29 +67,54 @@ async def test_long_line_split_and_bad_utf8_replaced(engine_factory, tmp_path: P
     assert len(texts) == 6
 
 
+def feed(sp: LineSplitter, data: bytes) -> bytes:
+    segments, size = sp.feed(data)
+    raw = b"".join(segments)
+    assert len(raw) == size and (raw == b"" or raw.endswith(b"\n"))
+    return raw
+
+
 def test_splitter_keeps_partial_lines_and_utf8_sequences() -> None:
     sp = LineSplitter()
-    assert sp.feed(b"hel") == (b"", 0)
-    assert sp.feed(b"lo\nwor") == (b"hello\n", 1)
+    assert feed(sp, b"hel") == b""
+    assert feed(sp, b"lo\nwor") == b"hello\n"
     euro = "€".encode()
-    assert sp.feed(b"ld " + euro[:1]) == (b"", 0)
-    assert sp.feed(euro[1:] + b"\n\n") == (b"world \xe2\x82\xac\n\n", 2)
-    assert decode_lines(b"world \xe2\x82\xac\n\n") == ["world €", ""]
-    assert sp.flush() == (b"", 0)
+    assert feed(sp, b"ld " + euro[:1]) == b""
+    assert feed(sp, euro[1:] + b"\n\n") == b"world \xe2\x82\xac\n\n"
+    assert decode_lines([b"world \xe2\x82\xac\n\n"]) == ["world €", ""]
+    assert sp.flush() == ([], 0)
+    assert feed(sp, b"a\nb\nc") == b"a\nb\n" and sp.flush() == ([b"c\n"], 2)
     # a multi-byte char straddling the 64 KiB cut is not broken
-    data = b"a" * (MAX_LINE - 1) + euro + b"\n"
-    raw, n = LineSplitter().feed(data)
-    assert decode_lines(raw) == ["a" * (MAX_LINE - 1), "€"] and n == 2
+    raw = feed(LineSplitter(), b"a" * (MAX_LINE - 1) + euro + b"\n")
+    assert decode_lines([raw]) == ["a" * (MAX_LINE - 1), "€"]
     assert raw == b"a" * (MAX_LINE - 1) + b"\n" + euro + b"\n"
+
+
+def test_splitter_is_exact_whatever_the_read_sizes() -> None:
+    import random
+
+    rng = random.Random(7)
+    lines = [b"x" * rng.choice([0, 1, 5, 80, 1000, 40_000, 70_000, 200_000])
+             for _ in range(300)]
+    stream = b"".join(line + b"\n" for line in lines)
+    for sizes in ([1 << 20], [65536], [4096], [7, 13, 100_000, 3]):
+        sp, out, pos, i = LineSplitter(), [], 0, 0
+        while pos < len(stream):
+            n = sizes[i % len(sizes)]
+            out.append(feed(sp, stream[pos:pos + n]))
+            pos, i = pos + n, i + 1
+        got = b"".join(out).split(b"\n")[:-1]
+        assert all(len(x) <= MAX_LINE for x in got)
+        assert b"".join(got) == b"".join(lines)  # nothing lost, nothing added
+        assert len(got) == sum(max(1, -(-len(x) // MAX_LINE)) for x in lines)
 
 
 def test_splitter_finds_a_long_line_anywhere_in_a_chunk() -> None:
     for before in (0, 1, 1000, MAX_LINE // 2 + 7, 3 * MAX_LINE):
         short = b"s\n" * (before // 2)
         data = short + b"L" * (MAX_LINE + 10) + b"\n" + b"t\n" * 5
-        raw, n = LineSplitter().feed(data)
-        lines = decode_lines(raw)
-        assert max(map(len, lines)) == MAX_LINE and n == len(lines) == before // 2 + 2 + 5
+        lines = decode_lines([feed(LineSplitter(), data)])
+        assert max(map(len, lines)) == MAX_LINE and len(lines) == before // 2 + 2 + 5
         assert "".join(lines).count("L") == MAX_LINE + 10
 
 
@@ -113,18 +138,19 @@ def test_ring_keeps_the_last_lines_across_chunks() -> None:
     from tui_supervisor.engine.logs import LogRing
 
     def put(ring: LogRing, t: float, stream: str, texts: list[str]) -> int:
-        return ring.extend(t, stream, "".join(x + "\n" for x in texts).encode(), len(texts))
+        raw = "".join(x + "\n" for x in texts).encode()
+        return ring.add(t, stream, [memoryview(raw)], len(raw))
 
     ring = LogRing(5)
-    assert put(ring, 1.0, "stdout", ["a", "b", "c"]) == 1
-    assert put(ring, 2.0, "stderr", ["d", "e", "f", "g"]) == 4
-    assert [(s, st, x) for s, _, st, x in ring.tail()] == [
-        (3, "stdout", "c"), (4, "stderr", "d"), (5, "stderr", "e"), (6, "stderr", "f"),
-        (7, "stderr", "g")]
+    assert put(ring, 1.0, "stdout", ["a", "b", "c"]) == 0
+    assert put(ring, 2.0, "stderr", ["d", "e", "f", "g"]) == 6
+    assert [(o, st, x) for o, _, st, x in ring.tail()] == [
+        (4, "stdout", "c"), (6, "stderr", "d"), (8, "stderr", "e"), (10, "stderr", "f"),
+        (12, "stderr", "g")]
     assert [x for *_, x in ring.tail(2)] == ["f", "g"]
-    assert put(ring, 3.0, "stdout", [str(i) for i in range(100)]) == 8
-    assert [s for s, *_ in ring.tail()] == [103, 104, 105, 106, 107]
-    copy = LogRing(5, ring.tail(), ring.next_seq)  # as after a handoff
-    assert copy.tail() == ring.tail() and copy.next_seq == 108
+    assert put(ring, 3.0, "stdout", [str(i) for i in range(100)]) == 14
+    assert [x for *_, x in ring.tail()] == ["95", "96", "97", "98", "99"]
+    copy = LogRing(5, ring.tail(), ring.next_offset)  # as after a handoff
+    assert copy.tail() == ring.tail() and copy.next_offset == ring.next_offset
     copy.resize(2)
-    assert [x for *_, x in copy.tail()] == ["98", "99"] and len(copy) == 2
+    assert [x for *_, x in copy.tail()] == ["98", "99"]

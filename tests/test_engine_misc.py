@@ -31,7 +31,7 @@ async def test_sigchld_fallback_without_pidfd(engine_factory, tmp_path: Path) ->
     get_watcher().pidfd = False  # as on kernels without pidfd_open
     sup = await engine_factory(spec("s", child("sleeper"), tmp_path))
     svc = sup.services["s"]
-    pid = await wait_for(lambda: svc.ring.next_seq > 1 and svc.pid)
+    pid = await wait_for(lambda: svc.ring.next_offset > 0 and svc.pid)
     os.kill(pid, signal.SIGKILL)
     new = await wait_for(lambda: svc.pid not in (None, pid) and svc.pid)
     assert svc.last_exit["signal"] == signal.SIGKILL

@@ -53,7 +53,7 @@ class Console:
         """Queue an event (cheap: formatting happens on the console's thread)."""
         if isinstance(ev, Exited):
             return
-        size = len(ev.raw) + 40 * ev.count if isinstance(ev, LogLines) else 200
+        size = 2 * ev.size if isinstance(ev, LogLines) else 200
         with self._cond:
             if self._size + size > self.max_buffer:
                 self.dropped += ev.count if isinstance(ev, LogLines) else 1

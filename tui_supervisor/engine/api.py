@@ -36,7 +36,8 @@ class SupervisorAPI(Protocol):
 
     async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
         """The last `n` lines of each named service (all if None), merged by time:
-        {"service", "seq", "t", "stream", "text"}."""
+        {"service", "offset", "t", "stream", "text"} (offset: of the line in that service's
+        output, in bytes)."""
         ...
 
 

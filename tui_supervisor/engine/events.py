@@ -5,6 +5,7 @@ Stdlib only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -49,23 +50,32 @@ class Exited(Event):
 
 
 class LogLines:
-    """Lines a service printed, as read in one go. Carries the raw newline-terminated
-    bytes; `lines` decodes them on first use (the engine itself never needs to)."""
+    """Output a service printed, as read in one go: complete lines, newline-terminated,
+    as the segments the engine got them in. `raw`, `lines` and `count` are computed on
+    first use (the engine itself never needs them)."""
 
     kind: ClassVar[str] = "log"
-    __slots__ = ("_lines", "count", "raw", "seq", "service", "stream", "t")
+    __slots__ = ("_lines", "_raw", "offset", "segments", "service", "size", "stream", "t")
 
-    def __init__(self, t: float, service: str, stream: str, seq: int, raw: bytes,
-                 count: int) -> None:
+    def __init__(self, t: float, service: str, stream: str, offset: int,
+                 segments: Sequence[bytes | memoryview], size: int) -> None:
         self.t = t
         self.service = service
         self.stream = stream
         """"stdout" or "stderr"."""
-        self.seq = seq
-        """Sequence number of the first line; the service's lines are numbered 1, 2, ..."""
-        self.raw = raw
-        self.count = count
+        self.offset = offset
+        """Byte offset of the first line in the service's output (both streams, in the
+        order read): a client that saw offsets up to N missed nothing before N."""
+        self.segments = segments
+        self.size = size
+        self._raw: bytes | None = None
         self._lines: list[str] | None = None
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = b"".join(self.segments)
+        return self._raw
 
     @property
     def lines(self) -> list[str]:
@@ -75,12 +85,17 @@ class LogLines:
             self._lines = lines
         return self._lines
 
+    @property
+    def count(self) -> int:
+        return self.raw.count(b"\n")
+
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "t": self.t, "service": self.service,
-                "stream": self.stream, "seq": self.seq, "lines": self.lines}
+                "stream": self.stream, "offset": self.offset, "lines": self.lines}
 
     def __repr__(self) -> str:
-        return f"LogLines({self.service!r}, {self.stream!r}, seq={self.seq}, n={self.count})"
+        return f"LogLines({self.service!r}, {self.stream!r}, offset={self.offset}, " \
+            f"size={self.size})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,25 @@
-"""Service output: bytes -> lines, a rotating log file, and a ring of recent lines.
+"""Service output: bytes -> lines, a rotating log file, and a ring of recent output.
 
-Nothing here blocks on a pipe; files are written with os.write on an O_APPEND fd (no
-Python-level buffer that an exec could lose).
+The hot path (a pipe read) does no per-line and no per-byte Python work: it finds the
+last newline, hands the complete lines on as zero-copy views of the bytes read, writes
+them with one writev, and keeps them in the ring as they are. Lines are decoded only
+when somebody asks for them. Positions in a service's output are byte offsets (stdout
+and stderr together, in the order read), so clients can resume without gaps.
+
+Files are written with os.write/os.writev on an O_APPEND fd: no Python-level buffer that
+an exec could lose.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+Buffer = bytes | memoryview
+Segments = Sequence[Buffer]
 
 MAX_LINE = 64 * 1024
 """Longer lines are split into pieces of at most this many bytes."""
@@ -36,61 +46,77 @@ def _split_long(piece: bytes) -> list[bytes]:
     return out
 
 
-def decode_lines(raw: bytes) -> list[str]:
+def _has_long_line(data: bytes, start: int, end: int) -> bool:
+    """Could data[start:end] hold a line over MAX_LINE bytes? Such a line contains a whole
+    aligned window of MAX_LINE/2 bytes without a newline; a few memchr calls rule it out."""
+    w = MAX_LINE // 2
+    return any(data.find(b"\n", p, p + w) < 0 for p in range(start, end - w + 1, w))
+
+
+def decode_lines(segments: Iterable[Buffer]) -> list[str]:
     """Newline-terminated bytes -> lines of text (invalid UTF-8 replaced)."""
-    lines = raw.decode("utf-8", "replace").split("\n")
+    lines = b"".join(segments).decode("utf-8", "replace").split("\n")
     lines.pop()  # after the last newline
     return lines
 
 
-def _has_long_line(data: bytes, end: int) -> bool:
-    """Could data[:end] hold a line over MAX_LINE bytes? Such a line contains a whole
-    aligned window of MAX_LINE/2 bytes without a newline; a few memchr calls rule it out."""
-    w = MAX_LINE // 2
-    return any(data.find(b"\n", p, p + w) < 0 for p in range(0, end - w + 1, w))
-
-
 class LineSplitter:
-    """Cuts a byte stream at line ends. Works on bytes only (no per-line Python work on
-    the hot path): `feed` returns the complete lines as one newline-terminated chunk and
-    their count. Holds at most MAX_LINE bytes of a partial line; a longer line is
-    emitted in pieces of MAX_LINE bytes (cut on a UTF-8 boundary)."""
+    """Cuts a byte stream at line ends. `feed` returns the complete lines as segments
+    (the carried-over start of a line, then a view of the bytes just read) and their
+    size. Holds at most MAX_LINE bytes of a partial line; a longer line is emitted in
+    pieces of MAX_LINE bytes, cut on a UTF-8 boundary."""
 
     __slots__ = ("partial",)
 
     def __init__(self, partial: bytes = b"") -> None:
         self.partial = partial
 
-    def feed(self, data: bytes) -> tuple[bytes, int]:
-        """(complete lines, newline-terminated; how many) - (b"", 0) if none yet."""
+    def feed(self, data: bytes) -> tuple[list[Buffer], int]:
+        """(newline-terminated segments, their total size); ([], 0) if no line ended."""
+        start = 0
+        segments: list[Buffer] = []
         if self.partial:
-            data = self.partial + data
+            nl = data.find(b"\n")
+            if nl < 0 or len(self.partial) + nl >= MAX_LINE:
+                return self._slow(self.partial + data)
+            segments.append(self.partial + data[: nl + 1])
+            start = nl + 1
         cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            if len(data) < MAX_LINE:
-                self.partial = data
-                return b"", 0
-            pieces = _split_long(data)
-            self.partial = pieces.pop()
-            return b"\n".join(pieces) + b"\n", len(pieces)
-        complete = data if cut == len(data) else data[:cut]
-        rest = data[cut:]
+        if cut <= start:  # no (further) newline
+            if len(data) - start >= MAX_LINE:
+                return self._slow(b"".join(segments) + data[start:])
+            self.partial = data[start:]
+            return segments, sum(map(len, segments))
+        if len(data) - cut >= MAX_LINE or (
+                cut - start > MAX_LINE and _has_long_line(data, start, cut)):
+            return self._slow(b"".join(segments) + data[start:])
+        self.partial = data[cut:]
+        segments.append(data if start == 0 and cut == len(data)
+                        else memoryview(data)[start:cut])
+        return segments, sum(map(len, segments))
+
+    def _slow(self, data: bytes) -> tuple[list[Buffer], int]:
+        """Long lines (rare): split them into MAX_LINE pieces. `data` starts at the
+        beginning of a line (it includes what was pending)."""
+        cut = data.rfind(b"\n") + 1
+        body, rest = data[:cut], data[cut:]
+        pieces = [q for p in body[:-1].split(b"\n") for q in _split_long(p)] if cut else []
         if len(rest) >= MAX_LINE:
             more = _split_long(rest)
             rest = more.pop()
-            complete += b"\n".join(more) + b"\n"
+            pieces += more
         self.partial = rest
-        if len(complete) > MAX_LINE and _has_long_line(complete, len(complete)):
-            pieces = [q for p in complete[:-1].split(b"\n") for q in _split_long(p)]
-            complete = b"\n".join(pieces) + b"\n"
-        return complete, complete.count(b"\n")
+        if not pieces:
+            return [], 0
+        out = b"\n".join(pieces) + b"\n"
+        return [out], len(out)
 
-    def flush(self) -> tuple[bytes, int]:
+    def flush(self) -> tuple[list[Buffer], int]:
         """The pending partial line as a complete line (at EOF)."""
         if not self.partial:
-            return b"", 0
-        data, self.partial = self.partial, b""
-        return data + b"\n", 1
+            return [], 0
+        data, self.partial = self.partial + b"\n", b""
+        return [data], len(data)
 
 
 class LogFile:
@@ -107,6 +133,16 @@ class LogFile:
     def _open(self) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
         return os.open(self.path, flags, 0o644)
+
+    def write_segments(self, segments: Segments, size: int) -> None:
+        """Write newline-terminated segments: one writev when no rotation falls inside."""
+        if self.max_bytes > 0 and self.size + size > self.max_bytes:
+            self.write(b"".join(segments))
+            return
+        n = os.writev(self._fd, segments)
+        self.size += n
+        if n < size:  # short write (a full disk, a signal): finish it byte-exact
+            self._write_all(b"".join(segments)[n:])
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -155,69 +191,63 @@ class LogFile:
             self._fd = -1
 
 
-Chunk = tuple[int, float, str, bytes, int]
-"""(seq of the first line, time read, stream, newline-terminated bytes, line count)."""
+Chunk = tuple[int, float, str, Segments, int]
+"""(byte offset of its start, time read, stream, newline-terminated segments, size)."""
+Line = tuple[int, float, str, str]
+"""(byte offset of the line, time read, stream, text)."""
 
 
 class LogRing:
-    """The last `maxlen` lines of a service, kept as the raw chunks they were read in
-    (O(1) per read, nothing decoded until somebody asks)."""
+    """Recent output of a service, kept as the chunks it was read in (O(1) per read,
+    nothing decoded until asked): the last `maxlen` lines, at most about RING_BYTES."""
 
-    def __init__(self, maxlen: int, items: list[Any] | None = None, next_seq: int = 1) -> None:
+    def __init__(self, maxlen: int, lines: Iterable[Sequence[Any]] = (),
+                 next_offset: int = 0) -> None:
         self.maxlen = maxlen
         self.chunks: deque[Chunk] = deque()
-        self.count = 0
         self.size = 0
-        self.next_seq = next_seq
-        groups: list[tuple[int, float, str, list[str]]] = []
-        for seq, t, stream, text in items or ():
-            last = groups[-1] if groups else None
-            if last and (last[1], last[2], last[0] + len(last[3])) == (t, stream, seq):
-                last[3].append(text)
-            else:
-                groups.append((seq, t, stream, [text]))
-        for seq, t, stream, texts in groups:
-            self.next_seq = seq
-            self.extend(t, stream, "".join(f"{x}\n" for x in texts).encode(), len(texts))
-        self.next_seq = next_seq
-
-    def extend(self, t: float, stream: str, raw: bytes, n: int) -> int:
-        """Append `n` newline-terminated lines; returns the seq of the first."""
-        first = self.next_seq
-        self.next_seq = first + n
-        self.chunks.append((first, t, stream, raw, n))
-        self.count += n
-        self.size += len(raw)
+        self.next_offset = next_offset
+        """Byte offset just after the last byte kept (or dropped)."""
+        for offset, t, stream, text in lines:  # rebuild from tail() (after a handoff)
+            raw = (text + "\n").encode()
+            self.chunks.append((offset, t, stream, [raw], len(raw)))
+            self.size += len(raw)
         self._trim()
-        return first
+
+    def add(self, t: float, stream: str, segments: Segments, size: int) -> int:
+        """Keep newline-terminated output; returns the byte offset of its start."""
+        offset = self.next_offset
+        self.next_offset = offset + size
+        self.chunks.append((offset, t, stream, segments, size))
+        self.size += size
+        self._trim()
+        return offset
 
     def _trim(self) -> None:
         chunks = self.chunks
-        while chunks and (self.count - chunks[0][4] >= self.maxlen
-                          or (len(chunks) > 1 and self.size > RING_BYTES)):
-            _, _, _, raw, n = chunks.popleft()
-            self.count -= n
-            self.size -= len(raw)
+        # every chunk holds at least one line: more than maxlen chunks is too many lines
+        while len(chunks) > 1 and (self.size > RING_BYTES or len(chunks) > self.maxlen):
+            self.size -= chunks.popleft()[4]
 
-    def tail(self, n: int | None = None) -> list[tuple[int, float, str, str]]:
-        """The last `n` (at most `maxlen`) lines as (seq, t, stream, text), oldest first."""
+    def tail(self, n: int | None = None) -> list[Line]:
+        """The last `n` (at most `maxlen`) lines, oldest first."""
         n = self.maxlen if n is None else min(n, self.maxlen)
         if n <= 0:
             return []
-        picked: list[Chunk] = []
+        picked: list[tuple[Chunk, bytes]] = []
         have = 0
         for chunk in reversed(self.chunks):
-            picked.append(chunk)
-            have += chunk[4]
+            raw = b"".join(chunk[3])
+            picked.append((chunk, raw))
+            have += raw.count(b"\n")
             if have >= n:
                 break
-        out = [(seq, t, st, text) for first, t, st, raw, _ in reversed(picked)
-               for seq, text in enumerate(decode_lines(raw), first)]
+        out: list[Line] = []
+        for (offset, t, stream, _, _), raw in reversed(picked):
+            for line in raw.split(b"\n")[:-1]:
+                out.append((offset, t, stream, line.decode("utf-8", "replace")))
+                offset += len(line) + 1
         return out[-n:]
-
-    def __len__(self) -> int:
-        return min(self.count, self.maxlen)
-
 
     def resize(self, maxlen: int) -> None:
         self.maxlen = maxlen

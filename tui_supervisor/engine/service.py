@@ -465,18 +465,18 @@ class Service:
         os.close(fd)
         self._ingest(stream, *splitter.flush())
 
-    def _ingest(self, stream: str, raw: bytes, n: int) -> None:
-        if not n:
+    def _ingest(self, stream: str, segments: list[bytes | memoryview], size: int) -> None:
+        if not size:
             return
         try:
-            self.log_file.write(raw)
+            self.log_file.write_segments(segments, size)
         except OSError as e:
             if not self._log_error_reported:
                 self._log_error_reported = True
                 self._notice("error", f"cannot write {self.log_file.path}: {e.strerror}")
         t = time.time()
-        seq = self.ring.extend(t, stream, raw, n)
-        self.ctx.bus.emit(LogLines(t, self.name, stream, seq, raw, n))
+        offset = self.ring.add(t, stream, segments, size)
+        self.ctx.bus.emit(LogLines(t, self.name, stream, offset, segments, size))
 
     def _notice(self, level: str, message: str) -> None:
         self.ctx.bus.emit(Notice(time.time(), level, message, self.name))
@@ -512,7 +512,7 @@ class Service:
             "backoff_remaining": max(0.0, self.backoff_until - now)
             if self.backoff_until is not None else None,
             "log_file": str(self.log_file.path),
-            "log_next_seq": self.ring.next_seq,
+            "log_offset": self.ring.next_offset,
             "command": list(self.spec.argv),
             "cwd": str(self.spec.cwd),
             "restart_policy": self.spec.restart.value,
@@ -550,7 +550,7 @@ class Service:
             "cleanup": self._task is not None, "operator_signal": self.operator_signal,
             "pipes": [{"fd": fd, "stream": st, "partial": sp.partial.decode("latin-1")}
                       for fd, (st, sp) in self.pipes.items()],
-            "ring": {"next_seq": self.ring.next_seq, "lines": self.ring.tail()},
+            "ring": {"next_offset": self.ring.next_offset, "lines": self.ring.tail()},
             "argv": list(self.spec.argv), "cwd": str(self.spec.cwd),
         }
 
@@ -570,7 +570,7 @@ class Service:
         self.daemon_pids = set(rec["daemon_pids"])
         self.operator_signal = rec["operator_signal"]
         self.ring = LogRing(self.spec.log.ring_lines, rec["ring"]["lines"],
-                            rec["ring"]["next_seq"])
+                            rec["ring"]["next_offset"])
         if self.pgid is not None:
             self.ctx.watcher.sessions.add(self.pgid)
         for p in rec["pipes"]:

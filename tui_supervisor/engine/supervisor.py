@@ -287,11 +287,11 @@ class Supervisor:
 
     async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
         svcs = self._get(names) if names else list(self.services.values())
-        streams = [[(t, seq, s.name, st, text) for seq, t, st, text in s.ring.tail(n)]
+        streams = [[(t, off, s.name, st, text) for off, t, st, text in s.ring.tail(n)]
                    for s in svcs]
         merged = list(heapq.merge(*streams))
-        return [{"service": name, "seq": seq, "t": t, "stream": st, "text": text}
-                for t, seq, name, st, text in merged[-n:] if n > 0]
+        return [{"service": name, "offset": off, "t": t, "stream": st, "text": text}
+                for t, off, name, st, text in merged[-n:] if n > 0]
 
     async def reload(self) -> dict[str, Any]:
         from tui_supervisor.config import ConfigError, load_config
