@@ -1,0 +1,285 @@
+"""The benchmarks. Each takes a fresh (not yet started) driver and returns plain numbers;
+the caller cleans up every process (the driver's context manager) whatever happens."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import (
+    BenchError,
+    CpuMeter,
+    Driver,
+    LineFifo,
+    Program,
+    release_fifo,
+    wait_gone,
+)
+
+WRITER = Path(__file__).resolve().parent / "writer.py"
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Params:
+    kills_ours: int = 200
+    kills_supervisord: int = 60
+    busy_services: int = 200
+    busy_kills_ours: int = 100
+    busy_kills_supervisord: int = 20
+    idle_services: int = 100
+    idle_settle_s: float = 2.0
+    idle_measure_s: float = 10.0
+    startstop_services: int = 200
+    startstop_repeats: int = 5
+    big_bytes: int = 200 * MIB
+    lines_bytes: int = 50_000_000
+    log_repeats: int = 7
+    log_pin: str = "split"
+    crash_measure_s: float = 10.0
+
+
+FULL = Params()
+QUICK = Params(kills_ours=10, kills_supervisord=2, busy_services=10, busy_kills_ours=5,
+               busy_kills_supervisord=2, idle_services=5, idle_settle_s=0.5,
+               idle_measure_s=1.0, startstop_services=10, startstop_repeats=1,
+               big_bytes=16 * MIB, lines_bytes=2_000_000, log_repeats=1, crash_measure_s=1.0)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    s = sorted(values)
+    pos = (len(s) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def _starter(fifo: Path) -> tuple[str, ...]:
+    """A service that reports its pid on `fifo`, then becomes a long sleep (same pid)."""
+    return ("/bin/sh", "-c", f"echo $$ > {fifo}; exec sleep 100000")
+
+
+def _start_services(d: Driver, n: int, timeout: float = 60.0) -> tuple[LineFifo, list[int]]:
+    fifo = d.fifo("starts.fifo")
+    d.start([Program(f"s{i}", _starter(fifo.path)) for i in range(n)])
+    pids = [int(x) for x in fifo.read_lines(n, timeout)]
+    d.check_running()
+    return fifo, pids
+
+
+# -- 1. respawn latency -----------------------------------------------------------------
+def _respawn(d: Driver, kills: int, others: int) -> dict[str, Any]:
+    """SIGKILL the service, time until its replacement writes its pid (kill -> first
+    write); the next kill waits until the supervisor considers the replacement running.
+    `others` more services sleep meanwhile."""
+    fifo = d.fifo("starts.fifo")
+    d.start([Program("s0", _starter(fifo.path)),
+             *(Program(f"x{i}", ("sleep", "100000")) for i in range(others))])
+    pid = int(fifo.read_line(timeout=60))
+    time.sleep(0.5 if others else 0)
+    d.check_running()
+    samples = []
+    for _ in range(kills):
+        time.sleep(d.settle_s + random.uniform(0, 0.05))  # spread over timer phases
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        line = fifo.read_line(timeout=30)
+        samples.append(time.monotonic() - t0)
+        new = int(line)
+        if new == pid:
+            raise BenchError("the same pid reported twice")
+        pid = new
+    d.check_running()
+    return {
+        "kills": kills,
+        "services": others + 1,
+        "p50_ms": percentile(samples, 50) * 1e3,
+        "p99_ms": percentile(samples, 99) * 1e3,
+        "max_ms": max(samples) * 1e3,
+        "min_ms": min(samples) * 1e3,
+        "samples_ms": [round(s * 1e3, 3) for s in samples],
+    }
+
+
+def respawn(d: Driver, p: Params) -> dict[str, Any]:
+    return _respawn(d, p.kills_ours if d.side == "ours" else p.kills_supervisord, 0)
+
+
+def respawn_busy(d: Driver, p: Params) -> dict[str, Any]:
+    kills = p.busy_kills_ours if d.side == "ours" else p.busy_kills_supervisord
+    return _respawn(d, kills, p.busy_services - 1)
+
+
+# -- 2. idle cost -------------------------------------------------------------------------
+def idle(d: Driver, p: Params) -> dict[str, Any]:
+    """CPU and memory of the supervisor process with N sleeping services."""
+    _start_services(d, p.idle_services)
+    time.sleep(p.idle_settle_s)
+    meter = CpuMeter(d.pid)
+    time.sleep(p.idle_measure_s)
+    u = meter.stop()
+    d.check_running()
+    return {"services": p.idle_services, "cpu_pct": u.cpu_pct, "cpu_s": u.cpu_s,
+            "cpu_precise": u.precise, "wall_s": u.wall_s, "rss_mib": u.rss / MIB,
+            "uss_mib": u.uss / MIB}
+
+
+# -- 3. start-all / stop-all -----------------------------------------------------------
+def _start_stop_once(d: Driver, n: int) -> tuple[float, float, int | None]:
+    fifo = d.fifo("starts.fifo")
+    argv = d.prepare([Program(f"s{i}", _starter(fifo.path)) for i in range(n)])
+    t0 = time.monotonic()
+    d.launch(argv)
+    pids = [int(x) for x in fifo.read_lines(n, timeout=120)]
+    t_started = time.monotonic() - t0
+    if len(set(pids)) != n:
+        raise BenchError(f"{n - len(set(pids))} services started twice")
+    time.sleep(d.settle_s + 0.5)  # let every service be `running` before stopping
+    d.check_running()
+    t1 = time.monotonic()
+    d.terminate()
+    code = d.wait(timeout=60)
+    t_gone = wait_gone(pids, timeout=30)  # after the exit: >= the exit time
+    return t_started, t_gone - t1, code
+
+
+def start_stop(d: Driver, p: Params) -> dict[str, Any]:
+    """Start = supervisor launched -> all N services wrote their pid. Stop = SIGTERM to
+    the supervisor -> it has exited and none of the N service pids is alive."""
+    starts, stops, codes = [], [], []
+    for i in range(p.startstop_repeats):
+        if i:
+            d.cleanup()
+            for sub in ("state", "run", "logs"):  # a fresh start every time
+                shutil.rmtree(d.workdir / sub, ignore_errors=True)
+        t_start, t_stop, code = _start_stop_once(d, p.startstop_services)
+        starts.append(t_start)
+        stops.append(t_stop)
+        codes.append(code)
+    return {"services": p.startstop_services, "repeats": p.startstop_repeats,
+            "start_s": percentile(starts, 50), "stop_s": percentile(stops, 50),
+            "start_all_s": starts, "stop_all_s": stops, "exit_codes": codes}
+
+
+# -- 4. log throughput ------------------------------------------------------------------
+def _writer(d: Driver, i: int, mode: str, total: int, cpu: int | None
+            ) -> tuple[Program, Path, Path]:
+    go, times = d.workdir / f"go{i}.fifo", d.workdir / f"writer{i}.times"
+    os.mkfifo(go, 0o600)
+    argv = (sys.executable, str(WRITER), mode, str(total), str(go), str(times),
+            *(() if cpu is None else (str(cpu),)))
+    return Program(f"writer{i}", argv, autorestart=False), go, times
+
+
+def _wait_size(d: Driver, log: Path, total: int, timeout: float = 300) -> float:
+    """Poll the log's size every 2 ms until it holds `total` bytes; returns that time."""
+    deadline = time.monotonic() + timeout
+    size = 0
+    while True:
+        try:
+            size = log.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size >= total:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise BenchError(f"{log.name} has {size} of {total} bytes after {timeout} s")
+        time.sleep(0.002)
+        d.check_running()
+
+
+def _verify(log: Path, mode: str, total: int) -> dict[str, Any]:
+    time.sleep(0.1)  # anything more than expected would show now
+    data = log.read_bytes()
+    lines = data.count(b"\n")
+    expect_lines = total // (1024 if mode == "chunks" else 100)
+    ok = len(data) == total and lines == expect_lines
+    if ok and mode == "lines":
+        seqs = [line[:9] for line in data.split(b"\n")[:-1]]
+        ok = all(s == b"%09d" % i for i, s in enumerate(seqs))
+    log.unlink()  # the logs are large: do not keep them around
+    return {"bytes": len(data), "lines": lines, "lines_lost": max(0, expect_lines - lines),
+            "expected_lines": expect_lines, "intact": ok}
+
+
+def _throughput(d: Driver, mode: str, total: int, repeats: int, pin: str) -> dict[str, Any]:
+    """`repeats` writers under one supervisor, released one after the other. pin="split":
+    the supervisor on CPU 0, the writer on CPU 1; "same": both on CPU 0; "none"."""
+    cpu = {"split": 1, "same": 0}.get(pin)
+    writers = [_writer(d, i, mode, total, cpu) for i in range(repeats)]
+    d.start([w[0] for w in writers])
+    if cpu is not None:
+        d.pin({0})
+    time.sleep(d.settle_s + 0.5)  # supervisor started and idle before the first byte
+    d.check_running()
+    runs = []
+    for prog, go, times in writers:
+        os.sync()  # start each run with no dirty pages from the last (writeback skews it)
+        meter = CpuMeter(d.pid)
+        release_fifo(go)
+        t_done = _wait_size(d, d.log_path(prog.name), total)
+        usage = meter.stop()
+        stamps = dict(line.split() for line in times.read_text().splitlines())
+        elapsed = t_done - float(stamps["start"])
+        runs.append({"elapsed_s": elapsed, "mb_s": total / elapsed / 1e6,
+                     "supervisor_cpu_s": usage.cpu_s,
+                     **_verify(d.log_path(prog.name), mode, total)})
+    mid = sorted(runs, key=lambda r: r["mb_s"])[len(runs) // 2]
+    return {
+        "expected_bytes": total, "repeats": repeats, "mb_s": mid["mb_s"],
+        "mb_s_best": max(r["mb_s"] for r in runs),
+        "cpu_s_min": min(r["supervisor_cpu_s"] for r in runs),
+        "supervisor_cpu_s": mid["supervisor_cpu_s"], "expected_lines": mid["expected_lines"],
+        "lines_lost": max(r["lines_lost"] for r in runs),
+        "intact": all(r["intact"] for r in runs), "pin": pin, "runs": runs,
+    }
+
+
+def logs_big(d: Driver, p: Params) -> dict[str, Any]:
+    return _throughput(d, "chunks", p.big_bytes, p.log_repeats, p.log_pin)
+
+
+def logs_lines(d: Driver, p: Params) -> dict[str, Any]:
+    return _throughput(d, "lines", p.lines_bytes, p.log_repeats, p.log_pin)
+
+
+# -- 5. crash loop ----------------------------------------------------------------------
+def crash_loop(d: Driver, p: Params) -> dict[str, Any]:
+    """A service that exits 1 at once: restarts/s and supervisor CPU over the window."""
+    starts = d.workdir / "crash.starts"
+    starts.touch()
+    d.start([Program("crash", ("/bin/sh", "-c", f"echo x >> {starts}; exit 1"))])
+    deadline = time.monotonic() + 30
+    while starts.stat().st_size == 0:
+        if time.monotonic() > deadline:
+            raise BenchError("the crashing service never started")
+        time.sleep(0.01)
+    d.check_running()
+    n0 = starts.stat().st_size // 2
+    meter = CpuMeter(d.pid)
+    time.sleep(p.crash_measure_s)
+    n1 = starts.stat().st_size // 2
+    u = meter.stop()
+    d.check_running()
+    return {"restarts": n1 - n0, "restarts_per_s": (n1 - n0) / u.wall_s,
+            "cpu_pct": u.cpu_pct, "wall_s": u.wall_s}
+
+
+CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
+    "respawn": respawn,
+    "respawn_busy": respawn_busy,
+    "idle": idle,
+    "start_stop": start_stop,
+    "logs_big": logs_big,
+    "logs_lines": logs_lines,
+    "crash_loop": crash_loop,
+}

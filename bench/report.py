@@ -1,0 +1,244 @@
+"""BENCHMARKS.md from a results dict (bench/results/latest.json)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Side = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    case: str
+    label: str
+    """Format string over the case's parameters (e.g. {services})."""
+    key: str
+    fmt: Callable[[Any], str]
+    target: str = "—"
+    check: Callable[[Any, Any], bool] | None = None
+    """(ours, supervisord) -> target met."""
+    ratio: bool = True
+
+
+def _ms(v: float) -> str:
+    return f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms"
+
+
+def _s(v: float) -> str:
+    return f"{v:.3f} s"
+
+
+def _pct(v: float) -> str:
+    return f"{v:.3f} %" if v < 1 else f"{v:.1f} %"
+
+
+def _mib(v: float) -> str:
+    return f"{v:.1f} MiB"
+
+
+def _mbs(v: float) -> str:
+    return f"{v:.0f} MB/s"
+
+
+def _per_s(v: float) -> str:
+    return f"{v:.1f} /s"
+
+
+def _cpu_s(v: float) -> str:
+    return f"{v:.2f} s"
+
+
+def _int(v: Any) -> str:
+    return str(v)
+
+
+def _yes_no(v: Any) -> str:
+    return "yes" if v else "**NO**"
+
+
+ROWS = [
+    Row("respawn", "Respawn latency p50 (SIGKILL → replacement's first write; {kills} kills)",
+        "p50_ms", _ms, "≤ 3 ms", lambda o, s: o <= 3),
+    Row("respawn", "Respawn latency p99", "p99_ms", _ms, "≤ 10 ms", lambda o, s: o <= 10),
+    Row("respawn", "Respawn latency max", "max_ms", _ms),
+    Row("respawn_busy", "Respawn latency p50, one of {services} services ({kills} kills)",
+        "p50_ms", _ms),
+    Row("respawn_busy", "Respawn latency p99, one of {services} services", "p99_ms", _ms),
+    Row("idle", "Idle CPU, {services} sleeping services (% of one core)", "cpu_pct", _pct,
+        "≤ 0.1 %", lambda o, s: o <= 0.1),
+    Row("idle", "Idle RSS of the supervisor, {services} services", "rss_mib", _mib,
+        "≤ 40 MiB", lambda o, s: o <= 40),
+    Row("idle", "Idle USS of the supervisor, {services} services", "uss_mib", _mib),
+    Row("start_stop", "Start-all {services} services (launch → all started; median of "
+        "{repeats})", "start_s", _s, "≤ 0.5 s", lambda o, s: o <= 0.5),
+    Row("start_stop", "Stop-all {services} services (SIGTERM → supervisor exited, no service "
+        "left; median of {repeats})", "stop_s", _s, "≤ 0.2 s", lambda o, s: o <= 0.2),
+    Row("logs_big", "Log throughput, {expected_bytes_mib} MiB in 64 KiB writes (best of "
+        "{repeats})", "mb_s_best", _mbs,
+        "≥ 0.9x supervisord", lambda o, s: o >= 0.9 * s),
+    Row("logs_big", "  median of {repeats} (this VM's page cache makes runs bimodal)", "mb_s",
+        _mbs),
+    Row("logs_big", "  supervisor CPU time for it (least of {repeats})", "cpu_s_min", _cpu_s),
+    Row("logs_big", "  log file intact (bytes, lines)", "intact", _yes_no, "yes",
+        lambda o, s: bool(o), ratio=False),
+    Row("logs_lines", "Log throughput, {expected_lines} lines of 100 B, one write each "
+        "(best of {repeats})",
+        "mb_s_best", _mbs, "≥ 1x supervisord", lambda o, s: o >= s),
+    Row("logs_lines", "  median of {repeats}", "mb_s", _mbs),
+    Row("logs_lines", "  supervisor CPU time for it (least of {repeats})", "cpu_s_min",
+        _cpu_s),
+    Row("logs_lines", "  lines lost", "lines_lost", _int, "0", lambda o, s: o == 0,
+        ratio=False),
+    Row("logs_lines", "  log file intact (bytes, every line in order)", "intact", _yes_no,
+        "yes", lambda o, s: bool(o), ratio=False),
+    Row("crash_loop", "Crash loop (exit 1 at once): restarts per second", "restarts_per_s",
+        _per_s),
+    Row("crash_loop", "Crash loop: supervisor CPU (% of one core)", "cpu_pct", _pct),
+]
+
+
+def _label(row: Row, case: dict[str, Side]) -> str:
+    params = dict(case.get("ours") or case.get("supervisord") or {})
+    if "expected_bytes" in params:
+        params["expected_bytes_mib"] = f"{params['expected_bytes'] / 2**20:.0f}"
+    try:
+        return row.label.format(**params)
+    except (KeyError, ValueError, IndexError):
+        return row.label.split(" (")[0]
+
+
+def _cell(side: Side | None, row: Row) -> tuple[str, Any]:
+    if side is None:
+        return "not run", None
+    if "error" in side:
+        return "error", None
+    value = side.get(row.key)
+    return (row.fmt(value), value) if value is not None else ("—", None)
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    out = ["| Benchmark | ours | supervisord | ours / supervisord | target (ours) | result |",
+           "|---|--:|--:|--:|---|---|"]
+    for row in ROWS:
+        case = results["cases"].get(row.case)
+        if case is None:
+            continue
+        ours_txt, ours = _cell(case.get("ours"), row)
+        sd_txt, sd = _cell(case.get("supervisord"), row)
+        ratio = "—"
+        if row.ratio and isinstance(ours, int | float) and isinstance(sd, int | float) and sd:
+            ratio = f"{ours / sd:.3g}x"
+        verdict = "—"
+        if row.check is not None:
+            if ours is None or (sd is None and "supervisord" in row.target):
+                verdict = "n/a"
+            else:
+                verdict = "pass" if row.check(ours, sd) else "**FAIL**"
+        out.append(f"| {_label(row, case)} | {ours_txt} | {sd_txt} | {ratio} | {row.target} "
+                   f"| {verdict} |")
+    return out
+
+
+def _errors(results: dict[str, Any]) -> list[str]:
+    out = []
+    for name, case in results["cases"].items():
+        for side, r in case.items():
+            if "error" in r:
+                out.append(f"- {name} / {side}: error: {r['error']}")
+            if r.get("left_behind"):
+                out.append(f"- {name} / {side}: processes left running after the supervisor "
+                           f"exited on SIGTERM (killed by the bench): {r['left_behind']}")
+            if r.get("exit_code") not in (None, 0) or any(r.get("exit_codes") or ()):
+                out.append(f"- {name} / {side}: non-zero exit on SIGTERM")
+            if r.get("sigterm_timeout"):
+                out.append(f"- {name} / {side}: after the measurement, did not exit within "
+                           "20 s of SIGTERM (killed by the bench; not part of any number)")
+    return out
+
+
+METHOD = """\
+## How each number is measured
+
+Both supervisors run the same services in the same run, one after the other, each with a
+fresh config in its own temporary directory (ours: `tui-supervisor run --headless --quiet
+-c cfg.yaml` with `start_time: 0`, `restart: always`, backoff `initial: 0ms`, crash loop
+limit 1,000,000, no log rotation, `sample_interval: 0`; supervisord 4.3: `supervisord -n`
+with `autorestart=true`, `startsecs=0`, `startretries=1000000`, `stopasgroup=true`,
+`killasgroup=true`, `redirect_stderr=true`, `stdout_logfile_maxbytes=0`). Times are
+`CLOCK_MONOTONIC`, shared by all processes. CPU is the time the supervisor process (all
+its threads) spent on a CPU, from `/proc/PID/task/*/schedstat` (ns), or psutil's 10 ms
+user + system ticks when a thread came or went during the window. 1 MB = 10^6 bytes,
+1 MiB = 2^20 bytes.
+
+- **Respawn latency**: one service `sh -c 'echo $$ > FIFO; exec sleep 100000'`. The
+  bench SIGKILLs the current pid and times until the replacement's pid arrives on the FIFO
+  (what a user feels: detection + spawn + the new process's first write). Before each
+  kill the bench waits until the supervisor itself calls the service running (ours: at
+  once, `start_time: 0`, 50 ms pause; supervisord: 1.1 s, because it moves STARTING →
+  RUNNING only on its next 1 s tick and a kill while STARTING puts it in a growing
+  backoff), plus 0-50 ms of random jitter. Fewer kills for supervisord keep the run short.
+  The second pair of rows repeats this with 199 more services sleeping under the same
+  supervisor (the cost of an exit that grows with the number of services).
+- **Idle**: N services `sleep 100000` (same starter as above); once all reported, 2 s
+  settle, then CPU time over 10 s, and RSS/USS (`memory_full_info`) at the end.
+- **Start-all**: from launching the supervisor process (interpreter start-up and config
+  load included) until all N services have written their pid to the FIFO. **Stop-all**:
+  from SIGTERM to the supervisor until it has exited *and* none of the N service pids is
+  alive (checked in /proc; a zombie counts as gone). Five fresh launches; the median
+  (every sample is in the JSON).
+- **Log throughput**: writer services (`bench/writer.py`) wait on a FIFO until the bench
+  releases them one at a time (supervisor already up and idle), stamp their start time,
+  and write to stdout: (a) 200 MiB in 64 KiB writes (64 lines of 1 KiB each), (b) 50 MB
+  as 500,000 lines of 100 bytes, one `write(2)` each. Throughput = bytes / (writer's
+  first byte -> the bench sees the full size in the supervisor's log file, polled every
+  2 ms); supervisor start-up is not included. Each file is then checked: exact byte
+  count, exact line count and, for (b), every sequence number in order. The supervisor
+  (all threads) is pinned to CPU 0 and the writer to CPU 1, the same for both sides;
+  seven writers per side, `sync` before each. Single runs are bimodal on this VM (the
+  same side moves between ~300 and ~1200 MB/s for (a), the kernel time per byte of
+  both the pipe read and the file write tripling in the slow mode, for either
+  supervisor), so the target is judged on the best of the seven (the intrinsic cost)
+  and the median is shown beside it; every run is in the JSON.
+- **Crash loop**: a service `sh -c 'echo x >> FILE; exit 1'`; restarts counted from the
+  file over 10 s, with the supervisor's CPU over the same 10 s. No target: supervisord's
+  retry delay is not configurable (it grows by 1 s per failed start), ours runs here with
+  backoff 0 to show the cost of the tightest loop.
+
+Every process a benchmark starts carries a tag in its environment; after each case the
+bench stops the supervisor with SIGTERM, then kills anything still tagged (and reports
+it), so nothing is left running even after an error or Ctrl-C.
+"""
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    quick = " — QUICK smoke run, not comparable" if results["quick"] else ""
+    lines = [
+        "# Benchmarks: tui-supervisor vs supervisord",
+        "",
+        "Generated by `bench/run.py` — do not edit by hand; re-run to update. Raw numbers "
+        "and every sample: `bench/results/latest.json` (not committed).",
+        "",
+        f"- Command: `{results['command']}` (run from the repo root with the dev venv's "
+        f"python; total {results['total_s']:.0f} s){quick}",
+        f"- When: {results['started']}",
+        f"- Machine: {m['nproc']} CPUs (nproc), {m['cpu_model']}, {m['memory_gib']} GiB RAM, "
+        f"{m['os']} kernel {m['kernel']}",
+        f"- Python {m['python']} (ours), {m['python_supervisord'] or '?'} (supervisord)",
+        f"- tui-supervisor {m['ours_version']} (git {m['ours_commit']}); supervisor "
+        f"{m['supervisord_version']} from PyPI in `bench/.venv-supervisord` "
+        "(created by `bench/setup.sh` or automatically by `bench/run.py`)",
+        "",
+        *table(results),
+        "",
+    ]
+    end = results.get("ours_commit_at_end")
+    if end and end != m["ours_commit"]:
+        lines += [f"**The engine's code changed during this run** ({m['ours_commit']} → "
+                  f"{end}): re-run on a quiet tree before trusting the numbers.", ""]
+    if errors := _errors(results):
+        lines += ["Problems seen in this run:", "", *errors, ""]
+    lines.append(METHOD)
+    return "\n".join(lines)
