@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import child, spec, wait_for
+from conftest import child, make_config, spec, wait_for
 
 from tui_supervisor.config.schema import LogSpec
 from tui_supervisor.engine.events import LogLines
@@ -154,3 +154,20 @@ def test_ring_keeps_the_last_lines_across_chunks() -> None:
     assert copy.tail() == ring.tail() and copy.next_offset == ring.next_offset
     copy.resize(2)
     assert [x for *_, x in copy.tail()] == ["98", "99"]
+
+
+async def test_only_big_pipes_are_read_in_batches(engine_factory, tmp_path: Path,
+                                                  monkeypatch) -> None:
+    """Resting a pipe 2 ms between small reads is safe only if it can hold what a service
+    writes meanwhile: a 64 KiB pipe would stall the service."""
+    from tui_supervisor.engine import proc
+
+    sup = await engine_factory(spec("big", child("sleeper"), tmp_path))
+    big = sup.services["big"]
+    assert big.pipes and set(big.pipes) == big._pausable
+    assert all(proc.pipe_size(fd) >= 1 << 20 for fd in big.pipes)
+    monkeypatch.setattr(proc, "PIPE_SIZE", 1 << 16)
+    await sup.apply_config(make_config(tmp_path, spec("small", child("sleeper"), tmp_path),
+                                       config_id=sup.config.config_id))
+    small = sup.services["small"]
+    assert small.pipes and not small._pausable

@@ -24,6 +24,7 @@ it, so a process stays attributable to its service after it leaves the process g
 
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 PR_SET_CHILD_SUBREAPER = 36
 HAS_PIDFD = hasattr(os, "pidfd_open") and sys.platform.startswith("linux")
 
@@ -92,6 +93,14 @@ def spawn(argv: tuple[str, ...], *, cwd: str, env: dict[str, str], user: str | N
         with contextlib.suppress(OSError):  # over pipe-max-size for non-root: keep default
             fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
     return Spawned(p.pid, out, err, started)
+
+
+def pipe_size(fd: int) -> int:
+    """Capacity of a pipe in bytes (0 if unknown)."""
+    try:
+        return fcntl.fcntl(fd, F_GETPIPE_SZ)
+    except OSError:
+        return 0
 
 
 def reap(pid: int) -> ExitInfo | None:
