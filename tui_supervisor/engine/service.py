@@ -1,4 +1,5 @@
-"""One supervised service: its processes, pipes, log, state machine and restart logic.
+"""One supervised service: its state machine and restart logic. Its process tree is
+handled by `tree.ProcessTree`, its output by `output.ServiceOutput` (mixed in).
 
 Only `_set_state` changes `state`; it checks the transition table and emits the event.
 Time-based moves (start rule, backoff, stop timeout) are timers/tasks tagged with an
@@ -11,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import random
-import signal as _signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,8 +22,9 @@ from typing import Any
 from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.bus import EventBus
-from tui_supervisor.engine.events import Exited, LogLines, Notice, StateChanged
+from tui_supervisor.engine.events import Exited, StateChanged
 from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
+from tui_supervisor.engine.output import ServiceOutput
 from tui_supervisor.engine.policies import (
     ExitInfo,
     backoff_delay,
@@ -40,18 +41,7 @@ from tui_supervisor.engine.states import (
     InvalidTransition,
     State,
 )
-
-READ_CHUNK = 256 * 1024
-READS_PER_WAKEUP = 4
-SMALL_READ = 16 * 1024
-PIPE_PAUSE = 0.002
-"""After a wakeup that found less than SMALL_READ bytes, leave the pipe alone this long:
-a service printing line by line is then read in batches (4x less engine CPU for 100-byte
-lines), at the cost of showing its lines up to 2 ms later. Only for pipes of at least
-PAUSABLE_PIPE bytes: a 64 KiB pipe would fill and stall the writer meanwhile."""
-PAUSABLE_PIPE = 512 * 1024
-KILL_WAIT = 5.0
-"""Seconds to wait for the tree to vanish after SIGKILL before reporting it."""
+from tui_supervisor.engine.tree import ProcessTree
 
 
 @dataclass
@@ -68,7 +58,7 @@ class EngineContext:
     rand: Callable[[], float] = random.random
 
 
-class Service:
+class Service(ProcessTree, ServiceOutput):
     def __init__(self, spec: ServiceSpec, ctx: EngineContext) -> None:
         self.spec = spec
         self.ctx = ctx
@@ -348,144 +338,6 @@ class Service:
                           "t": time.time(), "uptime": None, "text": exit.describe()}
         self._after_exit(exit, was_starting=False, requested=self.operator_signal,
                          reason=f"daemon {exit.describe()}")
-
-    # -- process tree -----------------------------------------------------------------
-    def _leftovers(self) -> set[int]:
-        """Live processes of this service other than the main one."""
-        self.ctx.watcher.reap_orphans()
-        found = self._tree()
-        if self.pid is None and self.pgid is not None and proc.group_alive(self.pgid):
-            found |= proc.group_members(self.pgid)
-        return found
-
-    def _tree(self) -> set[int]:
-        """Known live pids of the service, besides the main process."""
-        out: set[int] = set()
-        if self.pid is not None:
-            out |= proc.descendants(self.pid)
-        watcher = self.ctx.watcher
-        for c in watcher.children():
-            if c not in self.daemon_pids and watcher.watching(c):
-                continue
-            if c in self.daemon_pids or proc.read_marker(c) == self.marker:
-                out.add(c)
-                out |= proc.descendants(c)
-        out |= {p for p in self.daemon_pids if os.path.exists(f"/proc/{p}")}
-        # Once seen, a process stays ours until it is gone: while it exits its environ
-        # (our marker) is no longer readable, and its parent may already be dead.
-        known = self._known
-        for p in out:
-            if p not in known:
-                st = proc.stat(p)
-                if st is not None:
-                    known[p] = st.starttime
-        for p, start in tuple(known.items()):
-            st = proc.stat(p)
-            if st is None or st.state == "Z" or st.starttime != start:
-                del known[p]
-            else:
-                out.add(p)
-        return out
-
-    def _alive(self) -> bool:
-        """Cheap while the main process lives; scans for leftovers after it exited."""
-        return self.pid is not None or bool(self._leftovers())
-
-    def _signal_tree(self, sig: int) -> None:
-        if self.pgid is not None:
-            proc.signal_group(self.pgid, sig)
-        if self.pid is not None:
-            proc.signal_pid(self.pid, sig)
-        for p in self._tree():
-            proc.signal_pid(p, sig)
-
-    def kill_now(self) -> None:
-        """SIGKILL the whole tree at once (the stop in progress then completes)."""
-        if self.pid is not None or self.pgid is not None:
-            self._signal_tree(_signal.SIGKILL)
-
-    def _describe_tree(self) -> str:
-        pids = sorted(self._tree() | ({self.pid} if self.pid else set()))
-        return ", ".join(map(str, pids)) or f"process group {self.pgid}"
-
-    async def _kill_tree(self, sig: int, timeout: float) -> bool:
-        """Signal the tree, wait up to `timeout`, SIGKILL it, wait for it to vanish."""
-        if not self._alive():
-            return True
-        self._signal_tree(sig)
-        if sig != _signal.SIGCONT:
-            self._signal_tree(_signal.SIGCONT)  # a stopped process must see the signal
-        for phase_timeout, last in ((timeout, False), (KILL_WAIT, True)):
-            deadline = time.monotonic() + phase_timeout
-            pause = 0.001
-            while time.monotonic() < deadline:
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.05)
-                if not self._alive():
-                    return True
-            if last:
-                break
-            self._signal_tree(_signal.SIGKILL)
-        return not self._alive()
-
-    # -- output -----------------------------------------------------------------------
-    def _add_pipe(self, fd: int, stream: str, partial: bytes = b"") -> None:
-        self.pipes[fd] = (stream, LineSplitter(partial))
-        if proc.pipe_size(fd) >= PAUSABLE_PIPE:
-            self._pausable.add(fd)
-        self.ctx.loop.add_reader(fd, self._on_pipe, fd)
-
-    def _on_pipe(self, fd: int) -> None:
-        stream, splitter = self.pipes[fd]
-        got = 0
-        for _ in range(READS_PER_WAKEUP):
-            try:
-                data = os.read(fd, READ_CHUNK)
-            except BlockingIOError:
-                break
-            except OSError:
-                data = b""
-            if not data:
-                self._close_pipe(fd)
-                return
-            got += len(data)
-            self._ingest(stream, *splitter.feed(data))
-            if len(data) < READ_CHUNK:
-                break
-        if got < SMALL_READ and fd in self._pausable:
-            self.ctx.loop.remove_reader(fd)
-            self._paused[fd] = self.ctx.loop.call_later(PIPE_PAUSE, self._resume_pipe, fd)
-
-    def _resume_pipe(self, fd: int) -> None:
-        self._paused.pop(fd, None)
-        if fd in self.pipes:
-            self.ctx.loop.add_reader(fd, self._on_pipe, fd)
-
-    def _close_pipe(self, fd: int) -> None:
-        stream, splitter = self.pipes.pop(fd)
-        self._pausable.discard(fd)
-        paused = self._paused.pop(fd, None)
-        if paused is not None:
-            paused.cancel()
-        self.ctx.loop.remove_reader(fd)
-        os.close(fd)
-        self._ingest(stream, *splitter.flush())
-
-    def _ingest(self, stream: str, segments: list[bytes | memoryview], size: int) -> None:
-        if not size:
-            return
-        try:
-            self.log_file.write_segments(segments, size)
-        except OSError as e:
-            if not self._log_error_reported:
-                self._log_error_reported = True
-                self._notice("error", f"cannot write {self.log_file.path}: {e.strerror}")
-        t = time.time()
-        offset = self.ring.add(t, stream, segments, size)
-        self.ctx.bus.emit(LogLines(t, self.name, stream, offset, segments, size))
-
-    def _notice(self, level: str, message: str) -> None:
-        self.ctx.bus.emit(Notice(time.time(), level, message, self.name))
 
     def update_spec(self, spec: ServiceSpec) -> None:
         """Take a new spec in place (policy, backoff, limits); the process is untouched."""
