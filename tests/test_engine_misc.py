@@ -101,3 +101,21 @@ async def test_unknown_user_is_fatal_with_reason(engine_factory, tmp_path: Path)
     sup = await engine_factory(spec("u", ("/bin/sleep", "1"), tmp_path, user="no-such-user-x"))
     svc = sup.services["u"]
     assert svc.state.value == "fatal" and svc.reason == "unknown user 'no-such-user-x'"
+
+
+def test_runtime_dir_refuses_a_parent_made_by_someone_else(tmp_path: Path) -> None:
+    from tui_supervisor.engine.runtime import RuntimeDirError, ensure_private_dir
+
+    ok = tmp_path / "mine" / "cfg-1"
+    ensure_private_dir(ok)
+    assert oct(ok.stat().st_mode & 0o777) == oct(ok.parent.stat().st_mode & 0o777) == "0o700"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "trap").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RuntimeDirError, match="not a directory"):
+        ensure_private_dir(tmp_path / "trap" / "cfg-1")
+    if os.geteuid() == 0:
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        os.chown(theirs, 65534, 65534)
+        with pytest.raises(RuntimeDirError, match="owned by uid 65534"):
+            ensure_private_dir(theirs / "cfg-1")

@@ -24,13 +24,17 @@ class RuntimeDirError(Exception):
 
 
 def ensure_private_dir(path: Path) -> None:
-    """Create `path` (0700) or check an existing one is ours and not open to others."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = path.stat()
-    if st.st_uid != os.getuid():
-        raise RuntimeDirError(f"{path}: owned by uid {st.st_uid}, not by us")
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+    """Create `path` and its parent (0700) or check existing ones are ours and closed to
+    others (the fallback parent lives in /tmp, where anybody could have made it first)."""
+    for p in (path.parent, path):
+        p.mkdir(exist_ok=True, mode=0o700, parents=p is path.parent)
+        st = os.lstat(p)
+        if not stat.S_ISDIR(st.st_mode):
+            raise RuntimeDirError(f"{p}: not a directory (a symlink?)")
+        if st.st_uid != os.getuid():
+            raise RuntimeDirError(f"{p}: owned by uid {st.st_uid}, not by us")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(p, 0o700)
 
 
 class EngineLock:
