@@ -26,8 +26,8 @@ class RuntimeDirError(Exception):
 def ensure_private_dir(path: Path) -> None:
     """Create `path` and its parent (0700) or check existing ones are ours and closed to
     others (the fallback parent lives in /tmp, where anybody could have made it first)."""
-    for p in (path.parent, path):
-        p.mkdir(exist_ok=True, mode=0o700, parents=p is path.parent)
+    for i, p in enumerate((path.parent, path)):
+        p.mkdir(exist_ok=True, mode=0o700, parents=i == 0)
         st = os.lstat(p)
         if not stat.S_ISDIR(st.st_mode):
             raise RuntimeDirError(f"{p}: not a directory (a symlink?)")
