@@ -1,0 +1,1 @@
+"""Control: the engine's Unix socket (server) and the SupervisorAPI client over it."""
