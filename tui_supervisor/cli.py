@@ -100,6 +100,7 @@ def cmd_run(path: Path, *, quiet: bool, demo: bool = False) -> int:
 async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-untyped-def]
     """Run the engine until SIGTERM/SIGINT; SIGHUP reloads the config (DESIGN.md §7)."""
     from tui_supervisor.console import Console
+    from tui_supervisor.control.server import ControlServer
     from tui_supervisor.engine.events import LogLines
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
@@ -110,6 +111,7 @@ async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-u
     sup.bus.add_listener(
         console if not quiet else (lambda ev: None if isinstance(ev, LogLines) else console(ev)))
     stop = asyncio.Event()
+    server = ControlServer(sup, cfg.settings.runtime_dir)
 
     def on_stop_signal() -> None:
         if stop.is_set():  # asked twice: do not wait for stop timeouts
@@ -131,16 +133,23 @@ async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-u
         except (RuntimeDirError, OSError) as e:
             _err(f"cannot start: {e}")
             return 1
+        try:
+            await server.start()
+        except OSError as e:
+            _err(f"cannot start: control socket {server.path}: {e.strerror or e}")
+            return 1
         console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
                       f"{len(cfg.services)} services from {cfg.path}; logs in "
                       f"{cfg.settings.log_dir}\n")
         sup.autostart()
         await stop.wait()
         console.write("stopping all services...\n")
+        await server.close()
         await sup.close()
         console.write("all stopped\n")
         return 0
     finally:
+        await server.close()
         if not sup._closed and sup.ctx is not None:
             await sup.close()
         console.close()

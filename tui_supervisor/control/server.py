@@ -1,0 +1,265 @@
+"""The control socket server: the engine's SupervisorAPI for other processes.
+
+`<runtime_dir>/control.sock` (dir 0700, socket 0600), only the engine's own uid (and root)
+may talk, checked with SO_PEERCRED. Each request runs as its own task, so a slow `stop`
+does not hold up a `snapshot` on the same connection. A bad client (garbage, huge lines,
+vanishing mid-stream, never reading) costs the engine at most one bounded subscription and
+one connection; it is dropped, never waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+from tui_supervisor import __version__
+from tui_supervisor.control import protocol as p
+from tui_supervisor.engine.api import UnknownService
+from tui_supervisor.engine.supervisor import Supervisor
+
+SUB_MAXSIZE = 10_000
+"""Events a subscriber may fall behind before the bus drops it."""
+DROP_GRACE = 5.0
+"""Seconds a dropped subscriber gets to read its notice before the connection is cut."""
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+def peer_allowed(uid: int, own_uid: int | None = None) -> bool:
+    """Only the engine's own uid, and root, may use its socket."""
+    return uid in (0, os.getuid() if own_uid is None else own_uid)
+
+
+class BadArgs(Exception):
+    pass
+
+
+def _names(args: dict[str, Any], sup: Supervisor) -> list[str]:
+    if args.get("all") is True:
+        if "names" in args:
+            raise BadArgs("give names or all, not both")
+        return list(sup.services)
+    if "all" in args and args["all"] is not False:
+        raise BadArgs("all: expected true or false")
+    names = args.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadArgs("names: expected a list of service names")
+    return names
+
+
+def _check_keys(args: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(args) - allowed)
+    if extra:
+        raise BadArgs(f"unexpected argument: {extra[0]}")
+
+
+class ControlServer:
+    """Serves one Supervisor on `<runtime_dir>/control.sock`."""
+
+    def __init__(self, sup: Supervisor, runtime_dir: Path, *,
+                 sub_maxsize: int = SUB_MAXSIZE) -> None:
+        self.sup = sup
+        self.path = p.socket_path(runtime_dir)
+        self.sub_maxsize = sub_maxsize
+        self._server: asyncio.AbstractServer | None = None
+        self._inode: int | None = None
+        self._conns: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._requests: set[asyncio.Task[None]] = set()
+        self.own_uid = os.getuid()
+
+    async def start(self) -> None:
+        with p.bindable(self.path) as name:
+            self._server = await asyncio.start_unix_server(self._serve, name,
+                                                           limit=p.MAX_LINE)
+        os.chmod(self.path, 0o600)
+        self._inode = os.stat(self.path).st_ino
+
+    async def close(self) -> None:
+        """Stop listening, end every connection, remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in tuple(self._conns.values()):
+            writer.transport.abort()
+        if self._conns:
+            await asyncio.wait(tuple(self._conns), timeout=5)
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+
+    # -- one connection ---------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns[task] = writer
+        streams: set[asyncio.Task[Any]] = set()
+        try:
+            uid = peer_uid(writer.get_extra_info("socket"))
+            if not peer_allowed(uid, self.own_uid):
+                writer.write(p.encode(p.error(None, p.PERMISSION_DENIED,
+                                              f"uid {uid} may not control this engine")))
+                await asyncio.wait_for(writer.drain(), 1.0)
+                return
+            writer.write(p.encode(p.hello(os.getpid(), __version__)))
+            await writer.drain()
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than MAX_LINE
+                    writer.write(p.encode(p.error(
+                        None, p.LINE_TOO_LONG, f"request longer than {p.MAX_LINE} bytes")))
+                    await asyncio.wait_for(writer.drain(), 1.0)
+                    return
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                # commands run to the end even if the client goes; streams do not
+                t = asyncio.ensure_future(self._request(line, writer, streams))
+                self._requests.add(t)
+                t.add_done_callback(self._requests.discard)
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
+            for t in tuple(streams):
+                t.cancel()
+            writer.transport.abort()
+            self._conns.pop(task, None)
+
+    async def _request(self, line: bytes, writer: asyncio.StreamWriter,
+                       streams: set[asyncio.Task[Any]]) -> None:
+        req_id: Any = None
+        try:
+            try:
+                msg = p.decode(line)
+                req_id = msg.get("id")
+                if not (req_id is None or isinstance(req_id, str | int)) \
+                        or isinstance(req_id, bool):
+                    req_id = None
+                    raise p.ProtocolError(p.BAD_REQUEST, "id: expected a string or number")
+                cmd, args = msg.get("cmd"), msg.get("args", {})
+                if not isinstance(cmd, str):
+                    raise p.ProtocolError(p.BAD_REQUEST, "cmd: expected a string")
+                if args is None:
+                    args = {}
+                if not isinstance(args, dict):
+                    raise p.ProtocolError(p.BAD_ARGS, "args: expected an object")
+                if cmd == "subscribe":
+                    task = asyncio.current_task()
+                    assert task is not None
+                    streams.add(task)
+                    try:
+                        await self._subscribe(req_id, args, writer)
+                    finally:
+                        streams.discard(task)
+                    return
+                handler = getattr(self, f"_cmd_{cmd}", None)
+                if handler is None:
+                    raise p.ProtocolError(p.UNKNOWN_VERB, f"unknown command: {cmd}")
+                out = p.reply(req_id, await handler(args))
+            except p.ProtocolError as e:
+                out = p.error(req_id, e.code, e.message)
+            except BadArgs as e:
+                out = p.error(req_id, p.BAD_ARGS, str(e))
+            except UnknownService as e:
+                out = p.error(req_id, p.UNKNOWN_SERVICE, str(e), service=e.args[0])
+            except Exception as e:  # an engine bug: say so, keep serving
+                out = p.error(req_id, p.INTERNAL, f"{type(e).__name__}: {e}")
+            writer.write(p.encode(out))
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+    async def _subscribe(self, req_id: Any, args: dict[str, Any],
+                         writer: asyncio.StreamWriter) -> None:
+        """Snapshot first, then every event; the reply `{"end": reason}` ends it."""
+        _check_keys(args, {"logs"})
+        logs = args.get("logs", True)
+        if not isinstance(logs, bool):
+            raise BadArgs("logs: expected true or false")
+        sub = self.sup.subscribe_now(logs=logs, maxsize=self.sub_maxsize)
+        try:
+            async for item in sub:
+                ev = item if isinstance(item, dict) else item.as_dict()
+                writer.write(p.encode(p.event(req_id, ev)))
+                await self._drain(writer, sub)
+            writer.write(p.encode(p.reply(req_id, {
+                "end": "dropped: too slow" if sub.dropped else "engine closing"})))
+            await self._drain(writer, sub)
+        finally:
+            sub.close()
+
+    async def _drain(self, writer: asyncio.StreamWriter, sub: Any) -> None:
+        """Wait for the client to read; cut it off if the bus dropped it and it still does
+        not read within DROP_GRACE."""
+        fut = asyncio.ensure_future(writer.drain())
+        waited = 0.0
+        try:
+            while True:
+                done, _ = await asyncio.wait({fut}, timeout=0.5)
+                if done:
+                    fut.result()
+                    return
+                if sub.dropped:
+                    waited += 0.5
+                    if waited >= DROP_GRACE:
+                        writer.transport.abort()
+                        raise ConnectionAbortedError
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    # -- verbs ------------------------------------------------------------------------
+    async def _cmd_snapshot(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, set())
+        return await self.sup.snapshot()
+
+    async def _cmd_start(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, {"names", "all"})
+        return await self.sup.start(_names(args, self.sup))
+
+    async def _cmd_stop(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, {"names", "all"})
+        return await self.sup.stop(_names(args, self.sup))
+
+    async def _cmd_restart(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, {"names", "all"})
+        return await self.sup.restart(_names(args, self.sup))
+
+    async def _cmd_signal(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, {"name", "sig"})
+        name, sig = args.get("name"), args.get("sig")
+        if not isinstance(name, str):
+            raise BadArgs("name: expected a service name")
+        if not isinstance(sig, str | int) or isinstance(sig, bool):
+            raise BadArgs("sig: expected a signal name or number")
+        try:
+            return await self.sup.signal(name, sig)
+        except ValueError as e:
+            raise p.ProtocolError(p.BAD_SIGNAL, str(e)) from None
+
+    async def _cmd_reload(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, set())
+        return await self.sup.reload()
+
+    async def _cmd_logs(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, {"names", "n"})
+        names = args.get("names")
+        if names is not None and (not isinstance(names, list)
+                                  or not all(isinstance(x, str) for x in names)):
+            raise BadArgs("names: expected a list of service names or null")
+        n = args.get("n", 100)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise BadArgs("n: expected a count >= 0")
+        return await self.sup.logs(names, n)
