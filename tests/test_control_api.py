@@ -189,3 +189,18 @@ async def test_remote_not_running(tmp_path: Path) -> None:
     (tmp_path / "control.sock").touch()
     with pytest.raises(NotRunning):
         await RemoteSupervisor(tmp_path).snapshot()
+
+
+@pytest.mark.parametrize("module", ["tui_supervisor.control.server",
+                                    "tui_supervisor.control.client"])
+def test_control_does_not_load_the_ui(module: str) -> None:
+    """The engine process loads the server; a TUI loads the client: neither pulls in Rich
+    or Textual by itself (only the CLI's status table uses Rich)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}; "
+            "print(','.join(m for m in ('textual', 'rich') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == ""

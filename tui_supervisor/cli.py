@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -39,12 +40,47 @@ def _parser() -> argparse.ArgumentParser:
     add("check", "validate the config; exit 0 if valid, 1 with the errors on stderr")
     demo = add("demo", "run the packaged demo config")
     demo.add_argument("--headless", action="store_true", help="no UI (the only mode for now)")
+    st = add("status", "show the services of the running engine")
+    st.add_argument("--json", action="store_true", help="the full snapshot as JSON")
+    for verb in ("start", "stop", "restart"):
+        sp = add(verb, f"{verb} services")
+        sp.add_argument("names", nargs="*", metavar="NAME")
+        sp.add_argument("--all", action="store_true", help="every service")
+    sig = add("signal", "send a signal to a service")
+    sig.add_argument("name", metavar="NAME")
+    sig.add_argument("sig", metavar="SIG", help="TERM, SIGHUP, 9, ...")
+    lg = add("logs", "print the last lines of services (all by default), merged")
+    lg.add_argument("names", nargs="*", metavar="NAME")
+    lg.add_argument("-f", "--follow", action="store_true",
+                    help="then print new lines as they come, across restarts")
+    lg.add_argument("-n", type=_count, default=50, metavar="N",
+                    help="lines of history (default 50)")
+    add("reload", "re-read the config and apply the difference")
     return p
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text!r}")
+    return n
+
+
+CLIENT_VERBS = ("status", "start", "stop", "restart", "signal", "logs", "reload")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     cfg_path = Path(args.config or DEFAULT_CONFIG)
+    if args.cmd in ("start", "stop", "restart") and bool(args.names) == bool(args.all):
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.cmd].error("give service names or --all (not both)")
+    if args.cmd in CLIENT_VERBS:
+        return cmd_client(args, cfg_path)
     if args.cmd == "check":
         return cmd_check(cfg_path)
     if args.cmd == "demo":
@@ -85,6 +121,61 @@ def cmd_check(path: Path) -> int:
         return 1
     print(f"{path}: ok ({len(cfg.services)} services)")
     return 0
+
+
+def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
+    """A verb run against the engine of `cfg_path`, over its control socket."""
+    from tui_supervisor.config import ConfigError
+    from tui_supervisor.control import verbs
+    from tui_supervisor.control.client import (
+        ControlError,
+        NotRunning,
+        RemoteSupervisor,
+        runtime_dir_for,
+    )
+    from tui_supervisor.engine.api import UnknownService
+
+    try:
+        runtime_dir = runtime_dir_for(cfg_path)
+    except ConfigError as e:
+        for issue in e.issues:
+            print(issue, file=sys.stderr)
+        return 1
+
+    async def go() -> int:
+        async with RemoteSupervisor(runtime_dir) as api:
+            if args.cmd == "status":
+                return await verbs.status(api, as_json=args.json)
+            if args.cmd in ("start", "stop", "restart"):
+                return await verbs.control(api, args.cmd, None if args.all else args.names)
+            if args.cmd == "signal":
+                return await verbs.send_signal(api, args.name, args.sig)
+            if args.cmd == "logs":
+                return await verbs.logs(api, args.names, args.n, args.follow)
+            return await verbs.reload(api)
+
+    try:
+        return asyncio.run(go())
+    except NotRunning:
+        _err(f"no engine running for {cfg_path} — start it with "
+             f"`{PROG} run --headless -c {cfg_path}`")
+    except UnknownService as e:
+        _err(str(e))
+    except PermissionError as e:
+        _err(str(e) if str(e).startswith("permission denied") else f"permission denied: {e}")
+    except ValueError as e:
+        if args.cmd != "signal":
+            raise
+        _err(f"bad signal: {e}")
+    except ControlError as e:
+        _err(f"the engine refused: {e}")
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 1
 
 
 def cmd_run(path: Path, *, quiet: bool, demo: bool = False) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -220,6 +221,36 @@ async def _closing(conn: _Conn, it: AsyncIterator[dict[str, Any]]
             yield ev
     finally:
         await conn.close()
+
+
+def runtime_dir_for(config_path: str | os.PathLike[str]) -> Path:
+    """Where the engine of a config listens. Found from the config even when it no longer
+    validates (an edit with a typo must not cut the user off from the running engine):
+    then from its path, and its `settings.runtime_dir` if that can still be read.
+    A missing or unreadable file raises ConfigError."""
+    import yaml
+
+    from tui_supervisor.config import ConfigError, load_config
+    from tui_supervisor.config.loader import default_dirs, make_config_id
+    from tui_supervisor.config.reader import expand_path
+    from tui_supervisor.config.units import interpolate
+
+    try:
+        return load_config(config_path).settings.runtime_dir
+    except ConfigError as e:
+        error = e
+    path = Path(os.path.abspath(os.path.expanduser(config_path)))
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        raise error from None
+    path = path.resolve()
+    _state, run = default_dirs(make_config_id(path), os.environ)
+    with contextlib.suppress(Exception):
+        value = yaml.safe_load(text)["settings"]["runtime_dir"]
+        if isinstance(value, str):
+            run = expand_path(interpolate(value, os.environ), path.parent, os.environ)
+    return run
 
 
 def run_sync(runtime_dir: Path | str,

@@ -1,0 +1,170 @@
+"""The client verbs of the command line against a real engine process, over its socket."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import alive
+from test_cli import PY, cli, cli_env, engines, state_pids, svc, wait_pids, write_cfg
+
+__all__ = ["engines"]  # the fixture, shared with test_cli
+
+
+def wait_text(path: Path, text: str, count: int = 1, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = path.read_text() if path.exists() else ""
+        if out.count(text) >= count:
+            return out
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} x{count} not seen in:\n{out}")
+        time.sleep(0.05)
+
+
+def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+def test_no_engine_running(tmp_path: Path) -> None:
+    cfg = write_cfg(tmp_path, svc("a", "sleeper"))
+    for verb in (["status"], ["stop", "a"], ["logs"], ["logs", "-f"], ["reload"],
+                 ["signal", "a", "TERM"]):
+        r = cli(tmp_path, *verb, "-c", str(cfg))
+        assert one_error_line(r) == (
+            f"tui-supervisor: no engine running for {cfg} — start it with "
+            f"`tui-supervisor run --headless -c {cfg}`")
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    cfg = write_cfg(tmp_path, svc("a", "sleeper"))
+    for verb in (["start"], ["stop", "a", "--all"], ["signal", "a"], ["logs", "-n", "x"],
+                 ["logs", "-n", "-3"], ["status", "--bogus"]):
+        r = cli(tmp_path, *verb, "-c", str(cfg))
+        assert r.returncode == 2, (verb, r.stderr)
+        assert "usage:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_status_table_and_json(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("alpha", "sleeper") + svc("beta", "crash", "3"))
+    e = engines(cfg)
+    e.wait_out("ready")
+    pids = wait_pids(tmp_path, cfg, lambda p: "alpha" in p)
+    r = cli(tmp_path, "status", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"engine pid {e.proc.pid}, up ")
+    header = next(line for line in lines if "NAME" in line).split()
+    assert header == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "FAILURES", "LAST", "EXIT"]
+    alpha = next(line for line in lines if line.startswith("alpha")).split()
+    assert alpha[1] == "running" and alpha[2] == str(pids["alpha"])
+    assert any(line.startswith("beta") for line in lines)
+    r = cli(tmp_path, "status", "--json", "-c", str(cfg))
+    snap = json.loads(r.stdout)
+    assert snap["engine"]["pid"] == e.proc.pid
+    by = {s["name"]: s for s in snap["services"]}
+    assert list(by) == ["alpha", "beta"] and by["alpha"]["pid"] == pids["alpha"]
+    assert {"restarts", "failures", "last_exit", "uptime", "log_file"} <= set(by["alpha"])
+
+
+def test_start_stop_restart(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("a", "sleeper") + svc("b", "sleeper"))
+    e = engines(cfg)
+    before = wait_pids(tmp_path, cfg, lambda p: len(p) == 2)
+    e.wait_out("ready", count=2)
+    r = cli(tmp_path, "stop", "a", "-c", str(cfg))
+    assert (r.returncode, r.stdout) == (0, "stopped: a\n"), r.stderr
+    assert not alive(before["a"])
+    assert json.loads(cli(tmp_path, "status", "--json", "-c", str(cfg)).stdout)[
+        "services"][0]["state"] == "stopped"
+    r = cli(tmp_path, "start", "a", "b", "-c", str(cfg))
+    assert (r.returncode, r.stdout) == (0, "started: a\n"), r.stderr
+    mid = wait_pids(tmp_path, cfg, lambda p: len(p) == 2 and p["a"] != before["a"])
+    r = cli(tmp_path, "restart", "--all", "-c", str(cfg))
+    assert (r.returncode, r.stdout) == (0, "restarted: a, b\n"), r.stderr
+    after = wait_pids(tmp_path, cfg, lambda p: len(p) == 2 and not set(p.values()) &
+                      set(mid.values()))
+    assert after["b"] != before["b"]
+    assert one_error_line(cli(tmp_path, "restart", "a", "nope", "-c", str(cfg))) == \
+        "tui-supervisor: no such service: nope"
+    assert state_pids(tmp_path, cfg) == after  # the bad request touched nothing
+
+
+def test_signal(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("a", "sleeper"))
+    engines(cfg).wait_out("ready")
+    old = wait_pids(tmp_path, cfg, lambda p: "a" in p)["a"]
+    r = cli(tmp_path, "signal", "a", "term", "-c", str(cfg))
+    assert (r.returncode, r.stdout) == (0, "sent SIGTERM to a\n"), r.stderr
+    wait_pids(tmp_path, cfg, lambda p: p.get("a") not in (None, old))  # respawned
+    assert not alive(old)
+    err = one_error_line(cli(tmp_path, "signal", "a", "BOGUS", "-c", str(cfg)))
+    assert err.startswith("tui-supervisor: bad signal: ") and "'BOGUS'" in err
+    assert one_error_line(cli(tmp_path, "signal", "nope", "TERM", "-c", str(cfg))) == \
+        "tui-supervisor: no such service: nope"
+
+
+def test_reload(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("a", "sleeper"))
+    engines(cfg).wait_out("ready")
+    before = wait_pids(tmp_path, cfg, lambda p: "a" in p)
+    write_cfg(tmp_path, svc("a", "sleeper") + svc("b", "sleeper"))
+    r = cli(tmp_path, "reload", "-c", str(cfg))
+    assert (r.returncode, r.stdout) == (0, "reloaded: added: b\n"), r.stderr
+    after = wait_pids(tmp_path, cfg, lambda p: set(p) == {"a", "b"})
+    assert after["a"] == before["a"]
+    cfg.write_text("services:\n  a: {command: [x], restart: bogus}\n")
+    r = cli(tmp_path, "reload", "-c", str(cfg))
+    assert r.returncode == 1
+    assert r.stderr.startswith("tui-supervisor: config not reloaded, nothing changed:\n")
+    assert "services.a.restart: must be one of" in r.stderr
+    status = cli(tmp_path, "status", "--json", "-c", str(cfg))  # still reachable
+    assert status.returncode == 0, status.stderr
+    assert {s["name"]: s["pid"] for s in json.loads(status.stdout)["services"]} == after
+
+
+def test_logs_merged_and_prefixed(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("count", "counter", "20", extra="    restart: never\n")
+                    + svc("s", "sleeper"))
+    engines(cfg).wait_out("line 00000019")
+    r = cli(tmp_path, "logs", "count", "-n", "3", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"count | line {i:08d} {'x' * 40}" for i in (17, 18, 19)]
+    r = cli(tmp_path, "logs", "-c", str(cfg), "-n", "1000")
+    lines = r.stdout.splitlines()
+    assert any(line.startswith("s     | ready ") for line in lines)
+    assert sum(line.startswith("count | line ") for line in lines) >= 20
+    assert one_error_line(cli(tmp_path, "logs", "nope", "-c", str(cfg))) == \
+        "tui-supervisor: no such service: nope"
+
+
+def test_logs_follow_across_a_restart(tmp_path: Path, engines) -> None:
+    cfg = write_cfg(tmp_path, svc("s", "sleeper") + svc("other", "sleeper"))
+    e = engines(cfg)
+    e.wait_out("ready", count=2)
+    first = wait_pids(tmp_path, cfg, lambda p: len(p) == 2)["s"]
+    out_path = tmp_path / "follow.out"
+    with open(out_path, "w") as out, open(tmp_path / "follow.err", "w") as err:
+        follower = subprocess.Popen([PY, "-m", "tui_supervisor", "logs", "-f", "s",
+                                     "-c", str(cfg)], stdout=out, stderr=err,
+                                    env=cli_env(tmp_path), cwd=tmp_path)
+    try:
+        wait_text(out_path, f"s | ready {first}\n")  # history
+        assert cli(tmp_path, "restart", "s", "-c", str(cfg)).returncode == 0
+        second = wait_pids(tmp_path, cfg, lambda p: p.get("s") not in (None, first))["s"]
+        text = wait_text(out_path, f"s | ready {second}\n")  # live, after the restart
+        assert text == f"s | ready {first}\ns | ready {second}\n"  # no dupes, no 'other'
+        assert e.stop() == 0
+        assert follower.wait(20) == 0  # the engine went away: the stream ends
+        assert "engine stopped" in (tmp_path / "follow.err").read_text()
+    finally:
+        if follower.poll() is None:
+            follower.send_signal(signal.SIGKILL)
+            follower.wait()
