@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -168,3 +169,31 @@ def test_logs_follow_across_a_restart(tmp_path: Path, engines) -> None:
         if follower.poll() is None:
             follower.send_signal(signal.SIGKILL)
             follower.wait()
+
+
+def test_run_detach(tmp_path: Path) -> None:
+    cfg = write_cfg(tmp_path, svc("a", "sleeper"))
+    r = cli(tmp_path, "run", "--headless", "--detach", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("started (pid ")
+    pid = int(r.stdout.split("(pid ")[1].split(")")[0])
+    try:
+        assert alive(pid)
+        status = cli(tmp_path, "status", "--json", "-c", str(cfg))
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["engine"]["pid"] == pid
+        again = cli(tmp_path, "run", "--headless", "--detach", "-c", str(cfg))
+        assert one_error_line(again) == \
+            f"tui-supervisor: already running (pid {pid}) — use attach"
+        log = Path(r.stdout.strip().split("output in ")[1])
+        wait_text(log, f"(pid {pid}) supervising 1 services")
+        wait_text(log, "ready")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while alive(pid):
+            assert time.monotonic() < deadline, "detached engine did not stop"
+            time.sleep(0.05)
+        wait_text(log, "all stopped")
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from tui_supervisor import __version__
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no UI: print a merged log stream")
     run.add_argument("--quiet", action="store_true",
                      help="with --headless: print state changes only, not service output")
+    run.add_argument("--detach", action="store_true",
+                     help="with --headless: run in the background (output to the state "
+                     "dir's engine.log); returns once the engine is up")
     add("check", "validate the config; exit 0 if valid, 1 with the errors on stderr")
     demo = add("demo", "run the packaged demo config")
     demo.add_argument("--headless", action="store_true", help="no UI (the only mode for now)")
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.headless:
             _err("the terminal UI is not built yet: use `run --headless`")
             return 2
-        return cmd_run(cfg_path, quiet=args.quiet)
+        return cmd_run(cfg_path, quiet=args.quiet, detach=args.detach)
     _err("the terminal UI is not built yet: use `tui-supervisor run --headless "
          f"-c {cfg_path}` (see --help)")
     return 2
@@ -178,18 +182,83 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
     return 1
 
 
-def cmd_run(path: Path, *, quiet: bool, demo: bool = False) -> int:
+def cmd_run(path: Path, *, quiet: bool, demo: bool = False, detach: bool = False) -> int:
     cfg = _load(path, demo=demo)
     if cfg is None:
         return 1
+    ready_fd = None
+    if detach:
+        from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
+
+        running = engine_running(cfg.settings.runtime_dir)
+        if running is not None:
+            _err(str(AlreadyRunning(running if running > 0 else None)))
+            return 1
+        parent_rc, ready_fd = _detach(cfg.settings.state_dir / "engine.log")
+        if parent_rc is not None:
+            return parent_rc
     try:
-        return asyncio.run(run_headless(cfg, quiet=quiet))
+        return asyncio.run(run_headless(cfg, quiet=quiet, ready_fd=ready_fd))
     except KeyboardInterrupt:
         return 130
 
 
-async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-untyped-def]
-    """Run the engine until SIGTERM/SIGINT; SIGHUP reloads the config (DESIGN.md §7)."""
+DETACH_TIMEOUT = 60.0
+
+
+def _detach(log: Path) -> tuple[int | None, int | None]:
+    """Fork the engine into its own session, stdio to `log`. In the parent: (exit code,
+    None) once the child listens on its socket (or failed); in the child: (None, fd) where
+    the child reports "ok" or its error."""
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        _err(f"cannot start: {log}: {e.strerror}")
+        return 1, None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(null)
+        os.close(log_fd)
+        return None, w
+    os.close(w)
+    os.close(log_fd)
+    import select
+
+    got = b""
+    deadline = time.monotonic() + DETACH_TIMEOUT
+    while not got.endswith(b"\n") and time.monotonic() < deadline:
+        if select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            got += chunk
+    os.close(r)
+    if got == b"ok\n":
+        print(f"started (pid {pid}); output in {log}")
+        return 0, None
+    if got:
+        _err(got.decode(errors="replace").strip())
+    else:
+        _err(f"the engine (pid {pid}) did not start; see {log}")
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return 1, None
+
+
+async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-def]
+                       ready_fd: int | None = None) -> int:
+    """Run the engine until SIGTERM/SIGINT; SIGHUP reloads the config (DESIGN.md §7).
+    `ready_fd` (--detach): told "ok" once the socket listens, or the startup error."""
     from tui_supervisor.console import Console
     from tui_supervisor.control.server import ControlServer
     from tui_supervisor.engine.events import LogLines
@@ -215,20 +284,29 @@ async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-u
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sup.reload()))
     loop.add_signal_handler(signal.SIGUSR2, lambda: console.write(
         "code reload (SIGUSR2) is not built yet; ignored\n"))
+    def report(msg: str | None) -> int:
+        nonlocal ready_fd
+        if msg is not None:
+            _err(msg)
+        if ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, b"ok\n" if msg is None else f"{msg}\n".encode())
+            os.close(ready_fd)
+            ready_fd = None
+        return 0 if msg is None else 1
+
     try:
         try:
             await sup.open(autostart=False)
         except AlreadyRunning as e:
-            _err(str(e))
-            return 1
+            return report(str(e))
         except (RuntimeDirError, OSError) as e:
-            _err(f"cannot start: {e}")
-            return 1
+            return report(f"cannot start: {e}")
         try:
             await server.start()
         except OSError as e:
-            _err(f"cannot start: control socket {server.path}: {e.strerror or e}")
-            return 1
+            return report(f"cannot start: control socket {server.path}: {e.strerror or e}")
+        report(None)
         console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
                       f"{len(cfg.services)} services from {cfg.path}; logs in "
                       f"{cfg.settings.log_dir}\n")
@@ -240,6 +318,8 @@ async def run_headless(cfg, *, quiet: bool = False) -> int:  # type: ignore[no-u
         console.write("all stopped\n")
         return 0
     finally:
+        if ready_fd is not None:
+            report("the engine failed while starting")
         await server.close()
         if not sup._closed and sup.ctx is not None:
             await sup.close()
