@@ -271,3 +271,20 @@ async def test_other_uid_is_refused(served, tmp_path: Path) -> None:
         await still_supervises(sup)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_pipelined_requests_all_answered(served, tmp_path: Path) -> None:
+    """Hundreds of requests in one write (more than run at once): each gets its reply."""
+    sup, srv = await served(sleeper(tmp_path))
+    raw = await Raw.open(srv.path)
+    n = 500
+    await raw.send(b"".join(json.dumps({"id": i, "cmd": "logs", "args": {"n": 5}}).encode()
+                            + b"\n" for i in range(n)))
+    ids = set()
+    for _ in range(n):
+        r = await raw.recv()
+        assert r is not None and r["ok"] is True
+        ids.add(r["id"])
+    assert ids == set(range(n))
+    raw.close()
+    await still_supervises(sup)

@@ -197,3 +197,36 @@ def test_run_detach(tmp_path: Path) -> None:
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_refused_peer_is_one_line(tmp_path: Path) -> None:
+    """What a user of another uid sees (the engine's refusal, as the client gets it); we
+    run as root, whom a real engine never refuses, so a stand-in engine refuses here."""
+    import socket
+    import threading
+
+    from tui_supervisor.control import protocol as p
+
+    run = tmp_path / "fake-run"
+    run.mkdir(mode=0o700)
+    cfg = tmp_path / "tst-cli.yaml"
+    cfg.write_text(f"settings:\n  runtime_dir: {run}\nservices:\n" + svc("a", "sleeper"))
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(run / p.SOCKET_NAME))
+    srv.listen()
+
+    def refuse() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(p.encode(p.error(None, p.PERMISSION_DENIED,
+                                          "uid 1000 may not control this engine")))
+
+    t = threading.Thread(target=refuse, daemon=True)
+    t.start()
+    try:
+        r = cli(tmp_path, "status", "-c", str(cfg))
+        assert one_error_line(r) == \
+            "tui-supervisor: permission denied: uid 1000 may not control this engine"
+    finally:
+        t.join(10)
+        srv.close()

@@ -24,6 +24,8 @@ from tui_supervisor.engine.supervisor import Supervisor
 
 SUB_MAXSIZE = 10_000
 """Events a subscriber may fall behind before the bus drops it."""
+MAX_INFLIGHT = 64
+"""Requests of one connection running at once."""
 DROP_GRACE = 5.0
 """Seconds a dropped subscriber gets to read its notice before the connection is cut."""
 
@@ -104,6 +106,7 @@ class ControlServer:
         assert task is not None
         self._conns[task] = writer
         streams: set[asyncio.Task[Any]] = set()
+        inflight = asyncio.Semaphore(MAX_INFLIGHT)
         try:
             uid = peer_uid(writer.get_extra_info("socket"))
             if not peer_allowed(uid, self.own_uid):
@@ -125,10 +128,13 @@ class ControlServer:
                     return
                 if not line.strip():
                     continue
-                # commands run to the end even if the client goes; streams do not
+                # commands run to the end even if the client goes; streams do not.
+                # A client that pipelines more than MAX_INFLIGHT waits (it is not read).
+                await inflight.acquire()
                 t = asyncio.ensure_future(self._request(line, writer, streams))
                 self._requests.add(t)
                 t.add_done_callback(self._requests.discard)
+                t.add_done_callback(lambda _t: inflight.release())
         except (TimeoutError, ConnectionError, OSError):
             pass
         finally:

@@ -122,18 +122,19 @@ async def reload(api: SupervisorAPI) -> int:
 class _LogPrinter:
     def __init__(self, names: Sequence[str]) -> None:
         self.width = max([len(n) for n in names] or [1])
-        self.next_offset: dict[str, int] = {}
-        """Per service: the byte offset after the last line printed."""
+        self.last_start: dict[str, int] = {}
+        """Per service: the byte offset of the last line printed (history and live
+        overlap; offsets tell which lines are new)."""
 
     def line(self, service: str, offset: int, text: str) -> str:
-        self.next_offset[service] = offset + len(text.encode()) + 1
+        self.last_start[service] = offset
         return f"{service.ljust(self.width)} | {text}\n"
 
     def event(self, ev: dict[str, Any]) -> str:
         svc, off, out = ev["service"], ev["offset"], []
-        seen = self.next_offset.get(svc, -1)
+        seen = self.last_start.get(svc, -1)
         for text in ev["lines"]:
-            if off >= seen:
+            if off > seen:
                 out.append(self.line(svc, off, text))
             off += len(text.encode()) + 1
         return "".join(out)
