@@ -288,3 +288,19 @@ async def test_pipelined_requests_all_answered(served, tmp_path: Path) -> None:
     assert ids == set(range(n))
     raw.close()
     await still_supervises(sup)
+
+
+async def test_runtime_dir_too_long_for_sun_path(served, tmp_path: Path) -> None:
+    """A socket path over 108 bytes is still served and reached (via the dir's fd)."""
+    cfg = make_config(tmp_path, sleeper(tmp_path))
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "run"
+    cfg = dataclasses.replace(cfg, settings=dataclasses.replace(cfg.settings,
+                                                                runtime_dir=deep))
+    sup, srv = await served(config=cfg)
+    assert len(str(srv.path)) > 108 and srv.path.exists()
+    client = RemoteSupervisor(deep)
+    assert [s["name"] for s in (await client.snapshot())["services"]] == ["a"]
+    await client.close()
+    await srv.close()
+    assert not srv.path.exists()
+    await still_supervises(sup)

@@ -14,12 +14,15 @@ import contextlib
 import os
 import socket
 import struct
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from tui_supervisor import __version__
 from tui_supervisor.control import protocol as p
 from tui_supervisor.engine.api import UnknownService
+from tui_supervisor.engine.events import Notice
 from tui_supervisor.engine.supervisor import Supervisor
 
 SUB_MAXSIZE = 10_000
@@ -78,6 +81,12 @@ class ControlServer:
         self._conns: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._requests: set[asyncio.Task[None]] = set()
         self.own_uid = os.getuid()
+        self.verbs: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+            "snapshot": self._cmd_snapshot, "start": self._cmd_start,
+            "stop": self._cmd_stop, "restart": self._cmd_restart,
+            "signal": self._cmd_signal, "reload": self._cmd_reload, "logs": self._cmd_logs,
+        }
+        """Every verb but `subscribe` (a stream, handled apart)."""
 
     async def start(self) -> None:
         with p.bindable(self.path) as name:
@@ -170,9 +179,9 @@ class ControlServer:
                     finally:
                         streams.discard(task)
                     return
-                handler = getattr(self, f"_cmd_{cmd}", None)
+                handler = self.verbs.get(cmd)
                 if handler is None:
-                    raise p.ProtocolError(p.UNKNOWN_VERB, f"unknown command: {cmd}")
+                    raise p.ProtocolError(p.UNKNOWN_VERB, f"unknown command: {cmd[:100]}")
                 out = p.reply(req_id, await handler(args))
             except p.ProtocolError as e:
                 out = p.error(req_id, e.code, e.message)
@@ -182,6 +191,8 @@ class ControlServer:
                 out = p.error(req_id, p.UNKNOWN_SERVICE, str(e), service=e.args[0])
             except Exception as e:  # an engine bug: say so, keep serving
                 out = p.error(req_id, p.INTERNAL, f"{type(e).__name__}: {e}")
+                self.sup.bus.emit(Notice(time.time(), "error",
+                                         f"control request failed: {type(e).__name__}: {e}"))
             writer.write(p.encode(out))
             await writer.drain()
         except (ConnectionError, OSError):
