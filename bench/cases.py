@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -45,13 +46,18 @@ class Params:
     log_repeats: int = 7
     log_pin: str = "split"
     crash_measure_s: float = 10.0
+    status_services: int = 200
+    status_calls: int = 20
+    stream_rate: int = 50_000
+    stream_s: float = 5.0
 
 
 FULL = Params()
 QUICK = Params(kills_ours=10, kills_supervisord=2, busy_services=10, busy_kills_ours=5,
                busy_kills_supervisord=2, idle_services=5, idle_settle_s=0.5,
                idle_measure_s=1.0, startstop_services=10, startstop_repeats=1,
-               big_bytes=16 * MIB, lines_bytes=2_000_000, log_repeats=1, crash_measure_s=1.0)
+               big_bytes=16 * MIB, lines_bytes=2_000_000, log_repeats=1, crash_measure_s=1.0,
+               status_services=10, status_calls=3, stream_s=1.0)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -274,6 +280,90 @@ def crash_loop(d: Driver, p: Params) -> dict[str, Any]:
             "cpu_pct": u.cpu_pct, "wall_s": u.wall_s}
 
 
+# -- 6. control: status round trip, event stream --------------------------------------
+def status(d: Driver, p: Params) -> dict[str, Any]:
+    """`status` as a user runs it (a new client process each time) with N services up:
+    wall time per call, and every service must be in the answer."""
+    _start_services(d, p.status_services)
+    time.sleep(d.settle_s + 0.5)
+    times = []
+    for _ in range(p.status_calls):
+        t0 = time.monotonic()
+        out = subprocess.run(d.status_command(), capture_output=True, text=True, timeout=60,
+                             check=False)
+        times.append(time.monotonic() - t0)
+        listed = out.stdout.count('"name": "s') if d.side == "ours" else \
+            sum(1 for line in out.stdout.splitlines() if line.startswith("s"))
+        if listed != p.status_services:
+            raise BenchError(f"status listed {listed} of {p.status_services} services: "
+                             f"{out.stderr.strip()[:200]}")
+    d.check_running()
+    return {"services": p.status_services, "calls": p.status_calls,
+            "p50_ms": percentile(times, 50) * 1000, "p95_ms": percentile(times, 95) * 1000}
+
+
+_RATE_WRITER = (
+    "import os, sys, time\n"
+    "rate, n, t0 = int(sys.argv[1]), 0, time.monotonic()\n"
+    "while True:\n"
+    "    due = int((time.monotonic() - t0) * rate)\n"
+    "    if due > n:\n"
+    "        os.write(1, b''.join(b'%012d ----------------------------------------\\n' % i\n"
+    "                             for i in range(n, due)))\n"
+    "        n = due\n"
+    "    time.sleep(0.001)\n"
+)
+
+
+def stream(d: Driver, p: Params) -> dict[str, Any]:
+    """A service prints `stream_rate` numbered lines/s; a client subscribed over the
+    control socket counts the lines and events it receives and checks none is missing.
+    supervisord has no event stream with the output (only `tail -f` of a file)."""
+    if d.side != "ours":
+        return {"note": "no subscription API"}
+    import asyncio
+
+    from tui_supervisor.control.client import RemoteSupervisor
+
+    d.start([Program("chatty", (sys.executable, "-c", _RATE_WRITER, str(p.stream_rate)))])
+    time.sleep(1.0)
+    d.check_running()
+
+    async def measure() -> dict[str, Any]:
+        remote = RemoteSupervisor(d.workdir / "run")
+        events = lines = 0
+        first = last = None
+        gaps = 0
+        async with remote:
+            it = await remote.subscribe(logs=True)
+            t_end = None
+            async for ev in it:
+                if ev.get("kind") != "log":
+                    continue
+                now = time.monotonic()
+                if t_end is None:
+                    t_end = now + p.stream_s
+                if now > t_end:
+                    break
+                events += 1
+                for text in ev["lines"]:
+                    seq = int(text[:12])
+                    if last is not None and seq != last + 1:
+                        gaps += 1
+                    first = seq if first is None else first
+                    last = seq
+                    lines += 1
+            await it.aclose()
+        return {"events": events, "lines": lines, "gaps": gaps,
+                "lines_expected": (last - first + 1) if first is not None else 0}
+
+    r = asyncio.run(measure())
+    d.check_running()
+    return {"rate": p.stream_rate, "seconds": p.stream_s,
+            "lines_per_s": r["lines"] / p.stream_s, "events_per_s": r["events"] / p.stream_s,
+            "lines_missing": r["lines_expected"] - r["lines"], "gaps": r["gaps"]}
+
+
 CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
     "respawn": respawn,
     "respawn_busy": respawn_busy,
@@ -282,4 +372,6 @@ CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
     "logs_big": logs_big,
     "logs_lines": logs_lines,
     "crash_loop": crash_loop,
+    "status": status,
+    "stream": stream,
 }

@@ -239,6 +239,10 @@ class Driver(ABC):
     @abstractmethod
     def version() -> str: ...
 
+    @abstractmethod
+    def status_command(self) -> list[str]:
+        """The client command that lists every service's state (a fresh process)."""
+
     def fifo(self, name: str) -> LineFifo:
         """A new LineFifo in the work dir, closed by `cleanup`."""
         path = self.workdir / name
@@ -366,6 +370,10 @@ class Ours(Driver):
     def command(self, config: Path) -> list[str]:
         return [*_ours_command(), "run", "--headless", "--quiet", "-c", str(config)]
 
+    def status_command(self) -> list[str]:
+        return [*_ours_command(), "status", "--json", "-c",
+                str(self.workdir / "tui-supervisor.yaml")]
+
     def log_path(self, program: str) -> Path:
         return self.workdir / "logs" / f"{program}.log"
 
@@ -411,6 +419,10 @@ class Supervisord(Driver):
 
     def command(self, config: Path) -> list[str]:
         return [str(supervisord_bin()), "-c", str(config), "-n"]
+
+    def status_command(self) -> list[str]:
+        ctl = supervisord_bin().parent / "supervisorctl"
+        return [str(ctl), "-c", str(self.workdir / "supervisord.conf"), "status"]
 
     def log_path(self, program: str) -> Path:
         return self.workdir / "logs" / f"{program}.log"

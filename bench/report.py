@@ -96,6 +96,15 @@ ROWS = [
     Row("crash_loop", "Crash loop (exit 1 at once): restarts per second", "restarts_per_s",
         _per_s),
     Row("crash_loop", "Crash loop: supervisor CPU (% of one core)", "cpu_pct", _pct),
+    Row("status", "`status` with {services} services (new client process; p50 of {calls})",
+        "p50_ms", _ms),
+    Row("status", "  p95", "p95_ms", _ms),
+    Row("stream", "Subscriber over the control socket, service printing {rate} lines/s: "
+        "lines/s received", "lines_per_s", _per_s, ratio=False),
+    Row("stream", "  events/s received (lines arrive in batches)", "events_per_s", _per_s,
+        ratio=False),
+    Row("stream", "  lines missing", "lines_missing", _int, "0", lambda o, s: o == 0,
+        ratio=False),
 ]
 
 

@@ -114,8 +114,9 @@ def _summary(name: str, r: dict[str, Any]) -> str:
     keys = {"respawn": ("p50_ms", "p99_ms", "max_ms"), "respawn_busy": ("p50_ms", "p99_ms"),
             "idle": ("cpu_pct", "rss_mib"),
             "start_stop": ("start_s", "stop_s"), "logs_big": ("mb_s", "supervisor_cpu_s"),
-            "logs_lines": ("mb_s", "lines_lost"), "crash_loop": ("restarts_per_s", "cpu_pct")}
-    return "  ".join(f"{k}={r[k]:.4g}" for k in keys[name]) + \
+            "logs_lines": ("mb_s", "lines_lost"), "crash_loop": ("restarts_per_s", "cpu_pct"),
+            "status": ("p50_ms", "p95_ms"), "stream": ("lines_per_s", "lines_missing")}
+    return "  ".join(f"{k}={r[k]:.4g}" for k in keys[name] if k in r) + \
         (f"  LEFT BEHIND {r['left_behind']}" if r.get("left_behind") else "")
 
 
