@@ -230,3 +230,12 @@ def test_second_interrupt_kills_at_once(tmp_path: Path, engines) -> None:
     assert e.proc.wait(20) == 0  # well before the 60 s stop timeout
     assert "stopping now: SIGKILL to every service" in e.out
     assert "all stopped" in e.out
+
+
+def test_unusable_log_dir_is_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "tst-badlog.yaml"
+    cfg.write_text("settings: {log_dir: /proc/no-such-dir}\nservices:\n  a: {command: [x]}\n")
+    r = cli(tmp_path, "run", "--headless", "-c", str(cfg))
+    assert r.returncode == 1
+    assert r.stderr.strip() == "tui-supervisor: cannot start: /proc/no-such-dir: " \
+        "No such file or directory"

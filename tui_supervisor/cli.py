@@ -300,8 +300,11 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             await sup.open(autostart=False)
         except AlreadyRunning as e:
             return report(str(e))
-        except (RuntimeDirError, OSError) as e:
+        except RuntimeDirError as e:
             return report(f"cannot start: {e}")
+        except OSError as e:  # e.g. a log_dir or state_dir that cannot be created
+            where = f"{e.filename}: " if e.filename else ""
+            return report(f"cannot start: {where}{e.strerror or e}")
         try:
             await server.start()
         except OSError as e:
