@@ -148,3 +148,21 @@ async def test_operator_signal_is_not_a_failure(engine_factory, tmp_path: Path) 
     assert svc.failures == 0 and svc.restarts == 1
     await sup.restart(["s"])
     assert svc.failures == 0 and svc.state.value == "running"
+
+
+async def test_stop_during_a_long_backoff_is_immediate_and_final(engine_factory,
+                                                                 tmp_path: Path) -> None:
+    from tui_supervisor.config.schema import BackoffSpec
+
+    sup = await engine_factory(spec("b", child("crash", "1"), tmp_path,
+                                    backoff=BackoffSpec(60, 2, 600, 0, 30)))
+    svc = sup.services["b"]
+    await wait_for(lambda: svc.state.value == "backoff" and svc.consecutive == 2)
+    assert 59 < svc.snapshot()["backoff_remaining"] <= 60
+    spawns = svc.spawns
+    await asyncio.wait_for(sup.stop(["b"]), 5)  # not after the 60 s backoff
+    assert svc.state.value == "stopped" and svc.backoff_until is None
+    await asyncio.sleep(0.2)
+    assert svc.spawns == spawns and svc.pid is None
+    assert svc.start() and svc.consecutive == 0  # a manual start clears the backoff
+    await sup.stop(["b"])
