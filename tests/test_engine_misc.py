@@ -119,3 +119,21 @@ def test_runtime_dir_refuses_a_parent_made_by_someone_else(tmp_path: Path) -> No
         os.chown(theirs, 65534, 65534)
         with pytest.raises(RuntimeDirError, match="owned by uid 65534"):
             ensure_private_dir(theirs / "cfg-1")
+
+
+async def test_reload_respects_what_the_operator_stopped(engine_factory, tmp_path: Path) -> None:
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    a = spec("a", child("sleeper"), tmp_path)
+    cfg = make_config(tmp_path, a)
+    sup = await engine_factory(config=cfg)
+    await wait_for(lambda: sup.services["a"].pid)
+    await sup.stop(["a"])
+    new = {"a": replace(a, argv=(*a.argv, "changed")),
+           "b": spec("b", child("sleeper"), tmp_path, autostart=False)}
+    result = await sup.apply_config(replace(cfg, services=MappingProxyType(new)))
+    assert result["restarted"] == ["a"] and result["added"] == ["b"]
+    assert sup.services["a"].state.value == "stopped"  # stopped by hand: stays stopped
+    assert sup.services["b"].state.value == "stopped"  # autostart: false
+    assert sup.services["a"].spec.argv[-1] == "changed"
