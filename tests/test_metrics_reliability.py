@@ -1,0 +1,90 @@
+"""Availability, downtime, MTTR, MTBF on synthetic timelines: exact numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui_supervisor.metrics.reliability import Reliability
+
+
+def test_a_service_that_never_failed() -> None:
+    r = Reliability()
+    r.set_wanted(0, True)
+    r.set_up(1, True)  # 1 s starting
+    s = r.snapshot(101)
+    assert s["availability"] == pytest.approx(100 / 101)
+    assert s["downtime"] == pytest.approx(1)
+    assert s["failures"] == 0 and s["mttr"] is None and s["mtbf"] is None
+
+
+def test_crash_backoff_recovery() -> None:
+    r = Reliability()
+    r.set_wanted(0, True)
+    r.set_up(0, True)
+    r.failure(100)          # crash after 100 s up
+    r.failure(100.5)        # the respawn fails to start: same outage
+    r.set_up(103, True)     # running again: outage 100 -> 103
+    r.failure(203)          # second crash
+    r.set_up(204, True)     # outage 203 -> 204
+    s = r.snapshot(304)
+    assert s["failures"] == 3
+    assert s["mttr"] == pytest.approx((3 + 1) / 2)
+    assert s["up_time"] == pytest.approx(100 + 100 + 100)
+    assert s["downtime"] == pytest.approx(4)
+    assert s["availability"] == pytest.approx(300 / 304)
+    assert s["mtbf"] == pytest.approx(300 / 3)
+    assert s["outage_open_since"] is None
+
+
+def test_open_outage_is_downtime_not_mttr() -> None:
+    r = Reliability()
+    r.set_wanted(0, True)
+    r.set_up(0, True)
+    r.failure(50)           # then backoff / fatal: still down at 80
+    s = r.snapshot(80)
+    assert s["mttr"] is None and s["outage_open_since"] == 50
+    assert s["downtime"] == pytest.approx(30)
+    assert s["availability"] == pytest.approx(50 / 80)
+
+
+def test_operator_stop_is_neither_failure_nor_downtime() -> None:
+    r = Reliability()
+    r.set_wanted(0, True)
+    r.set_up(0, True)
+    r.set_up(10, False)     # operator stop: not up ...
+    r.set_wanted(10, False)  # ... and not wanted
+    r.set_wanted(100, True)
+    r.set_up(100, True)
+    s = r.snapshot(110)
+    assert s["failures"] == 0 and s["downtime"] == pytest.approx(0)
+    assert s["availability"] == pytest.approx(1.0)
+
+
+def test_outage_ended_by_an_operator_stop_never_recovers() -> None:
+    r = Reliability()
+    r.set_wanted(0, True)
+    r.set_up(0, True)
+    r.failure(10)
+    r.set_wanted(15, False)  # gave up on it by hand
+    r.set_wanted(20, True)
+    r.set_up(21, True)
+    s = r.snapshot(30)
+    assert s["mttr"] is None and s["failures"] == 1
+    assert s["downtime"] == pytest.approx(5 + 1)
+
+
+def test_rolling_window() -> None:
+    r = Reliability(window=100)
+    r.set_wanted(0, True)
+    r.set_up(0, True)
+    r.failure(10)
+    r.set_up(30, True)      # outage of 20 s, long ago
+    r.failure(250)
+    r.set_up(252, True)     # outage of 2 s, inside the window
+    s = r.snapshot(300)     # window [200, 300]
+    assert s["mttr"] == pytest.approx((20 + 2) / 2)
+    assert s["mttr_window"] == pytest.approx(2)
+    assert s["failures_window"] == 1 and s["failures"] == 2
+    assert s["availability_window"] == pytest.approx(98 / 100)
+    assert s["downtime_window"] == pytest.approx(2)
+    assert s["availability"] == pytest.approx((300 - 22) / 300)

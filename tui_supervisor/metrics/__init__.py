@@ -1,0 +1,1 @@
+"""Metrics: pure computations over engine events (no I/O, injected clock)."""

@@ -1,0 +1,117 @@
+"""Reliability of one service: availability, downtime, MTTR, MTBF — lifetime and over a
+rolling window. Pure: the caller says what happened and when (monotonic seconds).
+
+Definitions (DESIGN.md §3):
+- *wanted*: the operator (or autostart) wants the service up; *up*: it is `running` (or
+  `daemonized`). Backoff, fatal and starting while wanted are down.
+- availability = up time / wanted time; downtime = wanted time - up time.
+- An *outage* starts at a failure while up (an exit nobody asked for) and ends when the
+  service is up again; failures during the outage (failed starts) extend it. MTTR = mean
+  duration of ended outages (backoff included). An outage still open is downtime, not MTTR;
+  one closed by an operator stop never recovered and is left out of MTTR.
+- MTBF = total up time / failures.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass
+class _Span:
+    """Total time a condition held, plus its recent intervals for the rolling window."""
+
+    total: float = 0.0
+    since: float | None = None
+    recent: deque[tuple[float, float]] | None = None
+
+    def set(self, t: float, on: bool) -> None:
+        if on and self.since is None:
+            self.since = t
+        elif not on and self.since is not None:
+            self.total += t - self.since
+            if self.recent is None:
+                self.recent = deque()
+            self.recent.append((self.since, t))
+            self.since = None
+
+    def lifetime(self, now: float) -> float:
+        return self.total + (now - self.since if self.since is not None else 0.0)
+
+    def within(self, start: float, now: float) -> float:
+        """Time the condition held inside [start, now]."""
+        held = 0.0
+        recent = self.recent or ()
+        for a, b in recent:
+            if b > start:
+                held += b - max(a, start)
+        if self.since is not None:
+            held += now - max(self.since, start)
+        return held
+
+    def prune(self, start: float) -> None:
+        while self.recent and self.recent[0][1] <= start:
+            self.recent.popleft()
+
+
+class Reliability:
+    def __init__(self, window: float = 3600.0) -> None:
+        self.window = window
+        self._wanted = _Span()
+        self._up = _Span()
+        self.failures = 0
+        self.failure_times: deque[float] = deque()
+        self._outage_start: float | None = None
+        self._outages: deque[tuple[float, float]] = deque()  # (start, end) of ended outages
+        self._outage_total = 0.0
+        self._outage_count = 0
+
+    # -- what happened ----------------------------------------------------------------
+    def set_wanted(self, t: float, wanted: bool) -> None:
+        self._wanted.set(t, wanted)
+        if not wanted:
+            self._outage_start = None  # stopped by hand: this outage never recovers
+
+    def set_up(self, t: float, up: bool) -> None:
+        self._up.set(t, up)
+        if up and self._outage_start is not None:
+            self._outages.append((self._outage_start, t))
+            self._outage_total += t - self._outage_start
+            self._outage_count += 1
+            self._outage_start = None
+
+    def failure(self, t: float) -> None:
+        """An exit nobody asked for (a crash, or a failed start)."""
+        self.failures += 1
+        self.failure_times.append(t)
+        self._up.set(t, False)
+        if self._outage_start is None:
+            self._outage_start = t
+
+    # -- what it means ----------------------------------------------------------------
+    def snapshot(self, now: float) -> dict[str, float | int | None]:
+        start = now - self.window
+        self._up.prune(start)
+        self._wanted.prune(start)
+        while self._outages and self._outages[0][1] < start:
+            self._outages.popleft()
+        while self.failure_times and self.failure_times[0] < start:
+            self.failure_times.popleft()
+        wanted, up = self._wanted.lifetime(now), self._up.lifetime(now)
+        wanted_w, up_w = self._wanted.within(start, now), self._up.within(start, now)
+        window_outages = [b - a for a, b in self._outages]
+        return {
+            "up_time": up,
+            "wanted_time": wanted,
+            "downtime": max(0.0, wanted - up),
+            "availability": up / wanted if wanted > 0 else None,
+            "availability_window": up_w / wanted_w if wanted_w > 0 else None,
+            "downtime_window": max(0.0, wanted_w - up_w),
+            "failures": self.failures,
+            "failures_window": len(self.failure_times),
+            "mttr": self._outage_total / self._outage_count if self._outage_count else None,
+            "mttr_window": sum(window_outages) / len(window_outages) if window_outages else None,
+            "mtbf": up / self.failures if self.failures else None,
+            "outage_open_since": self._outage_start,
+        }
