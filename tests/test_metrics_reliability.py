@@ -88,3 +88,18 @@ def test_rolling_window() -> None:
     assert s["availability_window"] == pytest.approx(98 / 100)
     assert s["downtime_window"] == pytest.approx(2)
     assert s["availability"] == pytest.approx((300 - 22) / 300)
+
+
+def test_survives_a_handoff_as_json() -> None:
+    import json
+
+    r = Reliability(window=100)
+    r.set_wanted(0, True)
+    r.set_up(0, True)
+    r.failure(10)
+    r.set_up(30, True)
+    r.failure(250)  # an outage still open at the handoff
+    copy = Reliability.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert copy.snapshot(260) == r.snapshot(260)
+    copy.set_up(262, True)
+    assert copy.snapshot(300)["mttr"] == pytest.approx((20 + 12) / 2)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -115,3 +116,28 @@ class Reliability:
             "mtbf": up / self.failures if self.failures else None,
             "outage_open_since": self._outage_start,
         }
+
+    # -- carried across a handoff (detach / adopt, code reload) -------------------------
+    def to_dict(self) -> dict[str, object]:
+        def span(sp: _Span) -> list[object]:
+            return [sp.total, sp.since, [list(x) for x in sp.recent or ()]]
+
+        return {"window": self.window, "wanted": span(self._wanted), "up": span(self._up),
+                "failures": self.failures, "failure_times": list(self.failure_times),
+                "outage_start": self._outage_start,
+                "outages": [list(x) for x in self._outages],
+                "outage_total": self._outage_total, "outage_count": self._outage_count}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Reliability:
+        r = cls(d["window"])
+        for sp, (total, since, recent) in ((r._wanted, d["wanted"]), (r._up, d["up"])):
+            sp.total, sp.since = total, since
+            sp.recent = deque((a, b) for a, b in recent)
+        r.failures = d["failures"]
+        r.failure_times.extend(d["failure_times"])
+        r._outage_start = d["outage_start"]
+        r._outages.extend((a, b) for a, b in d["outages"])
+        r._outage_total, r._outage_count = d["outage_total"], d["outage_count"]
+        return r
+
