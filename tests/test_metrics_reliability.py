@@ -103,3 +103,40 @@ def test_survives_a_handoff_as_json() -> None:
     assert copy.snapshot(260) == r.snapshot(260)
     copy.set_up(262, True)
     assert copy.snapshot(300)["mttr"] == pytest.approx((20 + 12) / 2)
+
+
+async def test_collector_on_a_real_engine(engine_factory, tmp_path) -> None:
+    """Crash a real service: the snapshot shows the failure, a recovered outage, MTTR and
+    an availability below 1; a handoff keeps them."""
+    import json
+    import os
+    import signal
+
+    from conftest import child, make_config, spec, wait_for
+
+    from tui_supervisor.engine.supervisor import Supervisor
+    from tui_supervisor.metrics.collector import ReliabilityCollector
+
+    cfg = make_config(tmp_path, spec("s", child("sleeper"), tmp_path))
+    sup = Supervisor(cfg)
+    ReliabilityCollector.attach(sup)
+    await sup.open()
+    try:
+        svc = sup.services["s"]
+        pid = await wait_for(lambda: svc.ring.next_offset > 0 and svc.pid)
+        os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: svc.pid not in (None, pid) and svc.state.value == "running")
+        rel = (await sup.snapshot())["services"][0]["reliability"]
+        assert rel["failures"] == 1 and rel["outage_open_since"] is None
+        assert rel["mttr"] is not None and 0 <= rel["mttr"] < 5
+        assert 0 < rel["availability"] < 1 and rel["downtime"] > 0
+        record = json.loads(json.dumps(sup.detach()))
+        second = Supervisor(cfg)
+        ReliabilityCollector.attach(second)
+        await second.open(adopt=record)
+        rel2 = (await second.snapshot())["services"][0]["reliability"]
+        assert rel2["failures"] == 1 and rel2["mttr"] == rel["mttr"]
+        await second.close()
+    finally:
+        if not sup._closed:
+            await sup.close()

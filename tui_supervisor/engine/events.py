@@ -31,6 +31,8 @@ class StateChanged(Event):
     pid: int | None
     reason: str
     """Why, in words: "spawned", "exit code 1", "crash loop: 5 failures in 60s", ..."""
+    wanted: bool = False
+    """Whether the operator (or autostart) wants the service up, as of this change."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,7 @@ class Service(ProcessTree, ServiceOutput):
         if new is not State.BACKOFF:
             self.backoff_until = None
         self.ctx.bus.emit(StateChanged(self.state_since, self.name, old.value, new.value,
-                                       self.pid, reason))
+                                       self.pid, reason, self.wanted))
         self.ctx.changed()
 
     def _cancel_timer(self) -> None:

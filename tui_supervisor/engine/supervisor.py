@@ -10,7 +10,7 @@ import signal as _signal
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tui_supervisor import __version__
 from tui_supervisor.config.schema import Config, ServiceSpec
@@ -22,6 +22,20 @@ from tui_supervisor.engine.events import Event, LogLines, Notice
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
 from tui_supervisor.engine.runtime import EngineLock, read_state, write_state
 from tui_supervisor.engine.service import EngineContext, Service
+
+
+class Extension(Protocol):
+    """Something built on the engine's events that adds per-service data to snapshots
+    and must survive a handoff (the engine never imports it)."""
+
+    name: str
+
+    def service_view(self, service: str) -> dict[str, Any]: ...
+
+    def detach(self) -> dict[str, Any]: ...
+
+    def adopt(self, record: dict[str, Any]) -> None: ...
+
 
 STATE_WRITE_DELAY = 0.2
 LEFTOVER_TIMEOUT = 10.0
@@ -43,6 +57,8 @@ class Supervisor:
         self._state_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.extensions: list[Extension] = []
+        """Layers above the engine (metrics) that add to snapshots and handoff records."""
 
     @property
     def state_path(self) -> Path:
@@ -71,6 +87,9 @@ class Supervisor:
         if adopt is not None:
             self.started_wall = adopt.get("started_wall", self.started_wall)
             self.reloads = adopt.get("reloads", 0)
+            for ext in self.extensions:
+                if ext.name in adopt.get("extensions", {}):
+                    ext.adopt(adopt["extensions"][ext.name])
             self._adopt(adopt)
         else:
             await self.clear_leftovers()
@@ -128,6 +147,7 @@ class Supervisor:
             "reloads": self.reloads,
             "services": [s.detach() for s in self.services.values()],
             "lock_fd": self.lock.fd if self.lock else None,
+            "extensions": {ext.name: ext.detach() for ext in self.extensions},
             "lock_path": str(self.lock.path) if self.lock else None,
         }
         if self._state_timer is not None:
@@ -244,8 +264,14 @@ class Supervisor:
                 "reload_failures": self.reload_failures,
                 "pidfd": bool(self.watcher and self.watcher.pidfd),
             },
-            "services": [s.snapshot() for s in self.services.values()],
+            "services": [self._service_view(s) for s in self.services.values()],
         }
+
+    def _service_view(self, svc: Service) -> dict[str, Any]:
+        view = svc.snapshot()
+        for ext in self.extensions:
+            view[ext.name] = ext.service_view(svc.name)
+        return view
 
     async def snapshot(self) -> dict[str, Any]:
         return self.snapshot_now()
