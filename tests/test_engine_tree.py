@@ -99,3 +99,19 @@ async def test_stop_waits_for_a_worker_whose_marker_vanished(engine_factory,
     worker = await wait_for(lambda: read_pid(pidfile))
     await sup.stop(["n"])
     assert not alive(worker), "stop returned while the worker was still exiting"
+
+
+async def test_daemonizing_before_start_time_is_not_a_failure(engine_factory,
+                                                             tmp_path: Path) -> None:
+    from tui_supervisor.engine.events import Exited
+
+    pidfile = tmp_path / "daemon.pid"
+    exits: list[Exited] = []
+    sup = await engine_factory(spec("d", child("daemon", str(pidfile)), tmp_path,
+                                    start_time=5.0), autostart=False)
+    sup.bus.add_listener(lambda ev: exits.append(ev) if isinstance(ev, Exited) else None)
+    await sup.start(["d"])
+    svc = sup.services["d"]
+    await wait_for(lambda: svc.state.value == "daemonized")
+    assert [e.failure for e in exits] == [False] and svc.failures == 0
+    await sup.stop(["d"])

@@ -249,19 +249,23 @@ class Service(ProcessTree, ServiceOutput):
         requested = self._stopping or self.state is State.STOPPING
         self.last_exit = {"pid": pid, "code": exit.code, "signal": exit.signal,
                           "t": time.time(), "uptime": uptime, "text": exit.describe()}
-        failure = is_failure(exit, self.spec.success_codes, was_starting=was_starting,
-                             requested=requested or self.operator_signal)
+        leftovers = set() if requested else self._leftovers()
+        daemonized = bool(leftovers) and is_clean(exit, self.spec.success_codes)
+        failure = not daemonized and is_failure(
+            exit, self.spec.success_codes, was_starting=was_starting,
+            requested=requested or self.operator_signal)
         self.ctx.bus.emit(Exited(time.time(), self.name, pid, exit.code, exit.signal,
                                  requested, failure, uptime))
         if requested:
             return  # the stop task finishes the job
         self._after_exit(exit, was_starting=was_starting, requested=self.operator_signal,
-                         reason=exit.describe())
+                         reason=exit.describe(), leftovers=leftovers)
 
     def _after_exit(self, exit: ExitInfo, *, was_starting: bool, requested: bool,
-                    reason: str) -> None:
+                    reason: str, leftovers: set[int] | None = None) -> None:
         """Decide what follows an exit nobody asked for (or an operator signal)."""
-        leftovers = self._leftovers()
+        if leftovers is None:
+            leftovers = self._leftovers()
         if leftovers and is_clean(exit, self.spec.success_codes):
             self._track_daemon(leftovers, f"main process {exit.describe()}")
             return
