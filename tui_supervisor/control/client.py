@@ -10,14 +10,13 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tui_supervisor.control import protocol as p
 from tui_supervisor.engine.api import UnknownService
 
-T = TypeVar("T")
 _END = object()
 
 
@@ -251,13 +250,3 @@ def runtime_dir_for(config_path: str | os.PathLike[str]) -> Path:
         if isinstance(value, str):
             run = expand_path(interpolate(value, os.environ), path.parent, os.environ)
     return run
-
-
-def run_sync(runtime_dir: Path | str,
-             fn: Callable[[RemoteSupervisor], Awaitable[T]]) -> T:
-    """Run `fn(client)` against the engine of `runtime_dir` from synchronous code."""
-    async def go() -> T:
-        async with RemoteSupervisor(runtime_dir) as client:
-            return await fn(client)
-
-    return asyncio.run(go())

@@ -145,10 +145,6 @@ class ChildWatcher:
                     pass
         return n
 
-    def close_all(self) -> None:
-        for pid in tuple(self._callbacks):
-            self.unwatch(pid)
-
 
 _WATCHERS: dict[asyncio.AbstractEventLoop, ChildWatcher] = {}
 

@@ -22,6 +22,7 @@ from tui_supervisor.engine.events import Event, LogLines, Notice
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
 from tui_supervisor.engine.runtime import EngineLock, read_state, write_state
 from tui_supervisor.engine.service import EngineContext, Service
+from tui_supervisor.engine.states import State
 
 
 class Extension(Protocol):
@@ -104,7 +105,7 @@ class Supervisor:
         """Start the services (all by default) whose spec says `autostart`."""
         for name in self.services if names is None else names:
             svc = self.services[name]
-            if svc.spec.autostart and svc.state.value == "stopped":
+            if svc.spec.autostart and svc.state is State.STOPPED:
                 svc.start("autostart")
 
     async def close(self) -> None:
