@@ -33,6 +33,10 @@ from tui_supervisor.engine.supervisor import Supervisor
 CHILDREN = Path(__file__).parent / "children"
 PY = sys.executable
 TEST_PREFIX = "tst-"
+RUN_VAR = "TUISUP_TEST_RUN"
+RUN_ID = os.environ.setdefault(RUN_VAR, uuid.uuid4().hex)
+"""Every process this run spawns inherits it: concurrent test runs (two worktrees) leave
+each other's processes alone."""
 
 
 def child(name: str, *args: str) -> tuple[str, ...]:
@@ -65,8 +69,21 @@ def make_config(tmp: Path, *specs: ServiceSpec, config_id: str | None = None) ->
                   services=MappingProxyType({s.name: s for s in specs}))
 
 
+def _other_run(pid: int) -> bool:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    key = f"{RUN_VAR}=".encode()
+    for item in env.split(b"\0"):
+        if item.startswith(key):
+            return item[len(key):].decode() != RUN_ID
+    return False  # no run id at all: assume it is ours
+
+
 def marked_pids(prefix: str = TEST_PREFIX) -> dict[int, str]:
-    return proc.pids_with_marker(prefix)
+    """Marked processes of this test run (not those of a concurrent run)."""
+    return {p: m for p, m in proc.pids_with_marker(prefix).items() if not _other_run(p)}
 
 
 def kill_marked(prefix: str = TEST_PREFIX) -> list[int]:
