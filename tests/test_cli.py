@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,8 +23,15 @@ PY = sys.executable
 def cli_env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(XDG_STATE_HOME=str(tmp / "xdg-state"), XDG_RUNTIME_DIR=str(tmp / "xdg-run"),
-               PYTHONPATH=str(ROOT), NO_COLOR="1")
+               PYTHONPATH=str(ROOT), NO_COLOR="1", TUISUP_DEMO_PORT=str(free_port()))
     return env
+
+
+def free_port() -> int:
+    """A port nobody listens on now (the demo's web service binds it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def cli(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

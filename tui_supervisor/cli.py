@@ -264,11 +264,11 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
     from tui_supervisor.engine.events import LogLines
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
-    from tui_supervisor.metrics.collector import ReliabilityCollector
+    from tui_supervisor.metrics import attach_metrics
 
     loop = asyncio.get_running_loop()
     sup = Supervisor(cfg)
-    ReliabilityCollector.attach(sup)
+    attach_metrics(sup)
     console = Console(list(cfg.services))
     sup.bus.add_listener(
         console if not quiet else (lambda ev: None if isinstance(ev, LogLines) else console(ev)))

@@ -10,7 +10,7 @@ import signal as _signal
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tui_supervisor import __version__
 from tui_supervisor.config.schema import Config, ServiceSpec
@@ -25,17 +25,35 @@ from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import State
 
 
-class Extension(Protocol):
-    """Something built on the engine's events that adds per-service data to snapshots
-    and must survive a handoff (the engine never imports it)."""
+class Extension:
+    """A layer built on the engine's events (metrics) that adds to snapshots and must
+    survive a handoff; the engine never imports one. Subclass and override what you need.
 
-    name: str
+    Order: `adopt` (if handing over) -> `start` (the engine is open) -> ... -> `detach`
+    (handing over) or `stop` (closing)."""
 
-    def service_view(self, service: str) -> dict[str, Any]: ...
+    name: str = "extension"
 
-    def detach(self) -> dict[str, Any]: ...
+    def service_view(self, service: str) -> dict[str, Any]:
+        """Added to the service's snapshot under `name`."""
+        return {}
 
-    def adopt(self, record: dict[str, Any]) -> None: ...
+    def engine_view(self) -> dict[str, Any]:
+        """Added to the snapshot's `engine` under `name` (left out when empty)."""
+        return {}
+
+    def start(self, sup: Supervisor) -> None:
+        """The engine is open (services started or adopted)."""
+
+    def stop(self) -> None:
+        """The engine closes or detaches: stop timers and threads."""
+
+    def detach(self) -> dict[str, Any]:
+        """What a successor's `adopt` continues from (JSON-serialisable)."""
+        return {}
+
+    def adopt(self, record: dict[str, Any]) -> None:
+        """Continue from a predecessor's `detach` record."""
 
 
 STATE_WRITE_DELAY = 0.2
@@ -100,6 +118,8 @@ class Supervisor:
         if autostart:
             self.autostart(fresh)
         self._write_state()
+        for ext in self.extensions:
+            ext.start(self)
 
     def autostart(self, names: Iterable[str] | None = None) -> None:
         """Start the services (all by default) whose spec says `autostart`."""
@@ -112,6 +132,8 @@ class Supervisor:
         """Stop every service (signals sent in reverse config order), release the lock."""
         if self._closed:
             return
+        for ext in self.extensions:
+            ext.stop()
         await self._stop_all(reversed(list(self.services.values())), "supervisor shutting down")
         for svc in self.services.values():
             svc.close()
@@ -139,6 +161,8 @@ class Supervisor:
     def detach(self) -> dict[str, Any]:
         """Stop watching everything and hand over: a JSON-serialisable record that
         `open(adopt=record)` (same process or after an exec) continues from."""
+        for ext in self.extensions:
+            ext.stop()
         record = {
             "version": 1,
             "engine_pid": os.getpid(),
@@ -253,7 +277,7 @@ class Supervisor:
 
     # -- SupervisorAPI ----------------------------------------------------------------
     def snapshot_now(self) -> dict[str, Any]:
-        return {
+        snap: dict[str, Any] = {
             "engine": {
                 "pid": os.getpid(),
                 "version": __version__,
@@ -267,6 +291,11 @@ class Supervisor:
             },
             "services": [self._service_view(s) for s in self.services.values()],
         }
+        for ext in self.extensions:
+            view = ext.engine_view()
+            if view:
+                snap["engine"][ext.name] = view
+        return snap
 
     def _service_view(self, svc: Service) -> dict[str, Any]:
         view = svc.snapshot()

@@ -11,16 +11,16 @@ from typing import Any
 
 from tui_supervisor.engine.events import AnyEvent, Exited, StateChanged
 from tui_supervisor.engine.states import UP_STATES
-from tui_supervisor.engine.supervisor import Supervisor
+from tui_supervisor.engine.supervisor import Extension, Supervisor
 from tui_supervisor.metrics.reliability import Reliability
 
 UP = frozenset(s.value for s in UP_STATES)
 
 
-class ReliabilityCollector:
+class ReliabilityCollector(Extension):
     name = "reliability"
 
-    def __init__(self, window: float = 3600.0, clock: Any = time.time) -> None:
+    def __init__(self, window: float = 3600.0, clock: Any = time.monotonic) -> None:
         self.window = window
         self.clock = clock
         self.services: dict[str, Reliability] = {}
@@ -39,12 +39,16 @@ class ReliabilityCollector:
         return r
 
     def on_event(self, ev: AnyEvent) -> None:
+        # Listeners run synchronously at emit time, so "now" on the monotonic clock is
+        # the event's time; it is immune to wall-clock steps and CLOCK_MONOTONIC is the
+        # same for a successor exec'd on the same boot (code reload).
         if isinstance(ev, StateChanged):
             r = self._get(ev.service)
-            r.set_wanted(ev.t, ev.wanted)
-            r.set_up(ev.t, ev.new in UP)
+            now = self.clock()
+            r.set_wanted(now, ev.wanted)
+            r.set_up(now, ev.new in UP)
         elif isinstance(ev, Exited) and ev.failure:
-            self._get(ev.service).failure(ev.t)
+            self._get(ev.service).failure(self.clock())
 
     def service_view(self, service: str) -> dict[str, Any]:
         r = self.services.get(service)
