@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -125,9 +125,11 @@ async def engine_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """make(*specs, **open_kw) -> an opened Supervisor; all are closed at the end."""
     engines: list[Supervisor] = []
 
-    async def make(*specs: ServiceSpec, config: Config | None = None, **kw: Any) -> Supervisor:
+    async def make(*specs: ServiceSpec, config: Config | None = None,
+                   extensions: Sequence[Any] = (), **kw: Any) -> Supervisor:
         cfg = config or make_config(tmp_path, *specs)
         sup = Supervisor(cfg)
+        sup.extensions.extend(extensions)
         engines.append(sup)
         await sup.open(**kw)
         return sup

@@ -17,7 +17,7 @@ from conftest import alive, child, spec
 from tui_supervisor.control.client import NotRunning, RemoteSupervisor
 from tui_supervisor.control.server import ControlServer
 from tui_supervisor.engine.api import SupervisorAPI, UnknownService
-from tui_supervisor.engine.supervisor import Supervisor
+from tui_supervisor.engine.supervisor import Extension, Supervisor
 
 
 @pytest.fixture(params=["local", "remote"])
@@ -204,3 +204,24 @@ def test_control_does_not_load_the_ui(module: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == ""
+
+
+class Echo(Extension):
+    """A minimal extension: answers one question with what it was asked."""
+
+    name = "echo"
+
+    def query(self, what: str, args: dict[str, Any]) -> Any:
+        if what != "echo":
+            return super().query(what, args)
+        return {"args": args}
+
+
+async def test_query_reaches_an_extension(make_api: Callable[..., Any], tmp_path: Path
+                                          ) -> None:
+    _, api = await make_api(spec("s", child("sleeper"), tmp_path), extensions=[Echo()])
+    assert await api.query("echo", "echo", {"a": [1, "x"]}) == {"args": {"a": [1, "x"]}}
+    with pytest.raises(ValueError, match="no query 'nope'"):
+        await api.query("echo", "nope")
+    with pytest.raises(ValueError, match="no extension 'missing'"):
+        await api.query("missing", "echo")

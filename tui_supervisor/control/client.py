@@ -212,6 +212,15 @@ class RemoteSupervisor:
         return await self._call(  # type: ignore[no-any-return]
             "logs", names=list(names) if names is not None else None, n=n)
 
+    async def query(self, extension: str, what: str,
+                    args: dict[str, Any] | None = None) -> Any:
+        try:
+            return await self._call("query", extension=extension, what=what, args=args or {})
+        except ControlError as e:
+            if e.code == p.BAD_ARGS:
+                raise ValueError(str(e)) from None
+            raise
+
 
 async def _closing(conn: _Conn, it: AsyncIterator[dict[str, Any]]
                    ) -> AsyncIterator[dict[str, Any]]:

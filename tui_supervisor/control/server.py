@@ -85,6 +85,7 @@ class ControlServer:
             "snapshot": self._cmd_snapshot, "start": self._cmd_start,
             "stop": self._cmd_stop, "restart": self._cmd_restart,
             "signal": self._cmd_signal, "reload": self._cmd_reload, "logs": self._cmd_logs,
+            "query": self._cmd_query,
         }
         """Every verb but `subscribe` (a stream, handled apart)."""
 
@@ -280,3 +281,15 @@ class ControlServer:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise BadArgs("n: expected a count >= 0")
         return await self.sup.logs(names, n)
+
+    async def _cmd_query(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, {"extension", "what", "args"})
+        ext, what, qargs = args.get("extension"), args.get("what"), args.get("args") or {}
+        if not isinstance(ext, str) or not isinstance(what, str):
+            raise BadArgs("extension, what: expected names")
+        if not isinstance(qargs, dict):
+            raise BadArgs("args: expected an object")
+        try:
+            return await self.sup.query(ext, what, qargs)
+        except ValueError as e:
+            raise BadArgs(str(e)) from None

@@ -52,6 +52,10 @@ class Extension:
         """What a successor's `adopt` continues from (JSON-serialisable)."""
         return {}
 
+    def query(self, what: str, args: dict[str, Any]) -> Any:
+        """Answer `SupervisorAPI.query` (JSON-serialisable); ValueError if unknown."""
+        raise ValueError(f"{self.name}: no query {what!r}")
+
     def adopt(self, record: dict[str, Any]) -> None:
         """Continue from a predecessor's `detach` record."""
 
@@ -348,6 +352,16 @@ class Supervisor:
         merged = list(heapq.merge(*streams))
         return [{"service": name, "offset": off, "t": t, "stream": st, "text": text}
                 for t, off, name, st, text in merged[-n:] if n > 0]
+
+    async def query(self, extension: str, what: str,
+                    args: dict[str, Any] | None = None) -> Any:
+        ext = self.extension(extension)
+        if ext is None:
+            raise ValueError(f"no extension {extension!r} in this engine")
+        return ext.query(what, dict(args or {}))
+
+    def extension(self, name: str) -> Extension | None:
+        return next((e for e in self.extensions if e.name == name), None)
 
     async def reload(self) -> dict[str, Any]:
         from tui_supervisor.config import ConfigError, load_config
