@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 
-from tui_supervisor.engine.events import AnyEvent, Exited, LogLines, Notice, StateChanged
+from tui_supervisor.engine.events import AnyEvent, Exited, LogLines, Notice, Spawned, StateChanged
 
 COLORS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 STATE_COLORS = {"running": 32, "daemonized": 32, "starting": 36, "stopping": 33,
@@ -51,7 +51,7 @@ class Console:
 
     def __call__(self, ev: AnyEvent) -> None:
         """Queue an event (cheap: formatting happens on the console's thread)."""
-        if isinstance(ev, Exited):
+        if isinstance(ev, Exited | Spawned):
             return
         size = 2 * ev.size if isinstance(ev, LogLines) else 200
         with self._cond:

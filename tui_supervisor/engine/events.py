@@ -48,7 +48,21 @@ class Exited(Event):
     uptime: float
     """Seconds the process had been up."""
     detect_latency: float | None = None
-    """Seconds from the process's death to the engine noticing (None if unknown)."""
+    """Seconds from the process's death to the engine noticing. Known only for deaths the
+    engine caused with SIGKILL (sent → observed); None otherwise (Linux keeps no death
+    time a supervisor can read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned(Event):
+    kind: ClassVar[str] = "spawn"
+    service: str
+    pid: int
+    auto: bool
+    """A respawn by the restart policy (not a start asked for)."""
+    respawn_latency: float | None = None
+    """For a respawn: seconds from the exit being observed to this spawn, backoff delay
+    excluded (the supervisor's own cost: leftover cleanup, fork+exec)."""
 
 
 class LogLines:

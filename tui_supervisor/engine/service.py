@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any
 from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.bus import EventBus
-from tui_supervisor.engine.events import Exited, StateChanged
+from tui_supervisor.engine.events import Exited, Spawned, StateChanged
 from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
 from tui_supervisor.engine.output import ServiceOutput
 from tui_supervisor.engine.policies import (
@@ -84,6 +85,10 @@ class Service(ProcessTree, ServiceOutput):
         self._known: dict[int, int] = {}
         """pid -> start time of processes seen to belong to the service (see _tree)."""
         self.operator_signal = False
+        self.killed_at: float | None = None
+        self._exit_seen: float | None = None
+        """Monotonic time the last exit nobody asked for was observed (respawn latency)."""
+        self._respawn_delay = 0.0
         self.pipes: dict[int, tuple[str, LineSplitter]] = {}
         self._paused: dict[int, asyncio.TimerHandle] = {}
         self._pausable: set[int] = set()
@@ -172,6 +177,8 @@ class Service(ProcessTree, ServiceOutput):
             return False
         self.operator_signal = True
         targets = [self.pid] if self.pid is not None else sorted(self.daemon_pids)
+        if sig == signal.SIGKILL and self.pid is not None and self.killed_at is None:
+            self.killed_at = time.monotonic()
         return any(proc.signal_pid(p, sig) for p in targets)
 
     async def _do_stop(self, reason: str) -> None:
@@ -201,6 +208,7 @@ class Service(ProcessTree, ServiceOutput):
             s = proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env, user=self.spec.user)
         except proc.SpawnError as e:
             self.pid = None
+            self._exit_seen = time.monotonic()
             self._set_state(State.STARTING, why)
             self._notice("error", f"cannot spawn: {e}")
             if e.permanent:
@@ -209,6 +217,10 @@ class Service(ProcessTree, ServiceOutput):
                 self._after_exit(ExitInfo(None, None), was_starting=True, requested=False,
                                  reason=str(e))
             return
+        latency = None
+        if auto and self._exit_seen is not None:
+            latency = max(0.0, time.monotonic() - self._exit_seen - self._respawn_delay)
+        self._exit_seen, self.killed_at = None, None
         self.pid = self.pgid = s.pid
         self.ctx.watcher.sessions.add(s.pid)
         self.restarts += auto
@@ -219,6 +231,7 @@ class Service(ProcessTree, ServiceOutput):
         self._add_pipe(s.stdout_fd, "stdout")
         self._add_pipe(s.stderr_fd, "stderr")
         self.ctx.watcher.watch(s.pid, self._on_main_exit)
+        self.ctx.bus.emit(Spawned(s.started_wall, self.name, s.pid, auto, latency))
         self._set_state(State.STARTING, why)
         self._arm_start_timer(self.spec.start_time)
 
@@ -240,6 +253,8 @@ class Service(ProcessTree, ServiceOutput):
             return
         now = time.monotonic()
         uptime = now - (self.started_mono or now)
+        detect = now - self.killed_at if self.killed_at is not None else None
+        self.killed_at, self._exit_seen = None, now
         self.pid = None
         self._cancel_timer()
         was_starting = self.state is State.STARTING
@@ -255,7 +270,7 @@ class Service(ProcessTree, ServiceOutput):
             exit, self.spec.success_codes, was_starting=was_starting,
             requested=requested or self.operator_signal)
         self.ctx.bus.emit(Exited(time.time(), self.name, pid, exit.code, exit.signal,
-                                 requested, failure, uptime))
+                                 requested, failure, uptime, detect))
         if requested:
             return  # the stop task finishes the job
         self._after_exit(exit, was_starting=was_starting, requested=self.operator_signal,
@@ -290,6 +305,7 @@ class Service(ProcessTree, ServiceOutput):
             delay = backoff_delay(self.spec.backoff, self.consecutive, self.ctx.rand()) \
                 if failure else 0.0
             self.backoff_until = now + delay
+            self._respawn_delay = delay
             self._set_state(State.BACKOFF, f"{reason}; restarting in {delay:.2f}s")
             if delay <= 0 and not leftovers:
                 self._spawn("respawned", auto=True)

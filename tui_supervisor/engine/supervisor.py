@@ -18,7 +18,7 @@ from tui_supervisor.config.units import parse_signal
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.bus import EventBus, Subscription
-from tui_supervisor.engine.events import Event, LogLines, Notice
+from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
 from tui_supervisor.engine.runtime import EngineLock, read_state, write_state
 from tui_supervisor.engine.service import EngineContext, Service
@@ -29,10 +29,14 @@ class Extension:
     """A layer built on the engine's events (metrics) that adds to snapshots and must
     survive a handoff; the engine never imports one. Subclass and override what you need.
 
-    Order: `adopt` (if handing over) -> `start` (the engine is open) -> ... -> `detach`
+    Order: `adopt` (if handing over) -> `on_event` from then on (registered by `open`,
+    before any service starts) -> `start` (the engine is open) -> ... -> `detach`
     (handing over) or `stop` (closing)."""
 
     name: str = "extension"
+
+    def on_event(self, ev: AnyEvent) -> None:
+        """Every engine event, synchronously at emit time (override to listen)."""
 
     def service_view(self, service: str) -> dict[str, Any]:
         """Added to the service's snapshot under `name`."""
@@ -93,6 +97,9 @@ class Supervisor:
         """Take the config's lock, clear a dead predecessor's leftovers, start services
         (or adopt the live ones of a detach record)."""
         loop = asyncio.get_running_loop()
+        for ext in self.extensions:
+            if type(ext).on_event is not Extension.on_event:
+                self.bus.add_listener(ext.on_event)
         if not proc.set_subreaper():
             self._notice("warning", "cannot become a child subreaper on this system: "
                          "processes that daemonize escape supervision")

@@ -27,6 +27,8 @@ class ProcessTree:
     daemon_pids: set[int]
     _known: dict[int, int]
     """pid -> start time of processes seen to belong to the service."""
+    killed_at: float | None
+    """Monotonic time the main process was sent SIGKILL (for detection latency)."""
 
     def _leftovers(self) -> set[int]:
         """Live processes of this service other than the main one."""
@@ -70,6 +72,8 @@ class ProcessTree:
         return self.pid is not None or bool(self._leftovers())
 
     def _signal_tree(self, sig: int) -> None:
+        if sig == _signal.SIGKILL and self.pid is not None and self.killed_at is None:
+            self.killed_at = time.monotonic()
         if self.pgid is not None:
             proc.signal_group(self.pgid, sig)
         if self.pid is not None:

@@ -28,7 +28,6 @@ class ReliabilityCollector(Extension):
     @classmethod
     def attach(cls, sup: Supervisor, window: float = 3600.0) -> ReliabilityCollector:
         c = cls(window)
-        sup.bus.add_listener(c.on_event)
         sup.extensions.append(c)
         return c
 
