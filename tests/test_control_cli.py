@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -63,9 +64,15 @@ def test_status_table_and_json(tmp_path: Path, engines) -> None:
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"engine pid {e.proc.pid}, up ")
     header = next(line for line in lines if "NAME" in line).split()
-    assert header == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "FAILURES", "LAST", "EXIT"]
+    sampled = "CPU" in header  # once the first resource sample is in
+    assert [h for h in header if h not in ("CPU", "MEM")] == [
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "FAILURES", "AVAIL", "MTTR", "LAST",
+        "EXIT"]
     alpha = next(line for line in lines if line.startswith("alpha")).split()
     assert alpha[1] == "running" and alpha[2] == str(pids["alpha"])
+    # availability (starting is not up: a hair under 100%), no outage yet (MTTR), no exit
+    assert re.fullmatch(r"100%|99\.\d\d%", alpha[-3]) and alpha[-2:] == ["-", "-"]
+    assert len(alpha) == 9 + 2 * sampled
     assert any(line.startswith("beta") for line in lines)
     r = cli(tmp_path, "status", "--json", "-c", str(cfg))
     snap = json.loads(r.stdout)
@@ -230,3 +237,35 @@ def test_refused_peer_is_one_line(tmp_path: Path) -> None:
     finally:
         t.join(10)
         srv.close()
+
+
+def test_status_rows_format_metrics() -> None:
+    from tui_supervisor.control.verbs import (
+        fmt_bytes,
+        fmt_ratio,
+        fmt_seconds,
+        status_header,
+        status_rows,
+    )
+
+    assert [fmt_ratio(x) for x in (None, 1.0, 0.99996, 0.5, 0.123456)] == [
+        "-", "100%", "99.99%", "50.00%", "12.34%"]
+    assert [fmt_seconds(x) for x in (None, 0.0123, 2.345, 75)] == [
+        "-", "12ms", "2.35s", "1m15s"]
+    assert [fmt_bytes(x) for x in (None, 512, 1536, 5 << 20, 3 << 30)] == [
+        "-", "512B", "1.5K", "5.0M", "3.0G"]
+    svc = {"name": "w", "state": "backoff", "reason": "exit code 3", "pid": None,
+           "uptime": None, "restarts": 4, "failures": 5,
+           "last_exit": {"text": "exit code 3"},
+           "reliability": {"availability": 0.75, "mttr": 1.5},
+           "resources": {"cpu_percent": 12.34, "rss_bytes": 10 << 20}}
+    snap = {"engine": {}, "services": [svc, {**svc, "name": "x", "resources": {}}]}
+    assert status_header(snap) == ["NAME", "STATE", "PID", "UPTIME", "CPU", "MEM",
+                                   "RESTARTS", "FAILURES", "AVAIL", "MTTR", "LAST EXIT"]
+    assert status_rows(snap) == [
+        ["w", "backoff (exit code 3)", "-", "-", "12.3%", "10.0M", "4", "5", "75.00%",
+         "1.50s", "exit code 3"],
+        ["x", "backoff (exit code 3)", "-", "-", "-", "-", "4", "5", "75.00%", "1.50s",
+         "exit code 3"]]
+    snap["services"] = [{**svc, "resources": {}}]
+    assert "CPU" not in status_header(snap) and len(status_rows(snap)[0]) == 9

@@ -5,6 +5,7 @@ Errors are raised (UnknownService, ValueError, ...) for the CLI to turn into one
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -33,20 +34,67 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def fmt_seconds(seconds: float | None) -> str:
+    """A short time that keeps sub-second precision: 850ms, 2.35s, 4m12s."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    return fmt_duration(seconds)
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    """Availability as a percentage, rounded down (99.996% shows 99.99%, never 100%)."""
+    if ratio is None:
+        return "-"
+    if ratio >= 1:
+        return "100%"
+    return f"{math.floor(ratio * 10000) / 100:.2f}%"
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return "-"  # unreachable
+
+
+def fmt_percent(p: float | None) -> str:
+    return "-" if p is None else f"{p:.1f}%"
+
+
+def status_header(snap: dict[str, Any]) -> list[str]:
+    """Columns of `status`; CPU and MEM only when the engine samples resources."""
+    sampled = any(s.get("resources") for s in snap["services"])
+    return ["NAME", "STATE", "PID", "UPTIME", *(["CPU", "MEM"] if sampled else []),
+            "RESTARTS", "FAILURES", "AVAIL", "MTTR", "LAST EXIT"]
+
+
 def status_rows(snap: dict[str, Any]) -> list[list[str]]:
+    sampled = any(s.get("resources") for s in snap["services"])
     rows = []
     for s in snap["services"]:
         last = s.get("last_exit") or {}
+        rel = s.get("reliability") or {}
+        res = s.get("resources") or {}
         state = s["state"]
         if state in ("backoff", "fatal", "exited") and s.get("reason"):
             state = f"{state} ({s['reason']})"
+        usage = [fmt_percent(res.get("cpu_percent")), fmt_bytes(res.get("rss_bytes"))] \
+            if sampled else []
         rows.append([s["name"], state, str(s["pid"] or "-"), fmt_duration(s.get("uptime")),
-                     str(s.get("restarts", 0)), str(s.get("failures", 0)),
+                     *usage, str(s.get("restarts", 0)), str(s.get("failures", 0)),
+                     fmt_ratio(rel.get("availability")), fmt_seconds(rel.get("mttr")),
                      last.get("text") or "-"])
     return rows
 
 
-STATUS_HEADER = ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "FAILURES", "LAST EXIT"]
+RIGHT = {"PID", "CPU", "MEM", "RESTARTS", "FAILURES", "AVAIL", "MTTR"}
 STATE_STYLE = {"running": "green", "daemonized": "green", "starting": "cyan",
                "stopping": "yellow", "backoff": "yellow", "exited": "dim", "stopped": "dim",
                "fatal": "bold red"}
@@ -66,9 +114,8 @@ def print_status(snap: dict[str, Any], file: TextIO | None = None) -> None:
     console.print(Text(f"engine pid {eng['pid']}, up {fmt_duration(eng['uptime'])}, "
                        f"{len(snap['services'])} services, config {eng['config']}"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for h in STATUS_HEADER:
-        table.add_column(h, no_wrap=True,
-                         justify="right" if h in ("PID", "RESTARTS", "FAILURES") else "left")
+    for h in status_header(snap):
+        table.add_column(h, no_wrap=True, justify="right" if h in RIGHT else "left")
     for s, row in zip(snap["services"], status_rows(snap), strict=True):
         cells = [Text(c) for c in row]
         cells[1].stylize(STATE_STYLE.get(s["state"], ""))
