@@ -95,6 +95,9 @@ async def test_apply_config_keeps_unchanged_pids(engine_factory, tmp_path: Path)
     assert sup.services["change"].pid not in (None, pids["change"])
     assert not alive(pids["gone"]) and not alive(pids["change"])
     assert sup.services["new"].pid is not None
+    eng = (await sup.snapshot())["engine"]
+    assert eng["reloads"] == 1 and eng["reload_failures"] == 0
+    assert 0 < eng["last_reload_seconds"] < 30  # it stopped two services
 
 
 async def test_unknown_user_is_fatal_with_reason(engine_factory, tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ class Supervisor:
         self.ctx: EngineContext | None = None
         self.reloads = 0
         self.reload_failures = 0
+        self.last_reload_seconds: float | None = None
+        """How long applying the last config took (stopping changed services included)."""
         self._state_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -117,6 +119,8 @@ class Supervisor:
         if adopt is not None:
             self.started_wall = adopt.get("started_wall", self.started_wall)
             self.reloads = adopt.get("reloads", 0)
+            self.reload_failures = adopt.get("reload_failures", 0)
+            self.last_reload_seconds = adopt.get("last_reload_seconds")
             for ext in self.extensions:
                 if ext.name in adopt.get("extensions", {}):
                     ext.adopt(adopt["extensions"][ext.name])
@@ -181,6 +185,8 @@ class Supervisor:
             "config_id": self.config.config_id,
             "started_wall": self.started_wall,
             "reloads": self.reloads,
+            "reload_failures": self.reload_failures,
+            "last_reload_seconds": self.last_reload_seconds,
             "services": [s.detach() for s in self.services.values()],
             "lock_fd": self.lock.fd if self.lock else None,
             "extensions": {ext.name: ext.detach() for ext in self.extensions},
@@ -298,6 +304,7 @@ class Supervisor:
                 "uptime": time.time() - self.started_wall,
                 "reloads": self.reloads,
                 "reload_failures": self.reload_failures,
+                "last_reload_seconds": self.last_reload_seconds,
                 "pidfd": bool(self.watcher and self.watcher.pidfd),
             },
             "services": [self._service_view(s) for s in self.services.values()],
@@ -388,6 +395,7 @@ class Supervisor:
         from tui_supervisor.config import diff
 
         assert self.ctx is not None
+        began = time.monotonic()
         d = diff(self.config, new)
         self.config = new
         await asyncio.gather(*(self._remove(n, "removed from config") for n in d.removed))
@@ -403,6 +411,7 @@ class Supervisor:
         for name in restart:
             self.services[name].start("config changed")
         self.reloads += 1
+        self.last_reload_seconds = time.monotonic() - began
         summary = {"ok": True, "added": list(d.added), "removed": list(d.removed),
                    "restarted": list(d.changed), "in_place": list(d.in_place)}
         self._notice("info", "config reloaded: " + ", ".join(
