@@ -13,4 +13,8 @@ def attach_metrics(sup: Supervisor) -> list[Extension]:
     """Attach every metrics layer the config asks for, before `sup.open()`."""
     from tui_supervisor.metrics.collector import ReliabilityCollector
 
-    return [ReliabilityCollector.attach(sup)]
+    exts: list[Extension] = [ReliabilityCollector.attach(sup)]
+    if sup.config.settings.metrics_listen:  # prometheus_client is imported only then
+        from tui_supervisor.metrics.prometheus import attach_prometheus
+        exts += attach_prometheus(sup)
+    return exts
