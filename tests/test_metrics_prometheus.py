@@ -348,6 +348,37 @@ async def test_closed_with_the_engine(metrics_engine, tmp_path: Path,
         idle[1].close()
 
 
+async def test_handoff_closes_and_the_successor_serves(metrics_engine, tmp_path: Path) -> None:
+    """A handoff (code reload) closes the port; the adopting engine listens on it again and
+    shows the carried-over failure."""
+    import json
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    first, _ = await metrics_engine(spec("s", child("sleeper"), tmp_path),
+                                    listen=f"127.0.0.1:{port}")
+    svc = first.services["s"]
+    pid = await wait_for(lambda: svc.ring.next_offset > 0 and svc.pid)
+    os.kill(pid, signal.SIGKILL)
+    await wait_for(lambda: svc.pid not in (None, pid) and svc.state.value == "running")
+    assert (await fetch(url))[0] == 200
+    record = json.loads(json.dumps(first.detach()))
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+    second = Supervisor(first.config)
+    attach_metrics(second)
+    try:
+        await second.open(adopt=record)
+        status, _, body = await fetch(url)
+        got, _ = parse(body)
+        assert status == 200
+        assert got[k("tuisup_service_failures_total", service="s")] == 1
+        assert got[k("tuisup_service_up", service="s")] == 1
+        assert k("tuisup_service_mttr_seconds", service="s") in got
+    finally:
+        await second.close()
+
+
 def test_attach_only_when_configured(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     assert [e.name for e in attach_metrics(Supervisor(cfg))] == ["reliability"]
