@@ -307,6 +307,9 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         except OSError as e:  # e.g. a log_dir or state_dir that cannot be created
             where = f"{e.filename}: " if e.filename else ""
             return report(f"cannot start: {where}{e.strerror or e}")
+        metrics = sup.extension("prometheus")
+        if metrics is not None and getattr(metrics, "error", None):
+            return report(f"cannot start: {metrics.error}")  # type: ignore[attr-defined]
         try:
             await server.start()
         except OSError as e:

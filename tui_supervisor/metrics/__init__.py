@@ -14,4 +14,8 @@ def attach_metrics(sup: Supervisor) -> list[Extension]:
     from tui_supervisor.metrics.collector import ReliabilityCollector
     from tui_supervisor.metrics.latency import LatencyCollector
 
-    return [ReliabilityCollector.attach(sup), LatencyCollector.attach(sup)]
+    exts: list[Extension] = [ReliabilityCollector.attach(sup), LatencyCollector.attach(sup)]
+    if sup.config.settings.metrics_listen:  # prometheus_client is imported only then
+        from tui_supervisor.metrics.prometheus import attach_prometheus
+        exts += attach_prometheus(sup)
+    return exts

@@ -1,0 +1,439 @@
+"""Prometheus exposition: synthetic snapshots rendered and parsed back with
+prometheus_client's own parser (exact values), and a real engine served over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CHILDREN, child, kill_marked, make_config, spec, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+from tui_supervisor.engine.events import AnyEvent, Notice
+from tui_supervisor.engine.states import State
+from tui_supervisor.engine.supervisor import Supervisor
+from tui_supervisor.metrics import attach_metrics
+from tui_supervisor.metrics.prometheus import PrometheusExporter, parse_listen, render
+
+Key = tuple[str, frozenset[tuple[str, str]]]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(text: str | bytes) -> tuple[dict[Key, float], dict[str, str]]:
+    """Every sample as {(name, labels): value}, and every family's type."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    samples: dict[Key, float] = {}
+    types: dict[str, str] = {}
+    for fam in text_string_to_metric_families(text):
+        types[fam.name] = fam.type
+        for s in fam.samples:
+            key = (s.name, frozenset(s.labels.items()))
+            assert key not in samples, f"duplicate sample {key}"
+            samples[key] = s.value
+    return samples, types
+
+
+def k(name: str, **labels: str) -> Key:
+    return name, frozenset(labels.items())
+
+
+# -- pure: synthetic snapshots ---------------------------------------------------------
+
+SNAP: dict[str, Any] = {
+    "engine": {
+        "pid": 4242, "version": "9.8.7", "uptime": 12.5, "reloads": 2, "reload_failures": 1,
+        "resources": {"cpu_percent": 3.0, "cpu_seconds_total": 4.25, "rss_bytes": 50_000_000,
+                      "fds": 12, "threads": 3, "loop_lag_p99": 0.002, "loop_lag_max": 0.01,
+                      "log_bytes_total": 123456, "log_bytes_per_s": 10.0,
+                      "log_lines_dropped": 0, "sample_seconds": 0.001, "sample_interval": 1.0},
+        "prometheus": {"listen": "127.0.0.1:9101"},
+    },
+    "services": [
+        {"name": "web", "state": "running", "restarts": 3, "failures": 4, "uptime": 100.5,
+         "reliability": {"availability": 0.75, "availability_window": 0.5, "downtime": 25.0,
+                         "mttr": 2.5, "mttr_window": 1.5, "mtbf": 18.75, "failures": 4},
+         "resources": {"procs": 2, "cpu_percent": 1.0, "cpu_seconds_total": 7.5,
+                       "rss_bytes": 2048, "fds": 9, "threads": 4, "sampled_at": 1.0},
+         "latency": {
+             "respawn": {"buckets": [0.001, 0.01, 0.1], "counts": [1, 0, 2, 1], "sum": 0.75,
+                         "count": 4},
+             "detect": {"buckets": [0.0005, 0.005], "counts": [3, 1, 0], "sum": 0.004,
+                        "count": 4}}},
+        {"name": "job", "state": "backoff", "restarts": 0, "failures": 1, "uptime": None,
+         "reliability": {"availability": None, "availability_window": None, "downtime": 0.0,
+                         "mttr": None, "mttr_window": None, "mtbf": None},
+         "resources": {}},
+    ],
+}
+
+
+def state_samples(service: str, current: str) -> dict[Key, float]:
+    return {k("tuisup_service_state", service=service, state=s.value): float(s.value == current)
+            for s in State}
+
+
+def test_every_sample_matches_the_snapshot() -> None:
+    samples, types = parse(render(SNAP))
+    web, job = {"service": "web"}, {"service": "job"}
+    expected = {
+        k("tuisup_service_up", **web): 1.0,
+        k("tuisup_service_up", **job): 0.0,
+        **state_samples("web", "running"),
+        **state_samples("job", "backoff"),
+        k("tuisup_service_restarts_total", **web): 3,
+        k("tuisup_service_restarts_total", **job): 0,
+        k("tuisup_service_failures_total", **web): 4,
+        k("tuisup_service_failures_total", **job): 1,
+        k("tuisup_service_uptime_seconds", **web): 100.5,
+        k("tuisup_service_availability_ratio", **web): 0.75,
+        k("tuisup_service_availability_window_ratio", **web): 0.5,
+        k("tuisup_service_downtime_seconds", **web): 25.0,
+        k("tuisup_service_downtime_seconds", **job): 0.0,
+        k("tuisup_service_mttr_seconds", **web): 2.5,
+        k("tuisup_service_mttr_window_seconds", **web): 1.5,
+        k("tuisup_service_mtbf_seconds", **web): 18.75,
+        k("tuisup_service_cpu_seconds_total", **web): 7.5,
+        k("tuisup_service_memory_bytes", **web): 2048,
+        k("tuisup_service_processes", **web): 2,
+        k("tuisup_service_fds", **web): 9,
+        k("tuisup_service_threads", **web): 4,
+        # per-bucket counts [1, 0, 2, 1] -> cumulative 1, 1, 3, 4
+        k("tuisup_respawn_latency_seconds_bucket", le="0.001", **web): 1,
+        k("tuisup_respawn_latency_seconds_bucket", le="0.01", **web): 1,
+        k("tuisup_respawn_latency_seconds_bucket", le="0.1", **web): 3,
+        k("tuisup_respawn_latency_seconds_bucket", le="+Inf", **web): 4,
+        k("tuisup_respawn_latency_seconds_count", **web): 4,
+        k("tuisup_respawn_latency_seconds_sum", **web): 0.75,
+        k("tuisup_detect_latency_seconds_bucket", le="0.0005", **web): 3,
+        k("tuisup_detect_latency_seconds_bucket", le="0.005", **web): 4,
+        k("tuisup_detect_latency_seconds_bucket", le="+Inf", **web): 4,
+        k("tuisup_detect_latency_seconds_count", **web): 4,
+        k("tuisup_detect_latency_seconds_sum", **web): 0.004,
+        k("tuisup_engine_uptime_seconds"): 12.5,
+        k("tuisup_engine_reloads_total"): 2,
+        k("tuisup_engine_reload_failures_total"): 1,
+        k("tuisup_engine_cpu_seconds_total"): 4.25,
+        k("tuisup_engine_memory_bytes"): 50_000_000,
+        k("tuisup_engine_fds"): 12,
+        k("tuisup_engine_threads"): 3,
+        k("tuisup_engine_loop_lag_p99_seconds"): 0.002,
+        k("tuisup_engine_log_bytes_total"): 123456,
+        k("tuisup_engine_log_lines_dropped_total"): 0,
+        k("tuisup_engine_info", version="9.8.7"): 1,
+    }
+    assert samples == expected
+    assert types["tuisup_service_restarts"] == "counter"
+    assert types["tuisup_service_cpu_seconds"] == "counter"
+    assert types["tuisup_service_memory_bytes"] == "gauge"
+    assert types["tuisup_respawn_latency_seconds"] == "histogram"
+    assert types["tuisup_detect_latency_seconds"] == "histogram"
+    assert types["tuisup_engine_log_lines_dropped"] == "counter"
+
+
+def test_missing_and_none_are_left_out_not_zero() -> None:
+    snap = {"engine": {"version": "1"},
+            "services": [{"name": "bare", "state": "stopped", "restarts": 0, "failures": 0,
+                          "uptime": None, "reliability": {}, "resources": {}}]}
+    samples, types = parse(render(snap))
+    names = {name for name, _ in samples}
+    assert names == {"tuisup_service_up", "tuisup_service_state",
+                     "tuisup_service_restarts_total", "tuisup_service_failures_total",
+                     "tuisup_engine_info"}
+    assert "tuisup_respawn_latency_seconds" not in types
+    assert samples[k("tuisup_service_up", service="bare")] == 0
+
+
+def test_malformed_histogram_is_left_out() -> None:
+    bad = {"buckets": [0.1, 1.0], "counts": [1, 2], "sum": 0.5, "count": 3}  # no +Inf count
+    snap = {"engine": {}, "services": [{"name": "s", "state": "running",
+                                         "latency": {"respawn": bad}}]}
+    samples, _ = parse(render(snap))
+    assert not any(name.startswith("tuisup_respawn") for name, _ in samples)
+    assert samples[k("tuisup_service_up", service="s")] == 1
+
+
+@pytest.mark.parametrize("odd", ['a"b', "back\\slash", "new\nline", "ünï cödé",
+                                 "x{y}=z,w", "\\n"])
+def test_odd_service_names_round_trip(odd: str) -> None:
+    snap = {"engine": {}, "services": [{"name": odd, "state": "daemonized", "restarts": 1}]}
+    samples, _ = parse(render(snap))
+    assert samples[k("tuisup_service_up", service=odd)] == 1
+    assert samples[k("tuisup_service_restarts_total", service=odd)] == 1
+
+
+def test_an_unknown_state_is_still_shown() -> None:
+    snap = {"engine": {}, "services": [{"name": "s", "state": "healthy"}]}
+    samples, _ = parse(render(snap))
+    assert samples[k("tuisup_service_state", service="s", state="healthy")] == 1
+    assert samples[k("tuisup_service_state", service="s", state="running")] == 0
+    assert samples[k("tuisup_service_up", service="s")] == 0
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("127.0.0.1:9101") == ("127.0.0.1", 9101)
+    assert parse_listen("[::1]:80") == ("::1", 80)
+    assert parse_listen(":9101") == ("127.0.0.1", 9101)
+
+
+# -- a real engine over real HTTP ------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def metrics_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """make(*specs, listen=...) -> (engine with attach_metrics, notices it emitted)."""
+    made: list[Supervisor] = []
+
+    async def make(*specs: Any, listen: str) -> tuple[Supervisor, list[Notice]]:
+        cfg = make_config(tmp_path, *specs)
+        cfg = dataclasses.replace(
+            cfg, settings=dataclasses.replace(cfg.settings, metrics_listen=listen))
+        sup = Supervisor(cfg)
+        notices: list[Notice] = []
+
+        def keep(ev: AnyEvent) -> None:
+            if isinstance(ev, Notice):
+                notices.append(ev)
+
+        sup.bus.add_listener(keep)
+        attach_metrics(sup)
+        made.append(sup)
+        await sup.open()
+        return sup, notices
+
+    try:
+        yield make
+    finally:
+        for sup in made:
+            if not sup._closed:
+                await asyncio.wait_for(sup.close(), 30)
+
+
+async def fetch(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """A request with urllib, in a thread (the engine's loop must keep running)."""
+    def go() -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(url, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+    return await asyncio.to_thread(go)
+
+
+TIME_VARYING = {"tuisup_service_uptime_seconds", "tuisup_service_availability_ratio",
+                "tuisup_service_availability_window_ratio", "tuisup_service_mtbf_seconds",
+                "tuisup_engine_uptime_seconds"}
+EXACT = {"tuisup_service_up", "tuisup_service_state", "tuisup_service_restarts_total",
+         "tuisup_service_failures_total", "tuisup_service_mttr_seconds",
+         "tuisup_service_mttr_window_seconds", "tuisup_engine_reloads_total",
+         "tuisup_engine_reload_failures_total", "tuisup_engine_info"}
+
+
+async def test_real_engine_crash_shows_on_metrics(metrics_engine, tmp_path: Path) -> None:
+    """SIGKILL a real service once: /metrics (over HTTP) says 1 failure, up again, an MTTR,
+    and every sample agrees with snapshots taken just before and after the scrape."""
+    port = free_port()
+    sup, notices = await metrics_engine(spec("s", child("sleeper"), tmp_path),
+                                        listen=f"127.0.0.1:{port}")
+    assert sup.snapshot_now()["engine"]["prometheus"] == {"listen": f"127.0.0.1:{port}"}
+    svc = sup.services["s"]
+    pid = await wait_for(lambda: svc.ring.next_offset > 0 and svc.pid)
+    os.kill(pid, signal.SIGKILL)
+    await wait_for(lambda: svc.pid not in (None, pid) and svc.state.value == "running")
+
+    before = sup.snapshot_now()
+    status, headers, body = await fetch(f"http://127.0.0.1:{port}/metrics")
+    after = sup.snapshot_now()
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    got, _ = parse(body)
+    lo, _ = parse(render(before))
+    hi, _ = parse(render(after))
+    s = {"service": "s"}
+    assert got[k("tuisup_service_failures_total", **s)] == 1
+    assert got[k("tuisup_service_restarts_total", **s)] == 1
+    assert got[k("tuisup_service_up", **s)] == 1
+    assert got[k("tuisup_service_state", service="s", state="running")] == 1
+    mttr = before["services"][0]["reliability"]["mttr"]
+    assert mttr is not None and got[k("tuisup_service_mttr_seconds", **s)] == mttr
+    assert 0 < got[k("tuisup_service_availability_ratio", **s)] < 1
+    assert set(got) == set(lo) == set(hi)
+    for key, value in got.items():
+        if key[0] in EXACT:
+            assert value == lo[key] == hi[key], key
+        elif key[0] in TIME_VARYING:
+            assert min(lo[key], hi[key]) <= value <= max(lo[key], hi[key]), key
+        else:
+            assert value == pytest.approx(lo[key], rel=0.05, abs=0.05), key
+    assert not [n for n in notices if n.level == "error"]
+
+
+async def test_other_paths_and_methods(metrics_engine, tmp_path: Path) -> None:
+    port = free_port()
+    await metrics_engine(spec("s", child("sleeper"), tmp_path), listen=f"127.0.0.1:{port}")
+    base = f"http://127.0.0.1:{port}"
+    assert (await fetch(f"{base}/"))[0] == 404
+    assert (await fetch(f"{base}/metricsx"))[0] == 404
+    status, headers, _ = await fetch(f"{base}/metrics", "POST")
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+    assert (await fetch(f"{base}/metrics", "DELETE"))[0] == 405
+    status, _, body = await fetch(f"{base}/metrics?x=1")
+    assert status == 200 and b"tuisup_service_up" in body
+    status, headers, body = await fetch(f"{base}/metrics", "HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"nonsense\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 400 ")
+    writer.close()
+
+
+async def test_port_in_use_is_a_notice_and_the_engine_runs(metrics_engine,
+                                                           tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        sup, notices = await metrics_engine(spec("s", child("sleeper"), tmp_path),
+                                            listen=f"127.0.0.1:{port}")
+        error = f"metrics_listen 127.0.0.1:{port}: Address already in use"
+        assert [(n.level, n.message) for n in notices] == [
+            ("error", f"metrics not served: {error}")]
+        assert sup.snapshot_now()["engine"]["prometheus"] == {"listen": None, "error": error}
+        await wait_for(lambda: sup.services["s"].state.value == "running")
+        ext = sup.extension("prometheus")
+        assert isinstance(ext, PrometheusExporter) and ext.error == error
+
+
+@pytest.mark.parametrize("serve_first", [False, True])
+async def test_closed_with_the_engine(metrics_engine, tmp_path: Path,
+                                      serve_first: bool) -> None:
+    """Closing right after open (server not yet started) or after serving: the port is
+    closed and a connection still open is ended."""
+    port = free_port()
+    sup, _ = await metrics_engine(spec("s", child("sleeper"), tmp_path),
+                                  listen=f"127.0.0.1:{port}")
+    idle = None
+    if serve_first:
+        assert (await fetch(f"http://127.0.0.1:{port}/metrics"))[0] == 200
+        idle = await asyncio.open_connection("127.0.0.1", port)
+        idle[1].write(b"GET /metr")  # never finished
+        ext = sup.extension("prometheus")
+        await wait_for(lambda: ext._writers, what="the server to accept")  # type: ignore
+    await sup.close()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+    if idle is not None:
+        # ended: EOF, or a reset if the server had unread bytes of ours
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(idle[0].read(), 10) == b""
+        idle[1].close()
+
+
+async def test_handoff_closes_and_the_successor_serves(metrics_engine, tmp_path: Path) -> None:
+    """A handoff (code reload) closes the port; the adopting engine listens on it again and
+    shows the carried-over failure."""
+    import json
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    first, _ = await metrics_engine(spec("s", child("sleeper"), tmp_path),
+                                    listen=f"127.0.0.1:{port}")
+    svc = first.services["s"]
+    pid = await wait_for(lambda: svc.ring.next_offset > 0 and svc.pid)
+    os.kill(pid, signal.SIGKILL)
+    await wait_for(lambda: svc.pid not in (None, pid) and svc.state.value == "running")
+    assert (await fetch(url))[0] == 200
+    record = json.loads(json.dumps(first.detach()))
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+    second = Supervisor(first.config)
+    attach_metrics(second)
+    try:
+        await second.open(adopt=record)
+        status, _, body = await fetch(url)
+        got, _ = parse(body)
+        assert status == 200
+        assert got[k("tuisup_service_failures_total", service="s")] == 1
+        assert got[k("tuisup_service_up", service="s")] == 1
+        assert k("tuisup_service_mttr_seconds", service="s") in got
+    finally:
+        await second.close()
+
+
+def test_attach_only_when_configured(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    assert "prometheus" not in [e.name for e in attach_metrics(Supervisor(cfg))]
+    cfg = dataclasses.replace(
+        cfg, settings=dataclasses.replace(cfg.settings, metrics_listen="127.0.0.1:1"))
+    assert [e.name for e in attach_metrics(Supervisor(cfg))][-1] == "prometheus"
+
+
+# -- the command line ------------------------------------------------------------------
+
+def cli_env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(XDG_STATE_HOME=str(tmp / "xdg-state"), XDG_RUNTIME_DIR=str(tmp / "xdg-run"),
+               PYTHONPATH=str(ROOT), NO_COLOR="1")
+    return env
+
+
+def write_cfg(tmp: Path, port: int) -> Path:
+    cfg = tmp / "tst-prom.yaml"
+    cfg.write_text(f"settings: {{metrics_listen: '127.0.0.1:{port}'}}\nservices:\n"
+                   f"  s: {{command: ['{sys.executable}', '{CHILDREN / 'sleeper.py'}'], "
+                   "start_time: 0}\n")
+    return cfg
+
+
+def test_cli_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "tui_supervisor", "run", "--headless", "-c",
+                            str(write_cfg(tmp_path, port))], capture_output=True, text=True,
+                           env=cli_env(tmp_path), timeout=60, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"tui-supervisor: cannot start: metrics_listen " \
+        f"127.0.0.1:{port}: Address already in use"
+
+
+def test_cli_serves_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "engine.out"
+    with open(out, "wb") as f:
+        p = subprocess.Popen([sys.executable, "-m", "tui_supervisor", "run", "--headless",
+                              "-c", str(write_cfg(tmp_path, port))], stdout=f,
+                             stderr=subprocess.STDOUT, env=cli_env(tmp_path), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while " * running pid" not in out.read_text():
+            assert p.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.05)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            got, _ = parse(r.read())
+        assert got[k("tuisup_service_up", service="s")] == 1
+        assert got[k("tuisup_service_failures_total", service="s")] == 0
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        kill_marked()
