@@ -12,5 +12,6 @@ if TYPE_CHECKING:
 def attach_metrics(sup: Supervisor) -> list[Extension]:
     """Attach every metrics layer the config asks for, before `sup.open()`."""
     from tui_supervisor.metrics.collector import ReliabilityCollector
+    from tui_supervisor.metrics.incidents import Incidents
 
-    return [ReliabilityCollector.attach(sup)]
+    return [ReliabilityCollector.attach(sup), Incidents.attach(sup)]
