@@ -194,7 +194,7 @@ async def test_memory_bounds_on_a_real_engine(engine_factory, tmp_path: Path) ->
                    what="4 failures each")
     await sup.stop(["a", "b"])
     assert len(ext.book.items) == 3
-    assert len(ext.book.list("a")) <= 2 and len(ext.book.list("b")) <= 2
+    assert sorted([len(ext.book.list("a")), len(ext.book.list("b"))]) == [1, 2]
     assert len(file_lines(sup)) == sup.services["a"].failures + sup.services["b"].failures
 
 

@@ -2,22 +2,18 @@
 
 Options: `--split K` writes lines 1..K, waits 0.1 s, writes line K+1, waits 1 ms (the
 engine reads it, and its reader pauses for 2 ms: output.PIPE_PAUSE), then writes the rest
-in a burst right before dying; `--sleep S` sleeps S
-seconds (-1: forever) before exiting; `--mixed` writes odd lines to stderr."""
+in a burst right before dying; `--sleep S` sleeps S seconds (-1: forever) before exiting."""
 import os
 import sys
 import time
 
 args = sys.argv[1:]
 count, code = int(args[0]), int(args[1])
-mixed = "--mixed" in args
-if mixed:
-    args.remove("--mixed")
 opts = dict(zip(args[2::2], args[3::2], strict=True))
 split = int(opts.get("--split", 0))
 pause = float(opts.get("--sleep", 0))
 for i in range(1, count + 1):
-    os.write(2 if mixed and i % 2 else 1, f"line {i}\n".encode())
+    os.write(1, f"line {i}\n".encode())
     if i == split:
         time.sleep(0.1)
     elif split and i == split + 1:
