@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("-n", type=_count, default=50, metavar="N",
                     help="lines of history (default 50)")
     add("reload", "re-read the config and apply the difference")
+    inc = add("incidents", "list recent failures (crashes, failed starts): time, exit, "
+              "uptime before it and the last output lines; newest last. Asks the running "
+              "engine, or, when none runs, reads incidents.jsonl in the config's state dir "
+              "(forensics survive a crash of the supervisor itself)")
+    inc.add_argument("name", nargs="?", metavar="NAME", help="only this service")
+    inc.add_argument("-n", type=_count, default=10, metavar="N",
+                     help="how many incidents (default 10)")
+    inc.add_argument("--json", action="store_true", help="one JSON object a line")
     return p
 
 
@@ -73,7 +81,8 @@ def _count(text: str) -> int:
     return n
 
 
-CLIENT_VERBS = ("status", "start", "stop", "restart", "signal", "logs", "reload")
+CLIENT_VERBS = ("status", "start", "stop", "restart", "signal", "logs", "reload",
+                "incidents")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,11 +165,15 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
                 return await verbs.send_signal(api, args.name, args.sig)
             if args.cmd == "logs":
                 return await verbs.logs(api, args.names, args.n, args.follow)
+            if args.cmd == "incidents":
+                return await verbs.incidents(api, args.name, args.n, as_json=args.json)
             return await verbs.reload(api)
 
     try:
         return asyncio.run(go())
     except NotRunning:
+        if args.cmd == "incidents":
+            return _incidents_offline(args, cfg_path)
         _err(f"no engine running for {cfg_path} — start it with "
              f"`{PROG} run --headless -c {cfg_path}`")
     except UnknownService as e:
@@ -168,6 +181,9 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
     except PermissionError as e:
         _err(str(e) if str(e).startswith("permission denied") else f"permission denied: {e}")
     except ValueError as e:
+        if args.cmd == "incidents":  # an engine without the incidents layer
+            _err(f"the engine cannot list incidents: {e}")
+            return 1
         if args.cmd != "signal":
             raise
         _err(f"bad signal: {e}")
@@ -180,6 +196,32 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return 1
+
+
+def _incidents_offline(args: argparse.Namespace, cfg_path: Path) -> int:
+    """`incidents` with no engine running: read the state dir's file directly. A config
+    that no longer validates still names its default state dir."""
+    from tui_supervisor.config import ConfigError, load_config
+    from tui_supervisor.config.loader import default_dirs, make_config_id
+    from tui_supervisor.control import verbs
+    from tui_supervisor.engine.api import UnknownService
+
+    try:
+        cfg = load_config(cfg_path)
+        state_dir, known = cfg.settings.state_dir, list(cfg.services)
+    except ConfigError:
+        path = Path(os.path.abspath(os.path.expanduser(cfg_path))).resolve()
+        state_dir, known = default_dirs(make_config_id(path), os.environ)[0], []
+    try:
+        return verbs.incidents_from_file(state_dir, known, args.name, args.n,
+                                         as_json=args.json)
+    except UnknownService as e:
+        _err(str(e))
+        return 1
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_run(path: Path, *, quiet: bool, demo: bool = False, detach: bool = False) -> int:

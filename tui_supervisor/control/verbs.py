@@ -1,5 +1,6 @@
-"""The client verbs of the command line (status, start/stop/restart, signal, logs, reload),
-each an async function of a SupervisorAPI that prints its result and returns an exit code.
+"""The client verbs of the command line (status, start/stop/restart, signal, logs, reload,
+incidents), each an async function of a SupervisorAPI that prints its result and returns
+an exit code.
 Errors are raised (UnknownService, ValueError, ...) for the CLI to turn into one line."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from tui_supervisor.engine.api import SupervisorAPI, UnknownService
@@ -219,3 +221,44 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool) -
         return 0
     finally:
         await it.aclose()  # type: ignore[attr-defined]
+
+
+def format_incident(inc: dict[str, Any]) -> str:
+    """A header line (time, service, exit in words, uptime before it), then the last
+    output lines before it, indented."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(inc["t"]))
+    up = inc.get("uptime")
+    took = "-" if up is None else fmt_duration(up) if up >= 1 else f"{up:.2f}s"
+    head = (f"{when}  {inc['service']}  {inc.get('kind', 'failure')}: {inc.get('text')} "
+            f"after {took} up (pid {inc.get('pid')}, restarts {inc.get('restarts')})\n")
+    body = "".join(f"    {str(x.get('stream', '')).removeprefix('std')} | {x.get('text')}\n"
+                   for x in inc.get("lines") or [])
+    return head + (body or "    (no output)\n")
+
+
+def print_incidents(items: list[dict[str, Any]], *, as_json: bool) -> int:
+    if as_json:
+        _out("".join(json.dumps(x) + "\n" for x in items))
+    else:
+        _out("".join(map(format_incident, items)) if items else "no incidents\n")
+    return 0
+
+
+async def incidents(api: SupervisorAPI, name: str | None, n: int, *, as_json: bool) -> int:
+    """The last `n` incidents (of `name`, or all), newest last, from the running engine."""
+    items = await api.query("incidents", "list", {"service": name, "n": n})
+    return print_incidents(items, as_json=as_json)
+
+
+def incidents_from_file(state_dir: Path, known: Sequence[str], name: str | None, n: int,
+                        *, as_json: bool) -> int:
+    """The same, read from `<state_dir>/incidents.jsonl` (no engine running)."""
+    from tui_supervisor.metrics.incidents import FILE_NAME, IncidentBook, IncidentFile
+
+    book = IncidentBook(per_service=10**9, overall=10**9)
+    book.extend(IncidentFile(state_dir / FILE_NAME).load())
+    if name is not None and name not in known and name not in book.services():
+        raise UnknownService(name)
+    if not as_json:
+        _out(f"(no engine running: from {state_dir / FILE_NAME})\n", sys.stderr)
+    return print_incidents(book.list(name, n), as_json=as_json)

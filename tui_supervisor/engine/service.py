@@ -269,6 +269,7 @@ class Service(ProcessTree, ServiceOutput):
         failure = not daemonized and is_failure(
             exit, self.spec.success_codes, was_starting=was_starting,
             requested=requested or self.operator_signal)
+        self._drain_pipes()  # its last lines first: they explain the exit
         self.ctx.bus.emit(Exited(time.time(), self.name, pid, exit.code, exit.signal,
                                  requested, failure, uptime, detect))
         if requested:

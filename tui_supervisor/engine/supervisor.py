@@ -34,6 +34,8 @@ class Extension:
     (handing over) or `stop` (closing)."""
 
     name: str = "extension"
+    sup: Supervisor | None = None
+    """The engine, set by its `open()` before any event."""
 
     def on_event(self, ev: AnyEvent) -> None:
         """Every engine event, synchronously at emit time (override to listen)."""
@@ -100,6 +102,7 @@ class Supervisor:
         (or adopt the live ones of a detach record)."""
         loop = asyncio.get_running_loop()
         for ext in self.extensions:
+            ext.sup = self
             if type(ext).on_event is not Extension.on_event:
                 self.bus.add_listener(ext.on_event)
         if not proc.set_subreaper():

@@ -12,9 +12,11 @@ if TYPE_CHECKING:
 def attach_metrics(sup: Supervisor) -> list[Extension]:
     """Attach every metrics layer the config asks for, before `sup.open()`."""
     from tui_supervisor.metrics.collector import ReliabilityCollector
+    from tui_supervisor.metrics.incidents import Incidents
     from tui_supervisor.metrics.latency import LatencyCollector
 
-    exts: list[Extension] = [ReliabilityCollector.attach(sup), LatencyCollector.attach(sup)]
+    exts: list[Extension] = [ReliabilityCollector.attach(sup), LatencyCollector.attach(sup),
+                             Incidents.attach(sup)]
     if sup.config.settings.metrics_listen:  # prometheus_client is imported only then
         from tui_supervisor.metrics.prometheus import attach_prometheus
         exts += attach_prometheus(sup)
