@@ -12,5 +12,9 @@ if TYPE_CHECKING:
 def attach_metrics(sup: Supervisor) -> list[Extension]:
     """Attach every metrics layer the config asks for, before `sup.open()`."""
     from tui_supervisor.metrics.collector import ReliabilityCollector
+    from tui_supervisor.metrics.sampler import ResourceSampler
 
-    return [ReliabilityCollector.attach(sup)]
+    exts: list[Extension] = [ReliabilityCollector.attach(sup)]
+    if sup.config.settings.sample_interval > 0:
+        exts.append(ResourceSampler.attach(sup))
+    return exts
