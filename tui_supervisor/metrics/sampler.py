@@ -243,6 +243,7 @@ class ResourceSampler(Extension):
     def start(self, sup: Supervisor) -> None:
         self._sup = sup
         self._loop = loop = asyncio.get_running_loop()
+        self._busy = False
         self._thread = threading.Thread(target=self._work, name="sampler", daemon=True)
         self._thread.start()
         self._next = loop.time()
