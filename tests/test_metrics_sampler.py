@@ -61,6 +61,31 @@ async def test_a_tree_of_three_processes(engine_factory, tmp_path: Path) -> None
     assert sampler_threads() == []  # the thread is joined on close
 
 
+async def test_an_orphan_still_counts_for_its_service(engine_factory, tmp_path: Path
+                                                      ) -> None:
+    """The leaf's parent exits: the leaf is reparented to the engine (a subreaper), off
+    the main process's tree; its marker still makes it the service's."""
+    import os
+
+    from tui_supervisor.engine import proc
+
+    s = ResourceSampler(FAST)
+    sup = await engine_factory(spec("t", child("tree", "3", "middle-exit"), tmp_path),
+                               spec("other", child("sleeper"), tmp_path), extensions=[s])
+    svc = sup.services["t"]
+
+    def orphans() -> list[int]:
+        return [p for p in proc.children_of(os.getpid())
+                if proc.read_marker(p) == svc.marker and p != svc.pid]
+
+    await wait_for(lambda: len(orphans()) == 1 and len(svc.ring.tail()) == 3)
+    # two ticks after the orphan exists
+    n = len(s.query("history", {"service": "t"})["series"]["procs"])
+    await wait_for(lambda: len(s.query("history", {"service": "t"})["series"]["procs"]) > n + 1)
+    assert res(sup, "t")["procs"] == 2  # the main process and the orphan
+    assert res(sup, "other")["procs"] == 1
+
+
 async def test_a_cpu_burner_against_an_idle_service(engine_factory, tmp_path: Path) -> None:
     s = ResourceSampler(FAST)
     sup = await engine_factory(spec("burn", child("tree", "1", "leaf-burn"), tmp_path),
