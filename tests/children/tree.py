@@ -1,6 +1,7 @@
 """A chain of N processes (main -> child -> grandchild ...), all in the main's process
 group, each printing 'pid P level L'. Options for the last one: 'leaf-burn' burns CPU;
-'leaf-exit=S' exits after S seconds while the others live on (its parent reaps it)."""
+'leaf-exit=S' exits after S seconds while the others live on (its parent reaps it);
+'middle-exit': the leaf's parent exits at once, orphaning the leaf (N > 2)."""
 import os
 import sys
 import time
