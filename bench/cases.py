@@ -50,6 +50,9 @@ class Params:
     status_calls: int = 20
     stream_rate: int = 50_000
     stream_s: float = 5.0
+    sampler_services: int = 200
+    sampler_settle_s: float = 3.0
+    sampler_measure_s: float = 20.0
 
 
 FULL = Params()
@@ -57,7 +60,8 @@ QUICK = Params(kills_ours=10, kills_supervisord=2, busy_services=10, busy_kills_
                busy_kills_supervisord=2, idle_services=5, idle_settle_s=0.5,
                idle_measure_s=1.0, startstop_services=10, startstop_repeats=1,
                big_bytes=16 * MIB, lines_bytes=2_000_000, log_repeats=1, crash_measure_s=1.0,
-               status_services=10, status_calls=3, stream_s=1.0)
+               status_services=10, status_calls=3, stream_s=1.0, sampler_services=10,
+               sampler_settle_s=1.5, sampler_measure_s=2.0)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -364,6 +368,123 @@ def stream(d: Driver, p: Params) -> dict[str, Any]:
             "lines_missing": r["lines_expected"] - r["lines"], "gaps": r["gaps"]}
 
 
+# -- 7. resource sampler cost (ours only) ----------------------------------------------
+def _tree_starter(fifo: Path) -> tuple[str, ...]:
+    """A service of 3 processes: the shell (reports its pid) and two sleeps it waits for."""
+    return ("/bin/sh", "-c", f"echo $$ > {fifo}; sleep 100000 & sleep 100000 & wait")
+
+
+def _engine_snapshot(d: Driver) -> tuple[dict[str, Any], list[float | None]]:
+    """The engine's snapshot and its loop-lag history (worst lag per sampling tick)."""
+    import asyncio
+
+    from tui_supervisor.control.client import RemoteSupervisor
+
+    async def get() -> tuple[dict[str, Any], list[float | None]]:
+        async with RemoteSupervisor(d.workdir / "run") as remote:
+            h = await remote.query("resources", "history",
+                                   {"service": None, "series": ["loop_lag"]})
+            return await remote.snapshot(), h["series"]["loop_lag"]
+
+    return asyncio.run(get())
+
+
+def _scan_costs(roots: list[int], repeats: int = 10) -> dict[str, float]:
+    """Median wall time of one sampling pass over the trees of `roots`, run here in the
+    bench: the engine's Scanner (one /proc/PID/stat read per process) against the same
+    figures from cached, primed psutil.Process objects (ppid map from process_iter)."""
+    import psutil
+
+    from tui_supervisor.metrics.sampler import Job, Scanner
+
+    job = Job(tuple((f"s{i}", (pid,)) for i, pid in enumerate(roots)), {})
+    scanner = Scanner()
+    cache: dict[int, psutil.Process] = {}
+
+    def with_psutil() -> int:
+        kids: dict[int, list[int]] = {}
+        for proc in psutil.process_iter(["ppid"]):
+            kids.setdefault(proc.info["ppid"], []).append(proc.pid)
+        n = 0
+        for root in roots:
+            todo = [root]
+            while todo:
+                pid = todo.pop()
+                todo.extend(kids.get(pid, ()))
+                try:
+                    proc = cache.get(pid)
+                    if proc is None:
+                        proc = cache[pid] = psutil.Process(pid)
+                        proc.cpu_percent()
+                    with proc.oneshot():
+                        proc.cpu_percent()
+                        proc.cpu_times()
+                        proc.memory_info()
+                        proc.num_fds()
+                        proc.num_threads()
+                    n += 1
+                except psutil.Error:
+                    pass
+        return n
+
+    out = {}
+    for name, fn in (("direct", lambda: scanner.scan(job)), ("psutil", with_psutil)):
+        fn()  # primes the caches
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[f"scan_{name}_ms"] = percentile(times, 50) * 1e3
+    return out
+
+
+def sampler(d: Driver, p: Params) -> dict[str, Any]:
+    """N services of 3 processes each: the engine's CPU over the same window with
+    `sample_interval: 0` and then `1s` (two launches in the same run); the difference is
+    the sampler's cost. The loop lag and the sampler's own wall time per tick come from
+    the engine's snapshot at the end of the sampled window."""
+    if d.side != "ours":
+        return {"note": "tui-supervisor's own sampler"}
+    out: dict[str, Any] = {"services": p.sampler_services, "procs_per_service": 3,
+                           "measure_s": p.sampler_measure_s}
+    for interval in (0.0, 1.0):
+        if interval:
+            d.terminate()
+            d.wait(timeout=60)
+            d.cleanup()
+            for sub in ("state", "run", "logs"):
+                shutil.rmtree(d.workdir / sub, ignore_errors=True)
+        d.sample_interval = interval  # type: ignore[attr-defined]
+        fifo = d.fifo(f"starts{interval:g}.fifo")
+        d.start([Program(f"s{i}", _tree_starter(fifo.path)) for i in range(p.sampler_services)])
+        fifo.read_lines(p.sampler_services, 120)
+        time.sleep(p.sampler_settle_s)  # every tree complete, the sampler primed
+        d.check_running()
+        meter = CpuMeter(d.pid)
+        time.sleep(p.sampler_measure_s)
+        u = meter.stop()
+        d.check_running()
+        key = "on" if interval else "off"
+        out[f"cpu_pct_{key}"] = u.cpu_pct
+        out[f"cpu_precise_{key}"] = u.precise
+        out[f"rss_mib_{key}"] = u.rss / MIB
+        if interval:
+            snap, lags = _engine_snapshot(d)
+            window = [v for v in lags[-int(p.sampler_measure_s):] if v is not None]
+            out["loop_lag_max_window_ms"] = max(window) * 1e3 if window else None
+            res = snap["engine"]["resources"]
+            out["procs_sampled"] = sum(s["resources"].get("procs", 0)
+                                       for s in snap["services"])
+            out["loop_lag_p99_ms"] = res["loop_lag_p99"] * 1e3
+            out["loop_lag_max_ms"] = res["loop_lag_max"] * 1e3
+            out["sample_ms"] = res["sample_seconds"] * 1e3
+            out["engine_cpu_pct_self_reported"] = res["cpu_percent"]
+            out.update(_scan_costs([s["pid"] for s in snap["services"] if s["pid"]]))
+    out["sampler_cpu_pct"] = out["cpu_pct_on"] - out["cpu_pct_off"]
+    return out
+
+
 CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
     "respawn": respawn,
     "respawn_busy": respawn_busy,
@@ -374,4 +495,5 @@ CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
     "crash_loop": crash_loop,
     "status": status,
     "stream": stream,
+    "sampler": sampler,
 }

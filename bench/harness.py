@@ -341,6 +341,8 @@ class Ours(Driver):
 
     side = "ours"
     settle_s = 0.05  # start_time 0: running as soon as spawned
+    sample_interval = 0.0
+    """settings.sample_interval of the next config written (0: no resource sampling)."""
 
     def write_config(self, programs: Sequence[Program]) -> Path:
         services = {}
@@ -360,7 +362,7 @@ class Ours(Driver):
             "settings": {"log_dir": str(self.workdir / "logs"),
                          "state_dir": str(self.workdir / "state"),
                          "runtime_dir": str(self.workdir / "run"),
-                         "sample_interval": 0},
+                         "sample_interval": self.sample_interval},
             "services": services,
         }
         path = self.workdir / "tui-supervisor.yaml"

@@ -167,6 +167,58 @@ def _errors(results: dict[str, Any]) -> list[str]:
     return out
 
 
+SAMPLER_TARGET_PCT = 5.0
+"""The resource sampler's share of one core at 1 Hz (DESIGN.md §3, issue 4)."""
+
+
+def sampler_section(results: dict[str, Any]) -> list[str]:
+    """Its own section: the sampler's cost is ours alone, nothing to compare with."""
+    r = (results["cases"].get("sampler") or {}).get("ours")
+    if r is None:
+        return []
+    head = ["## Resource sampler cost", ""]
+    if "error" in r:
+        return [*head, f"error: {r['error']}", ""]
+    share = r["sampler_cpu_pct"]
+    verdict = "pass" if share < SAMPLER_TARGET_PCT else "**FAIL**"
+    n, k = r["services"], r["procs_per_service"]
+    return [
+        *head,
+        f"{n} services of {k} processes each ({n * k} processes; the sampler saw "
+        f"{r.get('procs_sampled', '?')}), the engine's CPU over {r['measure_s']:.0f} s, "
+        "launched twice in the same run: `sample_interval: 0`, then `1s`. The sampler's "
+        "cost is the difference.",
+        "",
+        "| Measure | value | target | result |",
+        "|---|--:|---|---|",
+        f"| Engine CPU, sampling off (% of one core) | {_pct(r['cpu_pct_off'])} | — | — |",
+        f"| Engine CPU, sampling every 1 s | {_pct(r['cpu_pct_on'])} | — | — |",
+        f"| **Sampler's share** | {_pct(share)} | < {SAMPLER_TARGET_PCT:g} % | {verdict} |",
+        f"| Wall time of one sample (last tick, worker thread) | {_ms(r['sample_ms'])} "
+        "| — | — |",
+        f"| Event-loop lag p99 over the last minute, sampling on | "
+        f"{_ms(r['loop_lag_p99_ms'])} | — | — |",
+        f"| Event-loop lag max over the last minute (the services' start included) | "
+        f"{_ms(r['loop_lag_max_ms'])} | — | — |",
+        f"| Event-loop lag max during the {r['measure_s']:.0f} s window | "
+        f"{_ms(r['loop_lag_max_window_ms'])} | — | — |",
+        f"| Engine RSS, sampling off / on | {_mib(r['rss_mib_off'])} / "
+        f"{_mib(r['rss_mib_on'])} | — | — |",
+        f"| One pass over the same {n * k} processes, in the bench process: the "
+        f"engine's /proc reader / cached psutil.Process objects (median of 10) | "
+        f"{_ms(r['scan_direct_ms'])} / {_ms(r['scan_psutil_ms'])} | — | — |",
+        "",
+        "Each service is `sh -c 'echo $$ > FIFO; sleep 100000 & sleep 100000 & wait'`. "
+        "Once all reported, 3 s settle, then CPU time of the engine process (all threads, "
+        "from schedstat) over the window. Lag is how late a 100 ms loop timer fires, as "
+        "the engine's sampler reports it in its snapshot. The last row is why the sampler "
+        "reads `/proc/PID/stat` itself: the tree walk needs every process's stat anyway, "
+        "and one read gives ppid, start time, CPU ticks, threads and RSS; psutil reads it "
+        "again, plus `status` and `statm`, through more Python per call.",
+        "",
+    ]
+
+
 METHOD = """\
 ## How each number is measured
 
@@ -249,5 +301,6 @@ def render(results: dict[str, Any]) -> str:
                   f"{end}): re-run on a quiet tree before trusting the numbers.", ""]
     if errors := _errors(results):
         lines += ["Problems seen in this run:", "", *errors, ""]
+    lines += sampler_section(results)
     lines.append(METHOD)
     return "\n".join(lines)

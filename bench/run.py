@@ -115,7 +115,8 @@ def _summary(name: str, r: dict[str, Any]) -> str:
             "idle": ("cpu_pct", "rss_mib"),
             "start_stop": ("start_s", "stop_s"), "logs_big": ("mb_s", "supervisor_cpu_s"),
             "logs_lines": ("mb_s", "lines_lost"), "crash_loop": ("restarts_per_s", "cpu_pct"),
-            "status": ("p50_ms", "p95_ms"), "stream": ("lines_per_s", "lines_missing")}
+            "status": ("p50_ms", "p95_ms"), "stream": ("lines_per_s", "lines_missing"),
+            "sampler": ("cpu_pct_off", "cpu_pct_on", "sampler_cpu_pct", "loop_lag_p99_ms")}
     return "  ".join(f"{k}={r[k]:.4g}" for k in keys[name] if k in r) + \
         (f"  LEFT BEHIND {r['left_behind']}" if r.get("left_behind") else "")
 

@@ -42,7 +42,7 @@ class SupervisorAPI(Protocol):
 
     async def query(self, extension: str, what: str,
                     args: dict[str, Any] | None = None) -> Any:
-        """Ask a layer above the engine (e.g. "incidents", "sampler") for data it keeps
+        """Ask a layer above the engine (e.g. "incidents", "resources") for data it keeps
         but does not put in snapshots (history, forensics). Raises ValueError for an
         unknown extension or a question it does not answer."""
         ...

@@ -37,6 +37,9 @@ class ServiceOutput:
     ring: LogRing
     log_file: LogFile
     _log_error_reported: bool
+    log_lines_dropped: int = 0
+    """Lines not written to the log file because the write failed (a full disk, a
+    removed directory); they still reach the ring and subscribers."""
 
     def _add_pipe(self, fd: int, stream: str, partial: bytes = b"") -> None:
         self.pipes[fd] = (stream, LineSplitter(partial))
@@ -105,6 +108,7 @@ class ServiceOutput:
         try:
             self.log_file.write_segments(segments, size)
         except OSError as e:
+            self.log_lines_dropped += sum(bytes(s).count(b"\n") for s in segments)
             if not self._log_error_reported:
                 self._log_error_reported = True
                 self._notice("error", f"cannot write {self.log_file.path}: {e.strerror}")

@@ -17,6 +17,9 @@ def attach_metrics(sup: Supervisor) -> list[Extension]:
 
     exts: list[Extension] = [ReliabilityCollector.attach(sup), LatencyCollector.attach(sup),
                              Incidents.attach(sup)]
+    if sup.config.settings.sample_interval > 0:
+        from tui_supervisor.metrics.sampler import ResourceSampler
+        exts.append(ResourceSampler.attach(sup))
     if sup.config.settings.metrics_listen:  # prometheus_client is imported only then
         from tui_supervisor.metrics.prometheus import attach_prometheus
         exts += attach_prometheus(sup)

@@ -1,0 +1,400 @@
+"""Resource sampling (DESIGN.md §3): CPU, memory, fds, threads of each service's whole
+process tree and of the engine itself, event-loop lag, log volume; with a history ring
+per series that a code reload carries over.
+
+Threads: every tick the event loop takes a cheap copy of what it owns (pids, log
+offsets) and hands it to one worker thread, which does all the /proc reading and hands a
+result back with `call_soon_threadsafe`; the loop never waits for /proc. One pass over
+/proc per tick reads every `/proc/PID/stat` (one read gives ppid, start time, CPU ticks,
+threads, RSS), builds the pid -> children map from it, and walks each service's tree
+from its main pid, its daemon pids, and orphans that carry its marker. Only fds cost a
+second call (a listdir of /proc/PID/fd) per process.
+
+Why not psutil.Process per pid: the tree walk needs every process's stat anyway, and
+psutil would read the same file again (plus status and statm) through a few layers of
+Python per call; the per-pid cache below does what a cached, primed psutil.Process does
+(CPU deltas between ticks, pid reuse caught by the start time). See BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui_supervisor.engine.supervisor import Extension, Supervisor
+from tui_supervisor.metrics.history import DEFAULT_POINTS, History, LagWindow, ResettableSum
+
+HZ = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+LAG_PERIOD = 0.1
+"""Seconds between loop-lag probes."""
+LAG_WINDOW = 60.0
+SERVICE_SERIES = ("cpu_percent", "rss_bytes", "procs")
+ENGINE_SERIES = ("cpu_percent", "rss_bytes", "loop_lag", "log_bytes_per_s")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What the loop hands the worker: copies, never live engine objects."""
+
+    services: tuple[tuple[str, tuple[int, ...]], ...]
+    """(service, roots: main pid then daemon pids)."""
+    markers: dict[str, str]
+    """marker -> service, to attribute orphans reparented to the engine."""
+
+
+@dataclass(slots=True)
+class Tree:
+    procs: int = 0
+    ticks: int = 0
+    """CPU ticks used since the last tick by processes seen then too."""
+    new_ticks: int = 0
+    """Positive CPU tick deltas (first sight: all its ticks) for the monotonic counter."""
+    rss: int = 0
+    fds: int = 0
+    threads: int = 0
+
+
+@dataclass(slots=True)
+class Result:
+    mono: float
+    wall: float
+    dt: float | None
+    """Seconds since the previous scan (None on the first)."""
+    services: dict[str, Tree] = field(default_factory=dict)
+    engine: Tree = field(default_factory=Tree)
+    engine_ticks: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _stat(pid: int) -> list[bytes] | None:
+    """Fields of /proc/PID/stat from field 3 (state) on, or None if it is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 1024)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data[data.rfind(b")") + 2:].split() if data else None
+
+
+def _fds(pid: int) -> int:
+    """Open fds of `pid`; 0 if it is gone or not ours to look at."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _marker(pid: int) -> str | None:
+    from tui_supervisor.engine.proc import read_marker
+
+    return read_marker(pid)
+
+
+class Scanner:
+    """The worker thread's side: one pass over /proc per call. Keeps, per process (pid +
+    start time, so a reused pid is a new process), the CPU ticks seen last time, and per
+    service the monotonic total of CPU ticks."""
+
+    def __init__(self) -> None:
+        self.me = os.getpid()
+        self.seen: dict[tuple[int, int], int] = {}
+        """(pid, start time) -> CPU ticks at the last scan."""
+        self.totals: dict[str, int] = {}
+        """service -> CPU ticks used in all, never decreasing."""
+        self.owners: dict[tuple[int, int], str | None] = {}
+        """Orphans of the engine (pid, start time) -> the service their marker names."""
+        self.last_mono: float | None = None
+        self.lock = threading.Lock()
+
+    def scan(self, job: Job) -> Result:
+        t0 = time.perf_counter()
+        stats: dict[int, list[bytes]] = {}
+        kids: defaultdict[int, list[int]] = defaultdict(list)
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            f = _stat(pid)
+            if f is None or f[0] == b"Z":
+                continue
+            stats[pid] = f
+            kids[int(f[1])].append(pid)
+        mono, wall = time.monotonic(), time.time()
+        roots: dict[str, list[int]] = {name: list(r) for name, r in job.services}
+        claimed = {p for r in roots.values() for p in r}
+        orphans = {}
+        for pid in kids.get(self.me, ()):
+            if pid not in claimed:
+                key = (pid, int(stats[pid][19]))
+                if key not in self.owners:
+                    marker = _marker(pid)
+                    self.owners[key] = job.markers.get(marker) if marker else None
+                orphans[key] = self.owners[key]
+                if orphans[key] in roots:
+                    roots[orphans[key]].append(pid)  # type: ignore[index]
+        self.owners = orphans
+        with self.lock:
+            res = Result(mono, wall, mono - self.last_mono if self.last_mono else None)
+            seen: dict[tuple[int, int], int] = {}
+            visited: set[int] = {self.me}
+            for name, start in roots.items():
+                tree = res.services[name] = Tree()
+                todo = [p for p in start if p in stats]
+                while todo:
+                    pid = todo.pop()
+                    if pid in visited:
+                        continue
+                    visited.add(pid)
+                    self._add(tree, pid, stats[pid], seen)
+                    todo.extend(kids.get(pid, ()))
+                self.totals[name] = self.totals.get(name, 0) + tree.new_ticks
+            own = stats.get(self.me)
+            if own is not None:
+                self._add(res.engine, self.me, own, seen)
+                res.engine_ticks = int(own[11]) + int(own[12])
+            self.seen = seen
+            self.totals = {n: self.totals[n] for n in roots}
+            res.totals = dict(self.totals)
+            self.last_mono = mono
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _add(self, tree: Tree, pid: int, f: list[bytes],
+             seen: dict[tuple[int, int], int]) -> None:
+        key = (pid, int(f[19]))
+        ticks = int(f[11]) + int(f[12])
+        prev = self.seen.get(key)
+        seen[key] = ticks
+        if prev is not None:
+            tree.ticks += max(0, ticks - prev)
+        tree.new_ticks += max(0, ticks - (prev or 0))
+        tree.procs += 1
+        tree.threads += int(f[17])
+        tree.rss += int(f[21]) * PAGE
+        tree.fds += _fds(pid)
+
+    def to_dict(self) -> dict[str, Any]:
+        with self.lock:
+            return {"seen": [[p, s, t] for (p, s), t in self.seen.items()],
+                    "totals": dict(self.totals)}
+
+    def load(self, d: dict[str, Any]) -> None:
+        self.seen = {(p, s): t for p, s, t in d["seen"]}
+        self.totals = dict(d["totals"])
+
+
+def _tree_view(tree: Tree, dt: float | None, total: int, wall: float) -> dict[str, Any]:
+    return {"procs": tree.procs,
+            "cpu_percent": 100.0 * tree.ticks / HZ / dt if dt else 0.0,
+            "cpu_seconds_total": total / HZ, "rss_bytes": tree.rss, "fds": tree.fds,
+            "threads": tree.threads, "sampled_at": wall}
+
+
+class ResourceSampler(Extension):
+    """Samples every `interval` seconds (see the module doc). Snapshot: each service gets
+    `sampler.resources`, the engine `sampler.resources`; `query("history", ...)`."""
+
+    name = "resources"
+
+    def __init__(self, interval: float = 1.0, points: int = DEFAULT_POINTS) -> None:
+        self.interval = interval
+        self.points = points
+        self.scanner = Scanner()
+        self.history: dict[str, History] = {}
+        self.engine_history = History(interval, points)
+        self.views: dict[str, dict[str, Any]] = {}
+        self.engine: dict[str, Any] = {}
+        self.lags = LagWindow(LAG_WINDOW)
+        self.log_bytes = ResettableSum()
+        self.log_dropped = ResettableSum()
+        self.skipped = 0
+        """Ticks skipped because the previous scan was still running."""
+        self._sup: Supervisor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._timers: list[asyncio.TimerHandle | None] = [None, None]
+        self._busy = False
+        self._log_at: tuple[float, float] | None = None
+        self._log_view: dict[str, Any] = {}
+        self._last_apply: float | None = None
+
+    @classmethod
+    def attach(cls, sup: Supervisor, interval: float | None = None) -> ResourceSampler:
+        s = cls(sup.config.settings.sample_interval if interval is None else interval)
+        sup.extensions.append(s)
+        return s
+
+    # -- lifecycle (loop thread) --------------------------------------------------------
+    def start(self, sup: Supervisor) -> None:
+        self._sup = sup
+        self._loop = loop = asyncio.get_running_loop()
+        self._busy = False
+        self._thread = threading.Thread(target=self._work, name="sampler", daemon=True)
+        self._thread.start()
+        self._next = loop.time()
+        self._timers[0] = loop.call_soon(self._tick)
+        self._lag_due = loop.time() + LAG_PERIOD
+        self._timers[1] = loop.call_at(self._lag_due, self._lag_probe)
+
+    def stop(self) -> None:
+        for h in self._timers:
+            if h is not None:
+                h.cancel()
+        self._timers = [None, None]
+        self._sup = None
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(5.0)
+            self._thread = None
+
+    def _lag_probe(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        self.lags.add(now, now - self._lag_due)
+        self._lag_due = now + LAG_PERIOD
+        self._timers[1] = self._loop.call_at(self._lag_due, self._lag_probe)
+
+    def _tick(self) -> None:
+        sup, loop = self._sup, self._loop
+        assert sup is not None and loop is not None
+        now = loop.time()
+        self._next = max(self._next + self.interval, now + self.interval / 2)
+        self._timers[0] = loop.call_at(self._next, self._tick)
+        self._count_logs(now)
+        if self._busy:
+            self.skipped += 1
+            return
+        self._busy = True
+        services = tuple(
+            (s.name, tuple(p for p in (s.pid, *sorted(s.daemon_pids)) if p is not None))
+            for s in sup.services.values())
+        self._jobs.put(Job(services, {s.marker: s.name for s in sup.services.values()}))
+
+    def _count_logs(self, now: float) -> None:
+        """Log bytes (every service's output offset) and dropped lines, from counters the
+        engine keeps (loop thread). A line is dropped when its write to the service's log
+        file failed (the only path by which the engine loses a line from a log file; it
+        still reaches the ring and subscribers). Lines the headless console skips when
+        the terminal falls behind are not counted: the console reports those itself."""
+        assert self._sup is not None
+        svcs = self._sup.services.values()
+        total = self.log_bytes.update({s.name: s.ring.next_offset for s in svcs})
+        dropped = self.log_dropped.update({s.name: s.log_lines_dropped for s in svcs})
+        rate = None
+        if self._log_at is not None and now > self._log_at[0]:
+            rate = (total - self._log_at[1]) / (now - self._log_at[0])
+        self._log_at = (now, total)
+        self._log_view = {"log_bytes_total": int(total), "log_bytes_per_s": rate,
+                          "log_lines_dropped": int(dropped)}
+
+    # -- worker thread ----------------------------------------------------------------
+    def _work(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        while (job := self._jobs.get()) is not None:
+            try:
+                res: Result | BaseException = self.scanner.scan(job)
+            except Exception as e:  # a bug must not kill sampling for ever
+                res = e
+            try:
+                loop.call_soon_threadsafe(self._apply, res)
+            except RuntimeError:  # the loop is closed
+                return
+
+    # -- results (loop thread) --------------------------------------------------------
+    def _apply(self, res: Result | BaseException) -> None:
+        self._busy = False
+        if self._sup is None or isinstance(res, BaseException):
+            return
+        for name, tree in res.services.items():
+            view = self.views[name] = _tree_view(tree, res.dt, res.totals[name], res.wall)
+            up = tree.procs > 0
+            h = self.history.get(name)
+            if h is None:
+                h = self.history[name] = History(self.interval, self.points)
+            h.record(res.wall, {"cpu_percent": view["cpu_percent"] if up else None,
+                                "rss_bytes": tree.rss if up else None, "procs": tree.procs})
+        for gone in set(self.history) - set(res.services):
+            self.history.pop(gone)
+            self.views.pop(gone, None)
+        eng = _tree_view(res.engine, res.dt, res.engine_ticks, res.wall)
+        worst = self.lags.max(since=self._last_apply)
+        self._last_apply = self._loop.time() if self._loop else None
+        self.engine = {
+            "cpu_percent": eng["cpu_percent"], "cpu_seconds_total": eng["cpu_seconds_total"],
+            "rss_bytes": eng["rss_bytes"], "fds": eng["fds"], "threads": eng["threads"],
+            "loop_lag_p99": self.lags.p99(), "loop_lag_max": self.lags.max(),
+            **self._log_view, "sample_seconds": res.seconds,
+            "sample_interval": self.interval}
+        self.engine.setdefault("log_bytes_per_s", None)
+        self.engine_history.record(res.wall, {
+            "cpu_percent": eng["cpu_percent"], "rss_bytes": eng["rss_bytes"],
+            "loop_lag": worst, "log_bytes_per_s": self.engine.get("log_bytes_per_s")})
+
+    # -- Extension --------------------------------------------------------------------
+    def service_view(self, service: str) -> dict[str, Any]:
+        return dict(self.views.get(service, {}))
+
+    def engine_view(self) -> dict[str, Any]:
+        return dict(self.engine)
+
+    def query(self, what: str, args: dict[str, Any]) -> Any:
+        """`history` {service: name or None (the engine), series: [names] or None (all)}
+        -> {"series": {name: [values oldest -> newest, None = gap]}, "interval",
+        "t_last" (wall time of the newest value)}."""
+        if what != "history":
+            return super().query(what, args)
+        service = args.get("service")
+        if service is None:
+            h = self.engine_history
+        elif service in self.history:
+            h = self.history[service]
+        elif self._sup is not None and service in self._sup.services:
+            h = History(self.interval, self.points)  # not sampled yet
+        else:
+            raise ValueError(f"sampler: no service {service!r}")
+        names = args.get("series")
+        allowed = ENGINE_SERIES if service is None else SERVICE_SERIES
+        if names is not None:
+            unknown = [n for n in names if n not in allowed]
+            if unknown:
+                raise ValueError(f"sampler: no series {unknown[0]!r}; known: "
+                                 f"{', '.join(allowed)}")
+        series = h.get(n for n in (names or allowed) if n in h.series)
+        for n in names or allowed:
+            series.setdefault(n, [])
+        return {"series": series, "interval": h.interval, "t_last": h.t_last}
+
+    def detach(self) -> dict[str, Any]:
+        return {"version": 1, "scanner": self.scanner.to_dict(),
+                "history": {n: h.to_dict() for n, h in self.history.items()},
+                "engine_history": self.engine_history.to_dict(),
+                "log_bytes": self.log_bytes.to_dict(), "log_dropped": self.log_dropped.to_dict(),
+                "views": self.views, "engine": self.engine}
+
+    def adopt(self, record: dict[str, Any]) -> None:
+        if record.get("engine_history", {}).get("interval") != self.interval:
+            return  # sampled at another rate: the rings would not line up
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            self.scanner.load(record["scanner"])
+            self.history = {n: History.from_dict(d) for n, d in record["history"].items()}
+            self.engine_history = History.from_dict(record["engine_history"])
+            self.log_bytes = ResettableSum.from_dict(record["log_bytes"])
+            self.log_dropped = ResettableSum.from_dict(record["log_dropped"])
+            self.views = record["views"]
+            self.engine = record["engine"]
