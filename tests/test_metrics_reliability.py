@@ -10,11 +10,22 @@ from tui_supervisor.metrics.reliability import Reliability
 def test_a_service_that_never_failed() -> None:
     r = Reliability()
     r.set_wanted(0, True)
-    r.set_up(1, True)  # 1 s starting
+    assert r.snapshot(0.5)["availability"] is None  # starting: neither up nor down yet
+    r.set_up(1, True)  # 1 s starting: a start somebody asked for is not downtime
     s = r.snapshot(101)
-    assert s["availability"] == pytest.approx(100 / 101)
-    assert s["downtime"] == pytest.approx(1)
+    assert s["availability"] == 1.0 and s["downtime"] == 0
+    assert s["up_time"] == pytest.approx(100) and s["wanted_time"] == pytest.approx(101)
     assert s["failures"] == 0 and s["mttr"] is None and s["mtbf"] is None
+
+
+def test_a_service_that_never_starts() -> None:
+    r = Reliability()
+    r.set_wanted(0, True)
+    r.failure(0.5)          # failed start: down from here
+    r.failure(1.5)          # and again, in the same outage
+    s = r.snapshot(10)
+    assert s["availability"] == 0.0 and s["downtime"] == pytest.approx(9.5)
+    assert s["outage_open_since"] == 0.5 and s["mttr"] is None and s["failures"] == 2
 
 
 def test_crash_backoff_recovery() -> None:
@@ -70,7 +81,8 @@ def test_outage_ended_by_an_operator_stop_never_recovers() -> None:
     r.set_up(21, True)
     s = r.snapshot(30)
     assert s["mttr"] is None and s["failures"] == 1
-    assert s["downtime"] == pytest.approx(5 + 1)
+    assert s["downtime"] == pytest.approx(5)  # 10 -> 15; the start at 20 is not an outage
+    assert s["availability"] == pytest.approx((10 + 9) / (10 + 9 + 5))
 
 
 def test_rolling_window() -> None:

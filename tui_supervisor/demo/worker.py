@@ -13,7 +13,7 @@ def main() -> None:
         time.sleep(rng.uniform(0.5, 2.0))
         job += 1
         print(f"job {job} done in {rng.uniform(5, 250):.0f} ms", flush=True)
-        if rng.random() < 0.04:
+        if rng.random() < 0.02:
             print(f"job {job + 1}: unexpected error, giving up", file=sys.stderr, flush=True)
             sys.exit(3)
 

@@ -3,12 +3,15 @@ rolling window. Pure: the caller says what happened and when (monotonic seconds)
 
 Definitions (DESIGN.md §3):
 - *wanted*: the operator (or autostart) wants the service up; *up*: it is `running` (or
-  `daemonized`). Backoff, fatal and starting while wanted are down.
-- availability = up time / wanted time; downtime = wanted time - up time.
-- An *outage* starts at a failure while up (an exit nobody asked for) and ends when the
-  service is up again; failures during the outage (failed starts) extend it. MTTR = mean
-  duration of ended outages (backoff included). An outage still open is downtime, not MTTR;
-  one closed by an operator stop never recovered and is left out of MTTR.
+  `daemonized`).
+- An *outage* starts at a failure (an exit nobody asked for: a crash or a failed start)
+  and ends when the service is up again, or when the operator stops it; failures during
+  the outage extend it. *Downtime* = time in outages, so the start-up of a start somebody
+  asked for (operator, autostart, config change) is not downtime.
+- availability = up time / (up time + downtime); none before the service was ever up or
+  down.
+- MTTR = mean duration of outages that recovered (backoff included). An outage still open
+  is downtime, not MTTR; one ended by an operator stop never recovered: downtime, not MTTR.
 - MTBF = total up time / failures.
 """
 
@@ -61,6 +64,7 @@ class Reliability:
         self.window = window
         self._wanted = _Span()
         self._up = _Span()
+        self._down = _Span()
         self.failures = 0
         self.failure_times: deque[float] = deque()
         self._outage_start: float | None = None
@@ -73,9 +77,12 @@ class Reliability:
         self._wanted.set(t, wanted)
         if not wanted:
             self._outage_start = None  # stopped by hand: this outage never recovers
+            self._down.set(t, False)
 
     def set_up(self, t: float, up: bool) -> None:
         self._up.set(t, up)
+        if up:
+            self._down.set(t, False)
         if up and self._outage_start is not None:
             self._outages.append((self._outage_start, t))
             self._outage_total += t - self._outage_start
@@ -87,28 +94,29 @@ class Reliability:
         self.failures += 1
         self.failure_times.append(t)
         self._up.set(t, False)
+        self._down.set(t, True)
         if self._outage_start is None:
             self._outage_start = t
 
     # -- what it means ----------------------------------------------------------------
     def snapshot(self, now: float) -> dict[str, float | int | None]:
         start = now - self.window
-        self._up.prune(start)
-        self._wanted.prune(start)
+        for span in (self._up, self._wanted, self._down):
+            span.prune(start)
         while self._outages and self._outages[0][1] < start:
             self._outages.popleft()
         while self.failure_times and self.failure_times[0] < start:
             self.failure_times.popleft()
-        wanted, up = self._wanted.lifetime(now), self._up.lifetime(now)
-        wanted_w, up_w = self._wanted.within(start, now), self._up.within(start, now)
+        up, down = self._up.lifetime(now), self._down.lifetime(now)
+        up_w, down_w = self._up.within(start, now), self._down.within(start, now)
         window_outages = [b - a for a, b in self._outages]
         return {
             "up_time": up,
-            "wanted_time": wanted,
-            "downtime": max(0.0, wanted - up),
-            "availability": up / wanted if wanted > 0 else None,
-            "availability_window": up_w / wanted_w if wanted_w > 0 else None,
-            "downtime_window": max(0.0, wanted_w - up_w),
+            "wanted_time": self._wanted.lifetime(now),
+            "downtime": down,
+            "availability": up / (up + down) if up + down > 0 else None,
+            "availability_window": up_w / (up_w + down_w) if up_w + down_w > 0 else None,
+            "downtime_window": down_w,
             "failures": self.failures,
             "failures_window": len(self.failure_times),
             "mttr": self._outage_total / self._outage_count if self._outage_count else None,
@@ -123,6 +131,7 @@ class Reliability:
             return [sp.total, sp.since, [list(x) for x in sp.recent or ()]]
 
         return {"window": self.window, "wanted": span(self._wanted), "up": span(self._up),
+                "down": span(self._down),
                 "failures": self.failures, "failure_times": list(self.failure_times),
                 "outage_start": self._outage_start,
                 "outages": [list(x) for x in self._outages],
@@ -131,7 +140,8 @@ class Reliability:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reliability:
         r = cls(d["window"])
-        for sp, (total, since, recent) in ((r._wanted, d["wanted"]), (r._up, d["up"])):
+        spans = [(r._wanted, d["wanted"]), (r._up, d["up"]), (r._down, d["down"])]
+        for sp, (total, since, recent) in spans:
             sp.total, sp.since = total, since
             sp.recent = deque((a, b) for a, b in recent)
         r.failures = d["failures"]
