@@ -28,6 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_supervisor.engine.events import Notice
 from tui_supervisor.engine.supervisor import Extension, Supervisor
 from tui_supervisor.metrics.history import DEFAULT_POINTS, History, LagWindow, ResettableSum
 
@@ -232,6 +233,7 @@ class ResourceSampler(Extension):
         self._log_at: tuple[float, float] | None = None
         self._log_view: dict[str, Any] = {}
         self._last_apply: float | None = None
+        self._failed = False
 
     @classmethod
     def attach(cls, sup: Supervisor, interval: float | None = None) -> ResourceSampler:
@@ -319,8 +321,15 @@ class ResourceSampler(Extension):
     # -- results (loop thread) --------------------------------------------------------
     def _apply(self, res: Result | BaseException) -> None:
         self._busy = False
-        if self._sup is None or isinstance(res, BaseException):
+        if self._sup is None:
             return
+        if isinstance(res, BaseException):
+            if not self._failed:  # say it once; sampling goes on at the next tick
+                self._failed = True
+                self._sup.bus.emit(Notice(time.time(), "error", "resource sampling failed: "
+                                          f"{type(res).__name__}: {res}"))
+            return
+        self._failed = False
         for name, tree in res.services.items():
             view = self.views[name] = _tree_view(tree, res.dt, res.totals[name], res.wall)
             up = tree.procs > 0
