@@ -1,0 +1,163 @@
+"""What the UI knows about the engine, built from a snapshot and the events after it (the
+`SupervisorAPI.subscribe` stream). Pure: no Textual, no I/O — the app feeds it and reads
+what changed since the last paint, so a burst of events costs one repaint per tick.
+
+Bounded everywhere: each service keeps its last `per_service` log lines, the merged view
+the last `merged` lines, notices the last 200.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICE_LINES = 5000
+MERGED_LINES = 20000
+
+
+@dataclass(slots=True)
+class LogLine:
+    t: float
+    service: str
+    stream: str
+    """"stdout" or "stderr"."""
+    text: str
+    offset: int = -1
+    """Byte offset of the line in the service's output (-1 when unknown)."""
+
+
+@dataclass
+class ServiceInfo:
+    """The latest snapshot view of one service, updated by events in between."""
+
+    name: str
+    view: dict[str, Any] = field(default_factory=dict)
+    lines: deque[LogLine] = field(default_factory=lambda: deque(maxlen=SERVICE_LINES))
+
+    @property
+    def state(self) -> str:
+        return str(self.view.get("state", "?"))
+
+
+class Store:
+    def __init__(self, per_service: int = SERVICE_LINES, merged: int = MERGED_LINES) -> None:
+        self.per_service = per_service
+        self.engine: dict[str, Any] = {}
+        self.services: dict[str, ServiceInfo] = {}
+        self.merged: deque[LogLine] = deque(maxlen=merged)
+        self.notices: deque[dict[str, Any]] = deque(maxlen=200)
+        self.dirty: set[str] = set()
+        """Services whose row changed since `take_dirty()`."""
+        self.new_lines: list[LogLine] = []
+        """Lines arrived since `take_lines()` (all services, in arrival order)."""
+        self.order_changed = True
+        """The set or order of services changed (a config reload): rebuild rows."""
+        self.lines_total = 0
+
+    # -- feeding ----------------------------------------------------------------------
+    def load_snapshot(self, snap: dict[str, Any]) -> None:
+        """Take a full snapshot (first item of a subscription, or a periodic refresh)."""
+        self.engine = dict(snap.get("engine") or {})
+        names = [s["name"] for s in snap.get("services", [])]
+        if names != list(self.services):
+            self.order_changed = True
+            old = self.services
+            self.services = {n: old.get(n) or ServiceInfo(
+                n, lines=deque(maxlen=self.per_service)) for n in names}
+        for s in snap.get("services", []):
+            info = self.services[s["name"]]
+            if info.view != s:
+                info.view = dict(s)
+                self.dirty.add(info.name)
+
+    def apply(self, ev: dict[str, Any]) -> None:
+        """One event of the subscription stream."""
+        kind = ev.get("kind")
+        if kind == "log":
+            self._add_lines(ev)
+            return
+        if kind == "snapshot":
+            self.load_snapshot(ev)
+            return
+        if kind == "notice":
+            self.notices.append(ev)
+            return
+        info = self.services.get(str(ev.get("service")))
+        if info is None:
+            return
+        v = info.view
+        if kind == "state":
+            v["state"], v["reason"], v["wanted"] = ev["new"], ev.get("reason", ""), \
+                ev.get("wanted", v.get("wanted"))
+            v["pid"] = ev.get("pid") if ev["new"] in ("starting", "running", "stopping",
+                                                       "daemonized") else None
+            v["state_since"] = ev.get("t")
+            if ev["new"] == "starting" and ev.get("pid"):
+                v["started_at"], v["uptime"] = ev.get("t"), 0.0
+        elif kind == "exit":
+            text = _exit_text(ev)
+            v["last_exit"] = {"pid": ev.get("pid"), "code": ev.get("code"),
+                              "signal": ev.get("signal"), "t": ev.get("t"),
+                              "uptime": ev.get("uptime"), "text": text}
+            if ev.get("failure"):
+                v["failures"] = int(v.get("failures") or 0) + 1
+        elif kind == "spawn":
+            if ev.get("auto"):
+                v["restarts"] = int(v.get("restarts") or 0) + 1
+            v["pid"] = ev.get("pid")
+        else:
+            return
+        self.dirty.add(info.name)
+
+    def _add_lines(self, ev: dict[str, Any]) -> None:
+        name = str(ev.get("service"))
+        info = self.services.get(name)
+        t, stream = float(ev.get("t") or 0.0), str(ev.get("stream") or "stdout")
+        offset = ev.get("offset", -1)
+        for text in ev.get("lines") or ():
+            line = LogLine(t, name, stream, text, offset)
+            if info is not None:
+                info.lines.append(line)
+            self.merged.append(line)
+            self.new_lines.append(line)
+        self.lines_total += len(ev.get("lines") or ())
+        if len(self.new_lines) > self.merged.maxlen:  # nobody took them: keep it bounded
+            del self.new_lines[: len(self.new_lines) - (self.merged.maxlen or 0)]
+
+    def load_lines(self, lines: list[dict[str, Any]]) -> None:
+        """Back-fill history (`SupervisorAPI.logs`, merged by time) before live lines."""
+        for d in lines:
+            line = LogLine(d.get("t", 0.0), d["service"], d.get("stream", "stdout"),
+                           d.get("text", ""), d.get("offset", -1))
+            info = self.services.get(line.service)
+            if info is not None:
+                info.lines.append(line)
+            self.merged.append(line)
+
+    # -- reading ----------------------------------------------------------------------
+    def take_dirty(self) -> set[str]:
+        d, self.dirty = self.dirty, set()
+        return d
+
+    def take_lines(self) -> list[LogLine]:
+        lines, self.new_lines = self.new_lines, []
+        return lines
+
+    def counts_by_state(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for info in self.services.values():
+            out[info.state] = out.get(info.state, 0) + 1
+        return out
+
+
+def _exit_text(ev: dict[str, Any]) -> str:
+    sig = ev.get("signal")
+    if sig is not None:
+        import signal as _signal
+
+        try:
+            return f"killed by {_signal.Signals(sig).name}"
+        except ValueError:
+            return f"killed by signal {sig}"
+    return f"exit code {ev.get('code')}"
