@@ -42,8 +42,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --headless: run in the background (output to the state "
                      "dir's engine.log); returns once the engine is up")
     add("check", "validate the config; exit 0 if valid, 1 with the errors on stderr")
-    demo = add("demo", "run the packaged demo config")
-    demo.add_argument("--headless", action="store_true", help="no UI (the only mode for now)")
+    demo = add("demo", "run the packaged demo config (with the dashboard)")
+    demo.add_argument("--headless", action="store_true", help="no UI: a merged log stream")
+    add("attach", "open the dashboard on the running engine of the config (quitting "
+        "leaves it running)")
     st = add("status", "show the services of the running engine")
     st.add_argument("--json", action="store_true", help="the full snapshot as JSON")
     for verb in ("start", "stop", "restart"):
@@ -99,15 +101,51 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "demo":
         from tui_supervisor.demo import demo_config_path
 
-        return cmd_run(demo_config_path(), quiet=False, demo=True)
-    if args.cmd == "run":
-        if not args.headless:
-            _err("the terminal UI is not built yet: use `run --headless`")
-            return 2
+        if args.headless:
+            return cmd_run(demo_config_path(), quiet=False, demo=True)
+        return cmd_tui(demo_config_path(), demo=True)
+    if args.cmd == "attach":
+        return cmd_attach(cfg_path)
+    if args.cmd == "run" and (args.headless or args.detach):
         return cmd_run(cfg_path, quiet=args.quiet, detach=args.detach)
-    _err("the terminal UI is not built yet: use `tui-supervisor run --headless "
-         f"-c {cfg_path}` (see --help)")
-    return 2
+    return cmd_tui(cfg_path)
+
+
+def cmd_tui(path: Path, *, demo: bool = False) -> int:
+    """Engine + dashboard in one process (DESIGN.md §1)."""
+    cfg = _load(path, demo=demo)
+    if cfg is None:
+        return 1
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _err("the dashboard needs a terminal; use `run --headless` (or `--detach`)")
+        return 2
+    from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
+
+    running = engine_running(cfg.settings.runtime_dir)
+    if running is not None:
+        _err(str(AlreadyRunning(running if running > 0 else None)))
+        return 1
+    from tui_supervisor.tui.host import launch
+
+    return launch(cfg)
+
+
+def cmd_attach(path: Path) -> int:
+    from tui_supervisor.config import ConfigError
+    from tui_supervisor.control.client import runtime_dir_for
+
+    try:
+        runtime_dir = runtime_dir_for(path)
+    except ConfigError as e:
+        for issue in e.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _err("the dashboard needs a terminal")
+        return 2
+    from tui_supervisor.tui.host import run_attached
+
+    return asyncio.run(run_attached(runtime_dir))
 
 
 def _load(path: Path, *, check_system: bool = False, demo: bool = False):  # type: ignore[no-untyped-def]

@@ -395,6 +395,8 @@ class Service(ProcessTree, ServiceOutput):
             "command": list(self.spec.argv),
             "cwd": str(self.spec.cwd),
             "restart_policy": self.spec.restart.value,
+            "crash_loop": {"max_failures": self.spec.crash_loop.max_failures,
+                           "window": self.spec.crash_loop.window},
         }
 
     # -- detach / adopt ---------------------------------------------------------------

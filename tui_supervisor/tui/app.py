@@ -1,0 +1,395 @@
+"""The dashboard: header, services table, detail pane, log pane. A client of
+`SupervisorAPI` only — the same app runs inside the engine's process (hosted) or over
+the control socket (attached).
+
+One refresh timer: every tick (10 Hz) the new log lines and the rows that changed go to
+the widgets in one batch; every second the snapshot (metrics) is refreshed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.containers import Horizontal
+from textual.widgets import Footer, Static
+
+from tui_supervisor.control.verbs import fmt_bytes, fmt_duration, fmt_percent
+from tui_supervisor.engine.api import SupervisorAPI
+from tui_supervisor.tui.rows import SORT_KEYS
+from tui_supervisor.tui.screens.dialogs import (
+    ConfirmScreen,
+    PromptScreen,
+    QuitScreen,
+    SignalScreen,
+)
+from tui_supervisor.tui.screens.help import HelpScreen
+from tui_supervisor.tui.store import Store
+from tui_supervisor.tui.widgets.detail import DetailPane
+from tui_supervisor.tui.widgets.logview import LogView
+from tui_supervisor.tui.widgets.services import ServicesTable
+
+TICK = 0.1
+SNAPSHOT_EVERY = 1.0
+BACKFILL_LINES = 2000
+
+
+class EngineHeader(Static):
+    """Config, engine uptime/CPU/RSS, services by state, reloads, pending config error."""
+
+    def render_from(self, store: Store, mode: str, error: str | None) -> None:
+        e = store.engine
+        res = e.get("resources") or {}
+        counts = store.counts_by_state()
+        states = "  ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        usage = f"CPU {fmt_percent(res.get('cpu_percent'))} RSS {fmt_bytes(res.get('rss_bytes'))}" \
+            if res else "sampling off"
+        parts = [f"[b]{e.get('config', '?')}[/b]",
+                 f"engine pid {e.get('pid', '?')}{' (attached)' if mode == 'attached' else ''}",
+                 f"up {fmt_duration(e.get('uptime'))}", usage, states,
+                 f"reloads {e.get('reloads', 0)}"]
+        text = " · ".join(parts)
+        if error:
+            text += f"\n[b red]config error:[/] {error}"
+        self.update(text)
+
+
+class Actions(Provider):
+    """Every action in the command palette (ctrl+p)."""
+
+    COMMANDS = (
+        ("Restart the selected service", "restart"), ("Stop the selected service", "stop"),
+        ("Start the selected service", "start"), ("Send a signal…", "signal"),
+        ("Restart all services…", "restart_all"), ("Stop all services…", "stop_all"),
+        ("Start all services…", "start_all"), ("Reload the config file", "reload"),
+        ("Logs full screen (toggle)", "logs_full"), ("All services' logs (toggle)",
+                                                     "logs_all"),
+        ("Search the logs", "search"), ("Filter the services", "filter"),
+        ("Sort the services (cycle)", "sort"), ("Help: every key", "help"), ("Quit", "quit"),
+    )
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        app = self.app
+        for label, action in self.COMMANDS:
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label),
+                          lambda a=action: app.run_action(a), help=f"action: {action}")
+
+
+class SupervisorApp(App[str]):
+    """Returns "stop" (stop every service), "leave" (leave them running) or "detach"
+    (an attached client quits)."""
+
+    TITLE = "tui-supervisor"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {Actions}
+    BINDINGS = [
+        Binding("r", "restart", "Restart"),
+        Binding("s", "stop", "Stop"),
+        Binding("S", "start", "Start"),
+        Binding("k", "signal", "Signal", show=False),
+        Binding("l", "logs_full", "Logs"),
+        Binding("a", "logs_all", "All logs"),
+        Binding("slash", "search", "Search"),
+        Binding("n", "next_match", "Next match", show=False),
+        Binding("N", "prev_match", "Previous match", show=False),
+        Binding("end", "follow", "Follow logs", show=False),
+        Binding("f", "filter", "Filter"),
+        Binding("o", "sort", "Sort"),
+        Binding("enter", "detail", "Detail", show=False),
+        Binding("R", "reload", "Reload config"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, api: SupervisorAPI, *, mode: str = "hosted") -> None:
+        super().__init__()
+        self.api = api
+        self.mode = mode
+        """"hosted" (the engine is in this process) or "attached" (over the socket)."""
+        self.store = Store()
+        self.config_error: str | None = None
+        self.merged_logs = False
+        self.ticks = 0
+        self.tick_seconds = 0.0
+        """Time spent in the last tick (for the benchmark)."""
+        self._stream: AsyncIterator[dict[str, Any]] | None = None
+        self._last_snapshot = 0.0
+        self._current: str | None = None
+        self._leaving = False
+
+    # -- layout -----------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield EngineHeader(id="header")
+        yield ServicesTable(id="services")
+        with Horizontal(id="lower"):
+            yield DetailPane(self.api, self.store, id="detail")
+            yield LogView(self.store, id="logs")
+        yield Footer()
+
+    @property
+    def table(self) -> ServicesTable:
+        return self.query_one(ServicesTable)
+
+    @property
+    def logs(self) -> LogView:
+        return self.query_one(LogView)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    def on_resize(self) -> None:
+        self.screen.set_class(self.size.width < 100, "-narrow")
+
+    async def on_mount(self) -> None:
+        self.table.focus()
+        self._follow_events()
+        self.set_interval(TICK, self._tick)
+
+    # -- data ---------------------------------------------------------------------------
+    @work(exclusive=True, group="events")
+    async def _follow_events(self) -> None:
+        """Snapshot + every event after it (nothing missed), then history back-filled by
+        offset so no line is shown twice."""
+        stream = await self.api.subscribe(logs=True)
+        self._stream = stream
+        first = True
+        async for ev in stream:
+            self.store.apply(ev)
+            if first:
+                first = False
+                self._stamp_views()
+                await self._backfill()
+                self._tick()
+        if not self._leaving:
+            self.notify("lost the engine's event stream", severity="error", timeout=30)
+
+    async def _backfill(self) -> None:
+        cut = {n: int(i.view.get("log_offset") or 0) for n, i in self.store.services.items()}
+        try:
+            old = await self.api.logs(None, BACKFILL_LINES)
+        except Exception:  # history is a nicety: live lines flow anyway
+            return
+        live = {n: list(i.lines) for n, i in self.store.services.items()}
+        for info in self.store.services.values():
+            info.lines.clear()
+        self.store.merged.clear()
+        self.store.load_lines([x for x in old if x.get("offset", 0) < cut.get(x["service"], 0)])
+        for lines in live.values():
+            for line in lines:
+                self.store.services[line.service].lines.append(line)
+        self.store.merged.extend(sorted((x for ls in live.values() for x in ls),
+                                        key=lambda x: x.t))
+        self.logs.show(None if self.merged_logs else self._current)
+
+    def _stamp_views(self) -> None:
+        now = time.monotonic()
+        for info in self.store.services.values():
+            info.view["_seen_at"] = now
+
+    async def _refresh_snapshot(self) -> None:
+        try:
+            snap = await self.api.snapshot()
+        except Exception as e:
+            self.notify(f"snapshot failed: {e}", severity="error")
+            return
+        self.store.load_snapshot(snap)
+        self._stamp_views()
+        if self.detail.display:
+            await self.detail.refresh_data()
+
+    def _tick(self) -> None:
+        started = time.perf_counter()
+        self.ticks += 1
+        lines = self.store.take_lines()
+        if lines:
+            self.logs.lines_added(lines)
+        for n in self.store.notices:
+            self._on_notice(n)
+        self.store.notices.clear()
+        dirty = self.store.take_dirty()
+        table = self.table
+        if self.store.order_changed:
+            self.store.order_changed = False
+            dirty = None  # type: ignore[assignment]
+        views = {n: i.view for n, i in self.store.services.items()}
+        table.sync(views, dirty if not self._backoff_rows() else None)
+        selected = table.selected
+        if selected != self._current and selected is not None:
+            self._current = selected
+            self.detail.show(selected)
+            if not self.merged_logs:
+                self.logs.show(selected)
+        elif dirty is None or (selected and selected in (dirty or ())):
+            self.detail.view_changed()
+        self.query_one(EngineHeader).render_from(self.store, self.mode, self.config_error)
+        now = time.monotonic()
+        if now - self._last_snapshot >= SNAPSHOT_EVERY:
+            self._last_snapshot = now
+            self.run_worker(self._refresh_snapshot(), group="snapshot", exclusive=True)
+        self.tick_seconds = time.perf_counter() - started
+
+    def _backoff_rows(self) -> bool:
+        """Rows whose text moves with time (uptime, backoff countdown) need a repaint."""
+        return bool(self.ticks % int(1 / TICK) == 0)
+
+    def _on_notice(self, n: dict[str, Any]) -> None:
+        msg = str(n.get("message", ""))
+        if msg.startswith("config not reloaded"):
+            self.config_error = msg.removeprefix("config not reloaded: ")
+        elif msg.startswith("config reloaded"):
+            self.config_error = None
+        if n.get("level") in ("warning", "error") or msg.startswith("config "):
+            who = f"{n['service']}: " if n.get("service") else ""
+            self.notify(who + msg, severity="error" if n.get("level") == "error" else
+                        "warning" if n.get("level") == "warning" else "information",
+                        timeout=8)
+
+    # -- actions --------------------------------------------------------------------------
+    def _target(self) -> str | None:
+        name = self.table.selected
+        if name is None:
+            self.notify("no service selected", severity="warning")
+        return name
+
+    async def _call(self, verb: str, names: list[str]) -> None:
+        try:
+            await getattr(self.api, verb)(names)
+        except Exception as e:
+            self.notify(f"{verb} {', '.join(names)}: {e}", severity="error")
+            return
+        self.notify(f"{verb}: {', '.join(names) if len(names) < 6 else f'{len(names)} services'}",
+                    timeout=3)
+
+    async def action_restart(self) -> None:
+        if (name := self._target()) is not None:
+            await self._call("restart", [name])
+
+    async def action_stop(self) -> None:
+        if (name := self._target()) is not None:
+            await self._call("stop", [name])
+
+    async def action_start(self) -> None:
+        if (name := self._target()) is not None:
+            await self._call("start", [name])
+
+    def _all(self, verb: str) -> None:
+        names = list(self.store.services)
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self._call(verb, names)
+
+        self.push_screen(ConfirmScreen(f"{verb.capitalize()} all {len(names)} services?"),
+                         answered)
+
+    def action_restart_all(self) -> None:
+        self._all("restart")
+
+    def action_stop_all(self) -> None:
+        self._all("stop")
+
+    def action_start_all(self) -> None:
+        self._all("start")
+
+    def action_signal(self) -> None:
+        name = self._target()
+        if name is not None:
+            self.push_screen(SignalScreen(name), lambda sig: self._send(name, sig))
+
+    async def _send(self, name: str, sig: str | None) -> None:
+        if sig:
+            try:
+                r = await self.api.signal(name, sig)
+            except Exception as e:
+                self.notify(f"signal {name}: {e}", severity="error")
+                return
+            self.notify(f"sent {r.get('signal', sig)} to {name}" if r.get("ok") else
+                        f"{name} has no process to signal", timeout=3,
+                        severity="information" if r.get("ok") else "warning")
+
+    async def action_reload(self) -> None:
+        try:
+            r = await self.api.reload()
+        except Exception as e:
+            self.notify(f"reload: {e}", severity="error")
+            return
+        if not r.get("ok"):
+            self.config_error = "; ".join(r.get("errors") or ["invalid config"])
+            self.notify("config not reloaded: " + self.config_error, severity="error",
+                        timeout=15)
+            return
+        self.config_error = None
+        done = ", ".join(f"{k} {', '.join(v)}" for k, v in r.items() if k != "ok" and v)
+        self.notify("config reloaded: " + (done or "nothing changed"), timeout=8)
+
+    def action_logs_full(self) -> None:
+        self.screen.toggle_class("logs-full")
+
+    def action_logs_all(self) -> None:
+        self.merged_logs = not self.merged_logs
+        self.logs.show(None if self.merged_logs else self.table.selected)
+
+    def action_search(self) -> None:
+        def answered(pattern: str | None) -> None:
+            if pattern:
+                self.logs.search(pattern)
+            elif pattern == "":
+                self.logs.clear_search()
+
+        self.push_screen(PromptScreen("Search the logs:"), answered)
+
+    def action_next_match(self) -> None:
+        self.logs.next_match()
+
+    def action_prev_match(self) -> None:
+        self.logs.prev_match()
+
+    def action_follow(self) -> None:
+        self.logs.resume()
+
+    def action_filter(self) -> None:
+        def answered(text: str | None) -> None:
+            if text is not None:
+                self.table.filter_text = text.strip()
+                self.store.order_changed = True
+                self._tick()
+
+        self.push_screen(PromptScreen("Filter services (name or state; empty shows all):",
+                                      self.table.filter_text), answered)
+
+    def action_sort(self) -> None:
+        keys: list[str | None] = [None, *SORT_KEYS]
+        self.table.sort_key = keys[(keys.index(self.table.sort_key) + 1) % len(keys)]
+        self.store.order_changed = True
+        self._tick()
+        self.notify(f"sorted by {self.table.sort_key or 'config order'}", timeout=2)
+
+    def action_detail(self) -> None:
+        self.screen.toggle_class("detail-full")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_quit(self) -> None:
+        if self.mode == "attached":
+            self._leave("detach")
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice in ("stop", "leave"):  # once the dialog is gone (exiting inside
+                self.call_after_refresh(self._leave, choice)  # its dismiss hangs)
+
+        self.push_screen(QuitScreen(), answered)
+
+    def _leave(self, how: str) -> None:
+        self._leaving = True  # the event worker is cancelled with the app
+        self.exit(how)

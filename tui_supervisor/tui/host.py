@@ -1,0 +1,215 @@
+"""Running the dashboard: hosted in the engine's process, or attached to one over its
+socket (DESIGN.md §1, §7).
+
+Hosted: `launch()` forks. The parent stays in the shell's foreground job and only waits;
+the child is the engine and runs the UI on the terminal. When the UI goes away — quit with
+"leave running", the terminal lost (SIGHUP), or an exception inside the UI — the child
+leaves the terminal's session (setsid, stdio to the state dir's engine.log), tells the
+parent, which exits so the shell gets its prompt back, and goes on headless with its
+control socket. The services never notice: they are the engine's children all along.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+LEFT = b"left\n"
+"""Child → parent: the UI is gone, the engine goes on headless."""
+
+
+def launch(cfg: Any) -> int:
+    """Start engine + UI (fork: see the module doc). Returns the exit code for the shell."""
+    log = cfg.settings.state_dir / "engine.log"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the engine
+        os.close(r)
+        code = 1
+        try:
+            code = asyncio.run(run_hosted(cfg, w, log))
+        except KeyboardInterrupt:
+            code = 130
+        finally:
+            os._exit(code)
+    os.close(w)
+    return _wait_for_engine(pid, r, cfg, log)
+
+
+def _wait_for_engine(pid: int, r: int, cfg: Any, log: Path) -> int:
+    """The parent: forward SIGTERM, ignore the terminal's SIGINT/SIGHUP (they reach the
+    engine too), exit when the engine exits or says the UI is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
+    got = b""
+    while True:
+        try:
+            ready = select.select([r], [], [], 1.0)[0]
+        except InterruptedError:
+            continue
+        if ready:
+            chunk = os.read(r, 4096)
+            got += chunk
+            if got.startswith(LEFT):
+                print(f"tui-supervisor: the engine goes on headless (pid {pid}); "
+                      f"`tui-supervisor attach -c {cfg.path}` brings the dashboard back, "
+                      f"its output is in {log}")
+                return 0
+            if not chunk:
+                break
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+async def run_hosted(cfg: Any, parent_fd: int | None, log: Path) -> int:
+    """The engine with the UI in this process; headless once the UI is gone."""
+    from tui_supervisor.control.server import ControlServer
+    from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
+    from tui_supervisor.engine.supervisor import Supervisor
+    from tui_supervisor.metrics import attach_metrics
+
+    loop = asyncio.get_running_loop()
+    sup = Supervisor(cfg)
+    attach_metrics(sup)
+    server = ControlServer(sup, cfg.settings.runtime_dir)
+    try:
+        await sup.open(autostart=False)
+        await server.start()
+    except AlreadyRunning as e:
+        print(f"tui-supervisor: {e}", file=sys.stderr)
+        return 1
+    except (RuntimeDirError, OSError) as e:
+        print(f"tui-supervisor: cannot start: {e}", file=sys.stderr)
+        await server.close()
+        if sup.ctx is not None:
+            await sup.close()
+        return 1
+    sup.autostart()
+    how = await _run_ui(sup, loop, log)
+    if how == "stop":
+        await server.close()
+        await sup.close()
+        return 0
+    _go_headless(log, parent_fd)
+    return await _headless(sup, server, loop)
+
+
+async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path) -> str:
+    """Run the app; "stop", "leave", "lost" (terminal gone) or "crashed"."""
+    from tui_supervisor.tui.app import SupervisorApp
+
+    app = SupervisorApp(sup, mode="hosted")
+    lost = False
+
+    def terminal_lost() -> None:
+        nonlocal lost
+        lost = True
+        app.exit("lost")
+
+    def stop_all() -> None:
+        app.exit("stop")
+
+    loop.add_signal_handler(signal.SIGHUP, terminal_lost)
+    loop.add_signal_handler(signal.SIGTERM, stop_all)
+    try:
+        result = await app.run_async()
+    except Exception:
+        _log_crash(log)
+        return "crashed"
+    finally:
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if app.return_code not in (0, None) and result is None:
+        _log_crash(log, "the UI exited with an error")
+        return "crashed"
+    return "lost" if lost else (result or "leave")
+
+
+def _log_crash(log: Path, what: str | None = None) -> None:
+    with contextlib.suppress(OSError):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            f.write(f"{time.strftime('%F %T')} the UI failed; services go on headless\n")
+            f.write(what + "\n" if what else traceback.format_exc())
+
+
+def _go_headless(log: Path, parent_fd: int | None) -> None:
+    """Leave the terminal: own session, stdio to the log, tell the waiting parent."""
+    with contextlib.suppress(OSError):
+        os.setsid()
+    with contextlib.suppress(OSError):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(null)
+    if parent_fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(parent_fd, LEFT)
+            os.close(parent_fd)
+
+
+async def _headless(sup: Any, server: Any, loop: asyncio.AbstractEventLoop) -> int:
+    """Headless from now on (DESIGN.md §7): TERM/INT stop all, HUP reloads the config."""
+    from tui_supervisor.console import Console
+    from tui_supervisor.engine.events import LogLines
+
+    console = Console(list(sup.services))  # state changes and notices into engine.log
+    sup.bus.add_listener(lambda ev: None if isinstance(ev, LogLines) else console(ev))
+    stop = asyncio.Event()
+
+    def on_stop() -> None:
+        if stop.is_set():
+            sup.kill_all()
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_stop)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sup.reload()))
+    print(f"{time.strftime('%F %T')} the UI is gone; pid {os.getpid()} goes on headless",
+          flush=True)
+    await stop.wait()
+    await server.close()
+    await sup.close()
+    console.write(f"{time.strftime('%F %T')} all stopped\n")
+    console.close()
+    return 0
+
+
+async def run_attached(runtime_dir: Path) -> int:
+    """The dashboard as a client of a running engine; quitting leaves it running."""
+    from tui_supervisor.control.client import NotRunning, RemoteSupervisor
+    from tui_supervisor.tui.app import SupervisorApp
+
+    client = RemoteSupervisor(runtime_dir)
+    try:
+        await client.connect()
+    except NotRunning as e:
+        print(f"tui-supervisor: {e}", file=sys.stderr)
+        return 1
+    except PermissionError as e:
+        print(f"tui-supervisor: {e}", file=sys.stderr)
+        return 1
+    try:
+        await SupervisorApp(client, mode="attached").run_async()
+    finally:
+        await client.close()
+    return 0

@@ -1,0 +1,87 @@
+"""The services table's cells, from a service's snapshot view: pure formatting, so the
+table can diff cell by cell and tests can check exact text."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tui_supervisor.control.verbs import (
+    fmt_bytes,
+    fmt_duration,
+    fmt_percent,
+    fmt_ratio,
+    fmt_seconds,
+)
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("name", "NAME"), ("state", "STATE"), ("pid", "PID"), ("uptime", "UPTIME"),
+    ("restarts", "RESTARTS"), ("failures", "FAILS"), ("mttr", "MTTR"), ("avail", "AVAIL"),
+    ("cpu", "CPU"), ("mem", "MEM"), ("last", "LAST EXIT"),
+)
+"""(key, label) in display order."""
+
+STATE_STYLE = {"running": "green", "daemonized": "green", "starting": "cyan",
+               "stopping": "yellow", "backoff": "yellow", "exited": "dim",
+               "stopped": "dim", "fatal": "bold red"}
+
+SORT_KEYS = ("name", "state", "cpu", "mem", "restarts", "failures", "uptime", "avail")
+"""What `o` cycles through (config order first, then these)."""
+
+
+def state_text(v: dict[str, Any], now: float | None = None) -> str:
+    """The state in words; in backoff "restarting in 3.2s (4/5)" (consecutive failures out
+    of the crash-loop budget)."""
+    state = str(v.get("state", "?"))
+    if state == "backoff":
+        left = v.get("backoff_remaining")
+        if left is not None and v.get("_seen_at") is not None:
+            left = max(0.0, left - ((now or time.monotonic()) - v["_seen_at"]))
+        budget = (v.get("crash_loop") or {}).get("max_failures")
+        count = v.get("consecutive_failures")
+        of = f" ({count}/{budget})" if count and budget else ""
+        return f"restarting in {left:.1f}s{of}" if left is not None else f"backoff{of}"
+    if state == "fatal":
+        return f"fatal: {v.get('reason') or '?'}"
+    return state
+
+
+def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
+    """Every column's text for one service view."""
+    rel = v.get("reliability") or {}
+    res = v.get("resources") or {}
+    last = v.get("last_exit") or {}
+    uptime = v.get("uptime")
+    if uptime is not None and v.get("_seen_at") is not None:
+        uptime += (now or time.monotonic()) - v["_seen_at"]
+    return {
+        "name": str(v.get("name", "?")),
+        "state": state_text(v, now),
+        "pid": str(v.get("pid") or "-"),
+        "uptime": fmt_duration(uptime),
+        "restarts": str(v.get("restarts", 0)),
+        "failures": str(v.get("failures", 0)),
+        "mttr": fmt_seconds(rel.get("mttr")),
+        "avail": fmt_ratio(rel.get("availability")),
+        "cpu": fmt_percent(res.get("cpu_percent")) if res else "-",
+        "mem": fmt_bytes(res.get("rss_bytes")) if res else "-",
+        "last": str(last.get("text") or "-"),
+    }
+
+
+def sort_value(v: dict[str, Any], key: str) -> Any:
+    """A comparable value for sorting rows by `key` (biggest first for numbers)."""
+    rel = v.get("reliability") or {}
+    res = v.get("resources") or {}
+    if key == "name":
+        return str(v.get("name", ""))
+    if key == "state":
+        return (str(v.get("state", "")), str(v.get("name", "")))
+    numbers = {"cpu": res.get("cpu_percent"), "mem": res.get("rss_bytes"),
+               "restarts": v.get("restarts"), "failures": v.get("failures"),
+               "uptime": v.get("uptime"), "avail": rel.get("availability")}
+    x = numbers.get(key)
+    # numbers: descending (the busiest / least available first), None last
+    if key == "avail":
+        return (x is None, x if x is not None else 0.0)
+    return (x is None, -(x or 0))
