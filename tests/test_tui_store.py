@@ -32,7 +32,7 @@ def test_snapshot_then_events() -> None:
     st.apply({"kind": "state", "t": 5.1, "service": "a", "old": "backoff", "new": "starting",
               "pid": 11, "reason": "respawned", "wanted": True})
     a = st.services["a"].view
-    assert (a["state"], a["pid"], a["failures"], a["restarts"]) == ("starting", 11, 1, 1)
+    assert (a["state"], a["pid"], a["failures"], a["restarts"]) == ("starting", 11, 0, 0)
     assert a["last_exit"]["text"] == "killed by SIGKILL"
     assert st.take_dirty() == {"a"} and st.take_dirty() == set()
     st.apply({"kind": "state", "service": "zz", "new": "running"})  # unknown: ignored

@@ -94,7 +94,7 @@ class SupervisorApp(App[str]):
         Binding("r", "restart", "Restart"),
         Binding("s", "stop", "Stop"),
         Binding("S", "start", "Start"),
-        Binding("k", "signal", "Signal", show=False),
+        Binding("K", "signal", "Signal"),  # k moves up (vim's j/k), see the help
         Binding("l", "logs_full", "Logs"),
         Binding("a", "logs_all", "All logs"),
         Binding("slash", "search", "Search"),

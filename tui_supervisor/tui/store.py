@@ -29,7 +29,10 @@ class LogLine:
 
 @dataclass
 class ServiceInfo:
-    """The latest snapshot view of one service, updated by events in between."""
+    """The latest snapshot view of one service, updated by events in between: state,
+    pid, reason and last exit at once; counters and metrics only from snapshots (a
+    periodic snapshot can overtake events still queued, so counting events would count
+    some twice)."""
 
     name: str
     view: dict[str, Any] = field(default_factory=dict)
@@ -100,11 +103,7 @@ class Store:
             v["last_exit"] = {"pid": ev.get("pid"), "code": ev.get("code"),
                               "signal": ev.get("signal"), "t": ev.get("t"),
                               "uptime": ev.get("uptime"), "text": text}
-            if ev.get("failure"):
-                v["failures"] = int(v.get("failures") or 0) + 1
         elif kind == "spawn":
-            if ev.get("auto"):
-                v["restarts"] = int(v.get("restarts") or 0) + 1
             v["pid"] = ev.get("pid")
         else:
             return

@@ -1,0 +1,216 @@
+"""The dashboard driven by keys (Textual Pilot, headless) against a real engine with real
+processes — in the engine's process and attached over a real control socket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import child, spec, wait_for
+
+from tui_supervisor.control.client import RemoteSupervisor
+from tui_supervisor.control.server import ControlServer
+from tui_supervisor.engine.supervisor import Supervisor
+from tui_supervisor.tui.app import SupervisorApp
+from tui_supervisor.tui.screens.dialogs import ConfirmScreen, QuitScreen, SignalScreen
+
+SIZE = (140, 45)
+
+
+@pytest.fixture(params=["hosted", "attached"])
+async def make_app(request: pytest.FixtureRequest, engine_factory: Callable[..., Any]
+                   ) -> AsyncIterator[Callable[..., Any]]:
+    """make(*specs) -> (engine, app): the app uses the engine itself, or a socket client."""
+    closers: list[Any] = []
+
+    async def make(*specs: Any, **kw: Any) -> tuple[Supervisor, SupervisorApp]:
+        sup = await engine_factory(*specs, **kw)
+        if request.param == "hosted":
+            return sup, SupervisorApp(sup, mode="hosted")
+        srv = ControlServer(sup, sup.config.settings.runtime_dir)
+        await srv.start()
+        client = RemoteSupervisor(sup.config.settings.runtime_dir)
+        closers.extend([client, srv])
+        return sup, SupervisorApp(client, mode="attached")
+
+    try:
+        yield make
+    finally:
+        for c in closers:
+            await c.close()
+
+
+def rows(app: SupervisorApp) -> dict[str, list[str]]:
+    """What the table shows: service -> cell texts, in display order."""
+    t = app.table
+    return {str(r.key.value): [str(c) for c in t.get_row(r.key)] for r in t.ordered_rows}
+
+
+async def settle(pilot: Any, pred: Callable[[], Any], what: str = "") -> Any:
+    """Let the app tick until `pred` holds (generous timeout)."""
+    async def check() -> Any:
+        await pilot.pause(0.05)
+        return pred()
+
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        v = await check()
+        if v:
+            return v
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or pred}")
+
+
+async def test_table_follows_the_engine(make_app, tmp_path: Path) -> None:
+    sup, app = await make_app(spec("a", child("sleeper"), tmp_path),
+                              spec("b", child("crash", "3"), tmp_path, restart="never"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: rows(app).get("b", [""])[1] == "exited", "b exited")
+        r = rows(app)
+        assert list(r) == ["a", "b"]
+        assert r["a"][1] == "running" and r["a"][2] == str(sup.services["a"].pid)
+        assert r["b"][5] == "1" and r["b"][-1] == "exit code 3"  # FAILS, LAST EXIT
+        header = str(app.query_one("#header").render())
+        assert "1 running" in header and "1 exited" in header
+
+
+async def test_restart_stop_start_keys(make_app, tmp_path: Path) -> None:
+    sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
+    svc = sup.services["a"]
+    async with app.run_test(size=SIZE) as pilot:
+        pid = await settle(pilot, lambda: rows(app).get("a") and svc.pid)
+        await pilot.press("r")
+        await settle(pilot, lambda: svc.pid not in (None, pid) and
+                     rows(app)["a"][2] == str(svc.pid), "restarted")
+        await pilot.press("s")
+        await settle(pilot, lambda: rows(app)["a"][1] == "stopped", "stopped")
+        assert svc.pid is None
+        await pilot.press("S")
+        await settle(pilot, lambda: rows(app)["a"][1] == "running", "started")
+        assert svc.restarts == 0 and svc.failures == 0  # operator actions, not failures
+
+
+async def test_signal_picker_sends_the_chosen_signal(make_app, tmp_path: Path) -> None:
+    sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
+    svc = sup.services["a"]
+    async with app.run_test(size=SIZE) as pilot:
+        pid = await settle(pilot, lambda: rows(app).get("a") and svc.pid)
+        await pilot.press("K")
+        await settle(pilot, lambda: isinstance(app.screen, SignalScreen))
+        await pilot.press("enter")  # the first: TERM
+        await settle(pilot, lambda: svc.pid not in (None, pid) and svc.state.value ==
+                     "running", "respawned after TERM")
+        assert svc.last_exit and svc.last_exit["text"] == "killed by SIGTERM"
+        assert svc.failures == 0  # an operator's signal is not a failure
+
+
+async def test_confirm_before_acting_on_all(make_app, tmp_path: Path) -> None:
+    sup, app = await make_app(spec("a", child("sleeper"), tmp_path),
+                              spec("b", child("sleeper"), tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        before = await settle(pilot, lambda: all(s.pid for s in sup.services.values()) and
+                              {n: s.pid for n, s in sup.services.items()})
+        app.action_stop_all()
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        assert {n: s.pid for n, s in sup.services.items()} == before
+        app.action_restart_all()
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await settle(pilot, lambda: all(s.pid not in (None, before[n]) for n, s in
+                                        sup.services.items()), "all restarted")
+
+
+async def test_filter_and_sort_keep_the_cursor(make_app, tmp_path: Path) -> None:
+    _, app = await make_app(*(spec(n, child("sleeper"), tmp_path) for n in ("c", "a", "b")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: len(rows(app)) == 3)
+        app.table.select("c")
+        await pilot.press("o")  # sort by name
+        await settle(pilot, lambda: list(rows(app)) == ["a", "b", "c"])
+        assert app.table.selected == "c"
+        await pilot.press("o")  # by state: all running, then by name
+        await pilot.press("f")
+        await pilot.press("b", "enter")
+        await settle(pilot, lambda: list(rows(app)) == ["b"], "filtered")
+        await pilot.press("f")
+        for _ in range(3):
+            await pilot.press("backspace")
+        await pilot.press("enter")
+        await settle(pilot, lambda: len(rows(app)) == 3, "filter cleared")
+
+
+async def test_reload_key_shows_errors_then_applies(make_app, tmp_path: Path) -> None:
+    sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
+    sup.config.path.write_text("services:\n  a: {command: [x], restart: sometimes}\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: rows(app).get("a"))
+        await pilot.press("R")
+        await settle(pilot, lambda: app.config_error, "config error shown")
+        assert "restart" in str(app.query_one("#header").render())
+        sup.config.path.write_text(
+            f"services:\n  a: {{command: {list(child('sleeper'))}, start_time: 0}}\n"
+            f"  z: {{command: {list(child('sleeper'))}, start_time: 0}}\n")
+        await pilot.press("R")
+        await settle(pilot, lambda: "z" in rows(app) and app.config_error is None,
+                     "new service in the table")
+
+
+async def test_quit_dialog(make_app, tmp_path: Path) -> None:
+    sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: rows(app).get("a"))
+        await pilot.press("q")
+        if app.mode == "attached":  # a client just goes: the engine keeps running
+            await settle(pilot, lambda: app.return_value == "detach")
+        else:
+            await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
+            await pilot.press("escape")
+            await settle(pilot, lambda: not isinstance(app.screen, QuitScreen))
+            await pilot.press("q")
+            await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
+            await pilot.press("l")
+            await settle(pilot, lambda: app.return_value == "leave")
+    assert sup.services["a"].state.value == "running"  # the app never stops services itself
+
+
+async def test_views_and_help(make_app, tmp_path: Path) -> None:
+    _, app = await make_app(spec("a", child("counter", "5"), tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: rows(app).get("a"))
+        await pilot.press("l")
+        assert app.screen.has_class("logs-full")
+        assert not app.query_one("#services").display
+        await pilot.press("l")
+        assert not app.screen.has_class("logs-full")
+        await pilot.press("a")
+        assert app.merged_logs
+        await pilot.press("enter")
+        assert app.screen.has_class("detail-full")
+        await pilot.press("question_mark")
+        from tui_supervisor.tui.screens.help import HelpScreen
+
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        from textual.command import CommandPalette
+
+        await settle(pilot, lambda: isinstance(app.screen, CommandPalette))
+
+
+async def test_history_is_backfilled_once(make_app, tmp_path: Path) -> None:
+    sup, app = await make_app(spec("a", child("counter", "30"), tmp_path, restart="never"))
+    await wait_for(lambda: sup.services["a"].state.value == "exited")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: len(app.store.services.get("a", None).lines
+                                        if "a" in app.store.services else []) >= 30)
+        await pilot.pause(0.3)
+        shown = [x.text for x in app.store.services["a"].lines]
+        truth = [t for _, _, _, t in sup.services["a"].ring.tail(None)]
+        assert shown == truth and len(shown) == len(set(shown))
