@@ -9,7 +9,7 @@ the widget); and `lines_added` plus a forced full-screen Textual repaint (layout
 `render_update(full=True)`, headless driver: an upper bound of a tick's repaint), these two
 on alternate ticks so each sees uncached lines. Views: the noisy service, a quiet one, and
 all merged. `--richlog`: for reference, the same lines through `RichLog.write`, one call
-per line, plus a repaint.
+per line, plus a repaint. `--search PATTERN`: a search active during the flood.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def ms(xs: list[float]) -> str:
             f"p95 {xs[int(len(xs) * 0.95) - 1] * 1e3:7.3f} ms  max {xs[-1] * 1e3:7.3f} ms")
 
 
-async def run_view(service: str | None, ticks: int, ansi: bool) -> dict[str, list[float]]:
+async def run_view(service: str | None, ticks: int, ansi: bool,
+                   search: str | None) -> dict[str, list[float]]:
     st = make_store()
     app = Bench(st)
     out: dict[str, list[float]] = {"store.apply": [], "lines_added": [], "render_lines": [],
@@ -77,6 +78,8 @@ async def run_view(service: str | None, ticks: int, ansi: bool) -> dict[str, lis
     async with app.run_test(size=(120, 40)) as pilot:
         view = app.query_one(LogView)
         view.show(service)
+        if search:
+            view.search(search)
         await pilot.pause()
         seq = 0
         for tick in range(ticks):
@@ -135,14 +138,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ticks", type=int, default=50)
     ap.add_argument("--ansi", action="store_true", help="every line coloured with SGR codes")
+    ap.add_argument("--search", help="a search active during the flood (e.g. 'served in 3')")
     ap.add_argument("--richlog", action="store_true", help="also time RichLog.write per line")
     args = ap.parse_args()
     print(f"{RATE} lines/s to one service at {TICKS_PER_S} ticks/s = {PER_TICK} lines/tick, "
-          f"{SERVICES} services, 120x40, {args.ticks} ticks, ansi={args.ansi}")
+          f"{SERVICES} services, 120x40, {args.ticks} ticks, ansi={args.ansi}, "
+          f"search={args.search!r}")
     for label, service in (("view: the noisy service", "svc-000"),
                            ("view: a quiet service", "svc-150"),
                            ("view: all services merged", None)):
-        report(label, lambda s=service: run_view(s, args.ticks, args.ansi))
+        report(label, lambda s=service: run_view(s, args.ticks, args.ansi, args.search))
     if args.richlog:
         times = asyncio.run(run_richlog(min(args.ticks, 10)))
         print(f"\nreference: RichLog.write per line + repaint  {ms(times)}")

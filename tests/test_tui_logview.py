@@ -108,6 +108,54 @@ async def test_scroll_up_pauses_and_end_resumes() -> None:
         assert rows(v)[-1] == " web 60"
 
 
+async def test_scrolling_back_to_the_bottom_resumes() -> None:
+    st = make_store()
+    log(st, "web", [f"web {i}" for i in range(50)])
+    app = Harness(st)
+    async with app.run_test(size=SIZE) as pilot:
+        app.tick()
+        await pilot.pause()
+        v = app.view
+        await pilot.press("up", "up")
+        await pilot.pause()
+        assert not v.following
+        await pilot.press("down")
+        await pilot.pause()
+        assert not v.following and rows(v)[-1] == " web 48"
+        await pilot.press("down")
+        await pilot.pause()
+        assert v.following and rows(v)[-1] == " web 49"
+
+
+async def test_long_lines_scroll_horizontally_unwrapped() -> None:
+    st = make_store()
+    long = "".join(f"{i:03d}|" for i in range(60))  # 240 characters
+    log(st, "web", [long, "short"])
+    app = Harness(st)
+    async with app.run_test(size=SIZE) as pilot:
+        app.tick()
+        await pilot.pause()
+        v = app.view
+        assert rows(v)[:2] == [" " + long[:97], " short"]  # 98 columns, no wrapping
+        assert v.virtual_size.width == 241 and v.max_scroll_x == 241 - 98
+        v.scroll_to(x=200, animate=False)  # clamped to the end of the longest line
+        await pilot.pause()
+        assert rows(v)[0] == long[142:] and v.following
+
+
+async def test_unknown_or_empty_service_shows_a_placeholder() -> None:
+    st = make_store()
+    app = Harness(st, service="nope")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        v = app.view
+        assert rows(v)[:2] == [" (no output yet)", ""] and v.line_count == 0
+        log(st, "web", ["elsewhere"])
+        app.tick()
+        await pilot.pause()
+        assert rows(v)[0] == " (no output yet)" and v.following
+
+
 async def test_paused_view_keeps_its_text_while_old_lines_drop() -> None:
     st = make_store(per_service=100)
     log(st, "web", [f"web {i}" for i in range(100)])

@@ -21,14 +21,14 @@ import zlib
 from bisect import bisect_left, bisect_right
 from collections import deque
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -47,6 +47,8 @@ PALETTE = ("cyan", "magenta", "green", "yellow", "bright_blue", "bright_cyan",
 NAME_WIDTH = 16
 """Widest service-name prefix in merged mode (longer names are cut with '…')."""
 STDERR_MARK = "▌"
+_EMPTY: deque[Any] = deque(maxlen=0)
+"""What an unknown service shows (one object, so the view does not reset every tick)."""
 
 
 def sanitize(raw: str) -> str:
@@ -134,6 +136,8 @@ class LogView(ScrollView, can_focus=True):
         """Bumped whenever every line's rendering changes (cached strips go stale)."""
         self._parsed: LRUCache[int, tuple[LogLine, Text]] = LRUCache(4096)
         self._strips: LRUCache[int, tuple[LogLine, int, Strip]] = LRUCache(1024)
+        self._frame: tuple[Style, int] | None = None
+        """Base style and width, computed once per `render_lines` (not once per line)."""
         self._pattern: str | None = None
         self._needle = ""
         self._fold = True
@@ -278,10 +282,16 @@ class LogView(ScrollView, can_focus=True):
         super().notify_style_update()
         self._gen += 1
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame = (self.rich_style, self.scrollable_content_region.width)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.scrollable_content_region.width
-        style = self.rich_style
+        style, width = self._frame or (self.rich_style, self.scrollable_content_region.width)
         idx = scroll_y + y
         dq = self._dq
         if idx >= len(dq):
@@ -297,7 +307,7 @@ class LogView(ScrollView, can_focus=True):
         if self.service is None:
             return self.store.merged
         info = self.store.services.get(self.service)
-        return info.lines if info is not None else deque()
+        return info.lines if info is not None else _EMPTY
 
     def _prefix_width(self) -> int:
         w = 1 + (9 if self.timestamps else 0)
