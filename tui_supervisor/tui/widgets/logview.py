@@ -1,47 +1,470 @@
-"""Placeholder log pane (replaced by the virtual LogView): the last lines of a service."""
+"""The log pane: a virtual view straight over the Store's bounded deques.
+
+Only the visible lines are rendered (`ScrollView` + `render_line`), each from
+`store.services[name].lines` (one service) or `store.merged` (all services, with a
+coloured name prefix). New lines cost nothing here beyond the store's append: the app
+calls `lines_added()` once per tick, which finds how many lines the shown deque gained
+and lost (by line identity, O(new lines)), resizes the virtual area and, when following,
+scrolls to the end — one repaint per tick whatever the line rate.
+
+Choices: no wrapping (long lines scroll horizontally); switching service (`show`)
+re-renders that service's history from the store and resets to following the end;
+while paused, dropped old lines shift the scroll offset so the text under the viewer
+stays put until it falls out of the store's buffer.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import time
+import zlib
+from bisect import bisect_left, bisect_right
+from collections import deque
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
-from textual.widgets import Static
+from rich.cells import cell_len
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Region, Size
+from textual.reactive import var
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from tui_supervisor.tui.store import LogLine, Store
+if TYPE_CHECKING:
+    from ..store import LogLine, Store
+
+_NEEDS_CLEANING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])?")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f-\x9f\u2028\u2029]")
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+PALETTE = ("cyan", "magenta", "green", "yellow", "bright_blue", "bright_cyan",
+           "bright_magenta", "bright_green", "orange1", "orchid", "spring_green2",
+           "deep_sky_blue1", "gold1", "plum2", "aquamarine1", "light_salmon1")
+"""Prefix colours in merged mode (no red: red marks stderr)."""
+NAME_WIDTH = 16
+"""Widest service-name prefix in merged mode (longer names are cut with '…')."""
+STDERR_MARK = "▌"
+_EMPTY: deque[Any] = deque(maxlen=0)
+"""What an unknown service shows (one object, so the view does not reset every tick)."""
 
 
-class LogView(Static):
-    def __init__(self, store: Store, **kw: Any) -> None:
-        super().__init__("", **kw)
+def sanitize(raw: str) -> str:
+    """Keep SGR colour sequences, drop every other escape and control character.
+
+    A carriage return keeps what a terminal would show (the text after the last one);
+    tabs stay (expanded after parsing). Clean text is returned as is.
+    """
+    if _NEEDS_CLEANING.search(raw) is None:
+        return raw
+    if "\r" in raw:
+        raw = raw.rstrip("\r\n")
+        raw = raw[raw.rfind("\r") + 1:]
+    if "\x1b" in raw:
+        raw = _ESCAPE.sub(lambda m: m[0] if _SGR.fullmatch(m[0]) else "", raw)
+    return _CONTROL.sub("", raw)
+
+
+def plain_text(raw: str) -> str:
+    """What a line shows, without any escape sequence (what search matches)."""
+    s = sanitize(raw)
+    return _SGR.sub("", s) if "\x1b" in s else s
+
+
+def parse_line(raw: str) -> Text:
+    """A log line as Rich `Text`: ANSI colours become styles, nothing else survives."""
+    s = sanitize(raw)
+    text = Text.from_ansi(s, no_wrap=True, end="") if "\x1b" in s else Text(s, end="")
+    if "\t" in text.plain:
+        text.expand_tabs(8)
+    return text
+
+
+def name_colour(name: str) -> str:
+    """A stable colour per service name (same name, same colour, every run)."""
+    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+
+
+class LogView(ScrollView, can_focus=True):
+    """Log lines of one service, or of all services merged, followed live.
+
+    The app calls `show(name | None)` to pick what is shown, `lines_added(lines)` once per
+    tick, and `search(pattern)`; keys: `end` resumes following, `n`/`N` move between
+    matches, `escape` clears the search, `t` toggles time stamps.
+    """
+
+    DEFAULT_CSS = """
+    LogView {
+        background: $surface;
+        color: $text;
+        overflow: auto auto;
+        border: round $panel;
+        border-subtitle-align: right;
+        &:focus { border: round $accent; }
+    }
+    """
+    BINDINGS = [
+        Binding("end", "resume", "Follow", show=False),
+        Binding("n", "next_match", "Next match"),
+        Binding("N", "prev_match", "Prev match"),
+        Binding("escape", "clear_search", "Clear search", show=False),
+        Binding("t", "toggle_timestamps", "Times"),
+    ]
+
+    following: var[bool] = var(True)
+    """New lines scroll into view; scrolling up pauses, `end` (or `resume()`) resumes."""
+    timestamps: var[bool] = var(False)
+    """Show each line's HH:MM:SS time."""
+
+    def __init__(self, store: Store, *, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
         self.store = store
         self.service: str | None = None
-        self.following = True
-        self.match_count = 0
+        """The service shown, or None for all services merged."""
+        self._dq: deque[LogLine] = store.merged
+        self._len = 0
+        self._base = 0
+        """Absolute index of `_dq[0]`: lines dropped off the front since `show()`."""
+        self._last: LogLine | None = None
+        self._width = 0
+        self._namew = 4
+        self._adjusting = False
+        self._gen = 0
+        """Bumped whenever every line's rendering changes (cached strips go stale)."""
+        self._parsed: LRUCache[int, tuple[LogLine, Text]] = LRUCache(4096)
+        self._strips: LRUCache[int, tuple[LogLine, int, Strip]] = LRUCache(1024)
+        self._frame: tuple[Style, int] | None = None
+        """Base style and width, computed once per `render_lines` (not once per line)."""
+        self._pattern: str | None = None
+        self._needle = ""
+        self._fold = True
+        self._matches: list[int] = []
+        """Absolute indices of the lines that contain the pattern, ascending."""
+        self._current: int | None = None
+        """Position in `_matches` of the current match."""
 
+    # -- public API -------------------------------------------------------------------
     def show(self, service: str | None) -> None:
+        """Show one service's lines (its kept history), or all services merged (None).
+
+        Resets to following the end; an active search is re-run over the new lines.
+        """
         self.service = service
-        self._paint()
+        self.border_title = f"logs · {service}" if service else "logs · all services"
+        if self.is_mounted:
+            self._reset()
 
     def lines_added(self, lines: list[LogLine]) -> None:
+        """The lines the store took this tick (call once per tick; cost ~ len(lines))."""
         if lines:
-            self._paint()
-
-    def _paint(self) -> None:
-        src = self.store.merged if self.service is None else (
-            self.store.services[self.service].lines if self.service in self.store.services
-            else [])
-        self.update("\n".join(f"{x.service}: {x.text}" for x in list(src)[-20:]))
-
-    def search(self, pattern: str) -> None:
-        pass
-
-    def next_match(self) -> None:
-        pass
-
-    def prev_match(self) -> None:
-        pass
-
-    def clear_search(self) -> None:
-        pass
+            self._sync()
 
     def resume(self) -> None:
+        """Follow new lines again (scroll to the end)."""
         self.following = True
+        self._scroll_end()
+
+    def search(self, pattern: str) -> None:
+        """Highlight `pattern` (substring; case-insensitive unless it has capitals) and
+        jump to the nearest match at or above the bottom of the view."""
+        if not pattern:
+            self.clear_search()
+            return
+        self._pattern = pattern
+        self._fold = pattern == pattern.lower()
+        self._needle = pattern.lower() if self._fold else pattern
+        self._matches = [self._base + i for i, line in enumerate(self._dq)
+                         if self._is_match(line)]
+        self._current = None
+        if self._matches:
+            if self.following:
+                pos = len(self._matches) - 1
+            else:
+                height = self.scrollable_content_region.height
+                bottom = self._base + int(self.scroll_y) + max(height, 1) - 1
+                pos = max(bisect_right(self._matches, bottom) - 1, 0)
+            self._goto(pos)
+        self._changed()
+
+    def next_match(self) -> None:
+        """Move to the next (newer) match, wrapping to the oldest."""
+        if self._matches:
+            self._goto(0 if self._current is None else (self._current + 1) % len(self._matches))
+            self._changed()
+
+    def prev_match(self) -> None:
+        """Move to the previous (older) match, wrapping to the newest."""
+        if self._matches:
+            n = len(self._matches)
+            self._goto(n - 1 if self._current is None else (self._current - 1) % n)
+            self._changed()
+
+    def clear_search(self) -> None:
+        self._pattern, self._matches, self._current = None, [], None
+        self._changed()
+
+    @property
+    def match_count(self) -> int:
+        """Number of lines (still in the buffer) that contain the search pattern."""
+        return len(self._matches)
+
+    @property
+    def current_match(self) -> int | None:
+        """Line index (in the shown buffer, 0 = oldest kept line) of the current match."""
+        if self._current is None or not self._matches:
+            return None
+        return self._matches[self._current] - self._base
+
+    @property
+    def line_count(self) -> int:
+        return self._len
+
+    @property
+    def status(self) -> str:
+        """One line: following or paused, and the search position."""
+        parts = ["following" if self.following else "paused — end to follow"]
+        if self._pattern is not None:
+            cur = 0 if self._current is None else self._current + 1
+            parts.append(f"{cur}/{len(self._matches)} {self._pattern!r}")
+        return " · ".join(parts)
+
+    # -- actions ----------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("next_match", "prev_match", "clear_search"):
+            return self._pattern is not None
+        return True
+
+    def action_resume(self) -> None:
+        self.resume()
+
+    def action_next_match(self) -> None:
+        self.next_match()
+
+    def action_prev_match(self) -> None:
+        self.prev_match()
+
+    def action_clear_search(self) -> None:
+        self.clear_search()
+
+    def action_toggle_timestamps(self) -> None:
+        self.timestamps = not self.timestamps
+
+    # -- Textual hooks ----------------------------------------------------------------
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.service is None:
+            self.border_title = "logs · all services"
+        self._reset()
+
+    def on_resize(self) -> None:
+        if self.following:
+            self._scroll_end()
+
+    def watch_following(self) -> None:
+        self._update_status()
+
+    def watch_timestamps(self) -> None:
+        self._resize()
+        self._changed()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._adjusting:
+            return
+        at_end = round(new_value) >= self.max_scroll_y
+        if self.following != at_end:
+            self.following = at_end
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._gen += 1
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame = (self.rich_style, self.scrollable_content_region.width)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        style, width = self._frame or (self.rich_style, self.scrollable_content_region.width)
+        idx = scroll_y + y
+        dq = self._dq
+        if idx >= len(dq):
+            if idx == 0:
+                return Strip([*Text(" (no output yet)", style="dim").render(self.app.console)
+                              ]).crop_extend(0, width, style)
+            return Strip.blank(width, style)
+        strip = self._line_strip(dq[idx], self._base + idx, style)
+        return strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, idx)
+
+    # -- internals --------------------------------------------------------------------
+    def _deque(self) -> deque[LogLine]:
+        if self.service is None:
+            return self.store.merged
+        info = self.store.services.get(self.service)
+        return info.lines if info is not None else _EMPTY
+
+    def _prefix_width(self) -> int:
+        w = 1 + (9 if self.timestamps else 0)
+        if self.service is None:
+            w += self._namew + 1
+        return w
+
+    def _name_width(self) -> int:
+        return min(NAME_WIDTH, max((len(n) for n in self.store.services), default=4))
+
+    def _reset(self) -> None:
+        self._dq = dq = self._deque()
+        self._len, self._base = len(dq), 0
+        self._last = dq[-1] if dq else None
+        self._width = max((len(x.text) for x in dq), default=0)
+        self._namew = self._name_width()
+        if self._pattern is not None:
+            self._matches = [i for i, line in enumerate(dq) if self._is_match(line)]
+            self._current = len(self._matches) - 1 if self._matches else None
+        self._gen += 1
+        self._resize()
+        self.following = True
+        self._scroll_end()
+        self._changed()
+
+    def _sync(self) -> None:
+        """Catch up with the shown deque: count lines gained and dropped since last time."""
+        dq = self._deque()
+        if dq is not self._dq:  # the service appeared, or came back after a reload
+            self._reset()
+            return
+        if self.service is None and self._name_width() != self._namew:
+            self._namew = self._name_width()
+            self._gen += 1
+        n, last = len(dq), self._last
+        if n == self._len and (n == 0 or dq[-1] is last):
+            return
+        added = 0
+        for x in reversed(dq):
+            if x is last:
+                break
+            added += 1
+        dropped = self._len + added - n
+        self._base += dropped
+        self._len, self._last = n, (dq[-1] if n else None)
+        new = list(islice(reversed(dq), added))
+        if new:
+            self._width = max(self._width, max(len(x.text) for x in new))
+        if self._pattern is not None:
+            self._add_matches(new, dropped)
+        self._resize()
+        if self.following:
+            self._scroll_end()
+        elif dropped:
+            self._adjusting = True
+            try:
+                self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False)
+            finally:
+                self._adjusting = False
+        self._update_status()
+        self.refresh()
+
+    def _add_matches(self, new_reversed: list[LogLine], dropped: int) -> None:
+        first = self._base + self._len - len(new_reversed)
+        found = [first + i for i, line in enumerate(reversed(new_reversed))
+                 if self._is_match(line)]
+        gone = bisect_left(self._matches, self._base) if dropped else 0
+        if gone:
+            del self._matches[:gone]
+            if self._current is not None:
+                self._current = max(self._current - gone, 0)
+        self._matches.extend(found)
+        if not self._matches:
+            self._current = None
+
+    def _is_match(self, line: LogLine) -> bool:
+        hay = plain_text(line.text)
+        return self._needle in (hay.lower() if self._fold else hay)
+
+    def _goto(self, pos: int) -> None:
+        """Make match `pos` current and bring it into view (pauses if it scrolls)."""
+        self._current = pos
+        y = self._matches[pos] - self._base
+        height = max(self.scrollable_content_region.height, 1)
+        top = int(self.scroll_y)
+        if top <= y < top + height:
+            return
+        self.following = False
+        self._adjusting = True
+        try:
+            self.scroll_to(y=max(0, y - height // 2), animate=False)
+        finally:
+            self._adjusting = False
+
+    def _resize(self) -> None:
+        self.virtual_size = Size(self._width + self._prefix_width(), self._len)
+
+    def _scroll_end(self) -> None:
+        self._adjusting = True
+        try:
+            self.scroll_to(y=self.max_scroll_y, animate=False)
+        finally:
+            self._adjusting = False
+
+    def _changed(self) -> None:
+        self._gen += 1
+        self._update_status()
+        self.refresh()
+
+    def _update_status(self) -> None:
+        status = self.status
+        if self.border_subtitle != status:
+            self.border_subtitle = status
+
+    def _parsed_text(self, line: LogLine) -> Text:
+        hit = self._parsed.get(id(line))
+        if hit is not None and hit[0] is line:
+            return hit[1]
+        text = parse_line(line.text)
+        self._parsed[id(line)] = (line, text)
+        return text
+
+    def _line_strip(self, line: LogLine, abs_idx: int, style: Style) -> Strip:
+        hit = self._strips.get(id(line))
+        if hit is not None and hit[0] is line and hit[1] == self._gen:
+            return hit[2]
+        text = Text(no_wrap=True, end="")
+        if line.stream == "stderr":
+            text.append(STDERR_MARK, style="bold red")
+        else:
+            text.append(" ")
+        if self.timestamps:
+            text.append(time.strftime("%H:%M:%S ", time.localtime(line.t)), style="dim")
+        if self.service is None:
+            w = self._namew
+            name = line.service if len(line.service) <= w else line.service[: w - 1] + "…"
+            text.append(f"{name:<{w}} ", style=name_colour(line.service))
+        offset = len(text)
+        body = self._parsed_text(line)
+        text.append_text(body)
+        if self._pattern is not None:
+            current = self._current is not None and self._matches[self._current] == abs_idx
+            self._highlight(text, body.plain, offset, current)
+        width = cell_len(text.plain)
+        if width > self._width + self._prefix_width():
+            self._width = width - self._prefix_width()
+            self.call_later(self._resize)
+        strip = Strip(list(text.render(self.app.console)), width).apply_style(style)
+        self._strips[id(line)] = (line, self._gen, strip)
+        return strip
+
+    def _highlight(self, text: Text, plain: str, offset: int, current: bool) -> None:
+        hay = plain.lower() if self._fold else plain
+        if len(hay) != len(plain):
+            return
+        hl = "bold black on dark_orange" if current else "black on yellow"
+        n, start = len(self._needle), hay.find(self._needle)
+        while start >= 0:
+            text.stylize(hl, offset + start, offset + start + n)
+            start = hay.find(self._needle, start + n)
