@@ -187,6 +187,29 @@ async def test_sampling_off_says_so_and_never_raises(engine_factory, tmp_path) -
         assert part_text(app, "timeline") == ["Failures (0)", "none"]
 
 
+async def test_over_the_control_socket(engine_factory, tmp_path) -> None:
+    """Attached (api = RemoteSupervisor): the same answers, errors included."""
+    from tui_supervisor.control.client import RemoteSupervisor
+    from tui_supervisor.control.server import ControlServer
+
+    sup = await engine(engine_factory, tmp_path, spec("c", child("lines", "8", "3"), tmp_path),
+                       interval=0)
+    await wait_for(lambda: sup.services["c"].failures >= 1, what="a crash")
+    srv = ControlServer(sup, sup.config.settings.runtime_dir)
+    await srv.start()
+    api = RemoteSupervisor(sup.config.settings.runtime_dir)
+    try:
+        app = Harness(api, await loaded(sup))
+        async with app.run_test(size=(100, 40)) as pilot:
+            await show(app, pilot, "c")
+            assert part_text(app, "graphs") == ["CPU / MEM: sampling off"]
+            inc = part_text(app, "incidents")
+            assert ": exit code 3 after " in inc[1] and inc[-1] == "  │ line 8"
+    finally:
+        await api.close()
+        await srv.close()
+
+
 async def test_no_metrics_layers_at_all(engine_factory, tmp_path) -> None:
     sup = await engine(engine_factory, tmp_path, spec("s", child("sleeper"), tmp_path),
                        interval=0, metrics=False)
