@@ -43,6 +43,8 @@ TIMELINE = 5
 """Failures shown in the timeline (newest first)."""
 INCIDENTS = 3
 """Incidents asked for and shown."""
+LABEL = 26
+"""Width kept for "MEM 1023.9M (max 1023.9M)" so the graphs do not shift as values change."""
 INCIDENT_LINES = 5
 """Output lines shown per incident (its last ones)."""
 
@@ -111,7 +113,7 @@ def graphs(history: dict[str, Any], width: int, rows: int = 1) -> RenderableType
     specs = [("CPU", cpu, fmt_percent, "green"), ("MEM", mem, fmt_bytes, "magenta")]
     labels = [f"{name} {fmt(last_value(vals))} (max {fmt(series_max(vals))})"
               for name, vals, fmt, _ in specs]
-    lw = max(len(s) for s in labels) + 1
+    lw = max(LABEL, *(len(s) + 1 for s in labels))
     side = width - lw >= 24
     gw = max(1, width - lw if side else width)
     out = Text()
