@@ -1,30 +1,385 @@
-"""Placeholder detail pane (replaced by the real one): the selected service's view."""
+"""The detail pane of one service: CPU and memory graphs over the history window, the
+numbers (state, uptime, restarts, reliability, respawn latency), command/cwd/policy, the
+failure timeline and the last incidents with the lines the process wrote before dying.
+
+Graphs are drawn here with Unicode blocks (▁..█), one to four rows high, with the current
+value and the scale (the maximum over the window) beside them. A window longer than the
+graph is bucketed so the whole window stays visible: each column is the MAXIMUM of its
+points (a spike is never averaged away); a window shorter than the graph is drawn one
+point per column, newest at the right. A gap (no sample: the process was down) is blank;
+a sampled zero is the lowest block, so the two never look alike.
+
+Every part renders for the width it is given (`DetailPart.render`), so the pane degrades
+at 80x24 (labels above the graphs, one-row graphs, the pane scrolls) and uses the room at
+200x60 (labels beside taller graphs, more figures per row).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from textual.widgets import Static
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widget import Widget
 
+from tui_supervisor.control.verbs import (
+    STATE_STYLE,
+    fmt_bytes,
+    fmt_duration,
+    fmt_percent,
+    fmt_ratio,
+    fmt_seconds,
+)
+from tui_supervisor.engine.api import SupervisorAPI
 from tui_supervisor.tui.store import Store
 
+BLOCKS = "▁▂▃▄▅▆▇█"
+TIMELINE = 5
+"""Failures shown in the timeline (newest first)."""
+INCIDENTS = 3
+"""Incidents asked for and shown."""
+LABEL = 26
+"""Width kept for "MEM 1023.9M (max 1023.9M)" so the graphs do not shift as values change."""
+INCIDENT_LINES = 5
+"""Output lines shown per incident (its last ones)."""
 
-class DetailPane(Static):
-    def __init__(self, api: Any, store: Store, **kw: Any) -> None:
-        super().__init__("", **kw)
+Num = float | int | None
+
+
+# -- graphs (pure) ------------------------------------------------------------------------
+def fit(values: Sequence[Num], width: int) -> list[Num]:
+    """`values` on at most `width` columns: as they are when they fit, else bucketed over
+    the whole window with the maximum of each bucket (None when a bucket has no sample)."""
+    n = len(values)
+    if width <= 0:
+        return []
+    if n <= width:
+        return list(values)
+    out: list[Num] = []
+    for i in range(width):
+        chunk = [v for v in values[i * n // width:(i + 1) * n // width] if v is not None]
+        out.append(max(chunk) if chunk else None)
+    return out
+
+
+def spark_rows(values: Sequence[Num], width: int, rows: int = 1,
+               vmax: float | None = None) -> list[str]:
+    """The graph as `rows` strings of exactly `width` characters (top row first), scaled
+    0..`vmax` (default: the maximum of `values`); right-aligned; None is blank."""
+    cols = fit(values, width)
+    if vmax is None:
+        vmax = max((v for v in cols if v is not None), default=0)
+    levels = rows * len(BLOCKS)
+    heights = []
+    for v in cols:
+        if v is None:
+            heights.append(0)
+        elif vmax <= 0:
+            heights.append(1)
+        else:
+            heights.append(max(1, min(levels, int(v / vmax * levels + 0.5))))
+    pad = " " * (width - len(cols))
+    out = []
+    for r in range(rows - 1, -1, -1):
+        cells = []
+        for h in heights:
+            fill = min(len(BLOCKS), max(0, h - r * len(BLOCKS)))
+            cells.append(BLOCKS[fill - 1] if fill else " ")
+        out.append(pad + "".join(cells))
+    return out
+
+
+def last_value(values: Sequence[Num]) -> Num:
+    return values[-1] if values else None
+
+
+def series_max(values: Sequence[Num]) -> float | None:
+    return max((v for v in values if v is not None), default=None)
+
+
+def graphs(history: dict[str, Any], width: int, rows: int = 1) -> RenderableType:
+    """CPU and MEM graphs of a `resources.history` answer, with value and scale beside
+    them (above them when the width is short), and the time covered below."""
+    series = history.get("series") or {}
+    cpu: list[Num] = list(series.get("cpu_percent") or [])
+    mem: list[Num] = list(series.get("rss_bytes") or [])
+    if series_max(cpu) is None and series_max(mem) is None:
+        return Text("CPU / MEM: no samples yet", style="dim")
+    specs = [("CPU", cpu, fmt_percent, "green"), ("MEM", mem, fmt_bytes, "magenta")]
+    labels = [f"{name} {fmt(last_value(vals))} (max {fmt(series_max(vals))})"
+              for name, vals, fmt, _ in specs]
+    lw = max(LABEL, *(len(s) + 1 for s in labels))
+    side = width - lw >= 24
+    gw = max(1, width - lw if side else width)
+    out = Text()
+    for (_, vals, _, colour), label in zip(specs, labels, strict=True):
+        lines = spark_rows(vals, gw, rows)
+        if not side:
+            out.append(label + "\n", style="bold")
+        for i, line in enumerate(lines):
+            if side:
+                out.append((label if i == 0 else "").ljust(lw), style="bold")
+            out.append(line + "\n", style=colour)
+    interval = float(history.get("interval") or 1.0)
+    n = max(len(cpu), len(mem))
+    per_col = interval * max(1.0, n / gw)
+    axis = f"last {fmt_duration(n * interval)}, {fmt_seconds(per_col)} per column"
+    out.append(axis.rjust(width), style="dim")
+    return out
+
+
+# -- text parts (pure) --------------------------------------------------------------------
+def clock(t: float | None) -> str:
+    return "--:--:--" if t is None else time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def ago(t: float | None, now: float) -> str:
+    return "" if t is None else f"{fmt_duration(max(0.0, now - t))} ago"
+
+
+def header(view: dict[str, Any], now: float) -> RenderableType:
+    state = str(view.get("state", "?"))
+    out = Text()
+    out.append(str(view.get("name", "?")), style="bold")
+    out.append("  ")
+    out.append(state, style=STATE_STYLE.get(state, ""))
+    if view.get("reason"):
+        out.append(f" ({view['reason']})")
+    out.append(f"   pid {view.get('pid') or '-'}   up {fmt_duration(view.get('uptime'))}")
+    last = view.get("last_exit") or {}
+    if last.get("text"):
+        out.append(f"   last exit {last['text']} {ago(last.get('t'), now)}", style="dim")
+    return out
+
+
+def facts(view: dict[str, Any], width: int) -> RenderableType:
+    """The figures as key/value pairs, as many pairs per row as the width takes; then the
+    command, cwd and restart policy (wrapped, never cut)."""
+    rel = view.get("reliability") or {}
+    respawn = (view.get("latency") or {}).get("respawn") or {}
+    pairs = [
+        ("restarts", str(view.get("restarts", 0))),
+        ("failures", str(view.get("failures", 0))),
+        ("availability", fmt_ratio(rel.get("availability"))),
+        ("MTTR", fmt_seconds(rel.get("mttr"))),
+        ("MTBF", fmt_seconds(rel.get("mtbf"))),
+        ("respawn p50/p99",
+         f"{fmt_seconds(respawn.get('p50'))} / {fmt_seconds(respawn.get('p99'))}"),
+    ]
+    per_row = next(n for n in range(len(pairs), 0, -1) if _grid_width(pairs, n) <= width
+                   or n == 1)
+    grid = Table.grid(padding=(0, 1))
+    for _ in range(per_row):
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(style="bold", no_wrap=True)
+    for i in range(0, len(pairs), per_row):
+        row = [x for k, v in pairs[i:i + per_row] for x in (k, v + "  ")]
+        grid.add_row(*row, *[""] * (2 * per_row - len(row)))
+    conf = Table.grid(padding=(0, 1))
+    conf.add_column(style="dim", no_wrap=True)
+    conf.add_column(overflow="fold")
+    conf.add_row("command", " ".join(str(a) for a in view.get("command") or ()) or "-")
+    conf.add_row("cwd", str(view.get("cwd") or "-"))
+    conf.add_row("restart", str(view.get("restart_policy") or "-"))
+    return Group(grid, conf)
+
+
+def _grid_width(pairs: list[tuple[str, str]], per_row: int) -> int:
+    """Width of `pairs` laid out `per_row` pairs a row (key, space, value, two spaces)."""
+    total = 0
+    for c in range(per_row):
+        col = pairs[c::per_row]
+        total += max(len(k) for k, _ in col) + max(len(v) for _, v in col) + 4
+    return total
+
+
+def timeline(view: dict[str, Any], now: float) -> RenderableType:
+    """The last failures, newest first: time, how long ago, crash or failed start, why."""
+    failures = list(view.get("recent_failures") or ())[-TIMELINE:][::-1]
+    out = Text()
+    out.append(f"Failures ({view.get('failures', 0)})", style="bold underline")
+    if not failures:
+        out.append("\nnone", style="dim")
+    for f in failures:
+        kind = "failed start" if f.get("starting") else "crash"
+        out.append(f"\n{clock(f.get('t'))} ")
+        out.append(f"{ago(f.get('t'), now):>10}  ", style="dim")
+        out.append(f"{kind:<12} ", style="yellow" if f.get("starting") else "red")
+        out.append(str(f.get("reason") or ""))
+    return out
+
+
+def incidents(items: list[dict[str, Any]] | None, error: str | None, now: float,
+              width: int) -> RenderableType:
+    """The last incidents, newest first, each with its last output lines (dimmed)."""
+    title = Text("Incidents", style="bold underline")
+    if error is not None:
+        return Group(title, Text(error, style="dim"))
+    if items is None:
+        return Group(title, Text("loading…", style="dim"))
+    if not items:
+        return Group(title, Text("no incidents", style="dim"))
+    parts: list[RenderableType] = [title]
+    for inc in reversed(items[-INCIDENTS:]):
+        head = Text()
+        head.append(f"{clock(inc.get('t'))} ")
+        head.append(f"{ago(inc.get('t'), now)}  ", style="dim")
+        head.append(f"{inc.get('kind', 'crash')}: ", style="red")
+        head.append(str(inc.get("text") or "?"), style="bold")
+        head.append(f" after {fmt_seconds(inc.get('uptime'))} up, pid {inc.get('pid', '-')}")
+        parts.append(head)
+        lines = list(inc.get("lines") or ())[-INCIDENT_LINES:]
+        if not lines:
+            parts.append(Text("  (no output)", style="dim"))
+        for ln in lines:
+            err = ln.get("stream") == "stderr"
+            t = Text(f"  {'!' if err else '│'} {ln.get('text', '')}",
+                     style="dim red" if err else "dim", no_wrap=True, overflow="ellipsis")
+            t.truncate(max(1, width), overflow="ellipsis")
+            parts.append(t)
+    return Group(*parts)
+
+
+# -- widgets ------------------------------------------------------------------------------
+class DetailPart(Widget):
+    """One section of the pane: drawn by a function of the width, at render time."""
+
+    DEFAULT_CSS = """
+    DetailPart { height: auto; margin-bottom: 1; }
+    """
+
+    def __init__(self, draw: Callable[[int], RenderableType], *, id: str | None = None
+                 ) -> None:
+        super().__init__(id=id)
+        self._draw = draw
+
+    def render(self) -> RenderableType:
+        return self._draw(max(1, self.size.width))
+
+
+class DetailPane(VerticalScroll):
+    """Everything about one service. The app calls `show(name)`, `view_changed()` when the
+    service's snapshot row changed (cheap, no api call) and `refresh_data()` about once a
+    second while the pane is visible (history and incidents, two api queries)."""
+
+    DEFAULT_CSS = """
+    DetailPane { height: 1fr; padding: 0 1; }
+    """
+
+    def __init__(self, api: SupervisorAPI, store: Store, *,
+                 clock: Callable[[], float] = time.time, name: str | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
         self.api = api
         self.store = store
+        self.clock = clock
         self.service: str | None = None
+        self.history: dict[str, Any] | None = None
+        self.history_error: str | None = None
+        self.incident_list: list[dict[str, Any]] | None = None
+        self.incident_error: str | None = None
 
+    def compose(self) -> ComposeResult:
+        yield DetailPart(self._draw_header, id="detail-header")
+        yield DetailPart(self._draw_graphs, id="detail-graphs")
+        yield DetailPart(self._draw_facts, id="detail-facts")
+        yield DetailPart(self._draw_timeline, id="detail-timeline")
+        yield DetailPart(self._draw_incidents, id="detail-incidents")
+
+    # -- the app's calls ----------------------------------------------------------------
     def show(self, service: str | None) -> None:
+        """Show `service` (None: nothing selected); fetches its data once at once."""
+        if service == self.service:
+            return
         self.service = service
-        self.view_changed()
+        self.history = self.incident_list = None
+        self.history_error = self.incident_error = None
+        self._repaint()
+        if service is not None and self.is_mounted:
+            self.run_worker(self.refresh_data(), group="detail-show", exclusive=True)
 
     def view_changed(self) -> None:
-        info = self.store.services.get(self.service or "")
-        if info is not None:
-            v = info.view
-            self.update(f"{v.get('name')}  {v.get('state')}  {' '.join(v.get('command', []))}")
+        """The service's snapshot row changed: redraw the text parts from the store."""
+        for part in ("#detail-header", "#detail-facts", "#detail-timeline"):
+            self._refresh_part(part)
 
     async def refresh_data(self) -> None:
-        self.view_changed()
+        """Fetch the history and the last incidents of the shown service and redraw."""
+        name = self.service
+        if name is None:
+            return
+        hist, herr = await self._ask("resources", "history", {"service": name})
+        incs, ierr = await self._ask("incidents", "list", {"service": name, "n": INCIDENTS})
+        if name != self.service:
+            return  # switched meanwhile: these belong to another service
+        self.history, self.history_error = hist, herr
+        self.incident_list, self.incident_error = incs, ierr
+        self._repaint()
+
+    # -- internals ----------------------------------------------------------------------
+    async def _ask(self, ext: str, what: str, args: dict[str, Any]
+                   ) -> tuple[Any, str | None]:
+        """(answer, None) or (None, why not): the pane never raises for missing data."""
+        try:
+            return await self.api.query(ext, what, args), None
+        except ValueError:
+            return None, "sampling off" if ext == "resources" else f"no {ext} in this engine"
+        except LookupError:
+            return None, "no such service"
+        except Exception as e:  # a lost connection: the app says so; the pane just waits
+            return None, f"unavailable ({type(e).__name__}: {e})"
+
+    def _view(self) -> dict[str, Any] | None:
+        info = self.store.services.get(self.service) if self.service else None
+        return info.view if info is not None else None
+
+    def _repaint(self) -> None:
+        if self.is_mounted:
+            for part in self.query(DetailPart):
+                part.refresh(layout=True)
+
+    def _refresh_part(self, selector: str) -> None:
+        if self.is_mounted:
+            self.query_one(selector, DetailPart).refresh(layout=True)
+
+    def on_resize(self) -> None:
+        self._refresh_part("#detail-graphs")  # graph height follows the pane's height
+
+    def graph_rows(self) -> int:
+        h = self.size.height
+        return 4 if h >= 50 else 3 if h >= 36 else 2 if h >= 26 else 1
+
+    def _draw_header(self, width: int) -> RenderableType:
+        if self.service is None:
+            return Text("no service selected", style="dim")
+        view = self._view()
+        if view is None:
+            return Text(f"{self.service}: no longer in the config", style="dim")
+        return header(view, self.clock())
+
+    def _draw_graphs(self, width: int) -> RenderableType:
+        if self.service is None:
+            return Text("")
+        if self.history_error is not None:
+            return Text(f"CPU / MEM: {self.history_error}", style="dim")
+        if self.history is None:
+            return Text("CPU / MEM: loading…", style="dim")
+        return graphs(self.history, width, self.graph_rows())
+
+    def _draw_facts(self, width: int) -> RenderableType:
+        view = self._view()
+        return facts(view, width) if view is not None else Text("")
+
+    def _draw_timeline(self, width: int) -> RenderableType:
+        view = self._view()
+        return timeline(view, self.clock()) if view is not None else Text("")
+
+    def _draw_incidents(self, width: int) -> RenderableType:
+        if self._view() is None:
+            return Text("")
+        return incidents(self.incident_list, self.incident_error, self.clock(), width)
