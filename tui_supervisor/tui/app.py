@@ -123,6 +123,7 @@ class SupervisorApp(App[str]):
         self._stream: AsyncIterator[dict[str, Any]] | None = None
         self._last_snapshot = 0.0
         self._current: str | None = None
+        self._widgets: tuple[Any, ...] = ()
         self._leaving = False
 
     # -- layout -----------------------------------------------------------------------
@@ -136,20 +137,23 @@ class SupervisorApp(App[str]):
 
     @property
     def table(self) -> ServicesTable:
-        return self.query_one(ServicesTable)
+        return self._widgets[0]  # type: ignore[return-value]
 
     @property
     def logs(self) -> LogView:
-        return self.query_one(LogView)
+        return self._widgets[1]  # type: ignore[return-value]
 
     @property
     def detail(self) -> DetailPane:
-        return self.query_one(DetailPane)
+        return self._widgets[2]  # type: ignore[return-value]
 
     def on_resize(self) -> None:
         self.screen.set_class(self.size.width < 100, "-narrow")
 
     async def on_mount(self) -> None:
+        # kept, not queried: queries look at the active screen (a dialog, at times)
+        self._widgets = (self.query_one(ServicesTable), self.query_one(LogView),
+                         self.query_one(DetailPane), self.query_one(EngineHeader))
         self.table.focus()
         self._follow_events()
         self.set_interval(TICK, self._tick)
@@ -230,7 +234,8 @@ class SupervisorApp(App[str]):
                 self.logs.show(selected)
         elif dirty is None or (selected and selected in (dirty or ())):
             self.detail.view_changed()
-        self.query_one(EngineHeader).render_from(self.store, self.mode, self.config_error)
+        self._widgets[3].render_from(  # type: ignore[attr-defined]
+            self.store, self.mode, self.config_error)
         now = time.monotonic()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:
             self._last_snapshot = now
