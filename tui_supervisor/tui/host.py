@@ -47,11 +47,23 @@ def launch(cfg: Any) -> int:
 
 
 def _wait_for_engine(pid: int, r: int, cfg: Any, log: Path) -> int:
-    """The parent: forward SIGTERM, ignore the terminal's SIGINT/SIGHUP (they reach the
-    engine too), exit when the engine exits or says the UI is gone."""
+    """The parent: forward SIGTERM and the terminal's hang-up (when this process leads
+    the session, as under `ssh host tui-supervisor`, only it is told), ignore SIGINT
+    (the engine's UI reads keys raw), exit when the engine exits or says the UI is gone."""
+    hung_up = False
+
+    def forward(sig: int, _frame: Any) -> None:
+        nonlocal hung_up
+        if sig == signal.SIGHUP:
+            if hung_up:
+                return
+            hung_up = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
+    signal.signal(signal.SIGHUP, forward)
+    signal.signal(signal.SIGTERM, forward)
     got = b""
     while True:
         try:
@@ -62,9 +74,10 @@ def _wait_for_engine(pid: int, r: int, cfg: Any, log: Path) -> int:
             chunk = os.read(r, 4096)
             got += chunk
             if got.startswith(LEFT):
-                print(f"tui-supervisor: the engine goes on headless (pid {pid}); "
-                      f"`tui-supervisor attach -c {cfg.path}` brings the dashboard back, "
-                      f"its output is in {log}")
+                with contextlib.suppress(OSError):  # the terminal may be gone
+                    print(f"tui-supervisor: the engine goes on headless (pid {pid}); "
+                          f"`tui-supervisor attach -c {cfg.path}` brings the dashboard "
+                          f"back, its output is in {log}", flush=True)
                 return 0
             if not chunk:
                 break

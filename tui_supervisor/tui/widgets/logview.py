@@ -24,6 +24,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
@@ -32,6 +33,8 @@ from textual.geometry import Region, Size
 from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+_NO_STYLE = Style()
 
 if TYPE_CHECKING:
     from ..store import LogLine, Store
@@ -290,6 +293,16 @@ class LogView(ScrollView, can_focus=True):
             self._frame = None
 
     def render_line(self, y: int) -> Strip:
+        # No segment without a style: Textual's NO_COLOR (monochrome) filter reads
+        # `style.color` of every segment and fails on None.
+        strip = self._render_line(y)
+        segs = list(strip)
+        if any(seg.style is None for seg in segs):
+            strip = Strip([Segment(seg.text, _NO_STYLE, seg.control) if seg.style is None
+                           else seg for seg in segs], strip.cell_length)
+        return strip
+
+    def _render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         style, width = self._frame or (self.rich_style, self.scrollable_content_region.width)
         idx = scroll_y + y
