@@ -194,8 +194,12 @@ async def test_views_and_help(make_app, tmp_path: Path) -> None:
         assert not app.screen.has_class("logs-full")
         await pilot.press("a")
         assert app.merged_logs
+        app.table.focus()
+        await pilot.press("enter")  # on the table: the detail pane takes the width
+        await settle(pilot, lambda: app.screen.has_class("detail-full"))
         await pilot.press("enter")
-        assert app.screen.has_class("detail-full")
+        await settle(pilot, lambda: not app.screen.has_class("detail-full"))
+        await pilot.press("enter")
         await pilot.press("question_mark")
         from tui_supervisor.tui.screens.help import HelpScreen
 
@@ -217,3 +221,17 @@ async def test_history_is_backfilled_once(make_app, tmp_path: Path) -> None:
         shown = [x.text for x in app.store.services["a"].lines]
         truth = [t for _, _, _, t in sup.services["a"].ring.tail(None)]
         assert shown == truth and len(shown) == len(set(shown))
+
+
+async def test_search_keys(make_app, tmp_path: Path) -> None:
+    _, app = await make_app(spec("a", child("counter", "40"), tmp_path, restart="never"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: len(app.store.services["a"].lines) == 40
+                     if "a" in app.store.services else False)
+        await pilot.press("slash", *"line 0000003", "enter")  # lines 30..39
+        await settle(pilot, lambda: app.logs.match_count == 10, "10 matches")
+        first = app.logs.current_match
+        await pilot.press("N")
+        await settle(pilot, lambda: app.logs.current_match != first, "moved to another match")
+        await pilot.press("n")
+        await settle(pilot, lambda: app.logs.current_match == first, "and back")

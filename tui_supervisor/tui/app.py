@@ -9,7 +9,7 @@ the widgets in one batch; every second the snapshot (metrics) is refreshed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from textual import work
@@ -109,9 +109,14 @@ class SupervisorApp(App[str]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, api: SupervisorAPI, *, mode: str = "hosted") -> None:
+    def __init__(self, api: SupervisorAPI, *, mode: str = "hosted",
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.api = api
+        self.clock = clock
+        """Monotonic time (uptimes, countdowns); fixed in snapshot tests."""
+        self.wall_clock = wall_clock
         self.mode = mode
         """"hosted" (the engine is in this process) or "attached" (over the socket)."""
         self.store = Store()
@@ -131,7 +136,7 @@ class SupervisorApp(App[str]):
         yield EngineHeader(id="header")
         yield ServicesTable(id="services")
         with Horizontal(id="lower"):
-            yield DetailPane(self.api, self.store, id="detail")
+            yield DetailPane(self.api, self.store, clock=self.wall_clock, id="detail")
             yield LogView(self.store, id="logs")
         yield Footer()
 
@@ -195,7 +200,7 @@ class SupervisorApp(App[str]):
         self.logs.show(None if self.merged_logs else self._current)
 
     def _stamp_views(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for info in self.store.services.values():
             info.view["_seen_at"] = now
 
@@ -225,7 +230,7 @@ class SupervisorApp(App[str]):
             self.store.order_changed = False
             dirty = None  # type: ignore[assignment]
         views = {n: i.view for n, i in self.store.services.items()}
-        table.sync(views, dirty if not self._backoff_rows() else None)
+        table.sync(views, dirty if not self._backoff_rows() else None, now=self.clock())
         selected = table.selected
         if selected != self._current and selected is not None:
             self._current = selected
@@ -236,7 +241,7 @@ class SupervisorApp(App[str]):
             self.detail.view_changed()
         self._widgets[3].render_from(  # type: ignore[attr-defined]
             self.store, self.mode, self.config_error)
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:
             self._last_snapshot = now
             self.run_worker(self._refresh_snapshot(), group="snapshot", exclusive=True)
@@ -380,6 +385,10 @@ class SupervisorApp(App[str]):
 
     def action_detail(self) -> None:
         self.screen.toggle_class("detail-full")
+
+    def on_data_table_row_selected(self) -> None:
+        """`enter` on the table (the table binds it, so the app's binding never sees it)."""
+        self.action_detail()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -1,0 +1,77 @@
+"""Regenerate screenshots/*.svg from a real run of the packaged demo (real engine, real
+services, the dashboard in Textual's headless mode at 140x45):
+
+    python scripts/screenshots.py            # with the dev venv's python; ~25 s
+
+The worker is SIGKILLed once from outside (a crash, so there is an incident to show).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "screenshots"
+SIZE = (140, 45)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="tuisup-shots-"))
+    os.environ.update(XDG_STATE_HOME=str(tmp / "state"), XDG_RUNTIME_DIR=str(tmp / "run"),
+                      TUISUP_DEMO_PORT=str(free_port()))
+    sys.path.insert(0, str(ROOT))
+    from tui_supervisor.config import load_config
+    from tui_supervisor.demo import demo_config_path
+    from tui_supervisor.engine.supervisor import Supervisor
+    from tui_supervisor.metrics import attach_metrics
+    from tui_supervisor.tui.app import SupervisorApp
+
+    cfg = load_config(demo_config_path())
+    cfg = replace(cfg, settings=replace(cfg.settings, log_dir=cfg.settings.state_dir / "logs"))
+    sup = Supervisor(cfg)
+    attach_metrics(sup)
+    await sup.open()
+    OUT.mkdir(exist_ok=True)
+    try:
+        app = SupervisorApp(sup)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(10)  # graphs get points, chatty gets chatty
+            worker = sup.services["worker"]
+            if worker.pid:
+                os.kill(worker.pid, signal.SIGKILL)
+            await pilot.pause(3)
+
+            async def shot(name: str) -> None:
+                await pilot.pause(1.2)
+                app.save_screenshot(f"{name}.svg", str(OUT))
+                print(f"wrote {OUT / name}.svg")
+
+            await shot("dashboard")
+            await pilot.press("j")  # worker
+            await pilot.press("enter")
+            await shot("detail")
+            await pilot.press("enter", "a")
+            await shot("merged-logs")
+            await pilot.press("l", "slash", *"request", "enter")
+            await shot("search")
+            await pilot.press("escape", "l", "question_mark")
+            await shot("help")
+    finally:
+        await sup.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
