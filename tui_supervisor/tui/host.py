@@ -113,6 +113,9 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path) -> int:
             await sup.close()
         return 1
     sup.autostart()
+    # SIGUSR2 would terminate the process by default: say instead that it is not built
+    loop.add_signal_handler(signal.SIGUSR2, lambda: sup._notice(
+        "warning", "code reload (SIGUSR2) is not built yet; ignored"))
     how = await _run_ui(sup, loop, log)
     if how == "stop":
         await server.close()
