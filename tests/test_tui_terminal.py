@@ -221,3 +221,22 @@ def test_tmux_kill_session(setup) -> None:
     a.read_until("(attached)")
     a.send("q")
     assert a.wait() == 0
+
+
+def test_a_failing_ui_leaves_the_engine_headless(setup) -> None:
+    tmp, cfg, env, terms = setup
+    env = {**env, "TUISUP_FAULT": "ui-crash"}  # the app raises a second after it starts
+    t = dashboard(tmp, cfg, env, terms)
+    before = pids(wait_snapshot(tmp, cfg, lambda s: all(pids(s).values())))
+    engine = snapshot(tmp, cfg)["engine"]["pid"]
+    assert t.wait() == 0  # the terminal is handed back ...
+    snap = snapshot(tmp, cfg)  # ... and the services never noticed
+    assert snap["engine"]["pid"] == engine and pids(snap) == before
+    log = Path(snap["services"][0]["log_file"]).parent.parent / "engine.log"
+    text = log.read_text()
+    assert "injected UI failure" in text and "goes on headless" in text
+    env.pop("TUISUP_FAULT")
+    a = dashboard(tmp, cfg, env, terms, "attach")
+    a.read_until("(attached)")
+    a.send("q")
+    assert a.wait() == 0

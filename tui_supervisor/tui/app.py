@@ -8,6 +8,7 @@ the widgets in one batch; every second the snapshot (metrics) is refreshed.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -162,6 +163,11 @@ class SupervisorApp(App[str]):
         self.table.focus()
         self._follow_events()
         self.set_interval(TICK, self._tick)
+        if os.environ.get("TUISUP_FAULT") == "ui-crash":  # fault injection for the tests
+            self.set_timer(1.0, self._crash)
+
+    def _crash(self) -> None:
+        raise RuntimeError("injected UI failure (TUISUP_FAULT=ui-crash)")
 
     # -- data ---------------------------------------------------------------------------
     @work(exclusive=True, group="events")

@@ -151,7 +151,9 @@ async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path) -> str:
         for sig in (signal.SIGHUP, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     if app.return_code not in (0, None) and result is None:
-        _log_crash(log, "the UI exited with an error")
+        error = getattr(app, "_exception", None)  # Textual keeps what it caught
+        _log_crash(log, "".join(traceback.format_exception(error)) if error is not None
+                   else "the UI exited with an error")
         return "crashed"
     return "lost" if lost else (result or "leave")
 
