@@ -30,7 +30,7 @@ async def test_adopt_keeps_every_pid_and_byte(engine_factory, tmp_path: Path) ->
     second = await engine_factory(config=cfg, adopt=record)
     assert {n: s.pid for n, s in second.services.items() if n != "c"} == pids
     c = second.services["c"]
-    assert c.failures >= 2 and c.spawns >= 3
+    assert c.failures >= 2 and c.spawns >= 2  # (the next spawn may be in its backoff)
     failures_then = c.failures
     await wait_for(lambda: c.failures > failures_then, what="c keeps being supervised")
     await asyncio.sleep(0.2)
