@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import child, spec, wait_for
+from conftest import alive, child, spec, wait_for
 
 from tui_supervisor.control.client import RemoteSupervisor
 from tui_supervisor.control.server import ControlServer
@@ -235,3 +235,21 @@ async def test_search_keys(make_app, tmp_path: Path) -> None:
         await settle(pilot, lambda: app.logs.current_match != first, "moved to another match")
         await pilot.press("n")
         await settle(pilot, lambda: app.logs.current_match == first, "and back")
+
+
+async def test_command_palette_runs_actions(make_app, tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+
+    sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        pid = await settle(pilot, lambda: rows(app).get("a") and sup.services["a"].pid)
+        await pilot.press("ctrl+p")
+        await settle(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"stop all services")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asks first")
+        await pilot.press("y")
+        await settle(pilot, lambda: sup.services["a"].pid is None and
+                     rows(app)["a"][1] == "stopped", "stopped from the palette")
+        assert not alive(pid)
