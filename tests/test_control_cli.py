@@ -118,10 +118,13 @@ def test_signal(tmp_path: Path, engines) -> None:
 
 
 def test_reload(tmp_path: Path, engines) -> None:
+    off = "settings: {watch_config: false}\n"  # only the explicit reload here
     cfg = write_cfg(tmp_path, svc("a", "sleeper"))
+    cfg.write_text(off + cfg.read_text())
     engines(cfg).wait_out("ready")
     before = wait_pids(tmp_path, cfg, lambda p: "a" in p)
     write_cfg(tmp_path, svc("a", "sleeper") + svc("b", "sleeper"))
+    cfg.write_text(off + cfg.read_text())
     r = cli(tmp_path, "reload", "-c", str(cfg))
     assert (r.returncode, r.stdout) == (0, "reloaded: added: b\n"), r.stderr
     after = wait_pids(tmp_path, cfg, lambda p: set(p) == {"a", "b"})

@@ -345,6 +345,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
+    from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
     sup = Supervisor(cfg)
@@ -399,7 +400,10 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
                       f"{len(cfg.services)} services from {cfg.path}; logs in "
                       f"{cfg.settings.log_dir}\n")
         sup.autostart()
+        watcher = ConfigWatcher(sup)
+        watcher.start()
         await stop.wait()
+        watcher.stop()
         console.write("stopping all services...\n")
         await server.close()
         await sup.close()

@@ -31,6 +31,7 @@ from tui_supervisor.config.schema import (
 from tui_supervisor.config.services import load_services
 from tui_supervisor.config.units import (
     parse_duration,
+    to_bool,
     to_listen,
 )
 
@@ -159,10 +160,12 @@ def load_settings(
         runtime_dir=dirs.get("runtime_dir", runtime_dir),
         sample_interval=r.get(items, "sample_interval", path, parse_duration, 1.0),
         metrics_listen=r.get(items, "metrics_listen", path, to_listen, None),
+        watch_config=r.get(items, "watch_config", path, to_bool, True),
     )
 
 
-SETTINGS_KEYS = {"log_dir", "state_dir", "runtime_dir", "sample_interval", "metrics_listen"}
+SETTINGS_KEYS = {"log_dir", "state_dir", "runtime_dir", "sample_interval", "metrics_listen",
+                 "watch_config"}
 TOP_KEYS = {"version", "settings", "services"}
 
 

@@ -108,6 +108,8 @@ class Settings:
     """Seconds between resource samples; 0 turns sampling off."""
     metrics_listen: str | None = None
     """host:port for Prometheus metrics, or None."""
+    watch_config: bool = True
+    """Reload the config automatically when it (or an env_file) is saved."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,16 +113,24 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path) -> int:
             await sup.close()
         return 1
     sup.autostart()
+    from tui_supervisor.reload.config import ConfigWatcher
+
+    watcher = ConfigWatcher(sup)  # saves of the config reload it, UI or not
+    watcher.start()
     # SIGUSR2 would terminate the process by default: say instead that it is not built
     loop.add_signal_handler(signal.SIGUSR2, lambda: sup._notice(
         "warning", "code reload (SIGUSR2) is not built yet; ignored"))
     how = await _run_ui(sup, loop, log)
     if how == "stop":
+        watcher.stop()
         await server.close()
         await sup.close()
         return 0
     _go_headless(log, parent_fd)
-    return await _headless(sup, server, loop)
+    try:
+        return await _headless(sup, server, loop)
+    finally:
+        watcher.stop()
 
 
 async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path) -> str:

@@ -1,0 +1,121 @@
+"""Automatic config reload on a real engine: edit the YAML (in place, or atomically as
+editors do), edit an env_file; exact PIDs kept and restarted; an invalid edit changes
+nothing and says why."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import TEST_PREFIX, alive, child, wait_for
+
+from tui_supervisor.config import load_config
+from tui_supervisor.engine.events import Notice
+from tui_supervisor.reload.config import ConfigWatcher
+from tui_supervisor.reload.watch import FileWatcher
+
+
+def svc_yaml(name: str, *extra: str, opts: str = "") -> str:
+    argv = ", ".join(f'"{a}"' for a in (*child("sleeper"), *extra))
+    return f"  {name}:\n    command: [{argv}]\n    start_time: 0\n{opts}"
+
+
+def write(path: Path, text: str, atomic: bool = False) -> None:
+    if atomic:  # how vim / VS Code / most editors save: a new file renamed over the old
+        tmp = path.with_name(f".{path.name}.swp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    else:
+        path.write_text(text)
+
+
+async def engine_on(path: Path, engine_factory: Callable[..., Any]) -> Any:
+    cfg = load_config(path)
+    from dataclasses import replace
+
+    from conftest import make_config
+
+    # the test's dirs and marker prefix; the services and the path from the file
+    base = make_config(path.parent)
+    cfg = replace(cfg, config_id=base.config_id, settings=base.settings)
+    return await engine_factory(config=cfg)
+
+
+def config_text(*services: str) -> str:
+    return "settings: {sample_interval: 0}\nservices:\n" + "".join(services)
+
+
+async def test_edits_apply_by_diff(engine_factory, tmp_path: Path) -> None:
+    path = tmp_path / f"{TEST_PREFIX}watch.yaml"
+    write(path, config_text(svc_yaml("keep"), svc_yaml("change"), svc_yaml("gone")))
+    sup = await engine_on(path, engine_factory)
+    notices: list[str] = []
+    sup.bus.add_listener(lambda ev: notices.append(ev.message) if isinstance(ev, Notice)
+                         else None)
+    pids = {n: await wait_for(lambda n=n: sup.services[n].pid) for n in sup.services}
+    w = ConfigWatcher(sup, debounce=0.1)
+    w.start()
+    try:
+        # one save: one service added, one removed, one changed; atomic, as editors do
+        write(path, config_text(svc_yaml("keep"), svc_yaml("change", "extra"),
+                                svc_yaml("new")), atomic=True)
+        await wait_for(lambda: "new" in sup.services and sup.services["new"].pid,
+                       what="the added service")
+        await wait_for(lambda: sup.services["change"].pid not in (None, pids["change"]))
+        assert sup.services["keep"].pid == pids["keep"]  # untouched
+        assert "gone" not in sup.services and not alive(pids["gone"])
+        assert not alive(pids["change"])
+        assert w.reloads == 1 and sup.reloads == 1  # the burst was one reload
+        # an invalid edit, in place: nothing changes, the error is said
+        before = {n: s.pid for n, s in sup.services.items()}
+        write(path, config_text(svc_yaml("keep", opts="    restart: sometimes\n")))
+        await wait_for(lambda: any(m.startswith("config not reloaded") for m in notices),
+                       what="the error notice")
+        assert any("restart" in m and ":" in m for m in notices
+                   if m.startswith("config not reloaded"))
+        assert {n: s.pid for n, s in sup.services.items()} == before
+        assert sup.reload_failures == 1
+    finally:
+        w.stop()
+
+
+async def test_env_file_change_restarts_only_its_service(engine_factory,
+                                                          tmp_path: Path) -> None:
+    env = tmp_path / "app.env"
+    env.write_text("COLOR=blue\n")
+    path = tmp_path / f"{TEST_PREFIX}envwatch.yaml"
+    write(path, config_text(svc_yaml("uses", opts=f"    env_file: {env}\n"),
+                            svc_yaml("other")))
+    sup = await engine_on(path, engine_factory)
+    pids = {n: await wait_for(lambda n=n: sup.services[n].pid) for n in sup.services}
+    w = ConfigWatcher(sup, debounce=0.1)
+    w.start()
+    try:
+        env.write_text("COLOR=red\n")
+        await wait_for(lambda: sup.services["uses"].pid not in (None, pids["uses"]),
+                       what="the restart of the service using the env_file")
+        assert sup.services["other"].pid == pids["other"]
+        assert sup.services["uses"].spec.env["COLOR"] == "red"
+    finally:
+        w.stop()
+
+
+async def test_debounce_turns_a_burst_into_one_call(tmp_path: Path) -> None:
+    f = tmp_path / "a.yaml"
+    f.write_text("x")
+    calls: list[set[Path]] = []
+    w = FileWatcher(asyncio.get_running_loop(), [f], calls.append, debounce=0.2)
+    w.start()
+    try:
+        for i in range(10):
+            f.write_text(f"x{i}")
+            await asyncio.sleep(0.01)
+        (tmp_path / "unrelated.txt").write_text("y")  # not watched
+        await wait_for(lambda: calls, what="the debounced call")
+        await asyncio.sleep(0.5)
+        assert calls == [{f.resolve()}]
+    finally:
+        w.stop()

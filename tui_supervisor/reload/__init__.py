@@ -1,0 +1,1 @@
+"""Reloading: the config when its files change (and, later, the code itself)."""
