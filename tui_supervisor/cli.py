@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tui_supervisor import __version__
 
@@ -61,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="then print new lines as they come, across restarts")
     lg.add_argument("-n", type=_count, default=50, metavar="N",
                     help="lines of history (default 50)")
-    add("reload", "re-read the config and apply the difference")
+    rl = add("reload", "re-read the config and apply the difference")
+    rl.add_argument("--code", action="store_true",
+                    help="reload the supervisor's own code instead (services kept)")
     inc = add("incidents", "list recent failures (crashes, failed starts): time, exit, "
               "uptime before it and the last output lines; newest last. Asks the running "
               "engine, or, when none runs, reads incidents.jsonl in the config's state dir "
@@ -205,7 +208,7 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
                 return await verbs.logs(api, args.names, args.n, args.follow)
             if args.cmd == "incidents":
                 return await verbs.incidents(api, args.name, args.n, as_json=args.json)
-            return await verbs.reload(api)
+            return await verbs.reload(api, code=args.code)
 
     try:
         return asyncio.run(go())
@@ -337,24 +340,23 @@ def _detach(log: Path) -> tuple[int | None, int | None]:
 
 async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-def]
                        ready_fd: int | None = None) -> int:
-    """Run the engine until SIGTERM/SIGINT; SIGHUP reloads the config (DESIGN.md §7).
-    `ready_fd` (--detach): told "ok" once the socket listens, or the startup error."""
+    """Run the engine until SIGTERM/SIGINT; SIGHUP reloads the config, SIGUSR2 (or
+    `reload --code`) the code (DESIGN.md §2, §7). `ready_fd` (--detach): told "ok" once
+    the socket listens, or the startup error."""
     from tui_supervisor.console import Console
     from tui_supervisor.control.server import ControlServer
     from tui_supervisor.engine.events import LogLines
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
+    from tui_supervisor.reload.code import exec_self, preflight, take_handoff
     from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
-    sup = Supervisor(cfg)
-    attach_metrics(sup)
+    handoff = take_handoff()
     console = Console(list(cfg.services))
-    sup.bus.add_listener(
-        console if not quiet else (lambda ev: None if isinstance(ev, LogLines) else console(ev)))
     stop = asyncio.Event()
-    server = ControlServer(sup, cfg.settings.runtime_dir)
+    code_reload = asyncio.Event()
 
     def on_stop_signal() -> None:
         if stop.is_set():  # asked twice: do not wait for stop timeouts
@@ -362,11 +364,28 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             sup.kill_all()
         stop.set()
 
+    async def checked_reload() -> dict[str, Any]:
+        err = await preflight()
+        if err is not None:
+            console.write(f"code not reloaded, nothing changed: {err}\n")
+            return {"ok": False, "errors": [err]}
+        loop.call_later(0.05, code_reload.set)  # once the reply is on its way
+        return {"ok": True}
+
+    def make_engine() -> tuple[Any, Any]:
+        sup = Supervisor(cfg)
+        attach_metrics(sup)
+        sup.bus.add_listener(console if not quiet else (
+            lambda ev: None if isinstance(ev, LogLines) else console(ev)))
+        sup.code_reloader = checked_reload
+        return sup, ControlServer(sup, cfg.settings.runtime_dir)
+
+    sup, server = make_engine()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sup.reload()))
-    loop.add_signal_handler(signal.SIGUSR2, lambda: console.write(
-        "code reload (SIGUSR2) is not built yet; ignored\n"))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(checked_reload()))
+
     def report(msg: str | None) -> int:
         nonlocal ready_fd
         if msg is not None:
@@ -378,9 +397,10 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             ready_fd = None
         return 0 if msg is None else 1
 
+    watcher = None
     try:
         try:
-            await sup.open(autostart=False)
+            await sup.open(autostart=False, adopt=handoff)
         except AlreadyRunning as e:
             return report(str(e))
         except RuntimeDirError as e:
@@ -396,13 +416,38 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         except OSError as e:
             return report(f"cannot start: control socket {server.path}: {e.strerror or e}")
         report(None)
-        console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
-                      f"{len(cfg.services)} services from {cfg.path}; logs in "
-                      f"{cfg.settings.log_dir}\n")
-        sup.autostart()
+        if handoff is not None:
+            console.write(f"code reloaded: pid {os.getpid()} carries on with "
+                          f"{len(sup.services)} services, none restarted\n")
+        else:
+            console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
+                          f"{len(cfg.services)} services from {cfg.path}; logs in "
+                          f"{cfg.settings.log_dir}\n")
+            sup.autostart()
         watcher = ConfigWatcher(sup)
         watcher.start()
-        await stop.wait()
+        while True:
+            waits = [asyncio.ensure_future(stop.wait()),
+                     asyncio.ensure_future(code_reload.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            if stop.is_set():
+                break
+            code_reload.clear()
+            # hand over: nothing reads the pipes from here until the new image adopts them
+            watcher.stop()
+            await server.close()
+            record = sup.detach()
+            console.write("code reload: handing over to a new image of this process\n")
+            console.flush()
+            error = exec_self(record, cfg.settings.runtime_dir)  # returns only on failure
+            console.write(f"code reload failed ({error}); carrying on with the old code\n")
+            sup, server = make_engine()
+            await sup.open(autostart=False, adopt=record)
+            await server.start()
+            watcher = ConfigWatcher(sup)
+            watcher.start()
         watcher.stop()
         console.write("stopping all services...\n")
         await server.close()
@@ -410,6 +455,8 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         console.write("all stopped\n")
         return 0
     finally:
+        if watcher is not None:
+            watcher.stop()
         if ready_fd is not None:
             report("the engine failed while starting")
         await server.close()

@@ -31,6 +31,7 @@ class Console:
         self._buf: deque[AnyEvent | str] = deque()
         self._size = 0
         self.dropped = 0
+        self._writing = False
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="console", daemon=True)
@@ -99,6 +100,7 @@ class Console:
                 if not self._buf and self._closed:
                     return
                 items = list(self._buf)
+                self._writing = True
                 self._buf.clear()
                 self._size = 0
                 dropped, self.dropped = self.dropped, 0
@@ -114,6 +116,16 @@ class Console:
                     time.sleep(0.01)
                 except OSError:
                     return  # stdout went away (closed pipe, lost terminal): keep supervising
+            self._writing = False
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Wait until everything queued so far is written (up to `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._thread.is_alive():
+            with self._cond:
+                if not self._buf and not self._writing:
+                    return
+            time.sleep(0.005)
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush what is buffered (up to `timeout`) and stop the thread."""

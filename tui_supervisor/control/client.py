@@ -208,6 +208,9 @@ class RemoteSupervisor:
     async def reload(self) -> dict[str, Any]:
         return await self._call("reload")  # type: ignore[no-any-return]
 
+    async def reload_code(self) -> dict[str, Any]:
+        return await self._call("reload", code=True)  # type: ignore[no-any-return]
+
     async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
         return await self._call(  # type: ignore[no-any-return]
             "logs", names=list(names) if names is not None else None, n=n)

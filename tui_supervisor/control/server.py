@@ -268,7 +268,9 @@ class ControlServer:
             raise p.ProtocolError(p.BAD_SIGNAL, str(e)) from None
 
     async def _cmd_reload(self, args: dict[str, Any]) -> Any:
-        _check_keys(args, set())
+        _check_keys(args, {"code"})
+        if args.get("code") is True:
+            return await self.sup.reload_code()
         return await self.sup.reload()
 
     async def _cmd_logs(self, args: dict[str, Any]) -> Any:

@@ -156,7 +156,15 @@ async def send_signal(api: SupervisorAPI, name: str, sig: str) -> int:
     return 0
 
 
-async def reload(api: SupervisorAPI) -> int:
+async def reload(api: SupervisorAPI, code: bool = False) -> int:
+    if code:
+        r = await api.reload_code()
+        if not r.get("ok"):
+            _out("tui-supervisor: code not reloaded, nothing changed:\n" +
+                 "".join(f"{e}\n" for e in r.get("errors", [])), sys.stderr)
+            return 1
+        _out("code checked; the engine re-executes itself with it (services kept)\n")
+        return 0
     r = await api.reload()
     if not r.get("ok"):
         _out("tui-supervisor: config not reloaded, nothing changed:\n" +

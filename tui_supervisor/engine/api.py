@@ -29,6 +29,11 @@ class SupervisorAPI(Protocol):
 
     async def signal(self, name: str, sig: int | str) -> dict[str, Any]: ...
 
+    async def reload_code(self) -> dict[str, Any]:
+        """Check the supervisor's own code on disk and re-exec with it, keeping every
+        service (DESIGN.md §2). A failed check changes nothing: {"ok": False, ...}."""
+        ...
+
     async def reload(self) -> dict[str, Any]:
         """Re-read the config file and apply the difference. An invalid file changes
         nothing: {"ok": False, "errors": [...]}."""

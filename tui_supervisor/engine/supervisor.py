@@ -8,7 +8,7 @@ import heapq
 import os
 import signal as _signal
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,8 @@ class Supervisor:
         self._state_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.code_reloader: Callable[[], Awaitable[dict[str, Any]]] | None = None
+        """Set by the host process (cli/tui), which owns the exec: `reload_code()`."""
         self.extensions: list[Extension] = []
         """Layers above the engine (metrics) that add to snapshots and handoff records."""
 
@@ -379,6 +381,13 @@ class Supervisor:
 
     def extension(self, name: str) -> Extension | None:
         return next((e for e in self.extensions if e.name == name), None)
+
+    async def reload_code(self) -> dict[str, Any]:
+        """Check the new code and re-exec this process with it, services kept. {"ok":
+        False, "errors": [...]} when the check fails (nothing changes)."""
+        if self.code_reloader is None:
+            return {"ok": False, "errors": ["code reload is not available in this engine"]}
+        return await self.code_reloader()
 
     async def reload(self) -> dict[str, Any]:
         from tui_supervisor.config import ConfigError, load_config
