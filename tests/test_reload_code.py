@@ -149,3 +149,46 @@ def test_sigusr2_reloads_the_code(tmp_path: Path, engines) -> None:
     os.kill(e.proc.pid, signal.SIGUSR2)
     e.wait_out("code reloaded:")
     assert pids(e.snapshot()) == pids(first)
+
+
+def test_code_reload_under_the_dashboard(tmp_path: Path) -> None:
+    """The dashboard leaves, the process re-executes, the dashboard comes back; then the
+    same once the dashboard was left running headless."""
+    from test_tui_terminal import Term
+
+    cfg = config(tmp_path)
+    env = {**cli_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    t = Term([PY, "-m", "tui_supervisor", "-c", str(cfg)], env, tmp_path)
+    e = Headless.__new__(Headless)  # only for its client helpers
+    e.env, e.tmp, e.cfg, e.out_path = env, tmp_path, cfg, tmp_path / "none"
+    try:
+        t.read_until("tick")
+        first = e.snapshot()
+        while not all(pids(first).values()):
+            first = e.snapshot()
+        t.out = b""
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr
+        t.read_until("tick")  # a new dashboard drew the screen again
+        snap = e.snapshot()
+        assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
+        t.send("q")
+        t.read_until("Leave running")
+        t.send("l")
+        assert t.wait() == 0
+        r = e.cli("reload", "--code")  # now headless
+        assert r.returncode == 0, r.stderr
+        log = Path(snap["services"][0]["log_file"]).parent.parent / "engine.log"
+        deadline = time.monotonic() + 30
+        while "code reloaded" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "no code reload in the headless engine"
+            time.sleep(0.1)
+        snap = e.snapshot()
+        assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
+    finally:
+        t.kill()
+        r = e.cli("status", "--json")
+        if r.returncode == 0:
+            os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
+            time.sleep(1)
+        kill_marked()

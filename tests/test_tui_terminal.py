@@ -12,6 +12,7 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,20 +41,31 @@ class Term:
         import termios
 
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 140, 0, 0))
+        self.eof = False
+        # a terminal always reads what the program writes: drain it all the time
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while self.fd >= 0:
+            try:
+                if select.select([self.fd], [], [], 0.1)[0]:
+                    data = os.read(self.fd, 65536)
+                    if not data:
+                        break
+                    self.out += data
+            except (OSError, ValueError):  # EIO: the program closed the terminal
+                break
+        self.eof = True
 
     def read_until(self, text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while text.encode() not in self.out:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} not on screen: {self.out[-2000:]!r}")
-            if select.select([self.fd], [], [], 0.1)[0]:
-                try:
-                    self.out += os.read(self.fd, 65536)
-                except OSError:  # EIO: the program closed the terminal
-                    self.poll()
-                    if text.encode() not in self.out:
-                        raise AssertionError(
-                            f"{text!r} never shown: {self.out[-2000:]!r}") from None
+            if self.eof:
+                raise AssertionError(f"{text!r} never shown: {self.out[-2000:]!r}")
+            time.sleep(0.02)
         return self.out.decode(errors="replace")
 
     def send(self, keys: str) -> None:
@@ -71,17 +83,16 @@ class Term:
         while self.poll() is None:
             if time.monotonic() > deadline:
                 raise AssertionError("the program did not exit")
-            with contextlib.suppress(OSError):
-                if select.select([self.fd], [], [], 0.05)[0]:
-                    self.out += os.read(self.fd, 65536)
+            time.sleep(0.02)
         assert self.status is not None
         return self.status
 
     def close(self) -> None:
         """Hang up: the terminal is gone (as when an SSH connection drops)."""
+        fd, self.fd = self.fd, -1
+        self._reader.join(1)
         with contextlib.suppress(OSError):
-            os.close(self.fd)
-        self.fd = -1
+            os.close(fd)
 
     def kill(self) -> None:
         if self.poll() is None:

@@ -119,6 +119,21 @@ def cmd_tui(path: Path, *, demo: bool = False) -> int:
     cfg = _load(path, demo=demo)
     if cfg is None:
         return 1
+    from tui_supervisor.reload.code import handoff_mode, take_handoff
+
+    mode = handoff_mode()  # this process may be a code reload's new image
+    if mode == "hosted":
+        from tui_supervisor.tui.host import run_hosted
+
+        record = take_handoff()
+        assert record is not None
+        host = record.pop("host")
+        fd = host.get("parent_fd")
+        if fd is not None:
+            os.set_inheritable(fd, False)
+        return asyncio.run(run_hosted(cfg, fd, Path(host["log"]), adopt=record))
+    if mode == "headless":  # the dashboard had gone: stay headless (stdio is the log)
+        return asyncio.run(run_headless(cfg, quiet=True))
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         _err("the dashboard needs a terminal; use `run --headless` (or `--detach`)")
         return 2

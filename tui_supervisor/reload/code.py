@@ -63,7 +63,23 @@ def record_fds(record: dict[str, Any]) -> list[int]:
     fds = [p["fd"] for s in record.get("services", []) for p in s.get("pipes", [])]
     if record.get("lock_fd") is not None:
         fds.append(record["lock_fd"])
+    parent = (record.get("host") or {}).get("parent_fd")
+    if parent is not None:
+        fds.append(parent)
     return fds
+
+
+def handoff_mode() -> str | None:
+    """"hosted" if this process is the new image of a dashboard's engine, "headless" for
+    a headless one, None if it is no code reload (the record stays for `take_handoff`)."""
+    path = os.environ.get(HANDOFF_VAR)
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return str((json.load(f).get("host") or {}).get("mode") or "headless")
+    except (OSError, ValueError):
+        return "headless"
 
 
 def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:

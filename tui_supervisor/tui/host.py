@@ -22,6 +22,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tui_supervisor.engine.events import Notice
+
 LEFT = b"left\n"
 """Child → parent: the UI is gone, the engine goes on headless."""
 
@@ -89,55 +91,112 @@ def _wait_for_engine(pid: int, r: int, cfg: Any, log: Path) -> int:
     return code if code >= 0 else 128 - code
 
 
-async def run_hosted(cfg: Any, parent_fd: int | None, log: Path) -> int:
-    """The engine with the UI in this process; headless once the UI is gone."""
+async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
+                     adopt: dict[str, Any] | None = None) -> int:
+    """The engine with the UI in this process; headless once the UI is gone. `adopt`: a
+    code reload's record (this process is the new image)."""
     from tui_supervisor.control.server import ControlServer
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
+    from tui_supervisor.reload.code import exec_self, preflight
+    from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
-    sup = Supervisor(cfg)
-    attach_metrics(sup)
-    server = ControlServer(sup, cfg.settings.runtime_dir)
-    try:
-        await sup.open(autostart=False)
+    ui: dict[str, Any] = {}
+
+    async def checked_reload() -> dict[str, Any]:
+        err = await preflight()
+        if err is not None:
+            sup.bus.emit(Notice(time.time(), "error", f"code not reloaded: {err}"))
+            return {"ok": False, "errors": [err]}
+        app = ui.get("app")
+        if app is not None:  # the UI leaves first; the exec follows `run_async`
+            loop.call_later(0.05, app.exit, "reload")
+        return {"ok": True}
+
+    async def boot(record: dict[str, Any] | None) -> tuple[Any, Any]:
+        sup = Supervisor(cfg)
+        attach_metrics(sup)
+        sup.code_reloader = checked_reload
+        server = ControlServer(sup, cfg.settings.runtime_dir)
+        await sup.open(autostart=False, adopt=record)
         await server.start()
+        return sup, server
+
+    try:
+        sup, server = await boot(adopt)
     except AlreadyRunning as e:
         print(f"tui-supervisor: {e}", file=sys.stderr)
         return 1
     except (RuntimeDirError, OSError) as e:
         print(f"tui-supervisor: cannot start: {e}", file=sys.stderr)
-        await server.close()
-        if sup.ctx is not None:
-            await sup.close()
         return 1
-    sup.autostart()
-    from tui_supervisor.reload.config import ConfigWatcher
-
+    if adopt is None:
+        sup.autostart()
+    else:
+        sup.bus.emit(Notice(time.time(), "info", f"code reloaded: pid {os.getpid()} "
+                            f"carries on with {len(sup.services)} services, none restarted"))
     watcher = ConfigWatcher(sup)  # saves of the config reload it, UI or not
     watcher.start()
-    # SIGUSR2 would terminate the process by default: say instead that it is not built
-    loop.add_signal_handler(signal.SIGUSR2, lambda: sup._notice(
-        "warning", "code reload (SIGUSR2) is not built yet; ignored"))
-    how = await _run_ui(sup, loop, log)
+    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(checked_reload()))
+    while True:
+        how = await _run_ui(sup, loop, log, ui)
+        if how != "reload":
+            break
+        watcher.stop()
+        await server.close()
+        record = sup.detach()
+        record["host"] = {"mode": "hosted", "parent_fd": parent_fd, "log": str(log)}
+        error = exec_self(record, cfg.settings.runtime_dir)  # returns only on failure
+        _log_crash(log, f"code reload failed ({error}); carrying on with the old code")
+        sup, server = await boot(record)
+        watcher = ConfigWatcher(sup)
+        watcher.start()
     if how == "stop":
         watcher.stop()
         await server.close()
         await sup.close()
         return 0
     _go_headless(log, parent_fd)
+    reload_now = asyncio.Event()
+
+    async def headless_reload() -> dict[str, Any]:
+        err = await preflight()
+        if err is not None:
+            sup.bus.emit(Notice(time.time(), "error", f"code not reloaded: {err}"))
+            return {"ok": False, "errors": [err]}
+        loop.call_later(0.05, reload_now.set)
+        return {"ok": True}
+
+    loop.add_signal_handler(signal.SIGUSR2,
+                            lambda: asyncio.ensure_future(headless_reload()))
     try:
-        return await _headless(sup, server, loop)
+        while True:
+            sup.code_reloader = headless_reload
+            if await _headless(sup, server, loop, reload_now) == "stopped":
+                return 0
+            reload_now.clear()
+            watcher.stop()
+            await server.close()
+            record = sup.detach()
+            record["host"] = {"mode": "headless"}  # the new image stays headless
+            error = exec_self(record, cfg.settings.runtime_dir)
+            _log_crash(log, f"code reload failed ({error}); carrying on with the old code")
+            sup, server = await boot(record)
+            watcher = ConfigWatcher(sup)
+            watcher.start()
     finally:
         watcher.stop()
 
 
-async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path) -> str:
-    """Run the app; "stop", "leave", "lost" (terminal gone) or "crashed"."""
+async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path,
+                  ui: dict[str, Any]) -> str:
+    """Run the app; "stop", "leave", "reload" (code), "lost" (terminal gone) or
+    "crashed"."""
     from tui_supervisor.tui.app import SupervisorApp
 
-    app = SupervisorApp(sup, mode="hosted")
+    app = ui["app"] = SupervisorApp(sup, mode="hosted")
     lost = False
 
     def terminal_lost() -> None:
@@ -156,6 +215,7 @@ async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path) -> str:
         _log_crash(log)
         return "crashed"
     finally:
+        ui.pop("app", None)
         for sig in (signal.SIGHUP, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     if app.return_code not in (0, None) and result is None:
@@ -193,8 +253,10 @@ def _go_headless(log: Path, parent_fd: int | None) -> None:
             os.close(parent_fd)
 
 
-async def _headless(sup: Any, server: Any, loop: asyncio.AbstractEventLoop) -> int:
-    """Headless from now on (DESIGN.md §7): TERM/INT stop all, HUP reloads the config."""
+async def _headless(sup: Any, server: Any, loop: asyncio.AbstractEventLoop,
+                    reload_now: asyncio.Event) -> str:
+    """Headless from now on (DESIGN.md §7): TERM/INT stop all ("stopped"), HUP reloads
+    the config; "reload" when a (checked) code reload is due."""
     from tui_supervisor.console import Console
     from tui_supervisor.engine.events import LogLines
 
@@ -212,12 +274,19 @@ async def _headless(sup: Any, server: Any, loop: asyncio.AbstractEventLoop) -> i
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sup.reload()))
     print(f"{time.strftime('%F %T')} the UI is gone; pid {os.getpid()} goes on headless",
           flush=True)
-    await stop.wait()
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reload_now.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    if not stop.is_set():
+        console.flush()
+        console.close()
+        return "reload"
     await server.close()
     await sup.close()
     console.write(f"{time.strftime('%F %T')} all stopped\n")
     console.close()
-    return 0
+    return "stopped"
 
 
 async def run_attached(runtime_dir: Path) -> int:
