@@ -209,7 +209,7 @@ async def test_handoff_keeps_history_and_counters(engine_factory, tmp_path: Path
     first = ResourceSampler(FAST)
     sup = await engine_factory(config=cfg, extensions=[first])
     await wait_for(lambda: res(sup, "b").get("procs") == 2
-                   and res(sup, "b")["cpu_seconds_total"] > 0.2
+                   and res(sup, "b")["cpu_seconds_total"] > 0.03  # the leaf used some
                    and res(sup, "c")["cpu_seconds_total"] > 0.2, what="the leaf's exit",
                    timeout=30)  # burners get little CPU on a loaded machine
     record = json.loads(json.dumps(sup.detach()))
