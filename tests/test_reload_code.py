@@ -19,10 +19,10 @@ from test_cli import PY, ROOT, cli_env
 pytestmark = pytest.mark.timeout(180)
 
 
-def config(tmp: Path) -> Path:
+def config(tmp: Path, watch_code: bool = False) -> Path:
     cfg = tmp / "tst-code.yaml"
     cfg.write_text(
-        "settings: {sample_interval: 0.2}\n"
+        f"settings: {{sample_interval: 0.2, watch_code: {str(watch_code).lower()}}}\n"
         "services:\n"
         f"  tick:\n    command: [{PY}, {CHILDREN / 'counter.py'}, '0', '0.001']\n"
         "    start_time: 0\n"
@@ -192,3 +192,29 @@ def test_code_reload_under_the_dashboard(tmp_path: Path) -> None:
             os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
             time.sleep(1)
         kill_marked()
+
+
+def test_saving_the_source_reloads_it(tmp_path: Path, engines) -> None:
+    """watchdog on a copy of the package on PYTHONPATH: a save reloads, a broken save is
+    refused (said in the output), the fix reloads again."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    e = Headless(tmp_path, config(tmp_path, watch_code=True), pkg)
+    engines.append(e)
+    first = e.snapshot()
+    while not all(pids(first).values()):
+        first = e.snapshot()
+    time.sleep(0.5)
+    rows = pkg / "tui_supervisor" / "tui" / "rows.py"
+    good = rows.read_text()
+    rows.write_text(good + "\n# edited\n")
+    e.wait_out("code reloaded:", count=1)
+    assert pids(e.snapshot()) == pids(first)
+    rows.write_text(good + "\ndef broken(:\n")
+    e.wait_out("code not reloaded", count=1)
+    assert e.out.count("code reloaded:") == 1
+    rows.write_text(good)
+    e.wait_out("code reloaded:", count=2)
+    snap = e.snapshot()
+    assert snap["engine"]["pid"] == e.proc.pid and pids(snap) == pids(first)

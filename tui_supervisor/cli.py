@@ -364,7 +364,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
-    from tui_supervisor.reload.code import exec_self, preflight, take_handoff
+    from tui_supervisor.reload.code import exec_self, preflight, take_handoff, watch_own_code
     from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
@@ -441,6 +441,12 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             sup.autostart()
         watcher = ConfigWatcher(sup)
         watcher.start()
+
+        def follow_code() -> Any:
+            return watch_own_code(cfg.settings, loop, checked_reload,
+                                  lambda msg: console.write(msg + "\n"))
+
+        code_watch = follow_code()
         while True:
             waits = [asyncio.ensure_future(stop.wait()),
                      asyncio.ensure_future(code_reload.wait())]
@@ -452,6 +458,8 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             code_reload.clear()
             # hand over: nothing reads the pipes from here until the new image adopts them
             watcher.stop()
+            if code_watch is not None:
+                code_watch.stop()
             await server.close()
             record = sup.detach()
             console.write("code reload: handing over to a new image of this process\n")
@@ -463,7 +471,10 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             await server.start()
             watcher = ConfigWatcher(sup)
             watcher.start()
+            code_watch = follow_code()
         watcher.stop()
+        if code_watch is not None:
+            code_watch.stop()
         console.write("stopping all services...\n")
         await server.close()
         await sup.close()

@@ -161,11 +161,12 @@ def load_settings(
         sample_interval=r.get(items, "sample_interval", path, parse_duration, 1.0),
         metrics_listen=r.get(items, "metrics_listen", path, to_listen, None),
         watch_config=r.get(items, "watch_config", path, to_bool, True),
+        watch_code=r.get(items, "watch_code", path, to_bool, None),
     )
 
 
 SETTINGS_KEYS = {"log_dir", "state_dir", "runtime_dir", "sample_interval", "metrics_listen",
-                 "watch_config"}
+                 "watch_config", "watch_code"}
 TOP_KEYS = {"version", "settings", "services"}
 
 

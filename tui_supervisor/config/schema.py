@@ -110,6 +110,9 @@ class Settings:
     """host:port for Prometheus metrics, or None."""
     watch_config: bool = True
     """Reload the config automatically when it (or an env_file) is saved."""
+    watch_code: bool | None = None
+    """Reload the supervisor's own code when its source changes; None: only when run
+    from a source checkout or an editable install."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,3 +119,97 @@ def take_handoff() -> dict[str, Any] | None:
         with contextlib.suppress(OSError):
             os.unlink(path)
     return record
+
+
+def watch_refusal(root: Path = PACKAGE) -> str | None:
+    """Why the package's own code must not be followed (None if it may be): never code
+    that other users can write (a directory or file writable by group or others)."""
+    for d in [root, *root.parents]:
+        try:
+            st = d.stat()
+        except OSError:
+            continue
+        if st.st_mode & 0o022 and not (st.st_mode & 0o1000):  # sticky /tmp-like: others
+            return f"{d} is writable by other users"  # cannot replace what is ours
+        if d == Path(d.anchor):
+            break
+    for path in root.rglob("*"):
+        if path.suffix in (".py", ".tcss") and path.stat().st_mode & 0o022:
+            return f"{path} is writable by other users"
+    return None
+
+
+def is_source_checkout(root: Path = PACKAGE) -> bool:
+    """Running from a source tree or an editable install (not from site-packages)."""
+    return "site-packages" not in root.parts and "dist-packages" not in root.parts
+
+
+class SourceWatcher:
+    """Calls `on_change()` (debounced) when a .py or .tcss file of the package changes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_change: Any,
+                 root: Path = PACKAGE, debounce: float = 0.3) -> None:
+        self.loop, self.on_change, self.root, self.debounce = loop, on_change, root, debounce
+        self._observer: Any = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def start(self) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                for raw in (event.src_path, getattr(event, "dest_path", "")):
+                    if raw and os.fsdecode(raw).endswith((".py", ".tcss")):
+                        with contextlib.suppress(RuntimeError):
+                            watcher.loop.call_soon_threadsafe(watcher._poke)
+                        return
+
+        self._observer = Observer()
+        self._observer.daemon = True
+        self._observer.schedule(Handler(), str(self.root), recursive=True)
+        self._observer.start()
+
+    def _poke(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(self.debounce, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        result = self.on_change()
+        if asyncio.iscoroutine(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def stop(self) -> None:
+        """Stop the thread: watchdog's inotify fd is not close-on-exec, so before an exec."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(5)
+            self._observer = None
+
+
+def watch_own_code(settings: Any, loop: asyncio.AbstractEventLoop, on_change: Any,
+                   notice: Any) -> SourceWatcher | None:
+    """Start following the package's own source if `settings.watch_code` says so (None:
+    only for a source checkout or an editable install) and it is safe; else None."""
+    if settings.watch_code is False or (settings.watch_code is None
+                                        and not is_source_checkout()):
+        return None
+    why = watch_refusal()
+    if why is not None:
+        notice(f"not following the supervisor's own code: {why}")
+        return None
+    w = SourceWatcher(loop, on_change)
+    w.start()
+    return w

@@ -68,6 +68,7 @@ class Actions(Provider):
         ("Start the selected service", "start"), ("Send a signal…", "signal"),
         ("Restart all services…", "restart_all"), ("Stop all services…", "stop_all"),
         ("Start all services…", "start_all"), ("Reload the config file", "reload"),
+        ("Reload the supervisor's own code (services kept)", "reload_code"),
         ("Logs full screen (toggle)", "logs_full"), ("All services' logs (toggle)",
                                                      "logs_all"),
         ("Search the logs", "search"), ("Filter the services", "filter"),
@@ -106,6 +107,7 @@ class SupervisorApp(App[str]):
         Binding("o", "sort", "Sort"),
         Binding("enter", "detail", "Detail", show=False),
         Binding("R", "reload", "Reload config"),
+        Binding("ctrl+r", "reload_code", "Reload code", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -346,6 +348,18 @@ class SupervisorApp(App[str]):
         self.config_error = None
         done = ", ".join(f"{k} {', '.join(v)}" for k, v in r.items() if k != "ok" and v)
         self.notify("config reloaded: " + (done or "nothing changed"), timeout=8)
+
+    async def action_reload_code(self) -> None:
+        try:
+            r = await self.api.reload_code()
+        except Exception as e:
+            self.notify(f"code reload: {e}", severity="error")
+            return
+        if not r.get("ok"):
+            self.notify("code not reloaded: " + "; ".join(r.get("errors") or ["?"]),
+                        severity="error", timeout=20)
+        else:
+            self.notify("code checked: reloading (services kept)", timeout=3)
 
     def action_logs_full(self) -> None:
         self.screen.toggle_class("logs-full")

@@ -99,7 +99,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
-    from tui_supervisor.reload.code import exec_self, preflight
+    from tui_supervisor.reload.code import exec_self, preflight, watch_own_code
     from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
@@ -139,12 +139,20 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
                             f"carries on with {len(sup.services)} services, none restarted"))
     watcher = ConfigWatcher(sup)  # saves of the config reload it, UI or not
     watcher.start()
+
+    def follow_code() -> Any:  # a source change asks whoever reloads the code now
+        return watch_own_code(cfg.settings, loop, lambda: sup.reload_code(),
+                              lambda msg: sup.bus.emit(Notice(time.time(), "warning", msg)))
+
+    code_watch = follow_code()
     loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(checked_reload()))
     while True:
         how = await _run_ui(sup, loop, log, ui)
         if how != "reload":
             break
         watcher.stop()
+        if code_watch is not None:
+            code_watch.stop()
         await server.close()
         record = sup.detach()
         record["host"] = {"mode": "hosted", "parent_fd": parent_fd, "log": str(log)}
@@ -153,8 +161,11 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
         sup, server = await boot(record)
         watcher = ConfigWatcher(sup)
         watcher.start()
+        code_watch = follow_code()
     if how == "stop":
         watcher.stop()
+        if code_watch is not None:
+            code_watch.stop()
         await server.close()
         await sup.close()
         return 0
@@ -178,6 +189,8 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
                 return 0
             reload_now.clear()
             watcher.stop()
+            if code_watch is not None:
+                code_watch.stop()
             await server.close()
             record = sup.detach()
             record["host"] = {"mode": "headless"}  # the new image stays headless
@@ -186,8 +199,11 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
             sup, server = await boot(record)
             watcher = ConfigWatcher(sup)
             watcher.start()
+            code_watch = follow_code()
     finally:
         watcher.stop()
+        if code_watch is not None:
+            code_watch.stop()
 
 
 async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path,
