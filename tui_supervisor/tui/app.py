@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -42,6 +43,8 @@ BACKFILL_LINES = 2000
 class EngineHeader(Static):
     """Config, engine uptime/CPU/RSS, services by state, reloads, pending config error."""
 
+    _text = ""
+
     def render_from(self, store: Store, mode: str, error: str | None) -> None:
         e = store.engine
         res = e.get("resources") or {}
@@ -56,7 +59,13 @@ class EngineHeader(Static):
         text = " · ".join(parts)
         if error:
             text += f"\n[b red]config error:[/] {error}"
-        self.update(text)
+        if text != self._text:  # a layout pass is of the whole screen: only if it may grow
+            layout = not (self._one_line(text) and self._one_line(self._text))
+            self._text = text
+            self.update(text, layout=layout)
+
+    def _one_line(self, text: str) -> bool:
+        return "\n" not in text and Text.from_markup(text).cell_len <= self.content_size.width
 
 
 class Actions(Provider):
