@@ -131,6 +131,8 @@ class SupervisorApp(App[str]):
         """Time spent in the last tick (for the benchmark)."""
         self._stream: AsyncIterator[dict[str, Any]] | None = None
         self._last_snapshot = 0.0
+        self._stamped = 0.0
+        """When the views were last stamped (a snapshot: every row re-checked anyway)."""
         self._current: str | None = None
         self._widgets: tuple[Any, ...] = ()
         self._leaving = False
@@ -204,7 +206,7 @@ class SupervisorApp(App[str]):
         self.logs.show(None if self.merged_logs else self._current)
 
     def _stamp_views(self) -> None:
-        now = time.monotonic()
+        now = self._stamped = time.monotonic()
         for info in self.store.services.values():
             info.view["_seen_at"] = now
 
@@ -252,8 +254,11 @@ class SupervisorApp(App[str]):
         self.tick_seconds = time.perf_counter() - started
 
     def _backoff_rows(self) -> bool:
-        """Rows whose text moves with time (uptime, backoff countdown) need a repaint."""
-        return bool(self.ticks % int(1 / TICK) == 0)
+        """Rows whose text moves with time (uptime, backoff countdown) need a repaint: the
+        snapshot every second does it (it changes every row), unless it is late (another
+        pass out of phase with it would repaint the table twice a second)."""
+        return bool(self.ticks % int(1 / TICK) == 0
+                    and time.monotonic() - self._stamped > 1.5 * SNAPSHOT_EVERY)
 
     def _on_notice(self, n: dict[str, Any]) -> None:
         msg = str(n.get("message", ""))
