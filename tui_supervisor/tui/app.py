@@ -238,12 +238,7 @@ class SupervisorApp(App[str]):
         views = {n: i.view for n, i in self.store.services.items()}
         table.sync(views, dirty if not self._backoff_rows() else None)
         selected = table.selected
-        if selected != self._current and selected is not None:
-            self._current = selected
-            self.detail.show(selected)
-            if not self.merged_logs:
-                self.logs.show(selected)
-        elif dirty is None or (selected and selected in (dirty or ())):
+        if not self._follow_cursor() and (dirty is None or (selected and selected in dirty)):
             self.detail.view_changed()
         self._widgets[3].render_from(  # type: ignore[attr-defined]
             self.store, self.mode, self.config_error)
@@ -252,6 +247,22 @@ class SupervisorApp(App[str]):
             self._last_snapshot = now
             self.run_worker(self._refresh_snapshot(), group="snapshot", exclusive=True)
         self.tick_seconds = time.perf_counter() - started
+
+    def _follow_cursor(self) -> bool:
+        """The detail and log panes show the service under the cursor; True if it moved."""
+        selected = self.table.selected
+        if selected == self._current or selected is None:
+            return False
+        self._current = selected
+        self.detail.show(selected)
+        if not self.merged_logs:
+            self.logs.show(selected)
+        return True
+
+    def on_data_table_row_highlighted(self) -> None:
+        """Switch the panes at the key press, not at the next tick."""
+        if self._widgets:
+            self._follow_cursor()
 
     def _backoff_rows(self) -> bool:
         """Rows whose text moves with time (uptime, backoff countdown) need a repaint: the

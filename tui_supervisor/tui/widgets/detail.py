@@ -355,7 +355,8 @@ class DetailPane(VerticalScroll):
 
     def _refresh_part(self, selector: str) -> None:
         if self.is_mounted:
-            self.query_one(selector, DetailPart).redraw()
+            for part in self.query(selector).results(DetailPart):  # none before compose
+                part.redraw()
 
     def on_resize(self) -> None:
         self._refresh_part("#detail-graphs")  # graph height follows the pane's height
