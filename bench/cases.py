@@ -53,6 +53,12 @@ class Params:
     sampler_services: int = 200
     sampler_settle_s: float = 3.0
     sampler_measure_s: float = 20.0
+    tui_services: int = 300
+    tui_rate: int = 50_000
+    tui_s: float = 15.0
+    tui_presses: int = 60
+    tui_tmux_services: int = 50
+    tui_tmux_s: float = 20.0
 
 
 FULL = Params()
@@ -61,7 +67,8 @@ QUICK = Params(kills_ours=10, kills_supervisord=2, busy_services=10, busy_kills_
                idle_measure_s=1.0, startstop_services=10, startstop_repeats=1,
                big_bytes=16 * MIB, lines_bytes=2_000_000, log_repeats=1, crash_measure_s=1.0,
                status_services=10, status_calls=3, stream_s=1.0, sampler_services=10,
-               sampler_settle_s=1.5, sampler_measure_s=2.0)
+               sampler_settle_s=1.5, sampler_measure_s=2.0, tui_services=20, tui_s=2.0,
+               tui_presses=10, tui_tmux_services=5, tui_tmux_s=2.0)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -485,6 +492,42 @@ def sampler(d: Driver, p: Params) -> dict[str, Any]:
     return out
 
 
+# -- 8. the dashboard (ours only) ------------------------------------------------------
+TUI_APP = Path(__file__).resolve().parent / "tui_app.py"
+
+
+def _tui_app(d: Driver, args: list[str], timeout: float) -> dict[str, Any]:
+    """bench/tui_app.py as the tagged "supervisor" process (every engine and service it
+    starts carries the tag); its JSON result."""
+    out = d.workdir / "tui.json"
+    d.launch([sys.executable, str(TUI_APP), *args, "--json", str(out)])
+    code = d.wait(timeout=timeout)
+    if code != 0 or not out.exists():
+        raise BenchError(f"tui_app.py {args[0]} exited with {code}: {d.output_tail()}")
+    import json
+
+    return json.loads(out.read_text())
+
+
+def tui_keys(d: Driver, p: Params) -> dict[str, Any]:
+    """Engine + dashboard in one process, headless (Pilot) at 140x45: tick cost, repaint
+    cost and key → repaint with N services, one printing `tui_rate` lines/s."""
+    if d.side != "ours":
+        return {"note": "no dashboard"}
+    return _tui_app(d, ["keys", "--services", str(p.tui_services), "--rate", str(p.tui_rate),
+                        "--seconds", str(p.tui_s), "--presses", str(p.tui_presses)],
+                    timeout=p.tui_s + 240)
+
+
+def tui_tmux(d: Driver, p: Params) -> dict[str, Any]:
+    """`tui-supervisor -c CFG` in a 140x45 tmux pane, N idle services: CPU and RSS of the
+    engine+UI process, then the same config headless."""
+    if d.side != "ours":
+        return {"note": "no dashboard"}
+    return _tui_app(d, ["tmux", "--services", str(p.tui_tmux_services),
+                        "--seconds", str(p.tui_tmux_s)], timeout=2 * p.tui_tmux_s + 240)
+
+
 CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
     "respawn": respawn,
     "respawn_busy": respawn_busy,
@@ -496,4 +539,6 @@ CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
     "status": status,
     "stream": stream,
     "sampler": sampler,
+    "tui_keys": tui_keys,
+    "tui_tmux": tui_tmux,
 }

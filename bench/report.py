@@ -219,6 +219,108 @@ def sampler_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+KEY_TARGET_MS = 100.0
+TMUX_TARGET_PCT = 5.0
+PM2_MONIT = "32 % of a core and 119 MB"
+"""`pm2 monit` with the same 50 idle services, as measured for issue 5 (not re-run here)."""
+
+
+def _stat_row(label: str, st: dict[str, Any], target: str = "—",
+              ok: Callable[[float], bool] | None = None) -> str:
+    if not st or not st.get("n"):
+        return f"| {label} | — | — | — | 0 | {target} | — |"
+    verdict = "—" if ok is None else ", ".join(
+        f"{q} {'pass' if ok(st[f'{q}_ms']) else '**FAIL**'}" for q in ("median", "p95"))
+    return (f"| {label} | {_ms(st['median_ms'])} | {_ms(st['p95_ms'])} | {_ms(st['max_ms'])} "
+            f"| {st['n']} | {target} | {verdict} |")
+
+
+def tui_section(results: dict[str, Any]) -> list[str]:
+    """The dashboard: key → repaint under a flood, and its CPU in a real terminal."""
+    keys = (results["cases"].get("tui_keys") or {}).get("ours")
+    tmux = (results["cases"].get("tui_tmux") or {}).get("ours")
+    if keys is None and tmux is None:
+        return []
+    out = ["## The dashboard", ""]
+    if keys is not None and "error" in keys:
+        out += [f"Key → repaint: error: {keys['error']}", ""]
+    elif keys is not None:
+        lost = keys["lines_lost"]
+        out += [
+            f"Engine and dashboard in one process (`bench/tui_app.py keys`: Supervisor with "
+            f"the metrics layers, sampling every 1 s, and `SupervisorApp` headless through "
+            f"Textual's `run_test` at {keys['size']}); {keys['services']} services: "
+            f"{keys['services'] - 1} sleep, one prints {keys['rate']:,} numbered lines/s of "
+            f"100 B. Over {keys['seconds']:.0f} s:",
+            "",
+            "| Measure | median | p95 | max | n | target | result |",
+            "|---|--:|--:|--:|--:|---|---|",
+            _stat_row("**Key → repaint, all keys**", keys["key"], f"≤ {KEY_TARGET_MS:g} ms",
+                      lambda v: v <= KEY_TARGET_MS),
+            _stat_row("  `j`: cursor down; the detail and log panes switch", keys["key_j"]),
+            _stat_row("  `k`: cursor up; the same", keys["key_k"]),
+            _stat_row("  `a`: merged logs on / off", keys["key_a"]),
+            _stat_row(f"  `o`: sort ({keys['services']} rows re-ordered)", keys["key_o"]),
+            _stat_row("  `j` / `k` → the new service's CPU/MEM graphs drawn (2 queries)",
+                      keys["graphs"]),
+            _stat_row("UI tick (`app.tick_seconds`: new lines and changed rows to the widgets)",
+                      keys["tick"]),
+            _stat_row("Repaint (one compositor update)", keys["repaint"]),
+            "",
+            f"- Frames composed: {keys['frames_per_s']:.1f} /s; CPU of the process (engine + "
+            f"UI, all threads): {_pct(keys['cpu_pct'])} of one core; RSS "
+            f"{_mib(keys['rss_mib'])}.",
+            f"- Lines: the engine emitted {keys['engine_lines']:,} after the app subscribed, "
+            f"the UI's store received {keys['store_lines']:,}: "
+            + ("**none lost**" if lost == 0 and not keys["stream_dropped"] else
+               f"**{lost:,} LOST**" + (" (the subscription was dropped: too slow)"
+                                       if keys["stream_dropped"] else "")) + ".",
+            "",
+            "Key → repaint runs from just before the key event is posted to the app (as the "
+            "terminal driver posts it) until the first frame composed (`App._display` called "
+            "with the compositor's update) once the app's state shows the change: the log "
+            "pane's title and the detail pane name the new service (j/k), the log pane's "
+            "title (a), the table re-sorted on the new key (o). Keys are 100-250 ms apart (a "
+            "random spread over the 10 Hz tick); `a` is pressed in pairs.",
+            "",
+        ]
+    if tmux is not None and "error" in tmux:
+        out += [f"CPU in tmux: error: {tmux['error']}", ""]
+    elif tmux is not None and "skipped" in tmux:
+        out += [f"CPU in tmux: skipped ({tmux['skipped']}).", ""]
+    elif tmux is not None:
+        t, h = tmux["tui"], tmux["headless"]
+        verdict = "pass" if t["cpu_pct"] <= TMUX_TARGET_PCT else "**FAIL**"
+        clean = t["stopped_cleanly"] and h["stopped_cleanly"]
+        out += [
+            f"`tui-supervisor -c CFG` with {tmux['services']} idle services (`sleep`, sampling "
+            f"every 1 s) in a detached {tmux['size']} tmux pane; once the dashboard shows, "
+            f"3 s settle, then {tmux['seconds']:.0f} s:",
+            "",
+            "| Measure | value | target | result |",
+            "|---|--:|---|---|",
+            f"| **CPU of the engine + UI process** (% of one core) | {_pct(t['cpu_pct'])} "
+            f"| ≤ {TMUX_TARGET_PCT:g} % | {verdict} |",
+            f"| RSS / USS of that process | {_mib(t['rss_mib'])} / {_mib(t['uss_mib'])} "
+            "| — | — |",
+            f"| The same config headless (`run --headless --quiet`): CPU | "
+            f"{_pct(h['cpu_pct'])} | — | — |",
+            f"| The same, RSS | {_mib(h['rss_mib'])} | — | — |",
+            f"| `pm2 monit`, same 50 services (issue 5's measurement, not re-run) | "
+            f"{PM2_MONIT} | — | — |",
+            "",
+            "The services here are seconds old, so every row's UPTIME changes every second "
+            "and the table repaints its visible rows once a second (past an hour of uptime, "
+            "once a minute). The engine's pid comes from `status --json`; the UI runs in "
+            "that process. "
+            "SIGTERM stops it (and its services) "
+            + ("cleanly, nothing left running." if clean else
+               "**not cleanly: the bench had to kill what was left**."),
+            "",
+        ]
+    return out
+
+
 METHOD = """\
 ## How each number is measured
 
@@ -302,5 +404,6 @@ def render(results: dict[str, Any]) -> str:
     if errors := _errors(results):
         lines += ["Problems seen in this run:", "", *errors, ""]
     lines += sampler_section(results)
+    lines += tui_section(results)
     lines.append(METHOD)
     return "\n".join(lines)

@@ -116,8 +116,13 @@ def _summary(name: str, r: dict[str, Any]) -> str:
             "start_stop": ("start_s", "stop_s"), "logs_big": ("mb_s", "supervisor_cpu_s"),
             "logs_lines": ("mb_s", "lines_lost"), "crash_loop": ("restarts_per_s", "cpu_pct"),
             "status": ("p50_ms", "p95_ms"), "stream": ("lines_per_s", "lines_missing"),
-            "sampler": ("cpu_pct_off", "cpu_pct_on", "sampler_cpu_pct", "loop_lag_p99_ms")}
-    return "  ".join(f"{k}={r[k]:.4g}" for k in keys[name] if k in r) + \
+            "sampler": ("cpu_pct_off", "cpu_pct_on", "sampler_cpu_pct", "loop_lag_p99_ms"),
+            "tui_keys": ("key_median_ms", "key_p95_ms", "tick_p95_ms", "cpu_pct", "lines_lost"),
+            "tui_tmux": ("tui_cpu_pct", "tui_rss_mib", "headless_cpu_pct")}
+    r = {**r, **{f"{k}_{s}": v for k, d in r.items() if isinstance(d, dict)
+                 for s, v in d.items()}}
+    return "  ".join(f"{k}={r[k]:.4g}" for k in keys[name]
+                     if isinstance(r.get(k), int | float)) + \
         (f"  LEFT BEHIND {r['left_behind']}" if r.get("left_behind") else "")
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -43,6 +44,8 @@ BACKFILL_LINES = 2000
 class EngineHeader(Static):
     """Config, engine uptime/CPU/RSS, services by state, reloads, pending config error."""
 
+    _text = ""
+
     def render_from(self, store: Store, mode: str, error: str | None) -> None:
         e = store.engine
         res = e.get("resources") or {}
@@ -57,7 +60,13 @@ class EngineHeader(Static):
         text = " · ".join(parts)
         if error:
             text += f"\n[b red]config error:[/] {error}"
-        self.update(text)
+        if text != self._text:  # a layout pass is of the whole screen: only if it may grow
+            layout = not (self._one_line(text) and self._one_line(self._text))
+            self._text = text
+            self.update(text, layout=layout)
+
+    def _one_line(self, text: str) -> bool:
+        return "\n" not in text and Text.from_markup(text).cell_len <= self.content_size.width
 
 
 class Actions(Provider):
@@ -130,6 +139,8 @@ class SupervisorApp(App[str]):
         """Time spent in the last tick (for the benchmark)."""
         self._stream: AsyncIterator[dict[str, Any]] | None = None
         self._last_snapshot = 0.0
+        self._stamped = 0.0
+        """When the views were last stamped (a snapshot: every row re-checked anyway)."""
         self._current: str | None = None
         self._widgets: tuple[Any, ...] = ()
         self._leaving = False
@@ -208,7 +219,7 @@ class SupervisorApp(App[str]):
         self.logs.show(None if self.merged_logs else self._current)
 
     def _stamp_views(self) -> None:
-        now = self.clock()
+        now = self._stamped = self.clock()
         for info in self.store.services.values():
             info.view["_seen_at"] = now
 
@@ -240,12 +251,7 @@ class SupervisorApp(App[str]):
         views = {n: i.view for n, i in self.store.services.items()}
         table.sync(views, dirty if not self._backoff_rows() else None, now=self.clock())
         selected = table.selected
-        if selected != self._current and selected is not None:
-            self._current = selected
-            self.detail.show(selected)
-            if not self.merged_logs:
-                self.logs.show(selected)
-        elif dirty is None or (selected and selected in (dirty or ())):
+        if not self._follow_cursor() and (dirty is None or (selected and selected in dirty)):
             self.detail.view_changed()
         self._widgets[3].render_from(  # type: ignore[attr-defined]
             self.store, self.mode, self.config_error)
@@ -255,9 +261,28 @@ class SupervisorApp(App[str]):
             self.run_worker(self._refresh_snapshot(), group="snapshot", exclusive=True)
         self.tick_seconds = time.perf_counter() - started
 
+    def _follow_cursor(self) -> bool:
+        """The detail and log panes show the service under the cursor; True if it moved."""
+        selected = self.table.selected
+        if selected == self._current or selected is None:
+            return False
+        self._current = selected
+        self.detail.show(selected)
+        if not self.merged_logs:
+            self.logs.show(selected)
+        return True
+
+    def on_data_table_row_highlighted(self) -> None:
+        """Switch the panes at the key press, not at the next tick."""
+        if self._widgets:
+            self._follow_cursor()
+
     def _backoff_rows(self) -> bool:
-        """Rows whose text moves with time (uptime, backoff countdown) need a repaint."""
-        return bool(self.ticks % int(1 / TICK) == 0)
+        """Rows whose text moves with time (uptime, backoff countdown) need a repaint: the
+        snapshot every second does it (it changes every row), unless it is late (another
+        pass out of phase with it would repaint the table twice a second)."""
+        return bool(self.ticks % int(1 / TICK) == 0
+                    and self.clock() - self._stamped > 1.5 * SNAPSHOT_EVERY)
 
     def _on_notice(self, n: dict[str, Any]) -> None:
         msg = str(n.get("message", ""))

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.visual import visualize
 from textual.widget import Widget
 
 from tui_supervisor.control.verbs import (
@@ -261,6 +262,15 @@ class DetailPart(Widget):
     def render(self) -> RenderableType:
         return self._draw(max(1, self.size.width))
 
+    def redraw(self) -> None:
+        """Repaint; a layout pass (of the whole screen) only when the height changes."""
+        width = self.content_size.width
+        if not width:
+            self.refresh(layout=True)
+            return
+        height = visualize(self, self._draw(width)).get_height(self.styles, width)
+        self.refresh(layout=height != self.content_size.height)
+
 
 class DetailPane(VerticalScroll):
     """Everything about one service. The app calls `show(name)`, `view_changed()` when the
@@ -341,11 +351,12 @@ class DetailPane(VerticalScroll):
     def _repaint(self) -> None:
         if self.is_mounted:
             for part in self.query(DetailPart):
-                part.refresh(layout=True)
+                part.redraw()
 
     def _refresh_part(self, selector: str) -> None:
         if self.is_mounted:
-            self.query_one(selector, DetailPart).refresh(layout=True)
+            for part in self.query(selector).results(DetailPart):  # none before compose
+                part.redraw()
 
     def on_resize(self) -> None:
         self._refresh_part("#detail-graphs")  # graph height follows the pane's height

@@ -74,6 +74,8 @@ class ServicesTable(DataTable[Any]):
         """Bring the table in line with `views` (name -> snapshot view, config order).
         `changed`: only these services' cells can differ (None: check all). Returns the
         number of cells written."""
+        if changed is not None and not changed and self._order:
+            return 0  # nothing changed: same rows, same order, same texts (most ticks)
         now = now if now is not None else time.monotonic()
         keep = self.selected
         wanted = self._visible(views)
