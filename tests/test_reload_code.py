@@ -186,11 +186,14 @@ def test_code_reload_under_the_dashboard(tmp_path: Path) -> None:
         snap = e.snapshot()
         assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
     finally:
+        from test_tui_terminal import kill_engines
+
         t.kill()
         r = e.cli("status", "--json")
         if r.returncode == 0:
             os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
             time.sleep(1)
+        kill_engines(cfg)
         kill_marked()
 
 

@@ -135,12 +135,23 @@ def setup(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str], list[Ter
     yield tmp_path, cfg, env, terms
     for t in terms:
         t.kill()
-    r = cli(tmp_path, "status", "--json", "-c", str(cfg))
+    r = cli(tmp_path, "status", "--json", "-c", str(cfg), timeout=20)
     if r.returncode == 0:
         with contextlib.suppress(ProcessLookupError):
             os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
         time.sleep(1)
+    kill_engines(cfg)
     kill_marked()
+
+
+def kill_engines(cfg: Path) -> None:
+    """Whatever still runs this config (an engine that did not answer): SIGKILL."""
+    import psutil
+
+    for p in psutil.process_iter(["cmdline"]):
+        if str(cfg) in (p.info["cmdline"] or []) and p.pid != os.getpid():
+            with contextlib.suppress(psutil.Error):
+                p.kill()
 
 
 def dashboard(tmp: Path, cfg: Path, env: dict[str, str], terms: list[Term],
