@@ -140,3 +140,14 @@ async def test_reload_respects_what_the_operator_stopped(engine_factory, tmp_pat
     assert sup.services["a"].state.value == "stopped"  # stopped by hand: stays stopped
     assert sup.services["b"].state.value == "stopped"  # autostart: false
     assert sup.services["a"].spec.argv[-1] == "changed"
+
+
+async def test_stop_racing_an_exit_is_not_an_error(engine_factory, tmp_path: Path) -> None:
+    """The stop was asked while running, the process exited on its own before the stop
+    task ran (seen in a crash loop under SIGTERM): the stop completes, no exception."""
+    sup = await engine_factory(spec("c", child("crash", "1"), tmp_path, restart="never"))
+    svc = sup.services["c"]
+    await wait_for(lambda: svc.state.value == "exited")
+    svc.wanted = False
+    await svc._do_stop("supervisor shutting down")  # the stop task of that race
+    assert svc.state.value == "exited"

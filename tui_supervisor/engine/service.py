@@ -186,6 +186,11 @@ class Service(ProcessTree, ServiceOutput):
         self._cancel_task()
         self._stopping = True
         try:
+            if self.state in (State.EXITED, State.FATAL, State.STOPPED):
+                # it ended on its own between the request and now (a crash loop): only
+                # its leftovers are left to clear; the state says how it ended
+                await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
+                return
             if self.state is not State.STOPPING:
                 self._set_state(State.STOPPING, reason)
             ok = await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
