@@ -432,8 +432,10 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             return report(f"cannot start: control socket {server.path}: {e.strerror or e}")
         report(None)
         if handoff is not None:
+            gap = time.monotonic() - handoff.get("detached_mono", time.monotonic())
             console.write(f"code reloaded: pid {os.getpid()} carries on with "
-                          f"{len(sup.services)} services, none restarted\n")
+                          f"{len(sup.services)} services, none restarted; pipes unread "
+                          f"for {gap * 1000:.0f} ms\n")
         else:
             console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
                           f"{len(cfg.services)} services from {cfg.path}; logs in "

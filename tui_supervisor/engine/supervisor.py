@@ -196,6 +196,9 @@ class Supervisor:
             "lock_fd": self.lock.fd if self.lock else None,
             "extensions": {ext.name: ext.detach() for ext in self.extensions},
             "lock_path": str(self.lock.path) if self.lock else None,
+            # when the pipes stopped being read (CLOCK_MONOTONIC is the same in a successor
+            # exec'd on this boot): the successor says how long that lasted
+            "detached_mono": time.monotonic(),
         }
         if self._state_timer is not None:
             self._state_timer.cancel()

@@ -135,8 +135,10 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     if adopt is None:
         sup.autostart()
     else:
+        gap = time.monotonic() - adopt.get("detached_mono", time.monotonic())
         sup.bus.emit(Notice(time.time(), "info", f"code reloaded: pid {os.getpid()} "
-                            f"carries on with {len(sup.services)} services, none restarted"))
+                            f"carries on with {len(sup.services)} services, none restarted; "
+                            f"pipes unread for {gap * 1000:.0f} ms"))
     watcher = ConfigWatcher(sup)  # saves of the config reload it, UI or not
     watcher.start()
 
