@@ -364,7 +364,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
-    from tui_supervisor.reload.code import exec_self, preflight, take_handoff, watch_own_code
+    from tui_supervisor.reload.code import hand_over, preflight, take_handoff, watch_own_code
     from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
@@ -459,14 +459,10 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
                 break
             code_reload.clear()
             # hand over: nothing reads the pipes from here until the new image adopts them
-            watcher.stop()
-            if code_watch is not None:
-                code_watch.stop()
-            await server.close()
-            record = sup.detach()
             console.write("code reload: handing over to a new image of this process\n")
             console.flush()
-            error = exec_self(record, cfg.settings.runtime_dir)  # returns only on failure
+            record, error = await hand_over(sup, server, (watcher, code_watch),
+                                            cfg.settings.runtime_dir)
             console.write(f"code reload failed ({error}); carrying on with the old code\n")
             sup, server = make_engine()
             await sup.open(autostart=False, adopt=record)

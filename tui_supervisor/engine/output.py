@@ -47,10 +47,12 @@ class ServiceOutput:
             self._pausable.add(fd)
         self.ctx.loop.add_reader(fd, self._on_pipe, fd)
 
-    def _on_pipe(self, fd: int) -> None:
+    def _read_pipe(self, fd: int, reads: int, until_short: bool) -> int | None:
+        """Up to `reads` reads of what the pipe holds (stopping at a short read if
+        `until_short`), each ingested; the bytes read, or None once the pipe closed."""
         stream, splitter = self.pipes[fd]
         got = 0
-        for _ in range(READS_PER_WAKEUP):
+        for _ in range(reads):
             try:
                 data = os.read(fd, READ_CHUNK)
             except BlockingIOError:
@@ -59,12 +61,16 @@ class ServiceOutput:
                 data = b""
             if not data:
                 self._close_pipe(fd)
-                return
+                return None
             got += len(data)
             self._ingest(stream, *splitter.feed(data))
-            if len(data) < READ_CHUNK:
+            if until_short and len(data) < READ_CHUNK:
                 break
-        if got < SMALL_READ and fd in self._pausable:
+        return got
+
+    def _on_pipe(self, fd: int) -> None:
+        got = self._read_pipe(fd, READS_PER_WAKEUP, until_short=True)
+        if got is not None and got < SMALL_READ and fd in self._pausable:
             self.ctx.loop.remove_reader(fd)
             self._paused[fd] = self.ctx.loop.call_later(PIPE_PAUSE, self._resume_pipe, fd)
 
@@ -74,18 +80,7 @@ class ServiceOutput:
         before dying are in the ring, and published, before its exit is. Bounded: a
         surviving child that keeps writing cannot hold the engine here."""
         for fd in tuple(self.pipes):
-            stream, splitter = self.pipes[fd]
-            for _ in range(DRAIN_READS):
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    data = b""
-                if not data:
-                    self._close_pipe(fd)
-                    break
-                self._ingest(stream, *splitter.feed(data))
+            self._read_pipe(fd, DRAIN_READS, until_short=False)
 
     def _resume_pipe(self, fd: int) -> None:
         self._paused.pop(fd, None)

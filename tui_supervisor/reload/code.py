@@ -13,8 +13,11 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from tui_supervisor.reload.watch import Watcher
 
 HANDOFF_VAR = "TUISUP_HANDOFF"
 START_CWD = os.getcwd()
@@ -107,6 +110,21 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+async def hand_over(sup: Any, server: Any, watchers: Iterable[Any], runtime_dir: Path,
+                    host: dict[str, Any] | None = None) -> tuple[dict[str, Any], OSError]:
+    """Stop the watchers (their threads and inotify fds), close the control socket,
+    detach the engine and exec the new image. Returns only if the exec failed: the
+    record (for the caller to adopt again in-process) and why."""
+    for w in watchers:
+        if w is not None:
+            w.stop()
+    await server.close()
+    record = sup.detach()
+    if host is not None:
+        record["host"] = host
+    return record, exec_self(record, runtime_dir)
+
+
 def take_handoff() -> dict[str, Any] | None:
     """The predecessor's record, if this process is a new image of a code reload."""
     path = os.environ.pop(HANDOFF_VAR, None)
@@ -144,59 +162,19 @@ def is_source_checkout(root: Path = PACKAGE) -> bool:
     return "site-packages" not in root.parts and "dist-packages" not in root.parts
 
 
-class SourceWatcher:
+class SourceWatcher(Watcher):
     """Calls `on_change()` (debounced) when a .py or .tcss file of the package changes."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_change: Any,
                  root: Path = PACKAGE, debounce: float = 0.3) -> None:
-        self.loop, self.on_change, self.root, self.debounce = loop, on_change, root, debounce
-        self._observer: Any = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()
+        super().__init__(loop, lambda _paths: on_change(), debounce)
+        self.root = root
 
-    def start(self) -> None:
-        from watchdog.events import FileSystemEvent, FileSystemEventHandler
-        from watchdog.observers import Observer
+    def dirs(self) -> dict[str, bool]:
+        return {str(self.root): True}
 
-        watcher = self
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type in ("opened", "closed_no_write"):
-                    return
-                for raw in (event.src_path, getattr(event, "dest_path", "")):
-                    if raw and os.fsdecode(raw).endswith((".py", ".tcss")):
-                        with contextlib.suppress(RuntimeError):
-                            watcher.loop.call_soon_threadsafe(watcher._poke)
-                        return
-
-        self._observer = Observer()
-        self._observer.daemon = True
-        self._observer.schedule(Handler(), str(self.root), recursive=True)
-        self._observer.start()
-
-    def _poke(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_later(self.debounce, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        result = self.on_change()
-        if asyncio.iscoroutine(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    def stop(self) -> None:
-        """Stop the thread: watchdog's inotify fd is not close-on-exec, so before an exec."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(5)
-            self._observer = None
+    def wanted(self, path: str) -> bool:
+        return path.endswith((".py", ".tcss"))
 
 
 def watch_own_code(settings: Any, loop: asyncio.AbstractEventLoop, on_change: Any,

@@ -99,7 +99,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
-    from tui_supervisor.reload.code import exec_self, preflight, watch_own_code
+    from tui_supervisor.reload.code import hand_over, preflight, watch_own_code
     from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
@@ -152,13 +152,9 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
         how = await _run_ui(sup, loop, log, ui)
         if how != "reload":
             break
-        watcher.stop()
-        if code_watch is not None:
-            code_watch.stop()
-        await server.close()
-        record = sup.detach()
-        record["host"] = {"mode": "hosted", "parent_fd": parent_fd, "log": str(log)}
-        error = exec_self(record, cfg.settings.runtime_dir)  # returns only on failure
+        record, error = await hand_over(  # returns only if the exec failed
+            sup, server, (watcher, code_watch), cfg.settings.runtime_dir,
+            {"mode": "hosted", "parent_fd": parent_fd, "log": str(log)})
         _log_crash(log, f"code reload failed ({error}); carrying on with the old code")
         sup, server = await boot(record)
         watcher = ConfigWatcher(sup)
@@ -190,13 +186,9 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
             if await _headless(sup, server, loop, reload_now) == "stopped":
                 return 0
             reload_now.clear()
-            watcher.stop()
-            if code_watch is not None:
-                code_watch.stop()
-            await server.close()
-            record = sup.detach()
-            record["host"] = {"mode": "headless"}  # the new image stays headless
-            error = exec_self(record, cfg.settings.runtime_dir)
+            record, error = await hand_over(  # the new image stays headless
+                sup, server, (watcher, code_watch), cfg.settings.runtime_dir,
+                {"mode": "headless"})
             _log_crash(log, f"code reload failed ({error}); carrying on with the old code")
             sup, server = await boot(record)
             watcher = ConfigWatcher(sup)
