@@ -99,7 +99,13 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
-    from tui_supervisor.reload.code import hand_over, preflight, watch_own_code
+    from tui_supervisor.reload.code import (
+        adopted,
+        hand_over,
+        preflight,
+        reloaded_notice,
+        watch_own_code,
+    )
     from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
@@ -135,10 +141,8 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     if adopt is None:
         sup.autostart()
     else:
-        gap = time.monotonic() - adopt.get("detached_mono", time.monotonic())
-        sup.bus.emit(Notice(time.time(), "info", f"code reloaded: pid {os.getpid()} "
-                            f"carries on with {len(sup.services)} services, none restarted; "
-                            f"pipes unread for {gap * 1000:.0f} ms"))
+        adopted()
+        sup.bus.emit(Notice(time.time(), "info", reloaded_notice(adopt, len(sup.services))))
     watcher = ConfigWatcher(sup)  # saves of the config reload it, UI or not
     watcher.start()
 

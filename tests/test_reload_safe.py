@@ -1,0 +1,140 @@
+"""Safe mode: a new image that passes the pre-flight but fails at start-up keeps its
+services (same PIDs, every line logged once), answers the socket with what happened, and
+starts the fixed code once it is saved; SIGTERM in safe mode stops everything."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import kill_marked
+from test_cli import ROOT
+from test_reload_code import Headless, config, pids
+
+pytestmark = pytest.mark.timeout(180)
+BREAK_AT = "    handoff = take_handoff()\n"
+
+
+@pytest.fixture
+def broken(tmp_path: Path):
+    """An engine running from a copy of the package, then a start-up bug saved into it
+    (imports fine, so the pre-flight passes) and a code reload: the engine is in safe mode.
+    Yields (engine, cli.py of the copy, its good text, pids before)."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    e = Headless(tmp_path, config(tmp_path), pkg)
+    try:
+        first = e.snapshot()
+        while not all(pids(first).values()):
+            first = e.snapshot()
+        cli = pkg / "tui_supervisor" / "cli.py"
+        good = cli.read_text()
+        assert BREAK_AT in good
+        cli.write_text(good.replace(
+            BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr  # the pre-flight only imports: it passes
+        e.wait_out("safe mode: the new code failed at start-up: RuntimeError: broken start-up")
+        yield e, cli, good, first
+    finally:
+        e.stop()
+        kill_marked()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_safe_mode_keeps_services_until_the_fix(broken) -> None:
+    e, cli, good, first = broken
+    before = pids(first)
+    assert e.proc.poll() is None and all(alive(p) for p in before.values())
+    r = e.cli("status")
+    assert r.returncode != 0 and "safe mode" in r.stderr and "broken start-up" in r.stderr
+    assert "Traceback" not in r.stderr
+    os.kill(before["idle"], signal.SIGKILL)  # a service dies meanwhile
+    e.wait_out(f"idle (pid {before['idle']}) exited")
+    time.sleep(1.0)  # the 1 kHz writer goes on: its lines go to the log file
+    assert alive(before["tick"])
+    cli.write_text(good)  # the fix, saved: safe mode notices it by itself
+    e.wait_out("code reloaded after", timeout=60)
+    snap = e.snapshot()
+    assert snap["engine"]["pid"] == e.proc.pid
+    svc = {s["name"]: s for s in snap["services"]}
+    assert svc["tick"]["pid"] == before["tick"] and svc["tick"]["restarts"] == 0
+    deadline = time.monotonic() + 30
+    while svc["idle"]["pid"] in (None, before["idle"]):  # its exit, collected and handled
+        assert time.monotonic() < deadline, svc["idle"]
+        time.sleep(0.1)
+        svc = {s["name"]: s for s in e.snapshot()["services"]}
+    assert svc["idle"]["failures"] == 1
+    assert not os.path.exists(f"/proc/{before['idle']}")  # reaped, not left a zombie
+    log = Path(svc["tick"]["log_file"])
+    e.stop()
+    numbers = [int(line.split()[1]) for line in log.read_text().splitlines()]
+    assert numbers == list(range(len(numbers))) and len(numbers) > 1500, \
+        "every line exactly once, in order, through the failed start and safe mode"
+
+
+def test_sigterm_in_safe_mode_stops_everything(broken) -> None:
+    e, _cli, _good, first = broken
+    e.proc.send_signal(signal.SIGTERM)
+    assert e.proc.wait(30) == 0
+    for pid in pids(first).values():
+        assert not os.path.exists(f"/proc/{pid}")
+    assert "safe mode: all stopped" in e.out
+
+
+def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
+    """The dashboard's engine: the new image fails before its UI is up; the terminal says
+    so; the saved fix brings the dashboard back with the same services."""
+    import json
+
+    from test_cli import PY, cli_env
+    from test_tui_terminal import Term, kill_engines
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = config(tmp_path)
+    env = {**cli_env(tmp_path), "PYTHONPATH": str(pkg)}
+    t = Term([PY, "-m", "tui_supervisor", "-c", str(cfg)], env, tmp_path)
+    e = Headless.__new__(Headless)  # only for its client helpers
+    e.env, e.tmp, e.cfg, e.out_path = env, tmp_path, cfg, tmp_path / "none"
+    try:
+        t.read_until("tick")
+        first = e.snapshot()
+        while not all(pids(first).values()):
+            first = e.snapshot()
+        host = pkg / "tui_supervisor" / "tui" / "host.py"
+        good = host.read_text()
+        at = "    ui: dict[str, Any] = {}\n"
+        assert at in good
+        host.write_text(good.replace(at, at + "    raise RuntimeError('broken host')\n"))
+        t.out = b""
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr
+        t.read_until("safe mode: the new code failed at start-up: RuntimeError: broken host")
+        assert all(alive(p) for p in pids(first).values())
+        t.out = b""
+        host.write_text(good)
+        t.read_until("tick")  # the dashboard is back
+        snap = e.snapshot()
+        assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
+    finally:
+        t.kill()
+        r = e.cli("status", "--json")
+        if r.returncode == 0:
+            os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
+            time.sleep(1)
+        kill_engines(cfg)
+        kill_marked()
