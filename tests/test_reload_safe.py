@@ -138,3 +138,25 @@ def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
             time.sleep(1)
         kill_engines(cfg)
         kill_marked()
+
+
+def test_a_config_saved_broken_refuses_the_code_reload(tmp_path: Path) -> None:
+    """The pre-flight loads the config file as the new image would: a typo in it refuses
+    the code reload (file:line) instead of sending the new image to safe mode."""
+    e = Headless(tmp_path, config(tmp_path), ROOT)
+    try:
+        first = e.snapshot()
+        text = e.cfg.read_text()
+        e.cfg.write_text(text.replace("start_time: 0", "start_time: soon", 1))
+        r = e.cli("reload", "--code")
+        assert r.returncode == 1
+        assert "the config does not load" in r.stderr and "tst-code.yaml:" in r.stderr
+        assert "start_time" in r.stderr and "Traceback" not in r.stderr
+        assert pids(e.snapshot()) == pids(first) and "safe mode" not in e.out
+        e.cfg.write_text(text)
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr
+        e.wait_out("code reloaded:")
+    finally:
+        e.stop()
+        kill_marked()

@@ -387,7 +387,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         stop.set()
 
     async def checked_reload() -> dict[str, Any]:
-        err = await preflight()
+        err = await preflight(cfg.path)
         if err is not None:
             console.write(f"code not reloaded, nothing changed: {err}\n")
             return {"ok": False, "errors": [err]}

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, PREFLIGHT_IMPORT, record_fds
+from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, preflight_script, record_fds
 from tui_supervisor.reload.watch import Watcher
 
 START_CWD = os.getcwd()
@@ -75,15 +75,17 @@ def compile_errors(root: Path = PACKAGE) -> list[str]:
     return errors
 
 
-async def preflight() -> str | None:
-    """None if the code on disk compiles and imports in a fresh interpreter; else why not
-    (the last lines of its stderr)."""
+async def preflight(config_path: str | os.PathLike[str] | None = None) -> str | None:
+    """None if the code on disk compiles and imports in a fresh interpreter (which also
+    loads `config_path` as the new image will); else why not (its stderr's last lines)."""
     errors = await asyncio.get_running_loop().run_in_executor(None, compile_errors)
     if errors:
         return "; ".join(errors[:5])
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", PREFLIGHT_IMPORT, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=START_CWD)
+        sys.executable, *(LAUNCH or {}).get("opts", []), "-c",
+        preflight_script(str(config_path) if config_path else None),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, cwd=START_CWD)
     try:
         _, err = await asyncio.wait_for(proc.communicate(), PREFLIGHT_TIMEOUT)
     except TimeoutError:

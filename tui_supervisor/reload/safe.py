@@ -39,6 +39,18 @@ HANDOFF_VAR = "TUISUP_HANDOFF"
 BOOT_MODULE = "tui_supervisor_boot"
 """sys.modules entry through which the new code says it has adopted the services."""
 PREFLIGHT_IMPORT = "import tui_supervisor.cli, tui_supervisor.tui.app, tui_supervisor.metrics"
+
+
+def preflight_script(config_path: str | None) -> str:
+    """What the pre-flight's fresh interpreter runs: import the app, then load the config
+    file as the new image will (a config saved broken would stop it at start-up)."""
+    if not config_path:
+        return PREFLIGHT_IMPORT
+    return (PREFLIGHT_IMPORT + "\nimport sys\n"
+            "from tui_supervisor.config import ConfigError, load_config\n"
+            f"try:\n    load_config({config_path!r})\n"
+            "except ConfigError as e:\n"
+            "    sys.exit('the config does not load: ' + '; '.join(map(str, e.issues)))\n")
 POLL = 0.5
 """Seconds between looks at the source and the config (and at exited services)."""
 STOP_TIMEOUT = 10.0
@@ -455,7 +467,8 @@ class SafeMode:
         launch = self.record["launch"]
         try:  # reaping waits meanwhile: the loop is not running
             r = subprocess.run([sys.executable, *launch.get("opts", []), "-c",
-                                PREFLIGHT_IMPORT], capture_output=True, timeout=30,
+                                preflight_script(self.record.get("config_path"))],
+                               capture_output=True, timeout=30,
                                cwd=launch.get("cwd") or None, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return "importing the new code took over 30s"

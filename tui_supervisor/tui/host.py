@@ -112,7 +112,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     ui: dict[str, Any] = {}
 
     async def checked_reload() -> dict[str, Any]:
-        err = await preflight()
+        err = await preflight(cfg.path)
         if err is not None:
             sup.bus.emit(Notice(time.time(), "error", f"code not reloaded: {err}"))
             return {"ok": False, "errors": [err]}
@@ -175,7 +175,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     reload_now = asyncio.Event()
 
     async def headless_reload() -> dict[str, Any]:
-        err = await preflight()
+        err = await preflight(cfg.path)
         if err is not None:
             sup.bus.emit(Notice(time.time(), "error", f"code not reloaded: {err}"))
             return {"ok": False, "errors": [err]}
