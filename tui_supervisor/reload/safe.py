@@ -125,16 +125,36 @@ def main() -> None:
     except BaseException as e:  # whatever the new code does, the services stay up
         if guard.done:
             raise
-        with contextlib.suppress(Exception):
-            sys.stderr.write("".join(traceback.format_exception(e)))
-            sys.stderr.flush()
-        last = "".join(traceback.format_exception_only(e)).strip().splitlines()
-        why = last[-1] if last else type(e).__name__
+        why = _explain(e, record)
     else:
         if guard.done:
             return
         why = "it returned before taking over the services"
     SafeMode(record, guard, path, boot_path, boot_source, why).run()
+
+
+def _explain(e: BaseException, record: dict[str, Any]) -> str:
+    """One line for the console (the error and where it was raised); the traceback goes
+    to the engine's log (under a dashboard, stderr is the terminal: not there)."""
+    last = "".join(traceback.format_exception_only(e)).strip().splitlines()
+    why = last[-1] if last else type(e).__name__
+    frames = traceback.extract_tb(e.__traceback__)
+    if frames:
+        f = frames[-1]
+        why += f" (at {f.filename}:{f.lineno} in {f.name})"
+    text = "".join(traceback.format_exception(e))
+    log = (record.get("host") or {}).get("log")
+    if (record.get("host") or {}).get("mode") == "hosted" and log:
+        try:
+            with open(log, "a") as f:
+                f.write(f"{time.strftime('%F %T')} the new code failed at start-up:\n{text}")
+            return why + f"; traceback in {log}"
+        except OSError:
+            pass
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    return why
 
 
 class _Pipe:
@@ -432,8 +452,8 @@ class SafeMode:
 
     def _status(self) -> str:
         mins = (time.monotonic() - self.since) / 60
-        return (f"the engine (pid {os.getpid()}) is in safe mode for {mins:.1f} min: the new "
-                f"code failed at start-up ({self.why}); its {len(self.record['services'])} "
+        return (f"in safe mode for {mins:.1f} min (pid {os.getpid()}): the new code "
+                f"failed at start-up ({self.why}); its {len(self.record['services'])} "
                 "services keep running and their output is logged; fix the code and save "
                 "it, or run `tui-supervisor reload --code`")
 
