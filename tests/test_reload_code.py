@@ -31,8 +31,9 @@ def config(tmp: Path, watch_code: bool = False) -> Path:
 
 
 class Headless:
-    def __init__(self, tmp: Path, cfg: Path, pythonpath: Path) -> None:
-        self.env = {**cli_env(tmp), "PYTHONPATH": str(pythonpath)}
+    def __init__(self, tmp: Path, cfg: Path, pythonpath: Path,
+                 **env: str) -> None:
+        self.env = {**cli_env(tmp), "PYTHONPATH": str(pythonpath), **env}
         self.tmp, self.cfg = tmp, cfg
         self.out_path = tmp / "engine.out"
         with open(self.out_path, "wb") as out:

@@ -161,3 +161,30 @@ def test_a_config_saved_broken_refuses_the_code_reload(tmp_path: Path) -> None:
     finally:
         e.stop()
         kill_marked()
+
+
+def test_a_failed_exec_leaves_the_old_code_in_charge(tmp_path: Path) -> None:
+    """If the exec itself fails (injected: TUISUP_FAULT=exec-fail), the old image adopts
+    its own record again: same PIDs, the socket answers, no line lost."""
+    e = Headless(tmp_path, config(tmp_path), ROOT, TUISUP_FAULT="exec-fail")
+    try:
+        first = e.snapshot()
+        while not all(pids(first).values()):
+            first = e.snapshot()
+        time.sleep(0.5)
+        for i in range(1, 3):
+            r = e.cli("reload", "--code")
+            assert r.returncode == 0, r.stderr
+            e.wait_out("code reload failed (", count=i)
+            e.wait_out("carrying on with the old code", count=i)
+        snap = e.snapshot()
+        assert snap["engine"]["pid"] == e.proc.pid and pids(snap) == pids(first)
+        tick = next(s for s in snap["services"] if s["name"] == "tick")
+        assert tick["restarts"] == 0
+        time.sleep(0.5)
+        log = Path(tick["log_file"])
+    finally:
+        e.stop()
+        kill_marked()
+    numbers = [int(line.split()[1]) for line in log.read_text().splitlines()]
+    assert numbers == list(range(len(numbers))) and len(numbers) > 500

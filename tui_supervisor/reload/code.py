@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -133,6 +134,8 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
     sys.stderr.flush()
     try:
         os.chdir(START_CWD)
+        if os.environ.get("TUISUP_FAULT") == "exec-fail":  # fault injection for the tests
+            raise OSError(errno.ENOEXEC, "injected exec failure (TUISUP_FAULT=exec-fail)")
         os.execv(sys.executable, argv)
     except OSError as e:
         os.environ.pop(HANDOFF_VAR, None)
