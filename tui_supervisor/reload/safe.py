@@ -181,6 +181,7 @@ class SafeMode:
         self.reported: set[int] = set()
         self.retry = False
         self.stop = False
+        self.sigchld = True
         self.package = record["launch"].get("package")
         self.watch = [p for p in [record.get("config_path")] if p]
         self.signature = self._signature()
@@ -271,7 +272,9 @@ class SafeMode:
             self.stop = True
         elif sig == signal.SIGUSR2:
             self.retry = True
-        # SIGCHLD: the loop looks at children every turn; SIGHUP: nothing to reload
+        elif sig == signal.SIGCHLD:
+            self.sigchld = True
+        # SIGHUP: nothing to reload (and a dashboard's terminal may be gone: stay)
 
     def _loop(self) -> None:
         next_look = time.monotonic() + POLL
@@ -289,12 +292,15 @@ class SafeMode:
                     self._serve(key.fileobj)  # type: ignore[arg-type]
             if self.stop:
                 self._stop_all()
-            self._reap()
+            if self.sigchld:
+                self.sigchld = False
+                self._reap()
             if self.retry:
                 self.retry = False
                 self._try_again("asked to")
             elif time.monotonic() >= next_look:
                 next_look = time.monotonic() + POLL
+                self._reap()  # (a SIGCHLD that came before our handler was in place)
                 if self._signature() != self.signature:
                     time.sleep(0.2)  # an editor's burst of writes
                     self.signature = self._signature()
