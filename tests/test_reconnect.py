@@ -373,3 +373,42 @@ async def test_attached_dashboard_says_when_it_gives_up(engine: Engine) -> None:
             assert any(n.message == app.link for n in app._notifications)
     finally:
         await client.close()
+
+
+# -- a streaming CLI verb ---------------------------------------------------------------
+async def test_logs_follow_carries_on_across_a_code_reload(engine: Engine,
+                                                           tmp_path: Path) -> None:
+    """`logs -f` prints every line once, in order, through the reload, and says it
+    reconnected."""
+    control = await engine.ready()
+    out, err = tmp_path / "follow.out", tmp_path / "follow.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        cli = subprocess.Popen(
+            [PY, "-m", "tui_supervisor", "logs", "-f", "-n", "5", "tick", "-c",
+             str(engine.cfg)], stdout=o, stderr=e,
+            env={**cli_env(tmp_path), "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    try:
+        def count() -> int:
+            return out.read_text().count("\n")
+
+        await wait_for(lambda: count() > 20, 30, "followed lines")
+        assert (await control.reload_code())["ok"]
+        await wait_for(lambda: "reconnected to the engine" in err.read_text(), 30,
+                       "the reconnect said")
+        n = count()
+        await wait_for(lambda: count() > n + 20, 30, "lines after the reload")
+        assert cli.poll() is None
+    finally:
+        cli.send_signal(signal.SIGINT)
+        try:
+            cli.wait(30)
+        except subprocess.TimeoutExpired:
+            cli.kill()
+            cli.wait()
+        await control.close()
+    numbers = [int(line.split()[3]) for line in out.read_text().splitlines()
+               if line.startswith("tick")]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), \
+        "every line exactly once, in order"
+    text = err.read_text()
+    assert "engine went away (reloading?): reconnecting…" in text and "Traceback" not in text

@@ -27,6 +27,8 @@ from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.runtime import read_lock_pid
 
 _END = object()
+HELLO_WAIT = 5.0
+"""Seconds a reconnect waits for the engine's hello."""
 
 
 class NotRunning(Exception):
@@ -81,6 +83,9 @@ class _Conn:
         except (ConnectionError, ValueError) as e:
             writer.close()
             raise NotRunning(f"engine at {path} did not answer: {e}") from None
+        except asyncio.CancelledError:
+            writer.close()
+            raise
         if not line:
             writer.close()
             raise NotRunning(f"engine at {path} closed the connection")
@@ -381,10 +386,10 @@ class _Resuming:
         runtime_dir = self.client.path.parent
         deadline = lost_at + self.policy.give_up_after
         for delay in delays(self.policy):
-            try:
-                self.conn = await _Conn.open(self.client.path)
+            try:  # bounded: a socket that accepts but never says hello is not an engine
+                self.conn = await asyncio.wait_for(_Conn.open(self.client.path), HELLO_WAIT)
                 return
-            except NotRunning:
+            except (NotRunning, TimeoutError):
                 pass
             except (PermissionError, ControlError) as e:
                 raise _GaveUp(f"cannot reconnect to the engine: {e}") from None
