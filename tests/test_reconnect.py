@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(120)
 
 # -- pure logic -------------------------------------------------------------------------
 def test_delays_back_off_to_the_cap() -> None:
-    it = delays(Reconnect(first_delay=0.1, max_delay=1.0))
+    it = delays(Reconnect(first_delay=0.1, factor=2, max_delay=1.0))
     assert [round(next(it), 3) for _ in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
 
 
