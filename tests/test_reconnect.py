@@ -412,3 +412,27 @@ async def test_logs_follow_carries_on_across_a_code_reload(engine: Engine,
         "every line exactly once, in order"
     text = err.read_text()
     assert "engine went away (reloading?): reconnecting…" in text and "Traceback" not in text
+
+
+def test_attach_on_a_terminal_reconnects(engine: Engine, tmp_path: Path) -> None:
+    """`tui-supervisor attach` on a real pty: a code reload shows the reconnect, the
+    dashboard stays, `q` detaches with exit 0 and the engine keeps running."""
+    from test_tui_terminal import Term
+
+    asyncio.run(_ready_and_close(engine))
+    env = {**cli_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    t = Term([PY, "-m", "tui_supervisor", "attach", "-c", str(engine.cfg)], env, tmp_path)
+    try:
+        t.read_until("idle")
+        os.kill(engine.proc.pid, signal.SIGUSR2)
+        t.read_until("reconnecting")
+        t.read_until("reconnected")
+        t.send("q")
+        assert t.wait() == 0
+        assert engine.proc.poll() is None and engine.out.count("code reloaded:") == 1
+    finally:
+        t.kill()
+
+
+async def _ready_and_close(engine: Engine) -> None:
+    await (await engine.ready()).close()
