@@ -211,8 +211,13 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
             print(issue, file=sys.stderr)
         return 1
 
+    from tui_supervisor.control.resume import Reconnect
+
+    follow = args.cmd == "logs" and args.follow  # a stream: rides out code reloads
+
     async def go() -> int:
-        async with RemoteSupervisor(runtime_dir) as api:
+        async with RemoteSupervisor(runtime_dir,
+                                    reconnect=Reconnect() if follow else None) as api:
             if args.cmd == "status":
                 return await verbs.status(api, as_json=args.json)
             if args.cmd in ("start", "stop", "restart"):

@@ -46,7 +46,8 @@ class EngineHeader(Static):
 
     _text = ""
 
-    def render_from(self, store: Store, mode: str, error: str | None) -> None:
+    def render_from(self, store: Store, mode: str, error: str | None,
+                    link: str | None = None) -> None:
         e = store.engine
         res = e.get("resources") or {}
         counts = store.counts_by_state()
@@ -58,6 +59,8 @@ class EngineHeader(Static):
                  f"up {fmt_duration(e.get('uptime'))}", usage, states,
                  f"reloads {e.get('reloads', 0)}"]
         text = " · ".join(parts)
+        if link:  # attached: the connection to the engine is down
+            text += f"\n[b yellow]{link}[/]"
         if error:
             text += f"\n[b red]config error:[/] {error}"
         if text != self._text:  # a layout pass is of the whole screen: only if it may grow
@@ -144,6 +147,8 @@ class SupervisorApp(App[str]):
         self._current: str | None = None
         self._widgets: tuple[Any, ...] = ()
         self._leaving = False
+        self.link: str | None = None
+        """Attached: why the engine is out of reach right now (None: connected)."""
 
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -191,6 +196,9 @@ class SupervisorApp(App[str]):
         self._stream = stream
         first = True
         async for ev in stream:
+            if ev.get("kind") == "connection":  # attached, with reconnecting on
+                self._on_link(ev)
+                continue
             self.store.apply(ev)
             if first:
                 first = False
@@ -198,7 +206,22 @@ class SupervisorApp(App[str]):
                 await self._backfill()
                 self._tick()
         if not self._leaving:
-            self.notify("lost the engine's event stream", severity="error", timeout=30)
+            self.notify(self.link or "lost the engine's event stream", severity="error",
+                        timeout=30)
+
+    def _on_link(self, ev: dict[str, Any]) -> None:
+        """The attached client lost the engine, got it back, or gave up."""
+        state, msg = ev.get("state"), str(ev.get("message", ""))
+        if state == "restored":
+            self.link = None
+            self._stamp_views()
+            self.notify(msg, timeout=4)
+        else:
+            self.link = ("engine reloading - reconnecting…" if state == "lost"
+                         else f"disconnected: {msg}")
+            if state == "lost":
+                self.notify(self.link, severity="warning", timeout=4)
+        self._tick()
 
     async def _backfill(self) -> None:
         cut = {n: int(i.view.get("log_offset") or 0) for n, i in self.store.services.items()}
@@ -224,6 +247,8 @@ class SupervisorApp(App[str]):
             info.view["_seen_at"] = now
 
     async def _refresh_snapshot(self) -> None:
+        if self.link:  # the subscription reconnects and brings a snapshot
+            return
         try:
             snap = await self.api.snapshot()
         except Exception as e:
@@ -254,7 +279,7 @@ class SupervisorApp(App[str]):
         if not self._follow_cursor() and (dirty is None or (selected and selected in dirty)):
             self.detail.view_changed()
         self._widgets[3].render_from(  # type: ignore[attr-defined]
-            self.store, self.mode, self.config_error)
+            self.store, self.mode, self.config_error, self.link)
         now = self.clock()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:
             self._last_snapshot = now

@@ -306,9 +306,10 @@ async def _headless(sup: Any, server: Any, loop: asyncio.AbstractEventLoop,
 async def run_attached(runtime_dir: Path) -> int:
     """The dashboard as a client of a running engine; quitting leaves it running."""
     from tui_supervisor.control.client import NotRunning, RemoteSupervisor
+    from tui_supervisor.control.resume import Reconnect
     from tui_supervisor.tui.app import SupervisorApp
 
-    client = RemoteSupervisor(runtime_dir)
+    client = RemoteSupervisor(runtime_dir, reconnect=Reconnect())  # rides out code reloads
     try:
         await client.connect()
     except NotRunning as e:
