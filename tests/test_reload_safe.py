@@ -4,6 +4,7 @@ starts the fixed code once it is saved; SIGTERM in safe mode stops everything.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -188,3 +189,64 @@ def test_a_failed_exec_leaves_the_old_code_in_charge(tmp_path: Path) -> None:
         kill_marked()
     numbers = [int(line.split()[1]) for line in log.read_text().splitlines()]
     assert numbers == list(range(len(numbers))) and len(numbers) > 500
+
+
+async def test_an_attached_subscriber_waits_through_safe_mode(tmp_path: Path) -> None:
+    """A reconnecting subscriber says the engine is in safe mode (and why), keeps asking
+    beyond the usual give-up bound while it is, and is live again after the fix, with
+    every `tick` line exactly once (the ones read in safe mode replayed by offset)."""
+    import asyncio
+
+    from test_reconnect import Collector, assert_contiguous, tick_lines
+
+    from tui_supervisor.control.client import RemoteSupervisor
+    from tui_supervisor.control.resume import Reconnect
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = config(tmp_path)
+    runtime = tmp_path / "run"
+    cfg.write_text(cfg.read_text().replace("settings: {", f"settings: {{runtime_dir: {runtime}, ")
+                   .replace("'0.001'", "'0.01'"))  # what safe mode reads fits in the ring
+    e = Headless(tmp_path, cfg, pkg)
+    sub = None
+    try:
+        first = await asyncio.to_thread(e.snapshot)
+        client = RemoteSupervisor(runtime, reconnect=Reconnect(give_up_after=3.0))
+        sub = Collector(await client.subscribe(logs=True))
+        cli = pkg / "tui_supervisor" / "cli.py"
+        good = cli.read_text()
+        cli.write_text(good.replace(
+            BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
+        assert (await asyncio.to_thread(e.cli, "reload", "--code")).returncode == 0
+
+        def said(state: str, text: str = "") -> bool:
+            return any(ev.get("kind") == "connection" and ev["state"] == state
+                       and text in ev["message"] for ev in sub.events)
+
+        deadline = time.monotonic() + 30
+        while not said("lost", "in safe mode"):
+            assert time.monotonic() < deadline and not sub.done, sub.events[-3:]
+            await asyncio.sleep(0.05)
+        assert said("lost", "broken start-up")
+        await asyncio.sleep(4.5)  # longer than give_up_after: an engine in safe mode is alive
+        assert not said("gave_up") and not sub.done
+        cli.write_text(good)
+        while not said("restored"):
+            assert time.monotonic() < deadline + 30 and not sub.done, sub.events[-3:]
+            await asyncio.sleep(0.05)
+        n = len(tick_lines(sub.events))
+        while len(tick_lines(sub.events)) < n + 50:  # live again
+            assert time.monotonic() < deadline + 60
+            await asyncio.sleep(0.05)
+        lines = tick_lines(sub.events)
+        assert_contiguous(lines)
+        snap = await asyncio.to_thread(e.snapshot)
+        assert pids(snap) == pids(first)
+    finally:
+        if sub is not None:
+            with contextlib.suppress(Exception):  # (a failed stream re-raises here)
+                await sub.close()
+        e.stop()
+        kill_marked()

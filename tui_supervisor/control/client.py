@@ -28,6 +28,8 @@ from tui_supervisor.engine.runtime import read_lock_pid
 
 _END = object()
 HELLO_WAIT = 5.0
+SAFE_MODE_POLL = 1.0
+"""Seconds between asks while the engine is in safe mode."""
 """Seconds a reconnect waits for the engine's hello."""
 
 
@@ -292,18 +294,34 @@ class _Resuming:
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         try:
             lost_at: float | None = None
+            alive_at = 0.0  # the last answer from an engine in safe mode
+            said = ""
             while True:
+                safe = None
                 try:
                     async for ev in self._one(lost_at):
+                        if ev.get("kind") == "connection":  # restored
+                            lost_at, said = None, ""
                         yield ev
                 except NotRunning:
                     self.ended = None
+                except ControlError as e:
+                    if e.code != p.SAFE_MODE:
+                        raise
+                    safe, self.ended = f"the engine is {e}", None
                 if self.ended is not None and self.ended.startswith("dropped"):
                     return  # too slow for the engine: reconnecting would not help
-                lost_at = time.monotonic()
-                yield _link("lost", "engine went away (reloading?): reconnecting…")
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                message = safe or "engine went away (reloading?): reconnecting…"
+                if message != said:
+                    said = message
+                    yield _link("lost", message)
                 try:
-                    await self._reopen(lost_at)
+                    if safe is not None:  # alive, waiting for fixed code: ask again soon,
+                        await asyncio.sleep(SAFE_MODE_POLL)  # for as long as it takes
+                        alive_at = time.monotonic()
+                    await self._reopen(max(lost_at, alive_at))
                 except _GaveUp as e:
                     yield _link("gave_up", str(e))
                     return

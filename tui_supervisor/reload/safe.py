@@ -451,7 +451,7 @@ class SafeMode:
                 if err is None:
                     self._exec()
                 continue
-            self._send(conn, {"id": rid, "ok": False, "error": {
+            self._send(conn, {"id": rid, "ok": False, "error": {  # protocol.SAFE_MODE
                 "code": "safe_mode", "message": self._status()}})
         if len(buf) > 1 << 20:
             self._drop(conn)

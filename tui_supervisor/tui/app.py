@@ -217,10 +217,12 @@ class SupervisorApp(App[str]):
             self._stamp_views()
             self.notify(msg, timeout=4)
         else:
-            self.link = ("engine reloading - reconnecting…" if state == "lost"
+            safe = state == "lost" and "safe mode" in msg  # new code failed: waiting for a fix
+            self.link = (msg if safe else "engine reloading - reconnecting…" if state == "lost"
                          else f"disconnected: {msg}")
             if state == "lost":
-                self.notify(self.link, severity="warning", timeout=4)
+                self.notify(self.link, severity="error" if safe else "warning",
+                            timeout=30 if safe else 4)
         self._tick()
 
     async def _backfill(self) -> None:
