@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import kill_marked
 from test_cli import ROOT
-from test_reload_code import Headless, config, pids
+from test_reload_code import Dashboard, Headless, config, copy_package, pids, running
 
 pytestmark = pytest.mark.timeout(180)
 BREAK_AT = "    handoff = take_handoff()\n"
@@ -25,14 +24,10 @@ def broken(tmp_path: Path):
     """An engine running from a copy of the package, then a start-up bug saved into it
     (imports fine, so the pre-flight passes) and a code reload: the engine is in safe mode.
     Yields (engine, cli.py of the copy, its good text, pids before)."""
-    pkg = tmp_path / "pkg"
-    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    pkg = copy_package(tmp_path)
     e = Headless(tmp_path, config(tmp_path), pkg)
     try:
-        first = e.snapshot()
-        while not all(pids(first).values()):
-            first = e.snapshot()
+        first = running(e)
         cli = pkg / "tui_supervisor" / "cli.py"
         good = cli.read_text()
         assert BREAK_AT in good
@@ -98,24 +93,12 @@ def test_sigterm_in_safe_mode_stops_everything(broken) -> None:
 def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
     """The dashboard's engine: the new image fails before its UI is up; the terminal says
     so; the saved fix brings the dashboard back with the same services."""
-    import json
-
-    from test_cli import PY, cli_env
-    from test_tui_terminal import Term, kill_engines
-
-    pkg = tmp_path / "pkg"
-    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    cfg = config(tmp_path)
-    env = {**cli_env(tmp_path), "PYTHONPATH": str(pkg)}
-    t = Term([PY, "-m", "tui_supervisor", "-c", str(cfg)], env, tmp_path)
-    e = Headless.__new__(Headless)  # only for its client helpers
-    e.env, e.tmp, e.cfg, e.out_path = env, tmp_path, cfg, tmp_path / "none"
+    pkg = copy_package(tmp_path)
+    d = Dashboard(tmp_path, config(tmp_path), pkg)
+    t, e = d.term, d.e
     try:
         t.read_until("tick")
-        first = e.snapshot()
-        while not all(pids(first).values()):
-            first = e.snapshot()
+        first = running(e)
         host = pkg / "tui_supervisor" / "tui" / "host.py"
         good = host.read_text()
         at = "    ui: dict[str, Any] = {}\n"
@@ -133,13 +116,7 @@ def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
         snap = e.snapshot()
         assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
     finally:
-        t.kill()
-        r = e.cli("status", "--json")
-        if r.returncode == 0:
-            os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
-            time.sleep(1)
-        kill_engines(cfg)
-        kill_marked()
+        d.close()
 
 
 def test_a_config_saved_broken_refuses_the_code_reload(tmp_path: Path) -> None:
@@ -147,7 +124,7 @@ def test_a_config_saved_broken_refuses_the_code_reload(tmp_path: Path) -> None:
     the code reload (file:line) instead of sending the new image to safe mode."""
     e = Headless(tmp_path, config(tmp_path), ROOT)
     try:
-        first = e.snapshot()
+        first = running(e)
         text = e.cfg.read_text()
         e.cfg.write_text(text.replace("start_time: 0", "start_time: soon", 1))
         r = e.cli("reload", "--code")
@@ -169,9 +146,7 @@ def test_a_failed_exec_leaves_the_old_code_in_charge(tmp_path: Path) -> None:
     its own record again: same PIDs, the socket answers, no line lost."""
     e = Headless(tmp_path, config(tmp_path), ROOT, TUISUP_FAULT="exec-fail")
     try:
-        first = e.snapshot()
-        while not all(pids(first).values()):
-            first = e.snapshot()
+        first = running(e)
         time.sleep(0.5)
         for i in range(1, 3):
             r = e.cli("reload", "--code")
@@ -202,9 +177,7 @@ async def test_an_attached_subscriber_waits_through_safe_mode(tmp_path: Path) ->
     from tui_supervisor.control.client import RemoteSupervisor
     from tui_supervisor.control.resume import Reconnect
 
-    pkg = tmp_path / "pkg"
-    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    pkg = copy_package(tmp_path)
     cfg = config(tmp_path)
     runtime = tmp_path / "run"
     cfg.write_text(cfg.read_text().replace("settings: {", f"settings: {{runtime_dir: {runtime}, ")
