@@ -74,7 +74,8 @@ def find_frame(chunks: Sequence[Chunk], since: float, needles: Sequence[bytes]
                ) -> tuple[float, float, list[float]] | None:
     """In terminal output read at the given monotonic times: after `since`, the first
     ESC[?1049l, the first ESC[?1049h after it, and when each needle first arrived after
-    that: (leave, enter, [time per needle]), or None if not all there (yet)."""
+    that (each: the read that completed it): (leave, enter, [time per needle]), or None
+    if not all there (yet)."""
     data = bytearray()
     ends: list[tuple[int, float]] = []
     for t, d in chunks:
@@ -95,7 +96,7 @@ def find_frame(chunks: Sequence[Chunk], since: float, needles: Sequence[bytes]
         if at < 0:
             return None
         found.append(when(at + len(needle) - 1))
-    return when(leave), when(enter), found
+    return when(leave + len(LEAVE) - 1), when(enter + len(ENTER) - 1), found
 
 
 def longest_pause(changes: Sequence[float], t0: float, t1: float) -> float:
@@ -287,6 +288,22 @@ def _stats(prefix: str, xs: Sequence[float], scale: float = 1.0) -> dict[str, An
         f"{prefix}_all": [round(x * scale, 4) for x in xs]}
 
 
+def preflight_cost(env: dict[str, str], cwd: Path, repeats: int = 3) -> float:
+    """Median wall time of the import a code reload's pre-flight runs in a fresh
+    interpreter (part of save -> the old UI leaving)."""
+    try:
+        from tui_supervisor.reload.code import PREFLIGHT_IMPORT as code
+    except ImportError:
+        code = "import tui_supervisor.cli, tui_supervisor.tui.app, tui_supervisor.metrics"
+    times = []
+    for _ in range(repeats):
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        times.append(time.monotonic() - t0)
+    return statistics.median(times)
+
+
 # -- the two runs ---------------------------------------------------------------------
 def run_dashboard(n: int, root: Path, settle: float = 1.0) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
@@ -313,6 +330,7 @@ def run_dashboard(n: int, root: Path, settle: float = 1.0) -> dict[str, Any]:
                 raise RuntimeError("the dashboard never showed")
             time.sleep(0.05)
         time.sleep(2 * settle)
+        out["preflight_import_s"] = preflight_cost(env, root)
         saved = pkg / SAVED_FILE
         frames: list[tuple[float, float, float, float, float]] = []
         for i in range(1, n + 1):

@@ -376,6 +376,9 @@ def reload_section(results: dict[str, Any]) -> list[str]:
         _row("  save → the old UI leaves the alternate screen (watch debounce 0.3 s, "
              "pre-flight compile + import in a fresh interpreter, the UI's shutdown)", dash,
              "save_to_leave_s", _sec),
+        *([f"|   of which the pre-flight's import, timed apart (a fresh interpreter, median "
+           f"of 3) | {_sec(dash['preflight_import_s'])} | | | — | — |"]
+          if "preflight_import_s" in dash else []),
         _row("  → the new image enters it again (exec, imports)", dash,
              "leave_to_enter_s", _sec),
         _row("  → first paint with every service's row", dash, "enter_to_rows_s", _sec),
