@@ -262,7 +262,13 @@ def _gone(pids: Sequence[int], timeout: float) -> bool:
     return True
 
 
-def _kill_all(pids: Sequence[int]) -> None:
+def _kill_all(pids: Sequence[int], cfg: Path, env: dict[str, str]) -> None:
+    """SIGKILL what is left: `pids` and whatever the engine (if it still answers) runs."""
+    if not any(_alive(p) for p in pids):
+        return
+    with contextlib.suppress(subprocess.SubprocessError):
+        if snap := status(cfg, env):
+            pids = [*pids, snap["engine"]["pid"], *filter(None, _pids(snap).values())]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -365,8 +371,10 @@ def run_dashboard(n: int, root: Path, settle: float = 1.0) -> dict[str, Any]:
     finally:
         if growth is not None:
             growth.stop()
+        _kill_all([*known, term.pid], cfg, env)
+        with contextlib.suppress(ProcessLookupError):  # the engine, if never seen
+            os.killpg(term.pid, signal.SIGKILL)
         term.close()
-        _kill_all(known)
     return out
 
 
@@ -416,10 +424,10 @@ def run_headless(n: int, root: Path, settle: float = 0.5) -> dict[str, Any]:
     finally:
         if growth is not None:
             growth.stop()
+        _kill_all(known, cfg, env)
         if eng.poll() is None:
             eng.kill()
-            eng.wait(10)
-        _kill_all(known)
+        eng.wait(10)
     return out
 
 
