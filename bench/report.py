@@ -351,9 +351,8 @@ def reload_section(results: dict[str, Any]) -> list[str]:
     out = ["## Code reload", ""]
     if (m := (results.get("merged") or {}).get("reload")) is not None:
         out += [f"Measured separately from the table above: `{m['command']}` at "
-                f"{m['started']}, git {m['ours_commit']}, load average "
-                f"{' / '.join(f'{x:.2f}' for x in m['loadavg'])} (1 / 5 / 15 min) at its "
-                f"start; merged into `latest.json` by `--merge`.", ""]
+                f"{m['started']}, git {m['ours_commit']}; merged into `latest.json` by "
+                "`--merge`.", ""]
     if "error" in ours:
         return [*out, f"error: {ours['error']}", ""]
     dash, head = ours.get("dashboard") or {}, ours.get("headless") or {}
@@ -364,7 +363,8 @@ def reload_section(results: dict[str, Any]) -> list[str]:
     out += [
         f"{dash.get('reloads', '?')} reloads under the dashboard, then "
         f"{head.get('reloads', '?')} headless; {dash.get('services', 3)} services, one "
-        f"printing {dash.get('writer_rate', 1000)} numbered lines a second. Load average "
+        f"printing {dash.get('writer_rate', 1000)} numbered lines a second. Load average (1 / "
+        f"5 / 15 min) "
         f"{' / '.join(f'{x:.2f}' for x in ours.get('loadavg_before', []))} before, "
         f"{' / '.join(f'{x:.2f}' for x in ours.get('loadavg_after', []))} after.",
         "",
