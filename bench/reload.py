@@ -298,7 +298,7 @@ def preflight_cost(env: dict[str, str], cwd: Path, repeats: int = 3) -> float:
     """Median wall time of the import a code reload's pre-flight runs in a fresh
     interpreter (part of save -> the old UI leaving)."""
     try:
-        from tui_supervisor.reload.code import PREFLIGHT_IMPORT as code
+        from tui_supervisor.reload.safe import PREFLIGHT_IMPORT as code
     except ImportError:
         code = "import tui_supervisor.cli, tui_supervisor.tui.app, tui_supervisor.metrics"
     times = []

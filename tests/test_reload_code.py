@@ -19,6 +19,11 @@ from test_cli import PY, ROOT, cli_env
 pytestmark = pytest.mark.timeout(180)
 
 
+NEW_SCREEN = "\x1b[?1049h"
+"""A dashboard entering the alternate screen: the new image's UI (the old one's repaints
+until it leaves could match any text)."""
+
+
 def config(tmp: Path, watch_code: bool = False) -> Path:
     cfg = tmp / "tst-code.yaml"
     cfg.write_text(
@@ -211,7 +216,7 @@ def test_code_reload_under_the_dashboard(tmp_path: Path) -> None:
         t.out = b""
         r = e.cli("reload", "--code")
         assert r.returncode == 0, r.stderr
-        t.read_until("tick")  # a new dashboard drew the screen again
+        t.read_until("tick", after=NEW_SCREEN)  # a new dashboard drew the screen again
         snap = e.snapshot()
         assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
         t.send("q")

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 from conftest import kill_marked
 from test_cli import ROOT
-from test_reload_code import Dashboard, Headless, config, copy_package, pids, running
+from test_reload_code import (
+    NEW_SCREEN,
+    Dashboard,
+    Headless,
+    config,
+    copy_package,
+    pids,
+    running,
+)
 
 pytestmark = pytest.mark.timeout(180)
 BREAK_AT = "    handoff = take_handoff()\n"
@@ -112,7 +120,7 @@ def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
         assert all(alive(p) for p in pids(first).values())
         t.out = b""
         host.write_text(good)
-        t.read_until("tick")  # the dashboard is back
+        t.read_until("tick", after=NEW_SCREEN)  # the dashboard is back
         snap = e.snapshot()
         assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
     finally:

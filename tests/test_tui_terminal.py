@@ -58,9 +58,18 @@ class Term:
                 break
         self.eof = True
 
-    def read_until(self, text: str, timeout: float = 30) -> str:
+    def read_until(self, text: str, timeout: float = 30, after: str | None = None) -> str:
+        """Wait for `text` on screen (only after `after`, e.g. a new UI's entering the
+        alternate screen, ESC[?1049h, if given)."""
         deadline = time.monotonic() + timeout
-        while text.encode() not in self.out:
+
+        def seen() -> bool:
+            out = self.out
+            if after is not None:
+                out = out.split(after.encode(), 1)[1] if after.encode() in out else b""
+            return text.encode() in out
+
+        while not seen():
             if time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} not on screen: {self.out[-2000:]!r}")
             if self.eof:

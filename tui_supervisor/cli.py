@@ -374,6 +374,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         hand_over,
         preflight,
         reloaded_notice,
+        stop_warm,
         take_handoff,
         watch_own_code,
     )
@@ -496,6 +497,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         if ready_fd is not None:
             report("the engine failed while starting")
         await server.close()
+        await stop_warm()
         if not sup._closed and sup.ctx is not None and carried:
             await sup.close()  # (a new image that failed to adopt leaves them to safe mode)
         console.close()

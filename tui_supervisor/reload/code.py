@@ -19,13 +19,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, preflight_script, record_fds
+from tui_supervisor.reload.preflight import preflight as _preflight
+from tui_supervisor.reload.preflight import start_warm, stop_warm
+from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, record_fds
 from tui_supervisor.reload.watch import Watcher
 
 START_CWD = os.getcwd()
 """Where the process started: `python -m` and relative paths resolve against it."""
 PACKAGE = Path(__file__).resolve().parent.parent
-PREFLIGHT_TIMEOUT = 30.0
 BOOT_SOURCE = (Path(__file__).parent / "safe.py").read_bytes()
 """The start-up guard as this image loaded it: written to the runtime dir and exec'd, so
 an edit to safe.py cannot break the next start-up (it is used by the one after)."""
@@ -63,40 +64,10 @@ def adopted() -> None:
         hook.adopted()
 
 
-def compile_errors(root: Path = PACKAGE) -> list[str]:
-    """Every .py under `root` compiled in memory: "file:line: message" for each failure."""
-    errors = []
-    for path in sorted(root.rglob("*.py")):
-        try:
-            compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
-        except SyntaxError as e:
-            errors.append(f"{e.filename}:{e.lineno}: {e.msg}")
-        except (OSError, ValueError) as e:
-            errors.append(f"{path}: {e}")
-    return errors
-
-
 async def preflight(config_path: str | os.PathLike[str] | None = None) -> str | None:
-    """None if the code on disk compiles and imports in a fresh interpreter (which also
-    loads `config_path` as the new image will); else why not (its stderr's last lines)."""
-    errors = await asyncio.get_running_loop().run_in_executor(None, compile_errors)
-    if errors:
-        return "; ".join(errors[:5])
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, *(LAUNCH or {}).get("opts", []), "-c",
-        preflight_script(str(config_path) if config_path else None),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, cwd=START_CWD)
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), PREFLIGHT_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return f"importing the new code took over {PREFLIGHT_TIMEOUT:g}s"
-    if proc.returncode:
-        lines = err.decode(errors="replace").strip().splitlines()
-        return " | ".join(lines[-3:]) or f"import failed (exit {proc.returncode})"
-    return None
+    """None if the code on disk is fit to exec into (reload/preflight.py); else why not."""
+    return await _preflight(config_path, [sys.executable, *(LAUNCH or {}).get("opts", [])],
+                            START_CWD)
 
 
 def handoff_mode() -> str | None:
@@ -154,6 +125,7 @@ async def hand_over(sup: Any, server: Any, watchers: Iterable[Any], runtime_dir:
     for w in watchers:
         if w is not None:
             w.stop()
+    await stop_warm()  # (its pipe would close at the exec, leaving a zombie)
     await server.close()
     record = sup.detach()
     record["socket_path"] = str(server.path)
@@ -212,7 +184,7 @@ class SourceWatcher(Watcher):
     """Calls `on_change()` (debounced) when a .py or .tcss file of the package changes."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_change: Any,
-                 root: Path = PACKAGE, debounce: float = 0.3) -> None:
+                 root: Path = PACKAGE, debounce: float = 0.1) -> None:
         super().__init__(loop, lambda _paths: on_change(), debounce)
         self.root = root
 
@@ -236,4 +208,5 @@ def watch_own_code(settings: Any, loop: asyncio.AbstractEventLoop, on_change: An
         return None
     w = SourceWatcher(loop, on_change)
     w.start()
+    start_warm(loop, [sys.executable, *(LAUNCH or {}).get("opts", [])], START_CWD)
     return w

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import select
 import signal
@@ -104,6 +105,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
         hand_over,
         preflight,
         reloaded_notice,
+        stop_warm,
         watch_own_code,
     )
     from tui_supervisor.reload.config import ConfigWatcher
@@ -118,7 +120,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
             return {"ok": False, "errors": [err]}
         app = ui.get("app")
         if app is not None:  # the UI leaves first; the exec follows `run_async`
-            loop.call_later(0.05, app.exit, "reload")
+            ui["leaving"] = asyncio.ensure_future(_leave(app, "reload"))
         return {"ok": True}
 
     async def boot(record: dict[str, Any] | None) -> tuple[Any, Any]:
@@ -168,6 +170,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
         watcher.stop()
         if code_watch is not None:
             code_watch.stop()
+        await stop_warm()
         await server.close()
         await sup.close()
         return 0
@@ -202,15 +205,19 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
         watcher.stop()
         if code_watch is not None:
             code_watch.stop()
+        await stop_warm()
 
 
 async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path,
                   ui: dict[str, Any]) -> str:
     """Run the app; "stop", "leave", "reload" (code), "lost" (terminal gone) or
     "crashed"."""
-    from tui_supervisor.tui.app import SupervisorApp
-
-    app = ui["app"] = SupervisorApp(sup, mode="hosted")
+    try:  # in a worker thread: the loop reads the pipes meanwhile (textual takes ~0.1 s)
+        mod = await asyncio.to_thread(importlib.import_module, "tui_supervisor.tui.app")
+    except Exception:
+        _log_crash(log)
+        return "crashed"
+    app = ui["app"] = mod.SupervisorApp(sup, mode="hosted")
     lost = False
 
     def terminal_lost() -> None:
@@ -238,6 +245,22 @@ async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path,
                    else "the UI exited with an error")
         return "crashed"
     return "lost" if lost else (result or "leave")
+
+
+async def _leave(app: Any, result: str) -> None:
+    """`app.exit(result)`, without stalling the loop (and the pipes) on the way out:
+    Textual's driver joins its input thread on the loop's thread, and that thread sleeps
+    in select(0.1) twice before it ends (measured: the pipes went unread 150-250 ms
+    longer). Stop and join it in a worker thread first; the driver then finds it done.
+    Private driver attributes: if they are not there, this is just `app.exit`."""
+    driver = getattr(app, "_driver", None)
+    thread = getattr(driver, "_key_thread", None)
+    event = getattr(driver, "exit_event", None)
+    if thread is not None and event is not None and thread.is_alive():
+        event.set()
+        await asyncio.to_thread(thread.join, 2.0)
+        event.clear()
+    app.exit(result)
 
 
 def _log_crash(log: Path, what: str | None = None) -> None:
