@@ -5,13 +5,17 @@ picture of it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import child, spec, wait_for
+from conftest import child, kill_marked, spec, wait_for
 from test_tui_app import SIZE, make_app, rows, settle  # noqa: F401  (make_app: a fixture)
 from test_tui_snapshots import SNAPSHOT, T0, FixedAPI, _settle
 
@@ -196,6 +200,103 @@ async def test_crashes_before_the_ui_are_shown(engine_factory, tmp_path: Path) -
         assert sum("exit code 4" in x for x in lines) == 1  # not also as a live event
 
 
+async def test_notices_before_the_ui_are_shown(make_app, tmp_path: Path) -> None:  # noqa: F811
+    sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
+    sup.config.path.write_text("services:\n  a: {command: [x], restart: sometimes}\n")
+    assert not (await sup.reload())["ok"]  # before the UI: the engine keeps the notice
+    stream = await sup.subscribe(logs=False)
+    first = await anext(stream)
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert "config not reloaded" in first["notices"][-1]["message"]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: rows(app).get("a"))
+        await pilot.press("e")
+        text = await settle(pilot, lambda: "connected to engine" in shown(app) and
+                            shown(app), "the log")
+        lines = text.splitlines()
+        at = next(i for i, x in enumerate(lines) if "connected to engine" in x)
+        assert any("config not reloaded" in x and f"{sup.config.path.name}:2:" in x
+                   for x in lines[:at]), lines
+        assert app.config_error is None  # history is shown, not acted on
+
+
+async def test_scrolled_up_stays_put_at_the_end_follows() -> None:
+    app = SupervisorApp(EventfulAPI(), mode="attached",  # type: ignore[arg-type]
+                        clock=lambda: 1000.0, wall_clock=lambda: T0 - 50)
+
+    def more(n: int, tag: str) -> None:
+        for i in range(n):
+            app.events.append(Entry(T0 + i, "info", "web", f"{tag} {i}"))
+
+    async with app.run_test(size=(100, 20)) as pilot:
+        await settle(pilot, lambda: app.events.added >= len(EVENTS) + 2, "the story")
+        more(100, "first")
+        await pilot.press("e")
+        view = (await settle(pilot, lambda: isinstance(app.screen, EventsScreen) and
+                             app.screen)).view
+        await settle(pilot, lambda: view.max_scroll_y > 0 and
+                     view.scroll_y == view.max_scroll_y, "newest at the bottom")
+        await pilot.press("home")
+        await settle(pilot, lambda: view.scroll_y == 0, "scrolled to the top")
+        more(5, "second")
+        await settle(pilot, lambda: "second 4" in shown(app), "new entries in the view")
+        await pilot.pause(0.3)  # a scroll to the end would come after a refresh
+        assert view.scroll_y == 0  # reading old entries: not yanked to the end
+        await pilot.press("end")
+        await settle(pilot, lambda: view.scroll_y == view.max_scroll_y, "at the end")
+        more(5, "third")
+        await settle(pilot, lambda: "third 4" in shown(app) and
+                     view.scroll_y == view.max_scroll_y, "following again")
+
+
+@pytest.mark.timeout(120)
+def test_code_reload_under_the_dashboard_is_in_its_event_log(tmp_path: Path) -> None:
+    """The hosted dashboard is re-executed with the engine: the new one was not there when
+    the new image said "code reloaded", and shows it all the same (the engine kept it)."""
+    from test_cli import PY, ROOT, cli_env
+    from test_reload_code import Headless, config, pids
+    from test_tui_terminal import Term, kill_engines
+
+    cfg = config(tmp_path)
+    env = {**cli_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    t = Term([PY, "-m", "tui_supervisor", "-c", str(cfg)], env, tmp_path)
+    e = Headless.__new__(Headless)  # only for its client helpers
+    e.env, e.tmp, e.cfg, e.out_path = env, tmp_path, cfg, tmp_path / "none"
+    try:
+        t.read_until("tick")
+        first = e.snapshot()
+        while not all(pids(first).values()):
+            first = e.snapshot()
+        t.out = b""
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr
+        t.read_until("tick")  # the new dashboard (keys typed while it starts are lost)
+        line = f"code reloaded: pid {first['engine']['pid']} carries on"
+        for _ in range(10):
+            t.out = b""
+            t.send("e")
+            with contextlib.suppress(AssertionError):
+                t.read_until(line, timeout=3)
+                break
+        else:
+            raise AssertionError(f"{line!r} never in the event log")
+        t.out = b""
+        t.send("q")
+        t.read_until("tick")  # q closed the event log, not the app
+        t.send("q")
+        t.read_until("Stop all (s)")
+        t.send("s")
+        assert t.wait() == 0
+    finally:
+        t.kill()
+        r = e.cli("status", "--json")
+        if r.returncode == 0:
+            os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
+            time.sleep(1)
+        kill_engines(cfg)
+        kill_marked()
+
+
 # -- the picture ------------------------------------------------------------------------
 EVENTS: list[dict[str, Any]] = [
     {"kind": "state", "t": T0 - 40, "service": "worker", "old": "running", "new": "backoff",
@@ -224,11 +325,14 @@ EVENTS: list[dict[str, Any]] = [
 
 
 class EventfulAPI(FixedAPI):
-    """The fixed story, with events after the snapshot and one crash before it."""
+    """The fixed story, with events after the snapshot and a notice before it."""
 
     async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
         snap = {**SNAPSHOT, "engine": {**SNAPSHOT["engine"], "started_at": T0 - 3725.0,
-                                       "uptime": 3725.0 - 50}}
+                                       "uptime": 3725.0 - 50},
+                "notices": [{"kind": "notice", "t": T0 - 3725.0 + 1, "level": "warning",
+                             "message": "pidfd_open is not available: exits are detected "
+                             "via SIGCHLD", "service": None}]}
 
         async def stream() -> AsyncIterator[dict[str, Any]]:
             yield {"kind": "snapshot", **snap}

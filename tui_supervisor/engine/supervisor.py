@@ -8,6 +8,7 @@ import heapq
 import os
 import signal as _signal
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ class Extension:
 
 
 STATE_WRITE_DELAY = 0.2
+RECENT_NOTICES = 100
+"""Notices kept for a subscriber's first item (what happened before it came)."""
 LEFTOVER_TIMEOUT = 10.0
 
 
@@ -92,6 +95,13 @@ class Supervisor:
         """Set by the host process (cli/tui), which owns the exec: `reload_code()`."""
         self.extensions: list[Extension] = []
         """Layers above the engine (metrics) that add to snapshots and handoff records."""
+        self.notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
+        """The last notices, whoever emitted them (a new UI shows what it missed)."""
+        self.bus.add_listener(self._keep_notice)
+
+    def _keep_notice(self, ev: AnyEvent) -> None:
+        if isinstance(ev, Notice):
+            self.notices.append(ev)
 
     @property
     def state_path(self) -> Path:
@@ -333,8 +343,10 @@ class Supervisor:
         return self.snapshot_now()
 
     def subscribe_now(self, *, logs: bool = True, maxsize: int = 10_000) -> Subscription:
-        """Snapshot and subscription in one step (no await between: nothing missed)."""
-        first = {"kind": "snapshot", **self.snapshot_now()}
+        """Snapshot and subscription in one step (no await between: nothing missed); the
+        snapshot carries the last notices ("notices": oldest first)."""
+        first = {"kind": "snapshot", **self.snapshot_now(),
+                 "notices": [n.as_dict() for n in self.notices]}
         accept = None if logs else (lambda ev: not isinstance(ev, LogLines))
         return self.bus.subscribe(maxsize=maxsize, first=first, accept=accept)
 

@@ -28,6 +28,7 @@ from tui_supervisor.tui.eventlog import (
     Entry,
     EventLog,
     connected,
+    earlier_notices,
     format_incident,
     reload_summary,
 )
@@ -209,6 +210,7 @@ class SupervisorApp(App[str]):
             if first:
                 first = False
                 self.events.append(connected(self.wall_clock(), ev))
+                self.events.add_history(earlier_notices(ev))
                 self.run_worker(self._earlier_crashes(ev), group="events-history")
                 self._stamp_views()
                 await self._backfill()

@@ -3,9 +3,9 @@ lifecycle, notices). Pure: events (the dicts of `SupervisorAPI.subscribe`) in, `
 out; no Textual, no I/O. The app feeds every event it sees to an `EventLog` (bounded);
 the event log screen shows it.
 
-The engine keeps no history of notices or state changes, so the log starts when the UI
-connects; the only earlier events it can show are crashes (the incidents the engine
-keeps), added by `add_history`.
+The engine keeps no history of state changes, so the log starts when the UI connects;
+earlier, it shows only the engine's last notices (in the first snapshot: reloads, errors)
+and crashes (the incidents it keeps), merged in by `add_history`.
 """
 
 from __future__ import annotations
@@ -50,14 +50,16 @@ def clock_time(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
-def format_event(ev: dict[str, Any]) -> Entry | None:
+def format_event(ev: dict[str, Any], *, earlier: bool = False) -> Entry | None:
     """One subscription event as an entry; None for what the log leaves out (output
-    lines, snapshots, spawns and steps another event already tells)."""
+    lines, snapshots, spawns and steps another event already tells — unless `earlier`:
+    a notice from before the UI came, whose other events it never saw)."""
     kind = ev.get("kind")
     t = float(ev.get("t") or 0.0)
     who = str(ev.get("service") or SUPERVISOR)
     if kind == "notice":
-        return _notice(t, who, str(ev.get("level") or "info"), str(ev.get("message", "")))
+        return _notice(t, who, str(ev.get("level") or "info"), str(ev.get("message", "")),
+                       earlier)
     if kind == "state":
         return _state(t, who, ev)
     if kind == "exit":
@@ -73,12 +75,19 @@ def format_incident(inc: dict[str, Any]) -> Entry:
 
 
 def connected(t: float, snap: dict[str, Any]) -> Entry:
-    """The first entry: which engine, and that the log starts here."""
+    """The entry that marks where the live log starts."""
     e = snap.get("engine") or {}
     n = len(snap.get("services") or ())
     return Entry(t, "dim", SUPERVISOR,
-                 f"connected to engine pid {e.get('pid', '?')} ({n} services): the log "
-                 "starts here; earlier, only crashes are known")
+                 f"connected to engine pid {e.get('pid', '?')} ({n} services): the full log "
+                 "starts here; before it, only notices and crashes")
+
+
+def earlier_notices(snap: dict[str, Any]) -> list[Entry]:
+    """The notices a subscription's first item carries (from before the UI came)."""
+    entries = (format_event(n, earlier=True) for n in snap.get("notices") or ()
+               if isinstance(n, dict))
+    return [e for e in entries if e is not None]
 
 
 def reload_summary(message: str) -> str:
@@ -96,8 +105,8 @@ def reload_summary(message: str) -> str:
     return f"{head}: {'; '.join(groups)}"
 
 
-def _notice(t: float, who: str, level: str, msg: str) -> Entry | None:
-    if msg.startswith("crash loop, giving up"):
+def _notice(t: float, who: str, level: str, msg: str, earlier: bool) -> Entry | None:
+    if msg.startswith("crash loop, giving up") and not earlier:
         return None  # the "fatal" state change says it
     if msg.startswith("config reloaded"):
         return Entry(t, "success", who, reload_summary(msg))

@@ -52,6 +52,8 @@ class EventsScreen(Screen[None]):
         self._added = 0
         self._rebuilt = -1
         self._width = WHO_WIDTH
+        self._follow = True
+        """Keep the newest entry in view: until the user scrolls up, again at the end."""
 
     def compose(self) -> ComposeResult:
         yield RichLog(id="events", wrap=True, markup=False, highlight=False,
@@ -66,9 +68,15 @@ class EventsScreen(Screen[None]):
         view = self.view
         view.border_title = "Events"
         view.border_subtitle = "escape / e: close"
+        self.watch(view, "scroll_y", self._scrolled, init=False)
         self.sync()
         self.set_interval(POLL, self.sync)
         view.focus()
+
+    def _scrolled(self, y: float) -> None:
+        """Any scroll (keys, wheel, ours): follow again only once at the end. A layout
+        change that moves the end (a resize) is not a scroll: following goes on."""
+        self._follow = y >= self.view.max_scroll_y
 
     def sync(self) -> None:
         """Show what was added since the last look (all of it after a reorder)."""
@@ -80,10 +88,10 @@ class EventsScreen(Screen[None]):
             self._width = max(10, min(WHO_WIDTH, widest))
         new = log.since(self._added)
         self._added = log.added
-        if new:
-            follow = view.is_vertical_scroll_end or view.max_scroll_y == 0
-            for entry in new:
-                view.write(render_entry(entry, self._width), expand=True, scroll_end=follow)
+        for entry in new:
+            view.write(render_entry(entry, self._width), expand=True, scroll_end=False)
+        if self._follow and view.scroll_y < view.max_scroll_y:
+            view.scroll_end(animate=False, immediate=False, x_axis=False)
 
     def lines(self) -> list[str]:
         """One plain line per entry shown (wrapped rows joined; for the tests)."""
