@@ -114,6 +114,7 @@ def test_entry_line_has_local_time() -> None:
     assert format_incident(inc).text == "crashed: exit code 3 after 12s (pid 9)"
     assert format_incident({**inc, "kind": "failed start"}).text.startswith("failed to")
     assert "engine pid 4242 (4 services)" in connected(T0, SNAPSHOT).text
+    assert connected(T0, SNAPSHOT, again=True).text.startswith("reconnected")
 
 
 def test_event_log_is_bounded_and_merges_history() -> None:
@@ -126,6 +127,8 @@ def test_event_log_is_bounded_and_merges_history() -> None:
     assert [e.text for e in log.since(0)] == ["m2", "m3", "m4"]  # the rest were dropped
     assert log.since(5) == []
     log.add_history([Entry(T0 + 3.5, "error", "a", "h")])
+    assert [e.text for e in log.entries] == ["m3", "h", "m4"] and log.rebuilt == 1
+    log.add_history([Entry(T0 + 3.5, "error", "a", "h"), log.entries[0]])  # seen already
     assert [e.text for e in log.entries] == ["m3", "h", "m4"] and log.rebuilt == 1
 
 
@@ -295,6 +298,45 @@ def test_code_reload_under_the_dashboard_is_in_its_event_log(tmp_path: Path) -> 
             time.sleep(1)
         kill_engines(cfg)
         kill_marked()
+
+
+async def test_a_new_subscription_fills_the_gap_once(engine_factory, tmp_path: Path
+                                                     ) -> None:
+    """The stream is replaced (as a reconnect does): a notice and a crash seen live are
+    not shown twice; a crash while away shows up once, before "reconnected"."""
+    inc = Incidents()
+    sup = await engine_factory(spec("a", child("sleeper"), tmp_path),
+                               spec("b", child("sleeper"), tmp_path, restart="never"),
+                               spec("c", child("sleeper"), tmp_path, restart="never"),
+                               extensions=[inc])
+    app = SupervisorApp(sup, mode="hosted")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: len(rows(app)) == 3 and sup.services["c"].pid and
+                     sup.services["b"].pid)
+        sup.config.path.write_text("services:\n  a: {command: [x], restart: sometimes}\n")
+        assert not (await sup.reload())["ok"]
+        os.kill(sup.services["b"].pid, signal.SIGKILL)
+        await settle(pilot, lambda: any("config not reloaded" in e.text
+                                        for e in app.events.entries) and
+                     any(e.who == "b" and "SIGKILL" in e.text for e in app.events.entries),
+                     "seen live")
+        app.workers.cancel_group(app, "events")  # away
+        await settle(pilot, lambda: not [w for w in app.workers if w.group == "events"
+                                         and not w.is_finished], "stream gone")
+        os.kill(sup.services["c"].pid, signal.SIGKILL)
+        await wait_for(lambda: inc.book.list("c"), what="c's incident")
+        app._follow_events()  # back
+        await pilot.press("e")
+        text = await settle(pilot, lambda: "reconnected" in shown(app) and
+                            "crashed: killed by SIGKILL" in shown(app) and shown(app),
+                            "the gap filled")
+        lines = text.splitlines()
+        assert sum("config not reloaded" in x for x in lines) == 1, lines
+        assert sum("exited: killed by SIGKILL" in x for x in lines) == 1, lines  # b, live
+        assert sum("crashed: killed by SIGKILL" in x for x in lines) == 1, lines  # c
+        crash = next(i for i, x in enumerate(lines) if "crashed: killed" in x)
+        assert lines[crash].split()[1] == "c", lines[crash]
+        assert "reconnected" in lines[crash + 1] and "connected" in lines[0], lines
 
 
 # -- the picture ------------------------------------------------------------------------

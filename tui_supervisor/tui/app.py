@@ -209,9 +209,10 @@ class SupervisorApp(App[str]):
             self.events.add(ev)
             if first:
                 first = False
-                self.events.append(connected(self.wall_clock(), ev))
+                seen = self.events.entries[-1].t if self.events.entries else None
+                self.events.append(connected(self.wall_clock(), ev, again=seen is not None))
                 self.events.add_history(earlier_notices(ev))
-                self.run_worker(self._earlier_crashes(ev), group="events-history")
+                self.run_worker(self._earlier_crashes(ev, seen), group="events-history")
                 self._stamp_views()
                 await self._backfill()
                 self._tick()
@@ -220,8 +221,9 @@ class SupervisorApp(App[str]):
             self.events.append(Entry(self.wall_clock(), "error", SUPERVISOR,
                                      "lost the engine's event stream"))
 
-    async def _earlier_crashes(self, snap: dict[str, Any]) -> None:
-        """The event log's only history: crashes of this engine before the UI connected."""
+    async def _earlier_crashes(self, snap: dict[str, Any], seen: float | None) -> None:
+        """The event log's only history: crashes of this engine before the UI connected
+        (after `seen`, the newest entry, on a new subscription)."""
         try:
             incidents = await self.api.query("incidents", "list", {"n": 50})
         except Exception:  # an engine without the extension: nothing earlier to show
@@ -230,7 +232,8 @@ class SupervisorApp(App[str]):
         since = float(engine.get("started_at") or 0.0)  # this engine's, not older ones
         cut = since + float(engine.get("uptime") or 0.0)  # the snapshot: live after it
         self.events.add_history(format_incident(i) for i in incidents
-                                if since <= float(i.get("t") or 0.0) < cut)
+                                if since <= float(i.get("t") or 0.0) < cut and
+                                (seen is None or float(i.get("t") or 0.0) > seen))
 
     async def _backfill(self) -> None:
         cut = {n: int(i.view.get("log_offset") or 0) for n, i in self.store.services.items()}

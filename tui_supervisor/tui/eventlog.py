@@ -74,13 +74,14 @@ def format_incident(inc: dict[str, Any]) -> Entry:
                  f"{what}: {_exit_words(inc)} (pid {inc.get('pid', '?')})")
 
 
-def connected(t: float, snap: dict[str, Any]) -> Entry:
-    """The entry that marks where the live log starts."""
+def connected(t: float, snap: dict[str, Any], *, again: bool = False) -> Entry:
+    """The entry that marks where the live log starts (`again`: a new subscription)."""
     e = snap.get("engine") or {}
     n = len(snap.get("services") or ())
+    before = "while away" if again else "before it"
     return Entry(t, "dim", SUPERVISOR,
-                 f"connected to engine pid {e.get('pid', '?')} ({n} services): the full log "
-                 "starts here; before it, only notices and crashes")
+                 f"{'re' if again else ''}connected to engine pid {e.get('pid', '?')} ({n} "
+                 f"services): the full log starts here; {before}, only notices and crashes")
 
 
 def earlier_notices(snap: dict[str, Any]) -> list[Entry]:
@@ -175,8 +176,10 @@ class EventLog:
         self.added += 1
 
     def add_history(self, entries: Iterable[Entry]) -> None:
-        """Merge earlier entries in, by time (the newest kept if over the bound)."""
-        old = list(entries)
+        """Merge earlier entries in, by time (the newest kept if over the bound); those
+        already in the log (seen live before a new subscription) are left out."""
+        have = set(self.entries)
+        old = [e for e in entries if e not in have]
         if not old:
             return
         merged = sorted([*old, *self.entries], key=lambda e: e.t)
