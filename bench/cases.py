@@ -59,6 +59,8 @@ class Params:
     tui_presses: int = 60
     tui_tmux_services: int = 50
     tui_tmux_s: float = 20.0
+    reloads: int = 8
+    reload_services: int = 5
 
 
 FULL = Params()
@@ -68,7 +70,8 @@ QUICK = Params(kills_ours=10, kills_supervisord=2, busy_services=10, busy_kills_
                big_bytes=16 * MIB, lines_bytes=2_000_000, log_repeats=1, crash_measure_s=1.0,
                status_services=10, status_calls=3, stream_s=1.0, sampler_services=10,
                sampler_settle_s=1.5, sampler_measure_s=2.0, tui_services=20, tui_s=2.0,
-               tui_presses=10, tui_tmux_services=5, tui_tmux_s=2.0)
+               tui_presses=10, tui_tmux_services=5, tui_tmux_s=2.0,
+               reloads=2, reload_services=2)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -528,6 +531,43 @@ def tui_tmux(d: Driver, p: Params) -> dict[str, Any]:
                         "--seconds", str(p.tui_tmux_s)], timeout=2 * p.tui_tmux_s + 240)
 
 
+# -- 9. code reload ------------------------------------------------------------------
+RELOAD_APP = Path(__file__).resolve().parent / "reload.py"
+
+
+def reload(d: Driver, p: Params) -> dict[str, Any]:
+    """Ours: bench/reload.py (a save under the dashboard on a pty -> the new UI's first full
+    frame; SIGUSR2 to a headless engine -> reloaded; pipes unread; every line once; no
+    restart). supervisord has no code reload: what `supervisorctl reload` (re-read
+    the config, the nearest thing it has) does to N running services."""
+    if d.side == "ours":
+        out = d.workdir / "reload.json"
+        d.launch([sys.executable, str(RELOAD_APP), "all", "--reloads", str(p.reloads),
+                  "--json", str(out)])
+        code = d.wait(timeout=60 + 20 * p.reloads)
+        if code != 0 or not out.exists():
+            raise BenchError(f"reload.py exited with {code}: {d.output_tail()}")
+        import json
+
+        return json.loads(out.read_text())
+    fifo, pids = _start_services(d, p.reload_services)
+    time.sleep(d.settle_s + 0.5)
+    d.check_running()
+    ctl = d.status_command()[:-1]  # supervisorctl -c CONF
+    t0 = time.monotonic()
+    r = subprocess.run([*ctl, "reload"], capture_output=True, text=True, timeout=60,
+                       check=False)
+    if r.returncode != 0:
+        raise BenchError(f"supervisorctl reload: {r.stdout.strip()} {r.stderr.strip()}")
+    new = [int(x) for x in fifo.read_lines(p.reload_services, timeout=60)]
+    took = time.monotonic() - t0
+    wait_gone(pids, timeout=30)
+    d.check_running()
+    return {"services": p.reload_services, "restarted": len(set(new) - set(pids)),
+            "supervisor_pid_unchanged": d.popen is not None and d.popen.poll() is None,
+            "reload_s": took}
+
+
 CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
     "respawn": respawn,
     "respawn_busy": respawn_busy,
@@ -541,4 +581,5 @@ CASES: dict[str, Callable[[Driver, Params], dict[str, Any]]] = {
     "sampler": sampler,
     "tui_keys": tui_keys,
     "tui_tmux": tui_tmux,
+    "reload": reload,
 }

@@ -321,6 +321,121 @@ def tui_section(results: dict[str, Any]) -> list[str]:
     return out
 
 
+FRAME_TARGET_S = 1.0
+UNREAD_TARGET_MS = 300.0
+
+
+def _sec(v: float) -> str:
+    return f"{v:.2f} s"
+
+
+def _row(label: str, r: dict[str, Any], key: str, fmt: Callable[[float], str],
+         target: str = "—", limit: float | None = None, max_too: bool = True) -> str:
+    """A p50 / max / n row of reload.py's `KEY_p50`, `KEY_max`, `KEY_all`; judged against
+    `limit` on the p50 (and the max if `max_too`)."""
+    if f"{key}_p50" not in r:
+        return f"| {label} | — | — | 0 | {target} | — |"
+    p50, top = r[f"{key}_p50"], r[f"{key}_max"]
+    verdict = "—" if limit is None else f"p50 {'pass' if p50 <= limit else '**FAIL**'}" + (
+        f", max {'pass' if top <= limit else '**FAIL**'}" if max_too else "")
+    return (f"| {label} | {fmt(p50)} | {fmt(top)} | {len(r[f'{key}_all'])} | {target} "
+            f"| {verdict} |")
+
+
+def reload_section(results: dict[str, Any]) -> list[str]:
+    """Code reload (issue 6): save -> new UI, pipes unread, nothing lost or restarted."""
+    case = results["cases"].get("reload") or {}
+    ours, sd = case.get("ours"), case.get("supervisord")
+    if ours is None:
+        return []
+    out = ["## Code reload", ""]
+    if (m := (results.get("merged") or {}).get("reload")) is not None:
+        out += [f"Measured separately from the table above: `{m['command']}` at "
+                f"{m['started']}, git {m['ours_commit']}; merged into `latest.json` by "
+                "`--merge`.", ""]
+    if "error" in ours:
+        return [*out, f"error: {ours['error']}", ""]
+    dash, head = ours.get("dashboard") or {}, ours.get("headless") or {}
+    for name, r in (("dashboard", dash), ("headless", head)):
+        if "error" in r:
+            out += [f"{name}: error: {r['error']}", ""]
+    ms = _ms
+    out += [
+        f"{dash.get('reloads', '?')} reloads under the dashboard, then "
+        f"{head.get('reloads', '?')} headless; {dash.get('services', 3)} services, one "
+        f"printing {dash.get('writer_rate', 1000)} numbered lines a second. Load average (1 / "
+        f"5 / 15 min) "
+        f"{' / '.join(f'{x:.2f}' for x in ours.get('loadavg_before', []))} before, "
+        f"{' / '.join(f'{x:.2f}' for x in ours.get('loadavg_after', []))} after.",
+        "",
+        "| Measure | p50 | max | n | target | result |",
+        "|---|--:|--:|--:|---|---|",
+        _row("**Save → the new UI's first full frame** (dashboard, "
+             f"{dash.get('size', '140x45')} pty)", dash, "save_to_frame_s", _sec,
+             f"≤ {FRAME_TARGET_S:.1f} s p50", FRAME_TARGET_S, max_too=False),
+        _row("  save → the old UI leaves the alternate screen (watch debounce 0.3 s, "
+             "pre-flight compile + import in a fresh interpreter, the UI's shutdown)", dash,
+             "save_to_leave_s", _sec),
+        *([f"|   of which the pre-flight's import, timed apart (a fresh interpreter, median "
+           f"of 3) | {_sec(dash['preflight_import_s'])} | | | — | — |"]
+          if "preflight_import_s" in dash else []),
+        _row("  → the new image enters it again (exec, imports)", dash,
+             "leave_to_enter_s", _sec),
+        _row("  → first paint with every service's row", dash, "enter_to_rows_s", _sec),
+        _row("  → the footer's key bindings painted (a full frame)", dash,
+             "rows_to_frame_s", _sec),
+        _row("**Pipes unread, dashboard** (the writer's log not growing)", dash,
+             "pipes_unread_ms", ms, f"≤ {UNREAD_TARGET_MS:g} ms", UNREAD_TARGET_MS),
+        _row("SIGUSR2 → \"code reloaded\", headless (pre-flight included)", head,
+             "signal_to_reloaded_s", _sec),
+        _row("**Pipes unread, headless** (the writer's log not growing)", head,
+             "pipes_unread_ms", ms, f"≤ {UNREAD_TARGET_MS:g} ms", UNREAD_TARGET_MS),
+        _row("  as the new image reports it (detach → adopt)", head,
+             "pipes_unread_said_ms", ms),
+    ]
+    runs = [r for r in (dash, head) if "lines" in r]
+    lost = sum(r["lines_lost"] + r["lines_duplicated"] for r in runs)
+    intact = all(r["in_order"] for r in runs) and len(runs) == 2
+    restarts = sum(r.get("restarts") or 0 for r in runs)
+    same = all(r.get("pids_unchanged") for r in runs) and len(runs) == 2
+    clean = all(r.get("stopped_cleanly") for r in runs)
+    out += [
+        f"| Writer's lines lost or doubled (both runs: "
+        f"{' + '.join(format(r['lines'], ',') for r in runs)} lines) | {lost} | | | 0 "
+        f"| {'pass' if lost == 0 and intact else '**FAIL**'} |",
+        f"| Service restarts (both runs); engine and service PIDs unchanged | {restarts}; "
+        f"{_yes_no(same)} | | | 0; yes | {'pass' if restarts == 0 and same else '**FAIL**'} |",
+    ]
+    if sd is not None and "restarted" in sd:
+        out.append(f"| supervisord: `supervisorctl reload` (no code reload; it re-reads "
+                   f"its config) | restarts {sd['restarted']} of {sd['services']} services "
+                   f"(in {_sec(sd['reload_s'])}) | | | — | — |")
+    elif sd is not None and "error" in sd:
+        out.append(f"| supervisord: `supervisorctl reload` | error: {sd['error']} | | | — "
+                   "| — |")
+    out += [
+        "",
+        "Dashboard: `python -m tui_supervisor -c CFG` (the launcher forks; the engine and "
+        "the UI share a process) on a pty, from a copy of the package on PYTHONPATH "
+        "(`watch_code: true`; byte-compiled once, as a working checkout is). Each reload is "
+        "a save: a comment appended to `tui/rows.py` of the copy, timed "
+        "(`CLOCK_MONOTONIC`) right after the write. The bench reads the pty all the time "
+        "and stamps every read: the old UI's `ESC[?1049l`, the new one's `ESC[?1049h`, "
+        "then the first read carrying every service's name and the first carrying the "
+        "footer's `Quit` (Textual paints the footer's bindings one frame after the "
+        "rest). Headless: `run --headless --quiet`, SIGUSR2, until its output says "
+        "`code reloaded`. Pipes unread, both: the writer prints every 1 ms and the engine "
+        "writes each read straight to the log file; the bench polls that file's size "
+        "every ~1 ms and takes the longest stretch without growth from the save (signal) "
+        "to 0.5 s after the frame (the message). Then the engine is stopped (SIGTERM) and "
+        "its log checked: every number exactly once, in order. "
+        + ("Everything stopped cleanly." if clean else
+           "**Not everything stopped cleanly on SIGTERM.**"),
+        "",
+    ]
+    return out
+
+
 METHOD = """\
 ## How each number is measured
 
@@ -405,5 +520,6 @@ def render(results: dict[str, Any]) -> str:
         lines += ["Problems seen in this run:", "", *errors, ""]
     lines += sampler_section(results)
     lines += tui_section(results)
+    lines += reload_section(results)
     lines.append(METHOD)
     return "\n".join(lines)

@@ -4,6 +4,9 @@
                                       # and BENCHMARKS.md
     python bench/run.py --quick       # smoke run (seconds): results/quick.json only
     python bench/run.py --only respawn,idle [--side ours]   # results/partial.json only
+    python bench/run.py --only reload --merge   # also into results/latest.json: those
+                                      # cases replaced, BENCHMARKS.md re-rendered (the
+                                      # other sections unchanged)
     python bench/run.py --setup       # (re)create bench/.venv-supervisord, then exit
     python bench/run.py --render      # BENCHMARKS.md again from results/latest.json
 
@@ -118,7 +121,10 @@ def _summary(name: str, r: dict[str, Any]) -> str:
             "status": ("p50_ms", "p95_ms"), "stream": ("lines_per_s", "lines_missing"),
             "sampler": ("cpu_pct_off", "cpu_pct_on", "sampler_cpu_pct", "loop_lag_p99_ms"),
             "tui_keys": ("key_median_ms", "key_p95_ms", "tick_p95_ms", "cpu_pct", "lines_lost"),
-            "tui_tmux": ("tui_cpu_pct", "tui_rss_mib", "headless_cpu_pct")}
+            "tui_tmux": ("tui_cpu_pct", "tui_rss_mib", "headless_cpu_pct"),
+            "reload": ("dashboard_save_to_frame_s_p50", "dashboard_pipes_unread_ms_p50",
+                       "headless_signal_to_reloaded_s_p50", "headless_pipes_unread_ms_p50",
+                       "restarted", "reload_s")}
     r = {**r, **{f"{k}_{s}": v for k, d in r.items() if isinstance(d, dict)
                  for s, v in d.items()}}
     return "  ".join(f"{k}={r[k]:.4g}" for k in keys[name]
@@ -138,7 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--side", choices=("both", *DRIVERS), default="both")
     p.add_argument("--setup", action="store_true", help="(re)create supervisord's venv, exit")
     p.add_argument("--render", action="store_true", help="rewrite BENCHMARKS.md, exit")
+    p.add_argument("--merge", action="store_true",
+                   help="with --only: put the results into results/latest.json (those cases "
+                        "replaced, the rest kept) and re-render BENCHMARKS.md")
     args = p.parse_args(argv)
+    if args.merge and (not args.only or args.quick):
+        p.error("--merge needs --only and no --quick")
+    if args.merge and not (RESULTS / "latest.json").exists():
+        p.error(f"--merge: no {RESULTS / 'latest.json'} to merge into (a full run writes it)")
 
     if args.setup:
         print(f"supervisord {setup_env.ensure(force=True)} in {setup_env.VENV}")
@@ -168,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join(["python", "bench/run.py", *sys.argv[1:]]),
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick, "machine": machine(), "params": vars(params), "cases": {},
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
     t0 = time.monotonic()
     failed = interrupted = False
@@ -198,7 +212,29 @@ def main(argv: list[str] | None = None) -> int:
     if out_name == "latest.json" and not interrupted:  # errors show in the table
         MARKDOWN.write_text(render(results))
         print(f"wrote {MARKDOWN}", file=sys.stderr)
+    if args.merge:
+        if failed:
+            print("not merged into latest.json: this run had errors", file=sys.stderr)
+        else:
+            merge(results)
     return 1 if failed else 0
+
+
+def merge(results: dict[str, Any]) -> None:
+    """The cases of a partial run into results/latest.json (each side run replaces that
+    side; every other case stays), noted under "merged"; BENCHMARKS.md re-rendered."""
+    path = RESULTS / "latest.json"
+    latest = json.loads(path.read_text())
+    for name, case in results["cases"].items():
+        latest["cases"].setdefault(name, {}).update(case)
+        latest.setdefault("merged", {})[name] = {
+            k: results[k] for k in ("command", "started", "loadavg", "total_s",
+                                    "ours_commit_at_end")} | {
+            "ours_commit": results["machine"]["ours_commit"]}
+    path.write_text(json.dumps(latest, indent=1) + "\n")
+    MARKDOWN.write_text(render(latest))
+    print(f"merged {', '.join(results['cases'])} into {path}; wrote {MARKDOWN}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

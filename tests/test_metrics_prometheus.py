@@ -437,3 +437,37 @@ def test_cli_serves_metrics(tmp_path: Path) -> None:
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
         kill_marked()
+
+
+async def test_config_reload_moves_metrics_and_sampling(metrics_engine, tmp_path: Path) -> None:
+    """A config reload that changes metrics_listen closes the old port and serves on the
+    new one; a new sample_interval re-attaches the sampler; removing both stops them."""
+    from tui_supervisor.metrics.sampler import ResourceSampler
+
+    port, port2 = free_port(), free_port()
+    sup, notices = await metrics_engine(spec("s", child("sleeper"), tmp_path),
+                                        listen=f"127.0.0.1:{port}")
+    assert sup.extension("resources") is None  # make_config: sample_interval 0
+    assert (await fetch(f"http://127.0.0.1:{port}/metrics"))[0] == 200
+    pid = await wait_for(lambda: sup.services["s"].pid)
+
+    def settings(**kw: Any) -> Any:
+        return dataclasses.replace(sup.config, settings=dataclasses.replace(
+            sup.config.settings, **kw))
+
+    r = await sup.apply_config(settings(metrics_listen=f"127.0.0.1:{port2}",
+                                        sample_interval=0.1))
+    assert r["ok"] and sup.services["s"].pid == pid  # the service is not touched
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+    status, _, body = await fetch(f"http://127.0.0.1:{port2}/metrics")
+    assert status == 200 and b'tuisup_service_up{service="s"} 1.0' in body
+    sampler = sup.extension("resources")
+    assert isinstance(sampler, ResourceSampler) and sampler.interval == 0.1
+    await wait_for(lambda: (sup.snapshot_now()["services"][0].get("resources") or {})
+                   .get("procs"), what="a sample")
+    r = await sup.apply_config(settings(metrics_listen=None, sample_interval=0))
+    assert r["ok"] and sup.extension("resources") is None
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port2)
+    assert not [n for n in notices if n.level == "error"]

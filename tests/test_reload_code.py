@@ -31,8 +31,9 @@ def config(tmp: Path, watch_code: bool = False) -> Path:
 
 
 class Headless:
-    def __init__(self, tmp: Path, cfg: Path, pythonpath: Path) -> None:
-        self.env = {**cli_env(tmp), "PYTHONPATH": str(pythonpath)}
+    def __init__(self, tmp: Path, cfg: Path, pythonpath: Path,
+                 **env: str) -> None:
+        self.env = {**cli_env(tmp), "PYTHONPATH": str(pythonpath), **env}
         self.tmp, self.cfg = tmp, cfg
         self.out_path = tmp / "engine.out"
         with open(self.out_path, "wb") as out:
@@ -89,16 +90,66 @@ def pids(snap: dict) -> dict[str, int]:
     return {s["name"]: s["pid"] for s in snap["services"]}
 
 
-def test_five_code_reloads_lose_nothing(tmp_path: Path, engines) -> None:
-    e = Headless(tmp_path, config(tmp_path), ROOT)
+def running(e: Headless) -> dict:
+    """The engine's snapshot once every service has a pid."""
+    snap = e.snapshot()
+    while not all(pids(snap).values()):
+        snap = e.snapshot()
+    return snap
+
+
+def copy_package(tmp: Path) -> Path:
+    """A copy of the package to put on PYTHONPATH and edit; returns the directory."""
+    pkg = tmp / "pkg"
+    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return pkg
+
+
+class Dashboard:
+    """`tui-supervisor -c CFG` on a pty (engine + UI), with a Headless' client helpers;
+    `close()` kills it and whatever engine it left."""
+
+    def __init__(self, tmp: Path, cfg: Path, pythonpath: Path) -> None:
+        from test_tui_terminal import Term
+
+        env = {**cli_env(tmp), "PYTHONPATH": str(pythonpath)}
+        self.term = Term([PY, "-m", "tui_supervisor", "-c", str(cfg)], env, tmp)
+        self.e = e = Headless.__new__(Headless)  # only for its client helpers
+        e.env, e.tmp, e.cfg, e.out_path = env, tmp, cfg, tmp / "none"
+
+    def close(self) -> None:
+        from test_tui_terminal import kill_engines
+
+        self.term.kill()
+        r = self.e.cli("status", "--json")
+        if r.returncode == 0:
+            os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
+            time.sleep(1)
+        kill_engines(self.e.cfg)
+        kill_marked()
+
+
+def test_five_saved_edits_reload_and_lose_nothing(tmp_path: Path, engines) -> None:
+    """Five edits saved into a copy of the package on PYTHONPATH (the engine follows its
+    own source): same engine and service PIDs, every line of a 1 kHz writer exactly once
+    and in order, counters, uptime and the sampler's history carried over."""
+    import asyncio
+
+    from tui_supervisor.control.client import RemoteSupervisor
+
+    pkg = copy_package(tmp_path)
+    cfg = config(tmp_path, watch_code=True)
+    runtime = tmp_path / "run"
+    cfg.write_text(cfg.read_text().replace("settings: {", f"settings: {{runtime_dir: {runtime}, "))
+    e = Headless(tmp_path, cfg, pkg)
     engines.append(e)
-    first = e.snapshot()
-    while not all(pids(first).values()):
-        first = e.snapshot()
+    first = running(e)
+    began = time.monotonic()
     time.sleep(1)
+    rows = pkg / "tui_supervisor" / "tui" / "rows.py"
     for i in range(1, 6):
-        r = e.cli("reload", "--code")
-        assert r.returncode == 0, r.stderr
+        rows.write_text(rows.read_text() + f"\n# edit {i}\n")  # a save
         e.wait_out("code reloaded:", count=i)
         time.sleep(0.3)
     snap = e.snapshot()
@@ -107,6 +158,10 @@ def test_five_code_reloads_lose_nothing(tmp_path: Path, engines) -> None:
     tick = next(s for s in snap["services"] if s["name"] == "tick")
     assert tick["restarts"] == 0 and tick["failures"] == 0
     assert tick["reliability"]["up_time"] > 2.0  # carried, not restarted from 0
+    hist = asyncio.run(RemoteSupervisor(runtime).query(
+        "resources", "history", {"service": "tick", "series": ["procs"]}))
+    sampled = sum(v is not None for v in hist["series"]["procs"]) * hist["interval"]
+    assert sampled > 0.6 * (time.monotonic() - began), "history from before the reloads"
     log = Path(tick["log_file"])
     e.stop()
     numbers = [int(line.split()[1]) for line in log.read_text().splitlines()]
@@ -115,14 +170,10 @@ def test_five_code_reloads_lose_nothing(tmp_path: Path, engines) -> None:
 
 
 def test_broken_code_is_refused_then_the_fix_applied(tmp_path: Path, engines) -> None:
-    pkg = tmp_path / "pkg"
-    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    pkg = copy_package(tmp_path)
     e = Headless(tmp_path, config(tmp_path), pkg)
     engines.append(e)
-    first = e.snapshot()
-    while not all(pids(first).values()):
-        first = e.snapshot()
+    first = running(e)
     rows = pkg / "tui_supervisor" / "tui" / "rows.py"
     good = rows.read_text()
     rows.write_text(good + "\ndef broken(:\n")  # a syntax error
@@ -143,9 +194,7 @@ def test_broken_code_is_refused_then_the_fix_applied(tmp_path: Path, engines) ->
 def test_sigusr2_reloads_the_code(tmp_path: Path, engines) -> None:
     e = Headless(tmp_path, config(tmp_path), ROOT)
     engines.append(e)
-    first = e.snapshot()
-    while not all(pids(first).values()):
-        first = e.snapshot()
+    first = running(e)
     os.kill(e.proc.pid, signal.SIGUSR2)
     e.wait_out("code reloaded:")
     assert pids(e.snapshot()) == pids(first)
@@ -154,18 +203,11 @@ def test_sigusr2_reloads_the_code(tmp_path: Path, engines) -> None:
 def test_code_reload_under_the_dashboard(tmp_path: Path) -> None:
     """The dashboard leaves, the process re-executes, the dashboard comes back; then the
     same once the dashboard was left running headless."""
-    from test_tui_terminal import Term
-
-    cfg = config(tmp_path)
-    env = {**cli_env(tmp_path), "PYTHONPATH": str(ROOT)}
-    t = Term([PY, "-m", "tui_supervisor", "-c", str(cfg)], env, tmp_path)
-    e = Headless.__new__(Headless)  # only for its client helpers
-    e.env, e.tmp, e.cfg, e.out_path = env, tmp_path, cfg, tmp_path / "none"
+    d = Dashboard(tmp_path, config(tmp_path), ROOT)
+    t, e = d.term, d.e
     try:
         t.read_until("tick")
-        first = e.snapshot()
-        while not all(pids(first).values()):
-            first = e.snapshot()
+        first = running(e)
         t.out = b""
         r = e.cli("reload", "--code")
         assert r.returncode == 0, r.stderr
@@ -186,28 +228,16 @@ def test_code_reload_under_the_dashboard(tmp_path: Path) -> None:
         snap = e.snapshot()
         assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
     finally:
-        from test_tui_terminal import kill_engines
-
-        t.kill()
-        r = e.cli("status", "--json")
-        if r.returncode == 0:
-            os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
-            time.sleep(1)
-        kill_engines(cfg)
-        kill_marked()
+        d.close()
 
 
 def test_saving_the_source_reloads_it(tmp_path: Path, engines) -> None:
     """watchdog on a copy of the package on PYTHONPATH: a save reloads, a broken save is
     refused (said in the output), the fix reloads again."""
-    pkg = tmp_path / "pkg"
-    shutil.copytree(ROOT / "tui_supervisor", pkg / "tui_supervisor",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    pkg = copy_package(tmp_path)
     e = Headless(tmp_path, config(tmp_path, watch_code=True), pkg)
     engines.append(e)
-    first = e.snapshot()
-    while not all(pids(first).values()):
-        first = e.snapshot()
+    first = running(e)
     time.sleep(0.5)
     rows = pkg / "tui_supervisor" / "tui" / "rows.py"
     good = rows.read_text()

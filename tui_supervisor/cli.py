@@ -211,8 +211,13 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
             print(issue, file=sys.stderr)
         return 1
 
+    from tui_supervisor.control.resume import Reconnect
+
+    follow = args.cmd == "logs" and args.follow  # a stream: rides out code reloads
+
     async def go() -> int:
-        async with RemoteSupervisor(runtime_dir) as api:
+        async with RemoteSupervisor(runtime_dir,
+                                    reconnect=Reconnect() if follow else None) as api:
             if args.cmd == "status":
                 return await verbs.status(api, as_json=args.json)
             if args.cmd in ("start", "stop", "restart"):
@@ -364,7 +369,14 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
-    from tui_supervisor.reload.code import hand_over, preflight, take_handoff, watch_own_code
+    from tui_supervisor.reload.code import (
+        adopted,
+        hand_over,
+        preflight,
+        reloaded_notice,
+        take_handoff,
+        watch_own_code,
+    )
     from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
@@ -380,7 +392,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         stop.set()
 
     async def checked_reload() -> dict[str, Any]:
-        err = await preflight()
+        err = await preflight(cfg.path)
         if err is not None:
             console.write(f"code not reloaded, nothing changed: {err}\n")
             return {"ok": False, "errors": [err]}
@@ -413,6 +425,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         return 0 if msg is None else 1
 
     watcher = None
+    carried = handoff is None  # False until a new image has adopted its services
     try:
         try:
             await sup.open(autostart=False, adopt=handoff)
@@ -432,10 +445,9 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             return report(f"cannot start: control socket {server.path}: {e.strerror or e}")
         report(None)
         if handoff is not None:
-            gap = time.monotonic() - handoff.get("detached_mono", time.monotonic())
-            console.write(f"code reloaded: pid {os.getpid()} carries on with "
-                          f"{len(sup.services)} services, none restarted; pipes unread "
-                          f"for {gap * 1000:.0f} ms\n")
+            adopted()
+            carried = True
+            console.write(reloaded_notice(handoff, len(sup.services)) + "\n")
         else:
             console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
                           f"{len(cfg.services)} services from {cfg.path}; logs in "
@@ -484,6 +496,6 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         if ready_fd is not None:
             report("the engine failed while starting")
         await server.close()
-        if not sup._closed and sup.ctx is not None:
-            await sup.close()
+        if not sup._closed and sup.ctx is not None and carried:
+            await sup.close()  # (a new image that failed to adopt leaves them to safe mode)
         console.close()

@@ -2,6 +2,11 @@
 
 Errors come back as the exceptions the in-process engine raises (UnknownService,
 ValueError for a bad signal), plus NotRunning (no engine listens) and PermissionError.
+
+With a `Reconnect` policy a subscription outlives its connection (a code reload closes
+the socket for a moment): it says so with `{"kind": "connection", "state": "lost" |
+"restored" | "gave_up", "message"}` items, and after a reconnect gives the new snapshot,
+then the log lines written in between (replayed by offset: none lost, none twice).
 """
 
 from __future__ import annotations
@@ -10,14 +15,22 @@ import asyncio
 import contextlib
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from tui_supervisor.control import protocol as p
+from tui_supervisor.control.resume import LogMarks, Reconnect, delays
+from tui_supervisor.engine import proc
 from tui_supervisor.engine.api import UnknownService
+from tui_supervisor.engine.runtime import read_lock_pid
 
 _END = object()
+HELLO_WAIT = 5.0
+SAFE_MODE_POLL = 1.0
+"""Seconds between asks while the engine is in safe mode."""
+"""Seconds a reconnect waits for the engine's hello."""
 
 
 class NotRunning(Exception):
@@ -55,6 +68,7 @@ class _Conn:
         self._queues: dict[int, asyncio.Queue[Any]] = {}
         self._task = asyncio.ensure_future(self._read())
         self.closed = False
+        self.opened = time.monotonic()
 
     @classmethod
     async def open(cls, path: Path) -> _Conn:
@@ -71,6 +85,9 @@ class _Conn:
         except (ConnectionError, ValueError) as e:
             writer.close()
             raise NotRunning(f"engine at {path} did not answer: {e}") from None
+        except asyncio.CancelledError:
+            writer.close()
+            raise
         if not line:
             writer.close()
             raise NotRunning(f"engine at {path} closed the connection")
@@ -113,6 +130,9 @@ class _Conn:
             raise NotRunning("the engine closed the connection") from None
         return req_id, q
 
+    def forget(self, req_id: int) -> None:
+        self._queues.pop(req_id, None)
+
     async def call(self, cmd: str, args: dict[str, Any]) -> Any:
         req_id, q = await self.request(cmd, args)
         try:
@@ -154,10 +174,13 @@ class _Conn:
 
 class RemoteSupervisor:
     """SupervisorAPI over `<runtime_dir>/control.sock`. Connects on first use; each
-    subscription gets its own connection, closed when the iterator is."""
+    subscription gets its own connection, closed when the iterator is. With `reconnect`,
+    subscriptions ride out the engine going away for a while (see the module doc)."""
 
-    def __init__(self, runtime_dir: Path | str) -> None:
+    def __init__(self, runtime_dir: Path | str, *, reconnect: Reconnect | None = None
+                 ) -> None:
         self.path = p.socket_path(Path(runtime_dir))
+        self.reconnect = reconnect
         self._conn: _Conn | None = None
         self._lock = asyncio.Lock()
 
@@ -172,6 +195,14 @@ class RemoteSupervisor:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+    async def _drop_stale(self, before: float) -> None:
+        """Close the request connection if it was opened before `before` (it went to an
+        engine image that is gone): the next call opens a new one."""
+        conn = self._conn
+        if conn is not None and conn.opened < before:
+            self._conn = None
+            await conn.close()
 
     async def __aenter__(self) -> RemoteSupervisor:
         await self.connect()
@@ -191,7 +222,9 @@ class RemoteSupervisor:
 
     async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
         conn = await _Conn.open(self.path)
-        return _closing(conn, conn.stream("subscribe", {"logs": logs}))
+        if self.reconnect is None:
+            return _closing(conn, conn.stream("subscribe", {"logs": logs}))
+        return _Resuming(self, conn, logs, self.reconnect).events()
 
     async def start(self, names: list[str]) -> dict[str, Any]:
         return await self._call("start", names=list(names))  # type: ignore[no-any-return]
@@ -232,6 +265,167 @@ async def _closing(conn: _Conn, it: AsyncIterator[dict[str, Any]]
             yield ev
     finally:
         await conn.close()
+
+
+class _GaveUp(Exception):
+    pass
+
+
+def engine_alive(runtime_dir: Path) -> int | None:
+    """The pid the config's engine lock names, if that process is alive (not a zombie).
+    Read from the file, without taking the lock (that could make an engine starting at
+    this moment think another one runs)."""
+    pid = read_lock_pid(runtime_dir / "engine.lock")
+    st = proc.stat(pid) if pid else None
+    return pid if st is not None and st.state != "Z" else None
+
+
+class _Resuming:
+    """One subscription across reconnects (RemoteSupervisor(reconnect=...).subscribe)."""
+
+    def __init__(self, client: RemoteSupervisor, conn: _Conn, logs: bool,
+                 policy: Reconnect) -> None:
+        self.client, self.conn, self.logs, self.policy = client, conn, logs, policy
+        self.pid = conn.hello.get("pid")
+        self.marks = LogMarks()
+        self.ended: str | None = None
+        """Why the engine ended the last stream (None: the connection was cut)."""
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            lost_at: float | None = None
+            alive_at = 0.0  # the last answer from an engine in safe mode
+            said = ""
+            while True:
+                safe = None
+                try:
+                    async for ev in self._one(lost_at):
+                        if ev.get("kind") == "connection":  # restored
+                            lost_at, said = None, ""
+                        yield ev
+                except NotRunning:
+                    self.ended = None
+                except ControlError as e:
+                    if e.code != p.SAFE_MODE:
+                        raise
+                    safe, self.ended = f"the engine is {e}", None
+                if self.ended is not None and self.ended.startswith("dropped"):
+                    return  # too slow for the engine: reconnecting would not help
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                message = safe or "engine went away (reloading?): reconnecting…"
+                if message != said:
+                    said = message
+                    yield _link("lost", message)
+                try:
+                    if safe is not None:  # alive, waiting for fixed code: ask again soon,
+                        await asyncio.sleep(SAFE_MODE_POLL)  # for as long as it takes
+                        alive_at = time.monotonic()
+                    await self._reopen(max(lost_at, alive_at))
+                except _GaveUp as e:
+                    yield _link("gave_up", str(e))
+                    return
+        finally:
+            await self.conn.close()
+
+    async def _one(self, lost_at: float | None) -> AsyncIterator[dict[str, Any]]:
+        """One subscription on `self.conn`. After a reconnect (`lost_at` set) its snapshot
+        is followed by the lines missed in between and a "restored" item."""
+        self.ended = None
+        req_id, q = await self.conn.request("subscribe", {"logs": self.logs})
+        first = True
+        try:
+            while True:
+                msg = await q.get()
+                if msg is _END:
+                    return
+                if "ok" in msg:
+                    if not msg["ok"]:
+                        _raise(msg.get("error"))
+                    self.ended = str((msg.get("result") or {}).get("end") or "ended")
+                    return
+                ev = msg.get("event")
+                if not isinstance(ev, dict):
+                    continue
+                if first and ev.get("kind") == "snapshot":
+                    first = False
+                    yield ev
+                    if lost_at is not None:
+                        for item in await self._replay(ev):
+                            yield item
+                    self.marks.from_snapshot(ev)
+                    if lost_at is not None:
+                        yield self._restored(ev, time.monotonic() - lost_at)
+                    continue
+                if ev.get("kind") == "log":
+                    self.marks.saw(ev)
+                yield ev
+        finally:
+            self.conn.forget(req_id)
+
+    def _restored(self, snap: dict[str, Any], down: float) -> dict[str, Any]:
+        pid = (snap.get("engine") or {}).get("pid", self.conn.hello.get("pid"))
+        same = pid == self.pid
+        self.pid = pid
+        return {**_link("restored", f"reconnected to the engine after {down:.1f}s"
+                        + ("" if same else f" (a new engine, pid {pid})")),
+                "pid": pid, "same_engine": same, "down": down}
+
+    async def _replay(self, snap: dict[str, Any]) -> list[dict[str, Any]]:
+        """Log events for what was written while disconnected (same engine only: offsets
+        of another engine are not comparable), plus a warning per service whose lines
+        are no longer all in the engine's memory."""
+        pid = (snap.get("engine") or {}).get("pid")
+        gaps = self.marks.gaps(snap) if self.logs and pid == self.pid else []
+        if not gaps:
+            return []
+        upto = {s["name"]: int(s.get("log_offset") or 0) for s in snap["services"]}
+        try:
+            history = await self.conn.call("logs", {"names": gaps,
+                                                    "n": self.policy.replay_lines})
+        except (NotRunning, ControlError, UnknownService) as e:
+            return [_notice(None, f"output written while reconnecting not replayed: {e}")]
+        out: list[dict[str, Any]] = []
+        notices = []
+        for name in gaps:
+            events, lost = self.marks.replay(name, history, upto[name])
+            out.extend(events)
+            if lost:
+                notices.append(_notice(name, f"{lost} bytes of output written while "
+                                             "reconnecting not replayed (in its log file)"))
+        out.sort(key=lambda ev: ev["t"])
+        return out + notices
+
+    async def _reopen(self, lost_at: float) -> None:
+        """Connect again, retrying while an engine holds the config's lock; _GaveUp when
+        none does, or after the policy's bound."""
+        await self.client._drop_stale(lost_at)
+        await self.conn.close()
+        runtime_dir = self.client.path.parent
+        deadline = lost_at + self.policy.give_up_after
+        for delay in delays(self.policy):
+            try:  # bounded: a socket that accepts but never says hello is not an engine
+                self.conn = await asyncio.wait_for(_Conn.open(self.client.path), HELLO_WAIT)
+                return
+            except (NotRunning, TimeoutError):
+                pass
+            except (PermissionError, ControlError) as e:
+                raise _GaveUp(f"cannot reconnect to the engine: {e}") from None
+            if engine_alive(runtime_dir) is None:
+                raise _GaveUp("the engine stopped: not reconnecting") from None
+            if time.monotonic() + delay > deadline:
+                raise _GaveUp(f"the engine did not come back within "
+                              f"{self.policy.give_up_after:g}s: not reconnecting") from None
+            await asyncio.sleep(delay)
+
+
+def _link(state: str, message: str) -> dict[str, Any]:
+    return {"kind": "connection", "t": time.time(), "state": state, "message": message}
+
+
+def _notice(service: str | None, message: str) -> dict[str, Any]:
+    return {"kind": "notice", "t": time.time(), "level": "warning", "service": service,
+            "message": message}
 
 
 def runtime_dir_for(config_path: str | os.PathLike[str]) -> Path:

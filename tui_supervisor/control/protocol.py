@@ -39,6 +39,9 @@ UNKNOWN_SERVICE = "unknown_service"
 BAD_SIGNAL = "bad_signal"
 PERMISSION_DENIED = "permission_denied"
 INTERNAL = "internal"
+SAFE_MODE = "safe_mode"
+"""Every verb but `reload {code: true}` while the engine is in safe mode (reload/safe.py:
+its new code failed at start-up; the services keep running)."""
 
 
 class ProtocolError(Exception):

@@ -225,6 +225,8 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool) -
                 _out("tui-supervisor: log stream dropped: this terminal reads too slowly "
                      "(every line is in the log files)\n", sys.stderr)
                 return 1
+            elif kind == "connection":  # a client that reconnects (a code reload)
+                _out(f"tui-supervisor: {ev.get('message')}\n", sys.stderr)
         _out(f"tui-supervisor: engine stopped ({time.strftime('%H:%M:%S')})\n", sys.stderr)
         return 0
     finally:

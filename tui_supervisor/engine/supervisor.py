@@ -95,6 +95,10 @@ class Supervisor:
         """Set by the host process (cli/tui), which owns the exec: `reload_code()`."""
         self.extensions: list[Extension] = []
         """Layers above the engine (metrics) that add to snapshots and handoff records."""
+        self._unlisten: dict[int, Callable[[], None]] = {}
+        self.settings_hooks: list[Callable[[Any, Any], None]] = []
+        """Called with (old, new) `settings` when a config reload changes them (the
+        metrics layers re-attach themselves on a new sample_interval or metrics_listen)."""
         self.notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
         """The last notices, whoever emitted them (a new UI shows what it missed)."""
         self.bus.add_listener(self._keep_notice)
@@ -114,9 +118,7 @@ class Supervisor:
         (or adopt the live ones of a detach record)."""
         loop = asyncio.get_running_loop()
         for ext in self.extensions:
-            ext.sup = self
-            if type(ext).on_event is not Extension.on_event:
-                self.bus.add_listener(ext.on_event)
+            self._hook(ext)
         if not proc.set_subreaper():
             self._notice("warning", "cannot become a child subreaper on this system: "
                          "processes that daemonize escape supervision")
@@ -150,6 +152,27 @@ class Supervisor:
         self._write_state()
         for ext in self.extensions:
             ext.start(self)
+
+    def _hook(self, ext: Extension) -> None:
+        ext.sup = self
+        if type(ext).on_event is not Extension.on_event:
+            self._unlisten[id(ext)] = self.bus.add_listener(ext.on_event)
+
+    def add_extension(self, ext: Extension) -> None:
+        """Attach a layer to an engine that is already open (it starts now)."""
+        if ext not in self.extensions:
+            self.extensions.append(ext)
+        self._hook(ext)
+        ext.start(self)
+
+    def remove_extension(self, ext: Extension) -> None:
+        """Stop a layer and take it off the engine."""
+        ext.stop()
+        unlisten = self._unlisten.pop(id(ext), None)
+        if unlisten is not None:
+            unlisten()
+        if ext in self.extensions:
+            self.extensions.remove(ext)
 
     def autostart(self, names: Iterable[str] | None = None) -> None:
         """Start the services (all by default) whose spec says `autostart`."""
@@ -424,7 +447,10 @@ class Supervisor:
         assert self.ctx is not None
         began = time.monotonic()
         d = diff(self.config, new)
-        self.config = new
+        old_settings, self.config = self.config.settings, new
+        if d.settings_changed:
+            for hook in tuple(self.settings_hooks):
+                hook(old_settings, new.settings)
         await asyncio.gather(*(self._remove(n, "removed from config") for n in d.removed))
         changed = [self.services[n] for n in d.changed]
         restart = {s.name for s in changed if s.wanted}

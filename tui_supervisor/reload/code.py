@@ -10,21 +10,57 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, preflight_script, record_fds
 from tui_supervisor.reload.watch import Watcher
 
-HANDOFF_VAR = "TUISUP_HANDOFF"
 START_CWD = os.getcwd()
 """Where the process started: `python -m` and relative paths resolve against it."""
 PACKAGE = Path(__file__).resolve().parent.parent
-PREFLIGHT_IMPORT = "import tui_supervisor.cli, tui_supervisor.tui.app, tui_supervisor.metrics"
 PREFLIGHT_TIMEOUT = 30.0
+BOOT_SOURCE = (Path(__file__).parent / "safe.py").read_bytes()
+"""The start-up guard as this image loaded it: written to the runtime dir and exec'd, so
+an edit to safe.py cannot break the next start-up (it is used by the one after)."""
+
+
+def launch_info() -> dict[str, Any] | None:
+    """How this program was launched, for the boot guard to run it the same way: the
+    interpreter's options, `-m module` or the script, argv, sys.path[0]. None for a form
+    it cannot repeat (e.g. `python -c`): then the exec repeats sys.orig_argv unguarded."""
+    orig, argv = list(sys.orig_argv), list(sys.argv)
+    k = len(orig) - len(argv)
+    if k < 1 or not argv:
+        return None
+    opts, first = orig[1:k], orig[k]
+    module = None
+    if opts and opts[-1] == "-m":
+        module, opts = first, opts[:-1]
+    elif first.startswith("-m") and len(first) > 2:
+        module = first[2:]
+    elif first.startswith("-") or not os.path.exists(argv[0]):
+        return None
+    return {"opts": opts, "module": module, "argv": argv, "orig_argv": orig,
+            "path0": sys.path[0] if sys.path else "", "cwd": START_CWD,
+            "package": str(PACKAGE)}
+
+
+LAUNCH = launch_info()
+
+
+def adopted() -> None:
+    """This image now carries the services: tell the boot guard (if it started us) to let
+    go of its safety copies of their fds."""
+    hook = sys.modules.get(BOOT_MODULE)
+    if hook is not None:
+        hook.adopted()
 
 
 def compile_errors(root: Path = PACKAGE) -> list[str]:
@@ -40,15 +76,17 @@ def compile_errors(root: Path = PACKAGE) -> list[str]:
     return errors
 
 
-async def preflight() -> str | None:
-    """None if the code on disk compiles and imports in a fresh interpreter; else why not
-    (the last lines of its stderr)."""
+async def preflight(config_path: str | os.PathLike[str] | None = None) -> str | None:
+    """None if the code on disk compiles and imports in a fresh interpreter (which also
+    loads `config_path` as the new image will); else why not (its stderr's last lines)."""
     errors = await asyncio.get_running_loop().run_in_executor(None, compile_errors)
     if errors:
         return "; ".join(errors[:5])
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", PREFLIGHT_IMPORT, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=START_CWD)
+        sys.executable, *(LAUNCH or {}).get("opts", []), "-c",
+        preflight_script(str(config_path) if config_path else None),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, cwd=START_CWD)
     try:
         _, err = await asyncio.wait_for(proc.communicate(), PREFLIGHT_TIMEOUT)
     except TimeoutError:
@@ -59,17 +97,6 @@ async def preflight() -> str | None:
         lines = err.decode(errors="replace").strip().splitlines()
         return " | ".join(lines[-3:]) or f"import failed (exit {proc.returncode})"
     return None
-
-
-def record_fds(record: dict[str, Any]) -> list[int]:
-    """The fds a detach record refers to (service pipes, the lock)."""
-    fds = [p["fd"] for s in record.get("services", []) for p in s.get("pipes", [])]
-    if record.get("lock_fd") is not None:
-        fds.append(record["lock_fd"])
-    parent = (record.get("host") or {}).get("parent_fd")
-    if parent is not None:
-        fds.append(parent)
-    return fds
 
 
 def handoff_mode() -> str | None:
@@ -89,9 +116,16 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
     """Write the record, exec this program again; returns only if the exec failed (the
     caller then adopts the record in-process: services are never dropped)."""
     path = runtime_dir / "handoff.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f)
+    boot = runtime_dir / "boot.py"
+    if LAUNCH is not None:
+        record["launch"] = LAUNCH
+        argv = [sys.executable, *LAUNCH["opts"], str(boot), *LAUNCH["argv"][1:]]
+    else:
+        argv = [sys.executable, *sys.orig_argv[1:]]
+    for where, data in ((path, json.dumps(record).encode()), (boot, BOOT_SOURCE)):
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
     fds = record_fds(record)
     for x in fds:
         os.set_inheritable(x, True)
@@ -100,7 +134,9 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
     sys.stderr.flush()
     try:
         os.chdir(START_CWD)
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+        if os.environ.get("TUISUP_FAULT") == "exec-fail":  # fault injection for the tests
+            raise OSError(errno.ENOEXEC, "injected exec failure (TUISUP_FAULT=exec-fail)")
+        os.execv(sys.executable, argv)
     except OSError as e:
         os.environ.pop(HANDOFF_VAR, None)
         for x in fds:
@@ -120,9 +156,19 @@ async def hand_over(sup: Any, server: Any, watchers: Iterable[Any], runtime_dir:
             w.stop()
     await server.close()
     record = sup.detach()
+    record["socket_path"] = str(server.path)
     if host is not None:
         record["host"] = host
     return record, exec_self(record, runtime_dir)
+
+
+def reloaded_notice(record: dict[str, Any], services: int) -> str:
+    """What a new image says once it carries the services."""
+    gap = time.monotonic() - record.get("detached_mono", time.monotonic())
+    safe = record.get("safe_mode")
+    after = (f" after {safe['seconds']:.1f}s in safe mode ({safe['why']})" if safe else "")
+    return (f"code reloaded{after}: pid {os.getpid()} carries on with {services} services, "
+            f"none restarted; pipes unread for {gap * 1000:.0f} ms")
 
 
 def take_handoff() -> dict[str, Any] | None:

@@ -56,7 +56,8 @@ class EngineHeader(Static):
 
     _text = ""
 
-    def render_from(self, store: Store, mode: str, error: str | None) -> None:
+    def render_from(self, store: Store, mode: str, error: str | None,
+                    link: str | None = None) -> None:
         e = store.engine
         res = e.get("resources") or {}
         counts = store.counts_by_state()
@@ -68,6 +69,8 @@ class EngineHeader(Static):
                  f"up {fmt_duration(e.get('uptime'))}", usage, states,
                  f"reloads {e.get('reloads', 0)}"]
         text = " · ".join(parts)
+        if link:  # attached: the connection to the engine is down
+            text += f"\n[b yellow]{link}[/]"
         if error:
             text += f"\n[b red]config error:[/] {error}"
         if text != self._text:  # a layout pass is of the whole screen: only if it may grow
@@ -158,6 +161,8 @@ class SupervisorApp(App[str]):
         self._current: str | None = None
         self._widgets: tuple[Any, ...] = ()
         self._leaving = False
+        self.link: str | None = None
+        """Attached: why the engine is out of reach right now (None: connected)."""
 
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -205,21 +210,32 @@ class SupervisorApp(App[str]):
         self._stream = stream
         first = True
         async for ev in stream:
+            if ev.get("kind") == "connection":  # attached, with reconnecting on
+                self._on_link(ev)
+                self.events.add(ev)
+                continue
             self.store.apply(ev)
             self.events.add(ev)
+            if ev.get("kind") == "snapshot":  # the first, or a reconnect's
+                self._events_connected(ev)
             if first:
                 first = False
-                seen = self.events.entries[-1].t if self.events.entries else None
-                self.events.append(connected(self.wall_clock(), ev, again=seen is not None))
-                self.events.add_history(earlier_notices(ev))
-                self.run_worker(self._earlier_crashes(ev, seen), group="events-history")
                 self._stamp_views()
                 await self._backfill()
                 self._tick()
         if not self._leaving:
-            self.notify("lost the engine's event stream", severity="error", timeout=30)
-            self.events.append(Entry(self.wall_clock(), "error", SUPERVISOR,
-                                     "lost the engine's event stream"))
+            self.notify(self.link or "lost the engine's event stream", severity="error",
+                        timeout=30)
+            if not self.link:  # else the link's own entry said it
+                self.events.append(Entry(self.wall_clock(), "error", SUPERVISOR,
+                                         "lost the engine's event stream"))
+
+    def _events_connected(self, snap: dict[str, Any]) -> None:
+        """Mark where the live event log starts; add what the engine says came before."""
+        seen = self.events.entries[-1].t if self.events.entries else None
+        self.events.append(connected(self.wall_clock(), snap, again=seen is not None))
+        self.events.add_history(earlier_notices(snap))
+        self.run_worker(self._earlier_crashes(snap, seen), group="events-history")
 
     async def _earlier_crashes(self, snap: dict[str, Any], seen: float | None) -> None:
         """The event log's only history: crashes of this engine before the UI connected
@@ -234,6 +250,22 @@ class SupervisorApp(App[str]):
         self.events.add_history(format_incident(i) for i in incidents
                                 if since <= float(i.get("t") or 0.0) < cut and
                                 (seen is None or float(i.get("t") or 0.0) > seen))
+
+    def _on_link(self, ev: dict[str, Any]) -> None:
+        """The attached client lost the engine, got it back, or gave up."""
+        state, msg = ev.get("state"), str(ev.get("message", ""))
+        if state == "restored":
+            self.link = None
+            self._stamp_views()
+            self.notify(msg, timeout=4)
+        else:
+            safe = state == "lost" and "safe mode" in msg  # new code failed: waiting for a fix
+            self.link = (msg if safe else "engine reloading - reconnecting…" if state == "lost"
+                         else f"disconnected: {msg}")
+            if state == "lost":
+                self.notify(self.link, severity="error" if safe else "warning",
+                            timeout=30 if safe else 4)
+        self._tick()
 
     async def _backfill(self) -> None:
         cut = {n: int(i.view.get("log_offset") or 0) for n, i in self.store.services.items()}
@@ -259,6 +291,8 @@ class SupervisorApp(App[str]):
             info.view["_seen_at"] = now
 
     async def _refresh_snapshot(self) -> None:
+        if self.link:  # the subscription reconnects and brings a snapshot
+            return
         try:
             snap = await self.api.snapshot()
         except Exception as e:
@@ -289,7 +323,7 @@ class SupervisorApp(App[str]):
         if not self._follow_cursor() and (dirty is None or (selected and selected in dirty)):
             self.detail.view_changed()
         self._widgets[3].render_from(  # type: ignore[attr-defined]
-            self.store, self.mode, self.config_error)
+            self.store, self.mode, self.config_error, self.link)
         now = self.clock()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:
             self._last_snapshot = now

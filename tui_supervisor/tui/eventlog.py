@@ -64,6 +64,11 @@ def format_event(ev: dict[str, Any], *, earlier: bool = False) -> Entry | None:
         return _state(t, who, ev)
     if kind == "exit":
         return _exit_entry(t, who, ev)
+    if kind == "connection":  # an attached client's link ("restored": a new snapshot says)
+        state, msg = ev.get("state"), str(ev.get("message", ""))
+        return Entry(t, "warning", who, msg) if state == "lost" else \
+            Entry(t, "error", who, f"gave up reconnecting: {msg}") if state == "gave_up" \
+            else None
     return None
 
 

@@ -99,14 +99,20 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
-    from tui_supervisor.reload.code import hand_over, preflight, watch_own_code
+    from tui_supervisor.reload.code import (
+        adopted,
+        hand_over,
+        preflight,
+        reloaded_notice,
+        watch_own_code,
+    )
     from tui_supervisor.reload.config import ConfigWatcher
 
     loop = asyncio.get_running_loop()
     ui: dict[str, Any] = {}
 
     async def checked_reload() -> dict[str, Any]:
-        err = await preflight()
+        err = await preflight(cfg.path)
         if err is not None:
             sup.bus.emit(Notice(time.time(), "error", f"code not reloaded: {err}"))
             return {"ok": False, "errors": [err]}
@@ -135,10 +141,8 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     if adopt is None:
         sup.autostart()
     else:
-        gap = time.monotonic() - adopt.get("detached_mono", time.monotonic())
-        sup.bus.emit(Notice(time.time(), "info", f"code reloaded: pid {os.getpid()} "
-                            f"carries on with {len(sup.services)} services, none restarted; "
-                            f"pipes unread for {gap * 1000:.0f} ms"))
+        adopted()
+        sup.bus.emit(Notice(time.time(), "info", reloaded_notice(adopt, len(sup.services))))
     watcher = ConfigWatcher(sup)  # saves of the config reload it, UI or not
     watcher.start()
 
@@ -171,7 +175,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     reload_now = asyncio.Event()
 
     async def headless_reload() -> dict[str, Any]:
-        err = await preflight()
+        err = await preflight(cfg.path)
         if err is not None:
             sup.bus.emit(Notice(time.time(), "error", f"code not reloaded: {err}"))
             return {"ok": False, "errors": [err]}
@@ -302,9 +306,10 @@ async def _headless(sup: Any, server: Any, loop: asyncio.AbstractEventLoop,
 async def run_attached(runtime_dir: Path) -> int:
     """The dashboard as a client of a running engine; quitting leaves it running."""
     from tui_supervisor.control.client import NotRunning, RemoteSupervisor
+    from tui_supervisor.control.resume import Reconnect
     from tui_supervisor.tui.app import SupervisorApp
 
-    client = RemoteSupervisor(runtime_dir)
+    client = RemoteSupervisor(runtime_dir, reconnect=Reconnect())  # rides out code reloads
     try:
         await client.connect()
     except NotRunning as e:

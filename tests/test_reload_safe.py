@@ -1,0 +1,225 @@
+"""Safe mode: a new image that passes the pre-flight but fails at start-up keeps its
+services (same PIDs, every line logged once), answers the socket with what happened, and
+starts the fixed code once it is saved; SIGTERM in safe mode stops everything."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import kill_marked
+from test_cli import ROOT
+from test_reload_code import Dashboard, Headless, config, copy_package, pids, running
+
+pytestmark = pytest.mark.timeout(180)
+BREAK_AT = "    handoff = take_handoff()\n"
+
+
+@pytest.fixture
+def broken(tmp_path: Path):
+    """An engine running from a copy of the package, then a start-up bug saved into it
+    (imports fine, so the pre-flight passes) and a code reload: the engine is in safe mode.
+    Yields (engine, cli.py of the copy, its good text, pids before)."""
+    pkg = copy_package(tmp_path)
+    e = Headless(tmp_path, config(tmp_path), pkg)
+    try:
+        first = running(e)
+        cli = pkg / "tui_supervisor" / "cli.py"
+        good = cli.read_text()
+        assert BREAK_AT in good
+        cli.write_text(good.replace(
+            BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr  # the pre-flight only imports: it passes
+        e.wait_out("safe mode: the new code failed at start-up: RuntimeError: broken start-up")
+        yield e, cli, good, first
+    finally:
+        e.stop()
+        kill_marked()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_safe_mode_keeps_services_until_the_fix(broken) -> None:
+    e, cli, good, first = broken
+    before = pids(first)
+    assert e.proc.poll() is None and all(alive(p) for p in before.values())
+    r = e.cli("status")
+    assert r.returncode != 0 and "safe mode" in r.stderr and "broken start-up" in r.stderr
+    assert "Traceback" not in r.stderr
+    os.kill(before["idle"], signal.SIGKILL)  # a service dies meanwhile
+    e.wait_out(f"idle (pid {before['idle']}) exited")
+    time.sleep(1.0)  # the 1 kHz writer goes on: its lines go to the log file
+    assert alive(before["tick"])
+    cli.write_text(good)  # the fix, saved: safe mode notices it by itself
+    e.wait_out("code reloaded after", timeout=60)
+    snap = e.snapshot()
+    assert snap["engine"]["pid"] == e.proc.pid
+    svc = {s["name"]: s for s in snap["services"]}
+    assert svc["tick"]["pid"] == before["tick"] and svc["tick"]["restarts"] == 0
+    deadline = time.monotonic() + 30
+    while svc["idle"]["pid"] in (None, before["idle"]):  # its exit, collected and handled
+        assert time.monotonic() < deadline, svc["idle"]
+        time.sleep(0.1)
+        svc = {s["name"]: s for s in e.snapshot()["services"]}
+    assert svc["idle"]["failures"] == 1
+    assert not os.path.exists(f"/proc/{before['idle']}")  # reaped, not left a zombie
+    log = Path(svc["tick"]["log_file"])
+    e.stop()
+    numbers = [int(line.split()[1]) for line in log.read_text().splitlines()]
+    assert numbers == list(range(len(numbers))) and len(numbers) > 1500, \
+        "every line exactly once, in order, through the failed start and safe mode"
+
+
+def test_sigterm_in_safe_mode_stops_everything(broken) -> None:
+    e, _cli, _good, first = broken
+    e.proc.send_signal(signal.SIGTERM)
+    assert e.proc.wait(30) == 0
+    for pid in pids(first).values():
+        assert not os.path.exists(f"/proc/{pid}")
+    assert "safe mode: all stopped" in e.out
+
+
+def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
+    """The dashboard's engine: the new image fails before its UI is up; the terminal says
+    so; the saved fix brings the dashboard back with the same services."""
+    pkg = copy_package(tmp_path)
+    d = Dashboard(tmp_path, config(tmp_path), pkg)
+    t, e = d.term, d.e
+    try:
+        t.read_until("tick")
+        first = running(e)
+        host = pkg / "tui_supervisor" / "tui" / "host.py"
+        good = host.read_text()
+        at = "    ui: dict[str, Any] = {}\n"
+        assert at in good
+        host.write_text(good.replace(at, at + "    raise RuntimeError('broken host')\n"))
+        t.out = b""
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr
+        t.read_until("safe mode: the new code failed at start-up: RuntimeError: broken host (at ")
+        assert b"Traceback" not in t.out  # it is in the engine log
+        assert all(alive(p) for p in pids(first).values())
+        t.out = b""
+        host.write_text(good)
+        t.read_until("tick")  # the dashboard is back
+        snap = e.snapshot()
+        assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
+    finally:
+        d.close()
+
+
+def test_a_config_saved_broken_refuses_the_code_reload(tmp_path: Path) -> None:
+    """The pre-flight loads the config file as the new image would: a typo in it refuses
+    the code reload (file:line) instead of sending the new image to safe mode."""
+    e = Headless(tmp_path, config(tmp_path), ROOT)
+    try:
+        first = running(e)
+        text = e.cfg.read_text()
+        e.cfg.write_text(text.replace("start_time: 0", "start_time: soon", 1))
+        r = e.cli("reload", "--code")
+        assert r.returncode == 1
+        assert "the config does not load" in r.stderr and "tst-code.yaml:" in r.stderr
+        assert "start_time" in r.stderr and "Traceback" not in r.stderr
+        assert pids(e.snapshot()) == pids(first) and "safe mode" not in e.out
+        e.cfg.write_text(text)
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr
+        e.wait_out("code reloaded:")
+    finally:
+        e.stop()
+        kill_marked()
+
+
+def test_a_failed_exec_leaves_the_old_code_in_charge(tmp_path: Path) -> None:
+    """If the exec itself fails (injected: TUISUP_FAULT=exec-fail), the old image adopts
+    its own record again: same PIDs, the socket answers, no line lost."""
+    e = Headless(tmp_path, config(tmp_path), ROOT, TUISUP_FAULT="exec-fail")
+    try:
+        first = running(e)
+        time.sleep(0.5)
+        for i in range(1, 3):
+            r = e.cli("reload", "--code")
+            assert r.returncode == 0, r.stderr
+            e.wait_out("code reload failed (", count=i)
+            e.wait_out("carrying on with the old code", count=i)
+        snap = e.snapshot()
+        assert snap["engine"]["pid"] == e.proc.pid and pids(snap) == pids(first)
+        tick = next(s for s in snap["services"] if s["name"] == "tick")
+        assert tick["restarts"] == 0
+        time.sleep(0.5)
+        log = Path(tick["log_file"])
+    finally:
+        e.stop()
+        kill_marked()
+    numbers = [int(line.split()[1]) for line in log.read_text().splitlines()]
+    assert numbers == list(range(len(numbers))) and len(numbers) > 500
+
+
+async def test_an_attached_subscriber_waits_through_safe_mode(tmp_path: Path) -> None:
+    """A reconnecting subscriber says the engine is in safe mode (and why), keeps asking
+    beyond the usual give-up bound while it is, and is live again after the fix, with
+    every `tick` line exactly once (the ones read in safe mode replayed by offset)."""
+    import asyncio
+
+    from test_reconnect import Collector, assert_contiguous, tick_lines
+
+    from tui_supervisor.control.client import RemoteSupervisor
+    from tui_supervisor.control.resume import Reconnect
+
+    pkg = copy_package(tmp_path)
+    cfg = config(tmp_path)
+    runtime = tmp_path / "run"
+    cfg.write_text(cfg.read_text().replace("settings: {", f"settings: {{runtime_dir: {runtime}, ")
+                   .replace("'0.001'", "'0.01'"))  # what safe mode reads fits in the ring
+    e = Headless(tmp_path, cfg, pkg)
+    sub = None
+    try:
+        first = await asyncio.to_thread(e.snapshot)
+        client = RemoteSupervisor(runtime, reconnect=Reconnect(give_up_after=3.0))
+        sub = Collector(await client.subscribe(logs=True))
+        cli = pkg / "tui_supervisor" / "cli.py"
+        good = cli.read_text()
+        cli.write_text(good.replace(
+            BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
+        assert (await asyncio.to_thread(e.cli, "reload", "--code")).returncode == 0
+
+        def said(state: str, text: str = "") -> bool:
+            return any(ev.get("kind") == "connection" and ev["state"] == state
+                       and text in ev["message"] for ev in sub.events)
+
+        deadline = time.monotonic() + 30
+        while not said("lost", "in safe mode"):
+            assert time.monotonic() < deadline and not sub.done, sub.events[-3:]
+            await asyncio.sleep(0.05)
+        assert said("lost", "broken start-up")
+        await asyncio.sleep(4.5)  # longer than give_up_after: an engine in safe mode is alive
+        assert not said("gave_up") and not sub.done
+        cli.write_text(good)
+        while not said("restored"):
+            assert time.monotonic() < deadline + 30 and not sub.done, sub.events[-3:]
+            await asyncio.sleep(0.05)
+        n = len(tick_lines(sub.events))
+        while len(tick_lines(sub.events)) < n + 50:  # live again
+            assert time.monotonic() < deadline + 60
+            await asyncio.sleep(0.05)
+        lines = tick_lines(sub.events)
+        assert_contiguous(lines)
+        snap = await asyncio.to_thread(e.snapshot)
+        assert pids(snap) == pids(first)
+    finally:
+        if sub is not None:
+            with contextlib.suppress(Exception):  # (a failed stream re-raises here)
+                await sub.close()
+        e.stop()
+        kill_marked()
