@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import child, kill_marked, spec, wait_for
+from test_reconnect import engine  # noqa: F401  (a fixture: a real headless engine)
 from test_tui_app import SIZE, make_app, rows, settle  # noqa: F401  (make_app: a fixture)
 from test_tui_snapshots import SNAPSHOT, T0, FixedAPI, _settle
 
@@ -337,6 +338,42 @@ async def test_a_new_subscription_fills_the_gap_once(engine_factory, tmp_path: P
         crash = next(i for i, x in enumerate(lines) if "crashed: killed" in x)
         assert lines[crash].split()[1] == "c", lines[crash]
         assert "reconnected" in lines[crash + 1] and "connected" in lines[0], lines
+
+
+@pytest.mark.timeout(120)
+async def test_attached_reconnect_across_a_code_reload(engine) -> None:  # noqa: F811
+    """Attached with reconnecting on: the log says the engine went away, the new image's
+    "code reloaded" (sent before this client was back) and "reconnected", in order."""
+    from tui_supervisor.control.client import RemoteSupervisor
+    from tui_supervisor.control.resume import Reconnect
+
+    control = await engine.ready()
+    client = RemoteSupervisor(engine.runtime, reconnect=Reconnect())
+    app = SupervisorApp(client, mode="attached")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            snap = await settle(pilot, lambda: app.store.engine.get("pid") and
+                                app.store.engine, "the snapshot")
+            assert (await control.reload_code())["ok"]
+            await settle(pilot, lambda: app.link is not None, "reconnecting")
+            await settle(pilot, lambda: app.link is None, "reconnected")
+            await pilot.press("e")
+            want = ["connected to engine", "went away", f"code reloaded: pid {snap['pid']}",
+                    "reconnected to engine"]
+
+            def in_order() -> list[str] | None:
+                lines = [x for x in shown(app).splitlines()
+                         if any(w in x for w in want)]
+                return lines if [next(w for w in want[::-1] if w in x) for x in lines] == want \
+                    else None
+
+            try:
+                await settle(pilot, in_order, f"{want} in order")
+            except AssertionError:
+                raise AssertionError(shown(app)) from None
+    finally:
+        await control.close()
+        await client.close()
 
 
 # -- the picture ------------------------------------------------------------------------
