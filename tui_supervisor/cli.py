@@ -365,7 +365,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
     the socket listens, or the startup error."""
     from tui_supervisor.console import Console
     from tui_supervisor.control.server import ControlServer
-    from tui_supervisor.engine.events import LogLines
+    from tui_supervisor.engine.events import LogLines, Notice
     from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
     from tui_supervisor.engine.supervisor import Supervisor
     from tui_supervisor.metrics import attach_metrics
@@ -448,7 +448,8 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         if handoff is not None:
             adopted()
             carried = True
-            console.write(reloaded_notice(handoff, len(sup.services)) + "\n")
+            sup.bus.emit(Notice(time.time(), "info",  # console and subscribers
+                                reloaded_notice(handoff, len(sup.services))))
         else:
             console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
                           f"{len(cfg.services)} services from {cfg.path}; logs in "

@@ -17,8 +17,9 @@ class SupervisorAPI(Protocol):
         ...
 
     async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
-        """First item: {"kind": "snapshot", ...snapshot}; then every event after it, none
-        missed. A subscriber that falls too far behind gets a notice and the end."""
+        """First item: {"kind": "snapshot", ...snapshot, "notices": [the last notices
+        before it]}; then every event after it, none missed. A subscriber that falls too
+        far behind gets a notice and the end."""
         ...
 
     async def start(self, names: list[str]) -> dict[str, Any]: ...

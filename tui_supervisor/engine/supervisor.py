@@ -8,6 +8,7 @@ import heapq
 import os
 import signal as _signal
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ class Extension:
 
 
 STATE_WRITE_DELAY = 0.2
+RECENT_NOTICES = 100
+"""Notices kept for a subscriber's first item (what happened before it came)."""
 LEFTOVER_TIMEOUT = 10.0
 
 
@@ -96,6 +99,13 @@ class Supervisor:
         self.settings_hooks: list[Callable[[Any, Any], None]] = []
         """Called with (old, new) `settings` when a config reload changes them (the
         metrics layers re-attach themselves on a new sample_interval or metrics_listen)."""
+        self.notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
+        """The last notices, whoever emitted them (a new UI shows what it missed)."""
+        self.bus.add_listener(self._keep_notice)
+
+    def _keep_notice(self, ev: AnyEvent) -> None:
+        if isinstance(ev, Notice):
+            self.notices.append(ev)
 
     @property
     def state_path(self) -> Path:
@@ -356,8 +366,10 @@ class Supervisor:
         return self.snapshot_now()
 
     def subscribe_now(self, *, logs: bool = True, maxsize: int = 10_000) -> Subscription:
-        """Snapshot and subscription in one step (no await between: nothing missed)."""
-        first = {"kind": "snapshot", **self.snapshot_now()}
+        """Snapshot and subscription in one step (no await between: nothing missed); the
+        snapshot carries the last notices ("notices": oldest first)."""
+        first = {"kind": "snapshot", **self.snapshot_now(),
+                 "notices": [n.as_dict() for n in self.notices]}
         accept = None if logs else (lambda ev: not isinstance(ev, LogLines))
         return self.bus.subscribe(maxsize=maxsize, first=first, accept=accept)
 

@@ -23,6 +23,15 @@ from textual.widgets import Footer, Static
 
 from tui_supervisor.control.verbs import fmt_bytes, fmt_duration, fmt_percent
 from tui_supervisor.engine.api import SupervisorAPI
+from tui_supervisor.tui.eventlog import (
+    SUPERVISOR,
+    Entry,
+    EventLog,
+    connected,
+    earlier_notices,
+    format_incident,
+    reload_summary,
+)
 from tui_supervisor.tui.rows import SORT_KEYS
 from tui_supervisor.tui.screens.dialogs import (
     ConfirmScreen,
@@ -30,6 +39,7 @@ from tui_supervisor.tui.screens.dialogs import (
     QuitScreen,
     SignalScreen,
 )
+from tui_supervisor.tui.screens.events import EventsScreen
 from tui_supervisor.tui.screens.help import HelpScreen
 from tui_supervisor.tui.store import Store
 from tui_supervisor.tui.widgets.detail import DetailPane
@@ -83,6 +93,7 @@ class Actions(Provider):
         ("Reload the supervisor's own code (services kept)", "reload_code"),
         ("Logs full screen (toggle)", "logs_full"), ("All services' logs (toggle)",
                                                      "logs_all"),
+        ("Event log: what happened (toggle)", "events"),
         ("Search the logs", "search"), ("Filter the services", "filter"),
         ("Sort the services (cycle)", "sort"), ("Help: every key", "help"), ("Quit", "quit"),
     )
@@ -111,6 +122,7 @@ class SupervisorApp(App[str]):
         Binding("K", "signal", "Signal"),  # k moves up (vim's j/k), see the help
         Binding("l", "logs_full", "Logs"),
         Binding("a", "logs_all", "All logs"),
+        Binding("e", "events", "Events"),
         Binding("slash", "search", "Search"),
         Binding("n", "next_match", "Next match", show=False),
         Binding("N", "prev_match", "Previous match", show=False),
@@ -135,6 +147,8 @@ class SupervisorApp(App[str]):
         self.mode = mode
         """"hosted" (the engine is in this process) or "attached" (over the socket)."""
         self.store = Store()
+        self.events = EventLog()
+        """What happened since the UI connected (the `e` screen)."""
         self.config_error: str | None = None
         self.merged_logs = False
         self.ticks = 0
@@ -198,8 +212,12 @@ class SupervisorApp(App[str]):
         async for ev in stream:
             if ev.get("kind") == "connection":  # attached, with reconnecting on
                 self._on_link(ev)
+                self.events.add(ev)
                 continue
             self.store.apply(ev)
+            self.events.add(ev)
+            if ev.get("kind") == "snapshot":  # the first, or a reconnect's
+                self._events_connected(ev)
             if first:
                 first = False
                 self._stamp_views()
@@ -208,6 +226,30 @@ class SupervisorApp(App[str]):
         if not self._leaving:
             self.notify(self.link or "lost the engine's event stream", severity="error",
                         timeout=30)
+            if not self.link:  # else the link's own entry said it
+                self.events.append(Entry(self.wall_clock(), "error", SUPERVISOR,
+                                         "lost the engine's event stream"))
+
+    def _events_connected(self, snap: dict[str, Any]) -> None:
+        """Mark where the live event log starts; add what the engine says came before."""
+        seen = self.events.entries[-1].t if self.events.entries else None
+        self.events.append(connected(self.wall_clock(), snap, again=seen is not None))
+        self.events.add_history(earlier_notices(snap))
+        self.run_worker(self._earlier_crashes(snap, seen), group="events-history")
+
+    async def _earlier_crashes(self, snap: dict[str, Any], seen: float | None) -> None:
+        """The event log's only history: crashes of this engine before the UI connected
+        (after `seen`, the newest entry, on a new subscription)."""
+        try:
+            incidents = await self.api.query("incidents", "list", {"n": 50})
+        except Exception:  # an engine without the extension: nothing earlier to show
+            return
+        engine = snap.get("engine") or {}
+        since = float(engine.get("started_at") or 0.0)  # this engine's, not older ones
+        cut = since + float(engine.get("uptime") or 0.0)  # the snapshot: live after it
+        self.events.add_history(format_incident(i) for i in incidents
+                                if since <= float(i.get("t") or 0.0) < cut and
+                                (seen is None or float(i.get("t") or 0.0) > seen))
 
     def _on_link(self, ev: dict[str, Any]) -> None:
         """The attached client lost the engine, got it back, or gave up."""
@@ -319,7 +361,8 @@ class SupervisorApp(App[str]):
             self.config_error = None
         if n.get("level") in ("warning", "error") or msg.startswith("config "):
             who = f"{n['service']}: " if n.get("service") else ""
-            self.notify(who + msg, severity="error" if n.get("level") == "error" else
+            self.notify(who + reload_summary(msg),
+                        severity="error" if n.get("level") == "error" else
                         "warning" if n.get("level") == "warning" else "information",
                         timeout=8)
 
@@ -461,6 +504,12 @@ class SupervisorApp(App[str]):
     def on_data_table_row_selected(self) -> None:
         """`enter` on the table (the table binds it, so the app's binding never sees it)."""
         self.action_detail()
+
+    def action_events(self) -> None:
+        if isinstance(self.screen, EventsScreen):
+            self.screen.dismiss()
+        else:
+            self.push_screen(EventsScreen(self.events))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
