@@ -118,3 +118,20 @@ async def test_slow_subscriber_is_dropped_with_notice(engine_factory, tmp_path: 
 
 def test_supervisor_is_importable_without_a_loop(tmp_path: Path) -> None:
     Supervisor(make_config(tmp_path))  # constructing does no I/O
+
+
+async def test_notices_survive_a_handoff(engine_factory, tmp_path: Path) -> None:
+    """What a new image's first subscriber is told happened before it includes what
+    happened before the exec (a dashboard's event log across a code reload)."""
+    from tui_supervisor.engine.events import Notice
+
+    cfg = make_config(tmp_path, spec("s", child("sleeper"), tmp_path))
+    first = await engine_factory(config=cfg)
+    first.bus.emit(Notice(123.0, "warning", "config not reloaded: x.yaml:3: nope", None))
+    record = json.loads(json.dumps(first.detach()))
+    second = await engine_factory(config=cfg, adopt=record)
+    it = await second.subscribe()
+    snap = await anext(it)
+    assert any(n["message"] == "config not reloaded: x.yaml:3: nope" and n["t"] == 123.0
+               and n["level"] == "warning" for n in snap["notices"])
+    await it.aclose()

@@ -138,6 +138,7 @@ class Supervisor:
             self.reloads = adopt.get("reloads", 0)
             self.reload_failures = adopt.get("reload_failures", 0)
             self.last_reload_seconds = adopt.get("last_reload_seconds")
+            self.notices.extend(Notice(*n) for n in adopt.get("notices", []))
             for ext in self.extensions:
                 if ext.name in adopt.get("extensions", {}):
                     ext.adopt(adopt["extensions"][ext.name])
@@ -228,6 +229,7 @@ class Supervisor:
             "services": [s.detach() for s in self.services.values()],
             "lock_fd": self.lock.fd if self.lock else None,
             "extensions": {ext.name: ext.detach() for ext in self.extensions},
+            "notices": [[n.t, n.level, n.message, n.service] for n in self.notices],
             "lock_path": str(self.lock.path) if self.lock else None,
             # when the pipes stopped being read (CLOCK_MONOTONIC is the same in a successor
             # exec'd on this boot): the successor says how long that lasted
