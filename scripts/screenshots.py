@@ -69,6 +69,10 @@ async def main() -> None:
             await shot("search")
             await pilot.press("escape", "l", "question_mark")
             await shot("help")
+            await pilot.press("escape")
+            await sup.reload()  # (the demo's file is unchanged: "nothing changed")
+            await pilot.press("e")
+            await shot("events")
     finally:
         await sup.close()
 

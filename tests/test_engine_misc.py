@@ -151,3 +151,13 @@ async def test_stop_racing_an_exit_is_not_an_error(engine_factory, tmp_path: Pat
     svc.wanted = False
     await svc._do_stop("supervisor shutting down")  # the stop task of that race
     assert svc.state.value == "exited"
+
+
+async def test_a_reload_that_changes_nothing_says_so(engine_factory, tmp_path: Path) -> None:
+    from tui_supervisor.engine.events import Notice
+
+    sup = await engine_factory(spec("s", child("sleeper"), tmp_path))
+    seen: list[str] = []
+    sup.bus.add_listener(lambda ev: seen.append(ev.message) if isinstance(ev, Notice) else None)
+    r = await sup.apply_config(sup.config)
+    assert r["ok"] and seen == ["config reloaded: nothing changed"]

@@ -469,9 +469,8 @@ class Supervisor:
         self.last_reload_seconds = time.monotonic() - began
         summary = {"ok": True, "added": list(d.added), "removed": list(d.removed),
                    "restarted": list(d.changed), "in_place": list(d.in_place)}
-        self._notice("info", "config reloaded: " + ", ".join(
-            f"{k} {', '.join(v)}" for k, v in summary.items() if k != "ok" and v) or
-            "config reloaded: nothing changed")
+        done = ", ".join(f"{k} {', '.join(v)}" for k, v in summary.items() if k != "ok" and v)
+        self._notice("info", "config reloaded: " + (done or "nothing changed"))
         return summary
 
 
