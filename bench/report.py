@@ -373,10 +373,12 @@ def reload_section(results: dict[str, Any]) -> list[str]:
         _row("**Save → the new UI's first full frame** (dashboard, "
              f"{dash.get('size', '140x45')} pty)", dash, "save_to_frame_s", _sec,
              f"≤ {FRAME_TARGET_S:.1f} s p50", FRAME_TARGET_S, max_too=False),
-        _row("  save → the old UI leaves the alternate screen (watch debounce 0.3 s, "
-             "pre-flight compile + import in a fresh interpreter, the UI's shutdown)", dash,
+        _row("  save → the old UI leaves the alternate screen (watch debounce 0.1 s, "
+             "pre-flight: compile, and import + config load in a child forked by the warm "
+             "helper, or in a fresh interpreter while that is not up yet; the UI's shutdown)",
+             dash,
              "save_to_leave_s", _sec),
-        *([f"|   of which the pre-flight's import, timed apart (a fresh interpreter, median "
+        *([f"|   for scale: the pre-flight's import in a fresh interpreter, timed apart (median "
            f"of 3) | {_sec(dash['preflight_import_s'])} | | | — | — |"]
           if "preflight_import_s" in dash else []),
         _row("  → the new image enters it again (exec, imports)", dash,
