@@ -120,7 +120,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
             return {"ok": False, "errors": [err]}
         app = ui.get("app")
         if app is not None:  # the UI leaves first; the exec follows `run_async`
-            ui["leaving"] = asyncio.ensure_future(_leave(app, "reload"))
+            loop.call_later(0.05, _leave, app, "reload")  # once the reply is on its way
         return {"ok": True}
 
     async def boot(record: dict[str, Any] | None) -> tuple[Any, Any]:
@@ -247,19 +247,21 @@ async def _run_ui(sup: Any, loop: asyncio.AbstractEventLoop, log: Path,
     return "lost" if lost else (result or "leave")
 
 
-async def _leave(app: Any, result: str) -> None:
-    """`app.exit(result)`, without stalling the loop (and the pipes) on the way out:
-    Textual's driver joins its input thread on the loop's thread, and that thread sleeps
-    in select(0.1) twice before it ends (measured: the pipes went unread 150-250 ms
-    longer). Stop and join it in a worker thread first; the driver then finds it done.
-    Private driver attributes: if they are not there, this is just `app.exit`."""
+def _leave(app: Any, result: str) -> None:
+    """`app.exit(result)` for a code reload, without waiting for the UI's input thread:
+    Textual's driver joins it on the loop's thread, and it sleeps in select(0.1) twice
+    before it ends (measured: up to 0.2 s more of unread pipes, and of a blank screen).
+    The thread is told to end and let go of (the exec ends it anyway); mouse reporting is
+    turned off here, since the driver then skips that step. Private driver attributes: if
+    they are not there, this is just `app.exit`."""
     driver = getattr(app, "_driver", None)
-    thread = getattr(driver, "_key_thread", None)
     event = getattr(driver, "exit_event", None)
-    if thread is not None and event is not None and thread.is_alive():
+    mouse_off = getattr(driver, "_disable_mouse_support", None)
+    if getattr(driver, "_key_thread", None) is not None and event is not None \
+            and callable(mouse_off):
+        mouse_off()
         event.set()
-        await asyncio.to_thread(thread.join, 2.0)
-        event.clear()
+        driver._key_thread = None  # type: ignore[union-attr]
     app.exit(result)
 
 
