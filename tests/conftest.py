@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -152,6 +153,17 @@ async def wait_for(pred: Callable[[], Any], timeout: float = 10.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or pred}")
         await asyncio.sleep(0.01)
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM a process a test started, SIGKILL if it is not gone within `timeout`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def alive(pid: int) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHILDREN, kill_marked, wait_for
+from conftest import CHILDREN, kill_marked, terminate, wait_for
 from test_cli import PY, ROOT, cli_env
 
 from tui_supervisor.control.client import NotRunning, RemoteSupervisor
@@ -113,13 +113,7 @@ class Engine:
         await wait_for(lambda: self.out.count(text) >= count, 30, f"{text!r} in output")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CHILDREN, kill_marked
+from conftest import CHILDREN, kill_marked, terminate
 from test_cli import PY, ROOT, cli_env
 
 pytestmark = pytest.mark.timeout(180)
@@ -73,13 +73,7 @@ class Headless:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 @pytest.fixture
