@@ -57,3 +57,67 @@ async def test_a_syntax_error_anywhere_is_named_by_file_and_line(tmp_path: Path,
     monkeypatch.setattr(pf.compile_errors, "__defaults__", (pkg / "tui_supervisor",))
     err = await preflight(None, [sys.executable], str(tmp_path))
     assert err is not None and f"{odd}:" in err
+
+
+def test_code_other_users_can_write_is_refused(tmp_path: Path) -> None:
+    from tui_supervisor.reload.code import watch_refusal
+
+    root = copy_package(tmp_path) / "tui_supervisor"
+    assert watch_refusal(root) is None
+    rows = root / "tui" / "rows.py"
+    rows.chmod(0o646)
+    assert watch_refusal(root) == f"{rows} is writable by other users"
+    rows.chmod(0o644)
+    (root / "tui").chmod(0o777)  # others could rename rows.py away and put theirs
+    assert watch_refusal(root) == f"{root / 'tui'} is writable by other users"
+    (root / "tui").chmod(0o1777)  # sticky, as /tmp: others cannot replace what is ours
+    assert watch_refusal(root) is None
+    root.chmod(0o777)
+    assert watch_refusal(root) == f"{root} is writable by other users"
+
+
+def test_group_writable_is_refused_unless_the_group_is_private(tmp_path: Path) -> None:
+    """umask 002 with user private groups (Debian, Ubuntu) makes every file group-writable
+    by a group of one: that is fine; a shared group is not."""
+    import grp
+    import pwd
+
+    from tui_supervisor.reload.code import watch_refusal
+
+    root = copy_package(tmp_path) / "tui_supervisor"
+    rows = root / "tui" / "rows.py"
+    rows.chmod(0o664)
+    me = pwd.getpwuid(os.getuid())
+    group = grp.getgrgid(os.stat(rows).st_gid)
+    private = group.gr_name == me.pw_name and not group.gr_mem
+    assert (watch_refusal(root) is None) == private
+    shared = next((g for g in grp.getgrall() if g.gr_gid != me.pw_gid), None)
+    try:
+        assert shared is not None
+        os.chown(rows, -1, shared.gr_gid)
+    except (OSError, AssertionError):
+        pytest.skip("cannot give a file to another group here")
+    assert watch_refusal(root) == f"{rows} is writable by group {shared.gr_name}"
+
+
+def test_an_engine_does_not_follow_code_others_can_write(tmp_path: Path) -> None:
+    """Said once at start-up; a save then reloads nothing."""
+    import time
+
+    from conftest import kill_marked
+    from test_reload_code import Headless, config, running
+
+    pkg = copy_package(tmp_path)
+    rows = pkg / "tui_supervisor" / "tui" / "rows.py"
+    rows.chmod(0o666)
+    e = Headless(tmp_path, config(tmp_path, watch_code=True), pkg)
+    try:
+        running(e)
+        e.wait_out(f"not following the supervisor's own code: {rows} is writable by "
+                   "other users")
+        rows.write_text(rows.read_text() + "\n# edited\n")
+        time.sleep(2)
+        assert "code reload" not in e.out
+    finally:
+        e.stop()
+        kill_marked()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import grp
 import json
 import os
+import pwd
 import sys
 import time
 from collections.abc import Iterable
@@ -157,21 +159,50 @@ def take_handoff() -> dict[str, Any] | None:
     return record
 
 
+def _others_can_write(st: os.stat_result, is_dir: bool) -> str | None:
+    """Why users other than us (and root) can change this file or directory, or None."""
+    if st.st_uid not in (0, os.getuid()):
+        return f"is owned by uid {st.st_uid}"
+    if is_dir and st.st_mode & 0o1000:  # sticky, like /tmp: others cannot replace ours
+        return None
+    if st.st_mode & 0o002:
+        return "is writable by other users"
+    if st.st_mode & 0o020 and not _private_group(st):
+        try:
+            name = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            name = str(st.st_gid)
+        return f"is writable by group {name}"
+    return None
+
+
+def _private_group(st: os.stat_result) -> bool:
+    """The owner's own group with nobody else in it (umask 002 with user private groups,
+    as Debian and Ubuntu set it up): group-writable then means nothing more."""
+    try:
+        group, owner = grp.getgrgid(st.st_gid), pwd.getpwuid(st.st_uid)
+    except KeyError:
+        return False
+    return (group.gr_name == owner.pw_name and owner.pw_gid == st.st_gid
+            and not group.gr_mem)
+
+
 def watch_refusal(root: Path = PACKAGE) -> str | None:
     """Why the package's own code must not be followed (None if it may be): never code
-    that other users can write (a directory or file writable by group or others)."""
+    that other users can change (a file, its directory or any directory above)."""
     for d in [root, *root.parents]:
         try:
-            st = d.stat()
+            why = _others_can_write(d.stat(), True)
         except OSError:
             continue
-        if st.st_mode & 0o022 and not (st.st_mode & 0o1000):  # sticky /tmp-like: others
-            return f"{d} is writable by other users"  # cannot replace what is ours
-        if d == Path(d.anchor):
-            break
-    for path in root.rglob("*"):
-        if path.suffix in (".py", ".tcss") and path.stat().st_mode & 0o022:
-            return f"{path} is writable by other users"
+        if why:
+            return f"{d} {why}"
+    for path in sorted(root.rglob("*")):
+        is_dir = path.is_dir()
+        if is_dir or path.suffix in (".py", ".tcss"):
+            why = _others_can_write(path.stat(), is_dir)
+            if why:
+                return f"{path} {why}"
     return None
 
 
