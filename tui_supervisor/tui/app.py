@@ -260,11 +260,12 @@ class SupervisorApp(App[str]):
             self.notify(msg, timeout=4)
         else:
             safe = state == "lost" and "safe mode" in msg  # new code failed: waiting for a fix
-            self.link = (msg if safe else "engine reloading - reconnecting…" if state == "lost"
+            self.link = (msg.split("; its ")[0] + " — services kept; fix and save the code"
+                         if safe else "engine reloading - reconnecting…" if state == "lost"
                          else f"disconnected: {msg}")
             if state == "lost":
-                self.notify(self.link, severity="error" if safe else "warning",
-                            timeout=30 if safe else 4)
+                self.notify(msg if safe else self.link, severity="error" if safe else
+                            "warning", timeout=30 if safe else 4)
         self._tick()
 
     async def _backfill(self) -> None:
