@@ -231,3 +231,36 @@ async def test_an_attached_subscriber_waits_through_safe_mode(tmp_path: Path) ->
                 await sub.close()
         e.stop()
         kill_marked()
+
+
+def test_safe_mode_rotates_logs_as_the_engine_does(tmp_path: Path) -> None:
+    """A service keeps printing through a long safe mode: its log is rotated at
+    log.max_bytes (no file grows past it by more than one read), no line lost or doubled
+    across the files."""
+    pkg = copy_package(tmp_path)
+    cfg = config(tmp_path)
+    cfg.write_text(cfg.read_text().replace(
+        "    start_time: 0\n", "    start_time: 0\n    log: {max_bytes: 20KB, backups: 100}\n", 1))
+    e = Headless(tmp_path, cfg, pkg)
+    try:
+        first = running(e)
+        cli = pkg / "tui_supervisor" / "cli.py"
+        good = cli.read_text()
+        cli.write_text(good.replace(
+            BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
+        assert e.cli("reload", "--code").returncode == 0
+        e.wait_out("safe mode: the new code failed at start-up")
+        time.sleep(3)  # ~165 KB of lines: eight times max_bytes
+        cli.write_text(good)
+        e.wait_out("code reloaded after", timeout=60)
+        log = Path(next(s for s in e.snapshot()["services"] if s["name"] == "tick")["log_file"])
+        assert pids(e.snapshot()) == pids(first)
+    finally:
+        e.stop()
+        kill_marked()
+    files = sorted(log.parent.glob("tick.log*"),
+                   key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
+    assert len(files) > 8
+    assert max(f.stat().st_size for f in files) <= 20 * 1024 + 64 * 1024
+    numbers = [int(line.split()[1]) for f in files for line in f.read_text().splitlines()]
+    assert numbers == list(range(len(numbers))), "every line once, in order, across files"

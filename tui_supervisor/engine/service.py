@@ -438,7 +438,8 @@ class Service(ProcessTree, ServiceOutput):
                       for fd, (st, sp) in self.pipes.items()],
             "ring": {"next_offset": self.ring.next_offset, "lines": self.ring.tail()},
             "argv": list(self.spec.argv), "cwd": str(self.spec.cwd),
-            "log_path": str(self.log_file.path),
+            "log_path": str(self.log_file.path), "log_max_bytes": self.log_file.max_bytes,
+            "log_backups": self.log_file.backups,
         }
 
     def adopt(self, rec: dict[str, Any]) -> None:

@@ -157,9 +157,47 @@ def _explain(e: BaseException, record: dict[str, Any]) -> str:
     return why
 
 
+class _Log:
+    """A service's log file, appended to and rotated as the engine does (name.log,
+    name.log.1, ...; between reads here, not between lines)."""
+
+    def __init__(self, svc: dict[str, Any]) -> None:
+        self.name, self.path = svc["name"], svc["log_path"]
+        self.max_bytes = int(svc.get("log_max_bytes") or 0)
+        self.backups = int(svc.get("log_backups") or 0)
+        self.fd = self._open()
+        self.size = os.fstat(self.fd).st_size
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                       0o644)
+
+    def write(self, data: bytes) -> None:
+        try:
+            if self.max_bytes > 0 and self.size and self.size + len(data) > self.max_bytes:
+                self._rotate()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
+            self.size += len(data)
+        except OSError as e:
+            _say(f"{self.name}: log write failed: {e}")
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        if self.backups > 0:
+            for i in range(self.backups - 1, 0, -1):
+                if os.path.exists(f"{self.path}.{i}"):
+                    os.replace(f"{self.path}.{i}", f"{self.path}.{i + 1}")
+            os.replace(self.path, f"{self.path}.1")
+        else:
+            os.unlink(self.path)
+        self.fd, self.size = self._open(), 0
+
+
 class _Pipe:
-    def __init__(self, svc: dict[str, Any], spec: dict[str, Any], log_fd: int | None) -> None:
-        self.svc, self.spec, self.fd, self.log_fd = svc, spec, spec["fd"], log_fd
+    def __init__(self, svc: dict[str, Any], spec: dict[str, Any], log: _Log | None) -> None:
+        self.svc, self.spec, self.fd, self.log = svc, spec, spec["fd"], log
         self.partial = spec["partial"].encode("latin-1")
 
 
@@ -231,16 +269,15 @@ class SafeMode:
 
     def _open_pipes(self) -> None:
         for svc in self.record["services"]:
-            log_fd = None
+            log = None
             if svc.get("log_path"):
                 try:
-                    log_fd = os.open(svc["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT
-                                     | os.O_CLOEXEC, 0o644)
+                    log = _Log(svc)
                 except OSError as e:
                     _say(f"{svc['name']}: cannot open its log file: {e}")
             for spec in svc["pipes"]:
                 os.set_blocking(spec["fd"], False)
-                pipe = self.pipes[spec["fd"]] = _Pipe(svc, spec, log_fd)
+                pipe = self.pipes[spec["fd"]] = _Pipe(svc, spec, log)
                 self.sel.register(pipe.fd, selectors.EVENT_READ, pipe)
 
     def _listen(self) -> None:
@@ -334,13 +371,8 @@ class SafeMode:
 
     def _lines(self, pipe: _Pipe, data: bytes) -> None:
         """Complete lines: to the log file, and to the ring the next image starts from."""
-        if pipe.log_fd is not None:
-            view = memoryview(data)
-            try:
-                while view:
-                    view = view[os.write(pipe.log_fd, view):]
-            except OSError as e:
-                _say(f"{pipe.svc['name']}: log write failed: {e}")
+        if pipe.log is not None:
+            pipe.log.write(data)
         ring = pipe.svc["ring"]
         t = time.time()
         offset = ring["next_offset"]
