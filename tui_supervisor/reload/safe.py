@@ -167,6 +167,7 @@ class _Log:
         self.backups = int(svc.get("log_backups") or 0)
         self.fd = self._open()
         self.size = os.fstat(self.fd).st_size
+        self.failing = False
 
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
@@ -180,19 +181,25 @@ class _Log:
             while view:
                 view = view[os.write(self.fd, view):]
             self.size += len(data)
+            self.failing = False
         except OSError as e:
-            _say(f"{self.name}: log write failed: {e}")
+            if not self.failing:  # said once, until a write works again
+                self.failing = True
+                _say(f"{self.name}: log write failed: {e}")
 
     def _rotate(self) -> None:
         os.close(self.fd)
-        if self.backups > 0:
-            for i in range(self.backups - 1, 0, -1):
-                if os.path.exists(f"{self.path}.{i}"):
-                    os.replace(f"{self.path}.{i}", f"{self.path}.{i + 1}")
-            os.replace(self.path, f"{self.path}.1")
-        else:
-            os.unlink(self.path)
-        self.fd, self.size = self._open(), 0
+        self.fd = -1  # (never write to a closed fd's number: it may be reused)
+        try:
+            if self.backups > 0:
+                for i in range(self.backups - 1, 0, -1):
+                    if os.path.exists(f"{self.path}.{i}"):
+                        os.replace(f"{self.path}.{i}", f"{self.path}.{i + 1}")
+                os.replace(self.path, f"{self.path}.1")
+            else:
+                os.unlink(self.path)
+        finally:
+            self.fd, self.size = self._open(), 0
 
 
 class _Pipe:
