@@ -171,3 +171,48 @@ async def test_only_big_pipes_are_read_in_batches(engine_factory, tmp_path: Path
                                        config_id=sup.config.config_id))
     small = sup.services["small"]
     assert small.pipes and not small._pausable
+
+
+def test_a_failed_rotation_loses_no_line_and_writes_nowhere_else(tmp_path: Path) -> None:
+    """The rename fails (a non-empty directory where name.log.1 goes): every line stays
+    in name.log, and nothing goes to the fd number the closed file had (a pipe opened
+    right after gets it)."""
+    import pytest
+
+    path = tmp_path / "s.log"
+    (tmp_path / "s.log.1").mkdir()
+    (tmp_path / "s.log.1" / "x").write_text("x")
+    lf = LogFile(path, max_bytes=100, backups=1)
+    lines = [f"line {i:04d}\n".encode() for i in range(50)]
+    pipe = None
+    for i, line in enumerate(lines):
+        lf.write(line)
+        if i == 12:  # the first rotation has failed: a new fd may reuse the closed number
+            assert lf.rotate_error is not None and "directory" in lf.rotate_error.lower()
+            pipe = os.pipe()
+    lf.close()
+    assert path.read_bytes() == b"".join(lines)
+    assert pipe is not None
+    os.set_blocking(pipe[0], False)
+    with pytest.raises(BlockingIOError):
+        os.read(pipe[0], 100)
+    os.close(pipe[0])
+    os.close(pipe[1])
+
+
+async def test_a_failed_rotation_is_a_notice(engine_factory, tmp_path: Path) -> None:
+    from tui_supervisor.engine.events import Notice
+
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    (tmp_path / "logs" / "s.log.1").mkdir()
+    (tmp_path / "logs" / "s.log.1" / "x").write_text("x")
+    sup = await engine_factory(spec("s", child("counter", "200"), tmp_path, restart="never",
+                                    log=LogSpec(max_bytes=1000, backups=1, ring_lines=10)))
+    notes: list[str] = []
+    sup.bus.add_listener(lambda ev: notes.append(ev.message) if isinstance(ev, Notice)
+                         else None)
+    svc = sup.services["s"]
+    await wait_for(lambda: svc.state.value == "exited" and not svc.pipes, timeout=30)
+    assert any(n.startswith(f"cannot rotate {svc.log_file.path}: ") for n in notes), notes
+    lines = svc.log_file.path.read_text().splitlines()
+    assert [int(x.split()[1]) for x in lines] == list(range(200))

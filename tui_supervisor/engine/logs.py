@@ -129,6 +129,9 @@ class LogFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = self._open()
         self.size = os.fstat(self._fd).st_size
+        self.rotate_error: str | None = None
+        """Why the last rotation failed (the engine says so and clears it; meanwhile the
+        file keeps growing, and rotation is tried again max_bytes later)."""
 
     def _open(self) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -173,17 +176,22 @@ class LogFile:
 
     def rotate(self) -> None:
         os.close(self._fd)
+        self._fd = -1  # never write to a closed fd's number: it may be reused (a pipe)
         base = str(self.path)
-        if self.backups > 0:
-            for i in range(self.backups - 1, 0, -1):
-                src = f"{base}.{i}"
-                if os.path.exists(src):
-                    os.replace(src, f"{base}.{i + 1}")
-            os.replace(base, f"{base}.1")
-        else:
-            os.unlink(base)
-        self._fd = self._open()
-        self.size = 0
+        try:
+            if self.backups > 0:
+                for i in range(self.backups - 1, 0, -1):
+                    src = f"{base}.{i}"
+                    if os.path.exists(src):
+                        os.replace(src, f"{base}.{i + 1}")
+                os.replace(base, f"{base}.1")
+            else:
+                os.unlink(base)
+        except OSError as e:  # carry on appending to the file as it is: lose no line
+            self.rotate_error = f"{e.strerror or e}{f' ({e.filename2})' if e.filename2 else ''}"
+        finally:
+            self._fd = self._open()
+        self.size = 0  # (after a failed rename: try again once max_bytes more are written)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -107,6 +107,10 @@ class ServiceOutput:
             if not self._log_error_reported:
                 self._log_error_reported = True
                 self._notice("error", f"cannot write {self.log_file.path}: {e.strerror}")
+        if self.log_file.rotate_error is not None:
+            self._notice("warning", f"cannot rotate {self.log_file.path}: "
+                         f"{self.log_file.rotate_error}; it keeps growing")
+            self.log_file.rotate_error = None
         t = time.time()
         offset = self.ring.add(t, stream, segments, size)
         self.ctx.bus.emit(LogLines(t, self.name, stream, offset, segments, size))
