@@ -355,8 +355,8 @@ async def test_attached_reconnect_across_a_code_reload(engine) -> None:  # noqa:
             snap = await settle(pilot, lambda: app.store.engine.get("pid") and
                                 app.store.engine, "the snapshot")
             assert (await control.reload_code())["ok"]
-            await settle(pilot, lambda: app.link is not None, "reconnecting")
-            await settle(pilot, lambda: app.link is None, "reconnected")
+            # (no wait for the header's transient "reconnecting": a reload can be over
+            # between two looks; the log's entries stay)
             await pilot.press("e")
             want = ["connected to engine", "went away", f"code reloaded: pid {snap['pid']}",
                     "reconnected to engine"]
