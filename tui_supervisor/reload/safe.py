@@ -261,7 +261,8 @@ class SafeMode:
         _say(f"the new code failed at start-up: {self.why}")
         _say(f"{n} services keep running (pid {os.getpid()} still their parent); their "
              "output goes on to the log files. Fix the code and save it (or send SIGUSR2, or "
-             "`tui-supervisor reload --code`) to start it again; SIGTERM stops everything.")
+             "`tui-supervisor reload --code`) to start it again; SIGTERM or Ctrl+C stops every "
+             "service and exits; closing the terminal does not.")
         self._loop()
 
     def _close_others(self) -> None:
