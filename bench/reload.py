@@ -47,6 +47,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import alive
+
 REPO = Path(__file__).resolve().parent.parent
 ROWS, COLS = 45, 140
 WRITER_RATE = 1000
@@ -244,18 +246,9 @@ def _pids(snap: dict[str, Any]) -> dict[str, int]:
     return {s["name"]: s["pid"] for s in snap["services"]}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:][:1] != b"Z"
-
-
 def _gone(pids: Sequence[int], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids):
+    while any(alive(p) for p in pids):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -264,7 +257,7 @@ def _gone(pids: Sequence[int], timeout: float) -> bool:
 
 def _kill_all(pids: Sequence[int], cfg: Path, env: dict[str, str]) -> None:
     """SIGKILL what is left: `pids` and whatever the engine (if it still answers) runs."""
-    if not any(_alive(p) for p in pids):
+    if not any(alive(p) for p in pids):
         return
     with contextlib.suppress(subprocess.SubprocessError):
         if snap := status(cfg, env):

@@ -7,8 +7,9 @@ import importlib.util
 import sys
 from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location(
-    "bench_reload", Path(__file__).resolve().parent.parent / "bench" / "reload.py")
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.append(str(BENCH))  # as when bench/reload.py runs: its sibling modules import
+_spec = importlib.util.spec_from_file_location("bench_reload", BENCH / "reload.py")
 assert _spec is not None and _spec.loader is not None
 bench_reload = importlib.util.module_from_spec(_spec)
 sys.modules["bench_reload"] = bench_reload

@@ -148,15 +148,22 @@ def cmd_tui(path: Path, *, demo: bool = False) -> int:
     return launch(cfg)
 
 
-def cmd_attach(path: Path) -> int:
+def _runtime_dir(path: Path) -> Path | None:
+    """Where the engine of the config at `path` listens (None: said why on stderr)."""
     from tui_supervisor.config import ConfigError
     from tui_supervisor.control.client import runtime_dir_for
 
     try:
-        runtime_dir = runtime_dir_for(path)
+        return runtime_dir_for(path)
     except ConfigError as e:
         for issue in e.issues:
             print(issue, file=sys.stderr)
+        return None
+
+
+def cmd_attach(path: Path) -> int:
+    runtime_dir = _runtime_dir(path)
+    if runtime_dir is None:
         return 1
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         _err("the dashboard needs a terminal")
@@ -194,21 +201,12 @@ def cmd_check(path: Path) -> int:
 
 def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
     """A verb run against the engine of `cfg_path`, over its control socket."""
-    from tui_supervisor.config import ConfigError
     from tui_supervisor.control import verbs
-    from tui_supervisor.control.client import (
-        ControlError,
-        NotRunning,
-        RemoteSupervisor,
-        runtime_dir_for,
-    )
+    from tui_supervisor.control.client import ControlError, NotRunning, RemoteSupervisor
     from tui_supervisor.engine.api import UnknownService
 
-    try:
-        runtime_dir = runtime_dir_for(cfg_path)
-    except ConfigError as e:
-        for issue in e.issues:
-            print(issue, file=sys.stderr)
+    runtime_dir = _runtime_dir(cfg_path)
+    if runtime_dir is None:
         return 1
 
     from tui_supervisor.control.resume import Reconnect
@@ -326,11 +324,9 @@ def _detach(log: Path) -> tuple[int | None, int | None]:
     if pid == 0:
         os.close(r)
         os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(null)
+        from tui_supervisor.engine.runtime import stdio_to
+
+        stdio_to(log_fd)
         os.close(log_fd)
         return None, w
     os.close(w)
@@ -371,8 +367,8 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
     from tui_supervisor.metrics import attach_metrics
     from tui_supervisor.reload.code import (
         adopted,
+        checked_reload,
         hand_over,
-        preflight,
         reloaded_notice,
         stop_warm,
         take_handoff,
@@ -392,27 +388,22 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
             sup.kill_all()
         stop.set()
 
-    async def checked_reload() -> dict[str, Any]:
-        err = await preflight(cfg.path)
-        if err is not None:
-            console.write(f"code not reloaded, nothing changed: {err}\n")
-            return {"ok": False, "errors": [err]}
-        loop.call_later(0.05, code_reload.set)  # once the reply is on its way
-        return {"ok": True}
+    async def reload_code() -> dict[str, Any]:
+        return await checked_reload(cfg.path, code_reload.set)
 
     def make_engine() -> tuple[Any, Any]:
         sup = Supervisor(cfg)
         attach_metrics(sup)
         sup.bus.add_listener(console if not quiet else (
             lambda ev: None if isinstance(ev, LogLines) else console(ev)))
-        sup.code_reloader = checked_reload
+        sup.code_reloader = reload_code
         return sup, ControlServer(sup, cfg.settings.runtime_dir)
 
     sup, server = make_engine()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sup.reload()))
-    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(checked_reload()))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(sup.reload_code()))
 
     def report(msg: str | None) -> int:
         nonlocal ready_fd
@@ -459,7 +450,7 @@ async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-d
         watcher.start()
 
         def follow_code() -> Any:
-            return watch_own_code(cfg.settings, loop, checked_reload,
+            return watch_own_code(cfg.settings, loop, lambda: sup.reload_code(),
                                   lambda msg: console.write(msg + "\n"))
 
         code_watch = follow_code()

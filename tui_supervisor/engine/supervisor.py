@@ -426,8 +426,12 @@ class Supervisor:
         """Check the new code and re-exec this process with it, services kept. {"ok":
         False, "errors": [...]} when the check fails (nothing changes)."""
         if self.code_reloader is None:
-            return {"ok": False, "errors": ["code reload is not available in this engine"]}
-        return await self.code_reloader()
+            r = {"ok": False, "errors": ["code reload is not available in this engine"]}
+        else:
+            r = await self.code_reloader()
+        if not r.get("ok"):  # said where every reload's outcome is: console, dashboards
+            self._notice("error", "code not reloaded: " + "; ".join(r.get("errors") or []))
+        return r
 
     async def reload(self) -> dict[str, Any]:
         from tui_supervisor.config import ConfigError, load_config

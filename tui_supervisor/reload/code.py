@@ -17,7 +17,7 @@ import os
 import pwd
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,16 @@ async def preflight(config_path: str | os.PathLike[str] | None = None) -> str | 
     """None if the code on disk is fit to exec into (reload/preflight.py); else why not."""
     return await _preflight(config_path, [sys.executable, *(LAUNCH or {}).get("opts", [])],
                             START_CWD)
+
+
+async def checked_reload(config_path: Path, then: Callable[[], object]) -> dict[str, Any]:
+    """An engine's `code_reloader`: the pre-flight; if it fails, why (nothing changes);
+    else `then()` a moment later (once the reply is on its way) starts the hand-over."""
+    err = await preflight(config_path)
+    if err is not None:
+        return {"ok": False, "errors": [err]}
+    asyncio.get_running_loop().call_later(0.05, then)
+    return {"ok": True}
 
 
 def handoff_mode() -> str | None:

@@ -94,6 +94,11 @@ class WarmPreflight:
         self.proc: asyncio.subprocess.Process | None = None
         self.ready = False
         self._lock = asyncio.Lock()
+        self.starting: asyncio.TimerHandle | asyncio.Task[None] | None = None
+        """The pending start (timer, then task): `close` cancels or awaits it."""
+
+    def begin(self) -> None:
+        self.starting = asyncio.ensure_future(self.start())
 
     async def start(self) -> None:
         with contextlib.suppress(OSError):
@@ -127,6 +132,13 @@ class WarmPreflight:
 
     async def close(self) -> None:
         self.ready = False
+        starting, self.starting = self.starting, None
+        if isinstance(starting, asyncio.TimerHandle):
+            starting.cancel()
+        elif starting is not None and starting is not asyncio.current_task():
+            with contextlib.suppress(Exception):  # let it finish: then its process is known
+                await asyncio.wait_for(asyncio.shield(starting), PREFLIGHT_TIMEOUT)
+            self.ready = False
         proc, self.proc = self.proc, None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -141,30 +153,15 @@ _warm: WarmPreflight | None = None
 def start_warm(loop: asyncio.AbstractEventLoop, argv: list[str], cwd: str) -> None:
     """Start the warm helper (after WARM_DELAY) for the checks of this process."""
     global _warm
-    if _warm is not None:
-        return
-    warm = _warm = WarmPreflight(argv, cwd)
-    handle = loop.call_later(WARM_DELAY, lambda: _keep(asyncio.ensure_future(warm.start())))
-    _keep(handle)
-
-
-_refs: set[Any] = set()
-
-
-def _keep(x: Any) -> None:
-    _refs.add(x)
-    if hasattr(x, "add_done_callback"):
-        x.add_done_callback(_refs.discard)
+    if _warm is None:
+        _warm = WarmPreflight(argv, cwd)
+        _warm.starting = loop.call_later(WARM_DELAY, _warm.begin)
 
 
 async def stop_warm() -> None:
     """Stop the warm helper (before an exec; at shutdown)."""
     global _warm
     warm, _warm = _warm, None
-    for x in list(_refs):
-        if isinstance(x, asyncio.TimerHandle):
-            x.cancel()
-            _refs.discard(x)
     if warm is not None:
         await warm.close()
 

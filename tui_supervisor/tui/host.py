@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_supervisor.engine.events import Notice
+from tui_supervisor.engine.runtime import stdio_to
 
 LEFT = b"left\n"
 """Child → parent: the UI is gone, the engine goes on headless."""
@@ -102,8 +103,8 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     from tui_supervisor.metrics import attach_metrics
     from tui_supervisor.reload.code import (
         adopted,
+        checked_reload,
         hand_over,
-        preflight,
         reloaded_notice,
         stop_warm,
         watch_own_code,
@@ -113,20 +114,18 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     loop = asyncio.get_running_loop()
     ui: dict[str, Any] = {}
 
-    async def checked_reload() -> dict[str, Any]:
-        err = await preflight(cfg.path)
-        if err is not None:
-            sup.bus.emit(Notice(time.time(), "error", f"code not reloaded: {err}"))
-            return {"ok": False, "errors": [err]}
+    def leave_ui() -> None:  # the UI leaves first; the exec follows `run_async`
         app = ui.get("app")
-        if app is not None:  # the UI leaves first; the exec follows `run_async`
-            loop.call_later(0.05, _leave, app, "reload")  # once the reply is on its way
-        return {"ok": True}
+        if app is not None:
+            _leave(app, "reload")
+
+    async def reload_code() -> dict[str, Any]:
+        return await checked_reload(cfg.path, leave_ui)
 
     async def boot(record: dict[str, Any] | None) -> tuple[Any, Any]:
         sup = Supervisor(cfg)
         attach_metrics(sup)
-        sup.code_reloader = checked_reload
+        sup.code_reloader = reload_code
         server = ControlServer(sup, cfg.settings.runtime_dir)
         await sup.open(autostart=False, adopt=record)
         await server.start()
@@ -153,7 +152,7 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
                               lambda msg: sup.bus.emit(Notice(time.time(), "warning", msg)))
 
     code_watch = follow_code()
-    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(checked_reload()))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(sup.reload_code()))
     while True:
         how = await _run_ui(sup, loop, log, ui)
         if how != "reload":
@@ -178,15 +177,8 @@ async def run_hosted(cfg: Any, parent_fd: int | None, log: Path,
     reload_now = asyncio.Event()
 
     async def headless_reload() -> dict[str, Any]:
-        err = await preflight(cfg.path)
-        if err is not None:
-            sup.bus.emit(Notice(time.time(), "error", f"code not reloaded: {err}"))
-            return {"ok": False, "errors": [err]}
-        loop.call_later(0.05, reload_now.set)
-        return {"ok": True}
+        return await checked_reload(cfg.path, reload_now.set)
 
-    loop.add_signal_handler(signal.SIGUSR2,
-                            lambda: asyncio.ensure_future(headless_reload()))
     try:
         while True:
             sup.code_reloader = headless_reload
@@ -280,12 +272,8 @@ def _go_headless(log: Path, parent_fd: int | None) -> None:
     with contextlib.suppress(OSError):
         log.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
+        stdio_to(fd)
         os.close(fd)
-        os.close(null)
     if parent_fd is not None:
         with contextlib.suppress(OSError):
             os.write(parent_fd, LEFT)
