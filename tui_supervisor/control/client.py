@@ -68,6 +68,8 @@ class _Conn:
         self._queues: dict[int, asyncio.Queue[Any]] = {}
         self._task = asyncio.ensure_future(self._read())
         self.closed = False
+        self.closed_at: float | None = None
+        """Wall time the engine's end of the connection went (its stream ended then)."""
         self.opened = time.monotonic()
 
     @classmethod
@@ -114,6 +116,7 @@ class _Conn:
             pass
         finally:
             self.closed = True
+            self.closed_at = time.time()
             for q in self._queues.values():
                 q.put_nowait(_END)
 
@@ -315,8 +318,8 @@ class _Resuming:
                     lost_at = time.monotonic()
                 message = safe or "engine went away (reloading?): reconnecting…"
                 if message != said:
-                    said = message
-                    yield _link("lost", message)
+                    said = message  # (stamped when it happened, not when read: the
+                    yield _link("lost", message, self.conn.closed_at)  # event log's order)
                 try:
                     if safe is not None:  # alive, waiting for fixed code: ask again soon,
                         await asyncio.sleep(SAFE_MODE_POLL)  # for as long as it takes
@@ -419,8 +422,9 @@ class _Resuming:
             await asyncio.sleep(delay)
 
 
-def _link(state: str, message: str) -> dict[str, Any]:
-    return {"kind": "connection", "t": time.time(), "state": state, "message": message}
+def _link(state: str, message: str, t: float | None = None) -> dict[str, Any]:
+    return {"kind": "connection", "t": time.time() if t is None else t, "state": state,
+            "message": message}
 
 
 def _notice(service: str | None, message: str) -> dict[str, Any]:
