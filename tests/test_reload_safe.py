@@ -31,12 +31,12 @@ BREAK_AT = "    handoff = take_handoff()\n"
 def broken(tmp_path: Path):
     """An engine running from a copy of the package, then a start-up bug saved into it
     (imports fine, so the pre-flight passes) and a code reload: the engine is in safe mode.
-    Yields (engine, cli.py of the copy, its good text, pids before)."""
+    Yields (engine, runner/headless.py of the copy, its good text, pids before)."""
     pkg = copy_package(tmp_path)
     e = Headless(tmp_path, config(tmp_path), pkg)
     try:
         first = running(e)
-        cli = pkg / "tui_supervisor" / "cli.py"
+        cli = pkg / "tui_supervisor" / "runner" / "headless.py"
         good = cli.read_text()
         assert BREAK_AT in good
         cli.write_text(good.replace(
@@ -107,9 +107,9 @@ def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
     try:
         t.read_until("tick")
         first = running(e)
-        host = pkg / "tui_supervisor" / "tui" / "host.py"
+        host = pkg / "tui_supervisor" / "runner" / "dashboard.py"
         good = host.read_text()
-        at = "    ui: dict[str, Any] = {}\n"
+        at = '    host = record.pop("host")\n'
         assert at in good
         host.write_text(good.replace(at, at + "    raise RuntimeError('broken host')\n"))
         t.out = b""
@@ -196,7 +196,7 @@ async def test_an_attached_subscriber_waits_through_safe_mode(tmp_path: Path) ->
         first = await asyncio.to_thread(e.snapshot)
         client = RemoteSupervisor(runtime, reconnect=Reconnect(give_up_after=3.0))
         sub = Collector(await client.subscribe(logs=True))
-        cli = pkg / "tui_supervisor" / "cli.py"
+        cli = pkg / "tui_supervisor" / "runner" / "headless.py"
         good = cli.read_text()
         cli.write_text(good.replace(
             BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
@@ -244,7 +244,7 @@ def test_safe_mode_rotates_logs_as_the_engine_does(tmp_path: Path) -> None:
     e = Headless(tmp_path, cfg, pkg)
     try:
         first = running(e)
-        cli = pkg / "tui_supervisor" / "cli.py"
+        cli = pkg / "tui_supervisor" / "runner" / "headless.py"
         good = cli.read_text()
         cli.write_text(good.replace(
             BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))

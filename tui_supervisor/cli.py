@@ -1,4 +1,5 @@
-"""The command line (DESIGN.md §6): the composition root. Nothing imports this module."""
+"""The command line (DESIGN.md §6): argument parsing and dispatch, and the client verbs' glue.
+The engine's host is runner/; nothing imports this module."""
 
 from __future__ import annotations
 
@@ -6,11 +7,8 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from tui_supervisor import __version__
 
@@ -119,33 +117,9 @@ def cmd_tui(path: Path, *, demo: bool = False) -> int:
     cfg = _load(path, demo=demo)
     if cfg is None:
         return 1
-    from tui_supervisor.reload.code import handoff_mode, take_handoff
+    from tui_supervisor.runner import run_dashboard
 
-    mode = handoff_mode()  # this process may be a code reload's new image
-    if mode == "hosted":
-        from tui_supervisor.tui.host import run_hosted
-
-        record = take_handoff()
-        assert record is not None
-        host = record.pop("host")
-        fd = host.get("parent_fd")
-        if fd is not None:
-            os.set_inheritable(fd, False)
-        return asyncio.run(run_hosted(cfg, fd, Path(host["log"]), adopt=record))
-    if mode == "headless":  # the dashboard had gone: stay headless (stdio is the log)
-        return asyncio.run(run_headless(cfg, quiet=True))
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        _err("the dashboard needs a terminal; use `run --headless` (or `--detach`)")
-        return 2
-    from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
-
-    running = engine_running(cfg.settings.runtime_dir)
-    if running is not None:
-        _err(str(AlreadyRunning(running if running > 0 else None)))
-        return 1
-    from tui_supervisor.tui.host import launch
-
-    return launch(cfg)
+    return run_dashboard(cfg)
 
 
 def _runtime_dir(path: Path) -> Path | None:
@@ -168,9 +142,9 @@ def cmd_attach(path: Path) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         _err("the dashboard needs a terminal")
         return 2
-    from tui_supervisor.tui.host import run_attached
+    from tui_supervisor.runner import attach
 
-    return asyncio.run(run_attached(runtime_dir))
+    return attach(runtime_dir)
 
 
 def _load(path: Path, *, check_system: bool = False, demo: bool = False):  # type: ignore[no-untyped-def]
@@ -287,209 +261,6 @@ def cmd_run(path: Path, *, quiet: bool, demo: bool = False, detach: bool = False
     cfg = _load(path, demo=demo)
     if cfg is None:
         return 1
-    ready_fd = None
-    if detach:
-        from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
+    from tui_supervisor.runner import run_headless
 
-        running = engine_running(cfg.settings.runtime_dir)
-        if running is not None:
-            _err(str(AlreadyRunning(running if running > 0 else None)))
-            return 1
-        parent_rc, ready_fd = _detach(cfg.settings.state_dir / "engine.log")
-        if parent_rc is not None:
-            return parent_rc
-    try:
-        return asyncio.run(run_headless(cfg, quiet=quiet, ready_fd=ready_fd))
-    except KeyboardInterrupt:
-        return 130
-
-
-DETACH_TIMEOUT = 60.0
-
-
-def _detach(log: Path) -> tuple[int | None, int | None]:
-    """Fork the engine into its own session, stdio to `log`. In the parent: (exit code,
-    None) once the child listens on its socket (or failed); in the child: (None, fd) where
-    the child reports "ok" or its error."""
-    try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    except OSError as e:
-        _err(f"cannot start: {log}: {e.strerror}")
-        return 1, None
-    sys.stdout.flush()
-    sys.stderr.flush()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.setsid()
-        from tui_supervisor.engine.runtime import stdio_to
-
-        stdio_to(log_fd)
-        os.close(log_fd)
-        return None, w
-    os.close(w)
-    os.close(log_fd)
-    import select
-
-    got = b""
-    deadline = time.monotonic() + DETACH_TIMEOUT
-    while not got.endswith(b"\n") and time.monotonic() < deadline:
-        if select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            got += chunk
-    os.close(r)
-    if got == b"ok\n":
-        print(f"started (pid {pid}); output in {log}")
-        return 0, None
-    if got:
-        _err(got.decode(errors="replace").strip())
-    else:
-        _err(f"the engine (pid {pid}) did not start; see {log}")
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    return 1, None
-
-
-async def run_headless(cfg, *, quiet: bool = False,  # type: ignore[no-untyped-def]
-                       ready_fd: int | None = None) -> int:
-    """Run the engine until SIGTERM/SIGINT; SIGHUP reloads the config, SIGUSR2 (or
-    `reload --code`) the code (DESIGN.md §2, §7). `ready_fd` (--detach): told "ok" once
-    the socket listens, or the startup error."""
-    from tui_supervisor.console import Console
-    from tui_supervisor.control.server import ControlServer
-    from tui_supervisor.engine.events import LogLines, Notice
-    from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
-    from tui_supervisor.engine.supervisor import Supervisor
-    from tui_supervisor.metrics import attach_metrics
-    from tui_supervisor.reload.code import (
-        adopted,
-        checked_reload,
-        hand_over,
-        reloaded_notice,
-        stop_warm,
-        take_handoff,
-        watch_own_code,
-    )
-    from tui_supervisor.reload.config import ConfigWatcher
-
-    loop = asyncio.get_running_loop()
-    handoff = take_handoff()
-    console = Console(list(cfg.services))
-    stop = asyncio.Event()
-    code_reload = asyncio.Event()
-
-    def on_stop_signal() -> None:
-        if stop.is_set():  # asked twice: do not wait for stop timeouts
-            console.write("stopping now: SIGKILL to every service\n")
-            sup.kill_all()
-        stop.set()
-
-    async def reload_code() -> dict[str, Any]:
-        return await checked_reload(cfg.path, code_reload.set)
-
-    def make_engine() -> tuple[Any, Any]:
-        sup = Supervisor(cfg)
-        attach_metrics(sup)
-        sup.bus.add_listener(console if not quiet else (
-            lambda ev: None if isinstance(ev, LogLines) else console(ev)))
-        sup.code_reloader = reload_code
-        return sup, ControlServer(sup, cfg.settings.runtime_dir)
-
-    sup, server = make_engine()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_stop_signal)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sup.reload()))
-    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(sup.reload_code()))
-
-    def report(msg: str | None) -> int:
-        nonlocal ready_fd
-        if msg is not None:
-            _err(msg)
-        if ready_fd is not None:
-            with contextlib.suppress(OSError):
-                os.write(ready_fd, b"ok\n" if msg is None else f"{msg}\n".encode())
-            os.close(ready_fd)
-            ready_fd = None
-        return 0 if msg is None else 1
-
-    watcher = None
-    carried = handoff is None  # False until a new image has adopted its services
-    try:
-        try:
-            await sup.open(autostart=False, adopt=handoff)
-        except AlreadyRunning as e:
-            return report(str(e))
-        except RuntimeDirError as e:
-            return report(f"cannot start: {e}")
-        except OSError as e:  # e.g. a log_dir or state_dir that cannot be created
-            where = f"{e.filename}: " if e.filename else ""
-            return report(f"cannot start: {where}{e.strerror or e}")
-        metrics = sup.extension("prometheus")
-        if metrics is not None and getattr(metrics, "error", None):
-            return report(f"cannot start: {metrics.error}")  # type: ignore[attr-defined]
-        try:
-            await server.start()
-        except OSError as e:
-            return report(f"cannot start: control socket {server.path}: {e.strerror or e}")
-        report(None)
-        if handoff is not None:
-            adopted()
-            carried = True
-            sup.bus.emit(Notice(time.time(), "info",  # console and subscribers
-                                reloaded_notice(handoff, len(sup.services))))
-        else:
-            console.write(f"tui-supervisor {__version__} (pid {os.getpid()}) supervising "
-                          f"{len(cfg.services)} services from {cfg.path}; logs in "
-                          f"{cfg.settings.log_dir}\n")
-            sup.autostart()
-        watcher = ConfigWatcher(sup)
-        watcher.start()
-
-        def follow_code() -> Any:
-            return watch_own_code(cfg.settings, loop, lambda: sup.reload_code(),
-                                  lambda msg: console.write(msg + "\n"))
-
-        code_watch = follow_code()
-        while True:
-            waits = [asyncio.ensure_future(stop.wait()),
-                     asyncio.ensure_future(code_reload.wait())]
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for w in waits:
-                w.cancel()
-            if stop.is_set():
-                break
-            code_reload.clear()
-            # hand over: nothing reads the pipes from here until the new image adopts them
-            console.write("code reload: handing over to a new image of this process\n")
-            console.flush()
-            record, error = await hand_over(sup, server, (watcher, code_watch),
-                                            cfg.settings.runtime_dir)
-            console.write(f"code reload failed ({error}); carrying on with the old code\n")
-            sup, server = make_engine()
-            await sup.open(autostart=False, adopt=record)
-            await server.start()
-            watcher = ConfigWatcher(sup)
-            watcher.start()
-            code_watch = follow_code()
-        watcher.stop()
-        if code_watch is not None:
-            code_watch.stop()
-        console.write("stopping all services...\n")
-        await server.close()
-        await sup.close()
-        console.write("all stopped\n")
-        return 0
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        if ready_fd is not None:
-            report("the engine failed while starting")
-        await server.close()
-        await stop_warm()
-        if not sup._closed and sup.ctx is not None and carried:
-            await sup.close()  # (a new image that failed to adopt leaves them to safe mode)
-        console.close()
+    return run_headless(cfg, quiet=quiet, detached=detach)

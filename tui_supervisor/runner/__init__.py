@@ -1,0 +1,22 @@
+"""The engine host (DESIGN.md §1, §2, §7): builds the engine, its control socket and
+watchers, owns the signal table, and runs the one boot → serve → hand over → boot-again
+loop with a front: the headless console or the dashboard. The command line calls the
+entry points below; nothing else imports this package.
+
+- engine.py     one boot of the engine: Supervisor + metrics + socket + watchers
+- front.py      what a front is, and how it ended (UiOutcome)
+- host.py       the loop: boot, serve, hand over on a code reload, boot again
+- signals.py    the signal table
+- headless.py   the console front (`run --headless`, `--detach`)
+- dashboard.py  the dashboard front (hosted; headless once the UI is gone)
+- fork.py       forking off the shell's job, leaving the terminal
+- attach.py     the dashboard as a client of a running engine
+"""
+
+from __future__ import annotations
+
+from tui_supervisor.runner.attach import attach
+from tui_supervisor.runner.dashboard import run_dashboard
+from tui_supervisor.runner.headless import run_headless
+
+__all__ = ["attach", "run_dashboard", "run_headless"]
