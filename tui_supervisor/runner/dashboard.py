@@ -135,8 +135,8 @@ def exit_now(app: Any, result: str) -> None:
     driver = getattr(app, "_driver", None)
     event = getattr(driver, "exit_event", None)
     mouse_off = getattr(driver, "_disable_mouse_support", None)
-    if getattr(driver, "_key_thread", None) is not None and event is not None \
-            and callable(mouse_off):
+    if driver is not None and getattr(driver, "_key_thread", None) is not None \
+            and event is not None and callable(mouse_off):
         mouse_off()
         event.set()
         driver._key_thread = None
@@ -174,9 +174,9 @@ def run_dashboard(cfg: Config) -> int:
     mode = handoff_mode()
     if mode == "hosted":
         return run_hosted(cfg)
-    if mode == "headless":  # the dashboard had gone: stay headless (stdio is the log)
+    if mode == "headless":  # the dashboard had gone: stay headless (stdio is engine.log)
         try:
-            return asyncio.run(serve_headless(cfg, quiet=True))
+            return asyncio.run(serve_headless(cfg, quiet=True, stamp=True))
         except KeyboardInterrupt:
             return 130
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
