@@ -38,8 +38,7 @@ from typing import Any
 HANDOFF_VAR = "TUISUP_HANDOFF"
 BOOT_MODULE = "tui_supervisor_boot"
 """sys.modules entry through which the new code says it has adopted the services."""
-PREFLIGHT_IMPORT = ("import tui_supervisor.cli, tui_supervisor.runner, tui_supervisor.tui.app, "
-                    "tui_supervisor.metrics")
+PREFLIGHT_IMPORT = "import tui_supervisor.cli, tui_supervisor.tui.app, tui_supervisor.metrics"
 
 
 def preflight_script(config_path: str | None) -> str:
