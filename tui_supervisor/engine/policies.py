@@ -4,6 +4,7 @@ unless passed in."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -78,7 +79,8 @@ def backoff_delay(spec: BackoffSpec, consecutive: int, rand: float = 0.5) -> flo
         return 0.0
     base = _grown(spec.initial, spec.factor, spec.max, consecutive - 2)
     scale = 1.0 + spec.jitter * (2.0 * rand - 1.0)
-    return max(0.0, min(spec.max * (1.0 + spec.jitter), base * scale))
+    # a max near the largest float must not jitter up to inf (backoff_until is JSON)
+    return max(0.0, min(spec.max * (1.0 + spec.jitter), base * scale, sys.float_info.max))
 
 
 def _grown(initial: float, factor: float, cap: float, k: int) -> float:
