@@ -10,7 +10,7 @@ was handed to them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tui_supervisor.engine.states import State
 
@@ -117,3 +117,20 @@ class ServiceRecord:
         return replace(self, failures=self.failures + 1, consecutive=self.consecutive + 1,
                        failure_times=times,
                        recent_failures=(*self.recent_failures, note)[-RECENT_FAILURES:])
+
+
+T = TypeVar("T")
+
+
+class InRecord(Generic[T]):
+    """A Service attribute that lives in its record (`svc.failures` is
+    `svc.rec.failures`): setting it replaces the record."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> T:
+        return getattr(obj.rec, self.name)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Any, value: T) -> None:
+        obj.rec = replace(obj.rec, **{self.name: value})

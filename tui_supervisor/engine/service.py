@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
@@ -46,7 +46,7 @@ from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
 from tui_supervisor.engine.output import ServiceOutput
 from tui_supervisor.engine.policies import ExitInfo
 from tui_supervisor.engine.reaper import ChildWatcher
-from tui_supervisor.engine.record import ServiceRecord
+from tui_supervisor.engine.record import InRecord, ServiceRecord
 from tui_supervisor.engine.states import (
     SIGNALLABLE_STATES,
     STARTABLE_STATES,
@@ -69,23 +69,6 @@ class EngineContext:
     changed: Callable[[], None]
     """Called after anything worth persisting changed (pids, states)."""
     rand: Callable[[], float] = random.random
-
-
-T = TypeVar("T")
-
-
-class InRecord(Generic[T]):
-    """A Service attribute that lives in its record (`svc.failures` is
-    `svc.rec.failures`): setting it replaces the record."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: Any, objtype: type | None = None) -> T:
-        return getattr(obj.rec, self.name)  # type: ignore[no-any-return]
-
-    def __set__(self, obj: Any, value: T) -> None:
-        obj.rec = replace(obj.rec, **{self.name: value})
 
 
 class Service(ProcessTree, ServiceOutput):
