@@ -3,67 +3,12 @@ processes — in the engine's process and attached over a real control socket.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
 from conftest import alive, child, spec, wait_for
+from support import SIZE, rows, settle
 
-from tui_supervisor.control.client import RemoteSupervisor
-from tui_supervisor.control.server import ControlServer
-from tui_supervisor.engine.supervisor import Supervisor
-from tui_supervisor.tui.app import SupervisorApp
 from tui_supervisor.tui.screens.dialogs import ConfirmScreen, QuitScreen, SignalScreen
-
-SIZE = (140, 45)
-
-
-@pytest.fixture(params=["hosted", "attached"])
-async def make_app(request: pytest.FixtureRequest, engine_factory: Callable[..., Any]
-                   ) -> AsyncIterator[Callable[..., Any]]:
-    """make(*specs) -> (engine, app): the app uses the engine itself, or a socket client."""
-    closers: list[Any] = []
-
-    async def make(*specs: Any, **kw: Any) -> tuple[Supervisor, SupervisorApp]:
-        sup = await engine_factory(*specs, **kw)
-        if request.param == "hosted":
-            return sup, SupervisorApp(sup, mode="hosted")
-        srv = ControlServer(sup, sup.config.settings.runtime_dir)
-        await srv.start()
-        client = RemoteSupervisor(sup.config.settings.runtime_dir)
-        closers.extend([client, srv])
-        return sup, SupervisorApp(client, mode="attached")
-
-    try:
-        yield make
-    finally:
-        for c in closers:
-            await c.close()
-
-
-def rows(app: SupervisorApp) -> dict[str, list[str]]:
-    """What the table shows: service -> cell texts, in display order."""
-    t = app.table
-    return {str(r.key.value): [str(c) for c in t.get_row(r.key)] for r in t.ordered_rows}
-
-
-async def settle(pilot: Any, pred: Callable[[], Any], what: str = "") -> Any:
-    """Let the app tick until `pred` holds (generous timeout)."""
-    async def check() -> Any:
-        await pilot.pause(0.05)
-        return pred()
-
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        v = await check()
-        if v:
-            return v
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or pred}")
 
 
 async def test_table_follows_the_engine(make_app, tmp_path: Path) -> None:
