@@ -65,7 +65,7 @@ async def test_confirm_before_acting_on_all(make_app, tmp_path: Path) -> None:
         app.action_stop_all()
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
-        await pilot.pause(0.3)
+        await pilot.pause(0.3)  # the thing tested: nothing is stopped meanwhile
         assert {n: s.pid for n, s in sup.services.items()} == before
         app.action_restart_all()
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -162,7 +162,7 @@ async def test_history_is_backfilled_once(make_app, tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, lambda: len(app.store.services.get("a", None).lines
                                         if "a" in app.store.services else []) >= 30)
-        await pilot.pause(0.3)
+        await pilot.pause(0.3)  # the thing tested: no line comes twice meanwhile
         shown = [x.text for x in app.store.services["a"].lines]
         truth = [t for _, _, _, t in sup.services["a"].ring.tail(None)]
         assert shown == truth and len(shown) == len(set(shown))
@@ -183,7 +183,7 @@ async def test_search_keys(make_app, tmp_path: Path) -> None:
 
 
 async def test_command_palette_runs_actions(make_app, tmp_path: Path) -> None:
-    from textual.command import CommandPalette
+    from textual.command import CommandList, CommandPalette
 
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -191,7 +191,13 @@ async def test_command_palette_runs_actions(make_app, tmp_path: Path) -> None:
         await pilot.press("ctrl+p")
         await settle(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"stop all services")
-        await pilot.pause(0.5)
+
+        def offered() -> bool:  # the search's best hit, highlighted: what enter runs
+            hits = app.screen.query_one(CommandList)
+            return hits.highlighted is not None and "Stop all services" in str(
+                hits.get_option_at_index(hits.highlighted).prompt)
+
+        await settle(pilot, offered, "'Stop all services' offered")
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asks first")
         await pilot.press("y")
