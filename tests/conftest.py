@@ -1,15 +1,13 @@
-"""Shared fixtures: configs built in tmp dirs, engines that always stop their processes,
-and a guard that fails a test which leaves a process behind."""
+"""Shared fixtures: configs built in tmp dirs, engines (in-process and real processes) that
+always stop their processes, the API and dashboard over both, and a guard that fails a
+test which leaves a process behind. Helpers live in `support` (re-exported here for the
+modules that import them from conftest)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,6 +15,21 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from support import (
+    CHILDREN,
+    PY,
+    RUN_ID,
+    TEST_PREFIX,
+    Headless,
+    alive,
+    kill_marked,
+    marked_pids,
+    reap_zombie_children,
+    reconnect_config,
+    terminate,
+    wait_for,
+    wait_until,
+)
 
 from tui_supervisor.config.schema import (
     BackoffSpec,
@@ -28,16 +41,10 @@ from tui_supervisor.config.schema import (
     Settings,
     StopSpec,
 )
-from tui_supervisor.engine import proc
 from tui_supervisor.engine.supervisor import Supervisor
 
-CHILDREN = Path(__file__).parent / "children"
-PY = sys.executable
-TEST_PREFIX = "tst-"
-RUN_VAR = "TUISUP_TEST_RUN"
-RUN_ID = os.environ.setdefault(RUN_VAR, uuid.uuid4().hex)
-"""Every process this run spawns inherits it: concurrent test runs (two worktrees) leave
-each other's processes alone."""
+__all__ = ["CHILDREN", "PY", "RUN_ID", "TEST_PREFIX", "alive", "child", "kill_marked",
+           "make_config", "marked_pids", "spec", "terminate", "wait_for"]
 
 
 def child(name: str, *args: str) -> tuple[str, ...]:
@@ -70,55 +77,22 @@ def make_config(tmp: Path, *specs: ServiceSpec, config_id: str | None = None) ->
                   services=MappingProxyType({s.name: s for s in specs}))
 
 
-def _other_run(pid: int) -> bool:
-    try:
-        env = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-    key = f"{RUN_VAR}=".encode()
-    for item in env.split(b"\0"):
-        if item.startswith(key):
-            return item[len(key):].decode() != RUN_ID
-    return False  # no run id at all: assume it is ours
-
-
-def marked_pids(prefix: str = TEST_PREFIX) -> dict[int, str]:
-    """Marked processes of this test run (not those of a concurrent run)."""
-    return {p: m for p, m in proc.pids_with_marker(prefix).items() if not _other_run(p)}
-
-
-def kill_marked(prefix: str = TEST_PREFIX) -> list[int]:
-    pids = marked_pids(prefix)
-    for pid in pids:
-        proc.signal_pid(pid, signal.SIGKILL)
-    reap_zombie_children()
-    return sorted(pids)
-
-
-def reap_zombie_children() -> None:
-    for pid in proc.children_of(os.getpid()):
-        st = proc.stat(pid)
-        if st is not None and st.state == "Z":
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-
-
 @pytest.fixture(autouse=True)
 def nothing_left_running() -> Iterator[None]:
     """Every test must leave no service process behind (checked by marker, killed anyway)."""
     before = set(marked_pids())
     yield
-    deadline = time.monotonic() + 3
-    left: dict[int, str] = {}
-    while time.monotonic() < deadline:
+
+    def left() -> dict[int, str]:
         reap_zombie_children()
-        left = {p: m for p, m in marked_pids().items() if p not in before}
-        if not left:
-            break
-        time.sleep(0.05)
-    if left:
+        return {p: m for p, m in marked_pids().items() if p not in before}
+
+    try:
+        wait_until(lambda: not left(), 3, "the test's processes to be gone")
+    except AssertionError:
+        still = left()
         kill_marked()
-        pytest.fail(f"test left processes running: {left}")
+        pytest.fail(f"test left processes running: {still}")
 
 
 @pytest.fixture
@@ -143,29 +117,89 @@ async def engine_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                 await asyncio.wait_for(sup.close(), 30)
 
 
-async def wait_for(pred: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll `pred` until truthy (generous timeout: behaviour, not speed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or pred}")
-        await asyncio.sleep(0.01)
+@pytest.fixture(params=["local", "remote"])
+async def make_api(request: pytest.FixtureRequest, engine_factory: Callable[..., Any]
+                   ) -> AsyncIterator[Callable[..., Any]]:
+    """make(*specs) -> (engine, api): api is the engine itself or a socket client of it."""
+    from tui_supervisor.control.client import RemoteSupervisor
+    from tui_supervisor.control.server import ControlServer
+
+    servers: list[ControlServer] = []
+    clients: list[RemoteSupervisor] = []
+
+    async def make(*specs: Any, **kw: Any) -> tuple[Supervisor, Any]:
+        sup = await engine_factory(*specs, **kw)
+        if request.param == "local":
+            return sup, sup
+        srv = ControlServer(sup, sup.config.settings.runtime_dir)
+        await srv.start()
+        servers.append(srv)
+        client = RemoteSupervisor(sup.config.settings.runtime_dir)
+        clients.append(client)
+        return sup, client
+
+    try:
+        yield make
+    finally:
+        for c in clients:
+            await c.close()
+        for s in servers:
+            await s.close()
 
 
-def terminate(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
-    """SIGTERM a process a test started, SIGKILL if it is not gone within `timeout`."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@pytest.fixture(params=["hosted", "attached"])
+async def make_app(request: pytest.FixtureRequest, engine_factory: Callable[..., Any]
+                   ) -> AsyncIterator[Callable[..., Any]]:
+    """make(*specs) -> (engine, app): the app uses the engine itself, or a socket client."""
+    from tui_supervisor.control.client import RemoteSupervisor
+    from tui_supervisor.control.server import ControlServer
+    from tui_supervisor.tui.app import SupervisorApp
+
+    closers: list[Any] = []
+
+    async def make(*specs: Any, **kw: Any) -> tuple[Supervisor, SupervisorApp]:
+        sup = await engine_factory(*specs, **kw)
+        if request.param == "hosted":
+            return sup, SupervisorApp(sup, mode="hosted")
+        srv = ControlServer(sup, sup.config.settings.runtime_dir)
+        await srv.start()
+        client = RemoteSupervisor(sup.config.settings.runtime_dir)
+        closers.extend([client, srv])
+        return sup, SupervisorApp(client, mode="attached")
+
+    try:
+        yield make
+    finally:
+        for c in closers:
+            await c.close()
 
 
-def alive(pid: int) -> bool:
-    st = proc.stat(pid)
-    return st is not None and st.state != "Z"
+@pytest.fixture
+def engines(tmp_path: Path) -> Iterator[Callable[..., Headless]]:
+    """make(cfg, name="engine", **kw) -> a `Headless` engine process (kw: see Headless);
+    all are stopped at the end, and any service left behind killed."""
+    made: list[Headless] = []
+
+    def make(cfg: Path, name: str = "engine", **kw: Any) -> Headless:
+        e = Headless(tmp_path, cfg, name=name, **kw)
+        made.append(e)
+        return e
+
+    try:
+        yield make
+    finally:
+        for e in made:
+            e.stop()
+        kill_marked()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Headless]:
+    """A real headless engine (--quiet) on `reconnect_config`: `tick` writes a numbered
+    line every 5 ms, `idle` sleeps; runtime dir tmp/run."""
+    e = Headless(tmp_path, reconnect_config(tmp_path), quiet=True)
+    try:
+        yield e
+    finally:
+        e.stop()
+        kill_marked()

@@ -2,125 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-from conftest import CHILDREN, alive, kill_marked, marked_pids
-
-from tui_supervisor.engine.runtime import read_state
-
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-
-
-def cli_env(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(XDG_STATE_HOME=str(tmp / "xdg-state"), XDG_RUNTIME_DIR=str(tmp / "xdg-run"),
-               PYTHONPATH=str(ROOT), NO_COLOR="1", TUISUP_DEMO_PORT=str(free_port()))
-    return env
-
-
-def free_port() -> int:
-    """A port nobody listens on now (the demo's web service binds it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "-m", "tui_supervisor", *args], capture_output=True, text=True,
-                          env=cli_env(tmp), timeout=timeout, cwd=tmp)
-
-
-class Engine:
-    """A headless engine process whose stdout goes to a file."""
-
-    def __init__(self, tmp: Path, cfg: Path, name: str = "engine") -> None:
-        self.out_path = tmp / f"{name}.out"
-        self.cfg = cfg
-        with open(self.out_path, "wb") as out:
-            self.proc = subprocess.Popen(
-                [PY, "-m", "tui_supervisor", "run", "--headless", "-c", str(cfg)],
-                stdout=out, stderr=subprocess.STDOUT, env=cli_env(tmp), cwd=tmp,
-                start_new_session=True)
-
-    @property
-    def out(self) -> str:
-        return self.out_path.read_text()
-
-    def wait_out(self, text: str, timeout: float = 20, count: int = 1) -> str:
-        deadline = time.monotonic() + timeout
-        while self.out.count(text) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not seen; output:\n{self.out}")
-            if self.proc.poll() is not None and self.out.count(text) < count:
-                raise AssertionError(f"engine exited {self.proc.returncode}:\n{self.out}")
-            time.sleep(0.05)
-        return self.out
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
-
-
-@pytest.fixture
-def engines(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
-    made: list[Engine] = []
-
-    def make(cfg: Path, name: str = "engine") -> Engine:
-        e = Engine(tmp_path, cfg, name)
-        made.append(e)
-        return e
-
-    yield make
-    for e in made:
-        if e.proc.poll() is None:
-            e.proc.send_signal(signal.SIGTERM)
-            try:
-                e.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                e.proc.kill()
-                e.proc.wait()
-    kill_marked()
-
-
-def write_cfg(tmp: Path, services: str, name: str = "tst-cli.yaml") -> Path:
-    p = tmp / name
-    p.write_text(f"services:\n{services}")
-    return p
-
-
-def svc(name: str, script: str, *args: str, extra: str = "") -> str:
-    argv = ", ".join(f'"{a}"' for a in (PY, str(CHILDREN / f"{script}.py"), *args))
-    return f"  {name}:\n    command: [{argv}]\n    start_time: 0\n{extra}"
-
-
-def state_pids(tmp: Path, cfg: Path) -> dict[str, int]:
-    from tui_supervisor.config import load_config
-
-    c = load_config(cfg, environ=cli_env(tmp))
-    st = read_state(c.settings.state_dir / "state.json") or {}
-    return {n: v["pid"] for n, v in (st.get("services") or {}).items()}
-
-
-def wait_pids(tmp: Path, cfg: Path, pred: Callable[[dict[str, int]], bool],
-              timeout: float = 20) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = state_pids(tmp, cfg)
-        if pred(pids):
-            return pids
-        if time.monotonic() > deadline:
-            raise AssertionError(f"state file never matched: {pids}")
-        time.sleep(0.05)
+from support import (
+    PY,
+    ROOT,
+    alive,
+    cli,
+    cli_env,
+    marked_pids,
+    state_pids,
+    svc,
+    wait_pids,
+    write_cfg,
+)
 
 
 def test_version() -> None:
@@ -157,7 +55,7 @@ def test_check_errors_are_lines_not_tracebacks(tmp_path: Path) -> None:
 def test_example_runs_for_3s_and_stops_clean(tmp_path: Path, engines) -> None:
     e = engines(ROOT / "config.example.yaml")
     out = e.wait_out("chatty", count=3)
-    time.sleep(3)
+    time.sleep(3)  # the thing tested: the example runs for 3 s
     assert e.stop() == 0
     out = e.out
     for name in ("web", "worker", "chatty", "leaky"):
@@ -195,7 +93,7 @@ def test_sighup_reloads_config_by_diff(tmp_path: Path, engines) -> None:
     e.proc.send_signal(signal.SIGHUP)
     e.wait_out("config not reloaded")
     assert "tst-cli.yaml:2:30: services.a.restart: must be one of" in e.out
-    time.sleep(0.3)
+    time.sleep(0.3)  # the thing tested: nothing changes meanwhile
     cfg.write_text(good)
     assert state_pids(tmp_path, cfg) == after
     assert e.stop() == 0

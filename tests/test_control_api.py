@@ -7,44 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import alive, child, spec
+from conftest import alive, child, spec, wait_for
 
 from tui_supervisor.control.client import NotRunning, RemoteSupervisor
-from tui_supervisor.control.server import ControlServer
 from tui_supervisor.engine.api import SupervisorAPI, UnknownService
-from tui_supervisor.engine.supervisor import Extension, Supervisor
-
-
-@pytest.fixture(params=["local", "remote"])
-async def make_api(request: pytest.FixtureRequest, engine_factory: Callable[..., Any]
-                   ) -> AsyncIterator[Callable[..., Any]]:
-    """make(*specs) -> (engine, api): api is the engine itself or a socket client of it."""
-    servers: list[ControlServer] = []
-    clients: list[RemoteSupervisor] = []
-
-    async def make(*specs: Any, **kw: Any) -> tuple[Supervisor, SupervisorAPI]:
-        sup = await engine_factory(*specs, **kw)
-        if request.param == "local":
-            return sup, sup
-        srv = ControlServer(sup, sup.config.settings.runtime_dir)
-        await srv.start()
-        servers.append(srv)
-        client = RemoteSupervisor(sup.config.settings.runtime_dir)
-        clients.append(client)
-        return sup, client
-
-    try:
-        yield make
-    finally:
-        for c in clients:
-            await c.close()
-        for s in servers:
-            await s.close()
+from tui_supervisor.engine.supervisor import Extension
 
 
 def pids(snap: dict[str, Any]) -> dict[str, int | None]:
@@ -58,13 +30,7 @@ async def running(api: SupervisorAPI, name: str, not_pid: int | None = None) -> 
                 return s["pid"]  # type: ignore[no-any-return]
         return None
 
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
-        pid = await check()
-        if pid:
-            return pid
-        assert asyncio.get_running_loop().time() < deadline, f"{name} never running"
-        await asyncio.sleep(0.02)
+    return await wait_for(check, 10, f"{name} running", interval=0.02)
 
 
 async def test_snapshot(make_api, tmp_path: Path) -> None:
@@ -108,17 +74,15 @@ async def test_signal(make_api, tmp_path: Path) -> None:
 async def test_logs(make_api, tmp_path: Path) -> None:
     _sup, api = await make_api(spec("c", child("counter", "30"), tmp_path, restart="never"),
                                spec("s", child("sleeper"), tmp_path))
-    deadline = asyncio.get_running_loop().time() + 10
-    while len(await api.logs(["c"], 1000)) < 30:
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.02)
+    async def lines(names: list[str], n: int) -> bool:
+        return len(await api.logs(names, 1000)) >= n
+
+    await wait_for(lambda: lines(["c"], 30), 10, "c's 30 lines", interval=0.02)
     last = await api.logs(["c"], 5)
     assert [x["text"] for x in last] == [f"line {i:08d} {'x' * 40}" for i in range(25, 30)]
     assert all(x["service"] == "c" and x["stream"] == "stdout" for x in last)
     assert [x["offset"] for x in last] == [i * 55 for i in range(25, 30)]
-    while not await api.logs(["s"], 1):
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.02)
+    await wait_for(lambda: lines(["s"], 1), 10, "s's first line", interval=0.02)
     both = await api.logs(None, 1000)
     assert {x["service"] for x in both} == {"c", "s"}
     assert [x["t"] for x in both] == sorted(x["t"] for x in both)

@@ -6,32 +6,21 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
-from conftest import alive
-from test_cli import PY, cli, cli_env, engines, state_pids, svc, wait_pids, write_cfg
-
-__all__ = ["engines"]  # the fixture, shared with test_cli
-
-
-def wait_text(path: Path, text: str, count: int = 1, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        out = path.read_text() if path.exists() else ""
-        if out.count(text) >= count:
-            return out
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} x{count} not seen in:\n{out}")
-        time.sleep(0.05)
-
-
-def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    return lines[0]
+from support import (
+    PY,
+    alive,
+    cli,
+    cli_env,
+    one_error_line,
+    state_pids,
+    svc,
+    wait_pids,
+    wait_text,
+    wait_until,
+    write_cfg,
+)
 
 
 def test_no_engine_running(tmp_path: Path) -> None:
@@ -197,10 +186,7 @@ def test_run_detach(tmp_path: Path) -> None:
         wait_text(log, f"(pid {pid}) supervising 1 services")
         wait_text(log, "ready")
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while alive(pid):
-            assert time.monotonic() < deadline, "detached engine did not stop"
-            time.sleep(0.05)
+        wait_until(lambda: not alive(pid), 20, "the detached engine to stop")
         wait_text(log, "all stopped")
     finally:
         if alive(pid):

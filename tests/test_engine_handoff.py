@@ -9,7 +9,7 @@ import os
 import signal
 from pathlib import Path
 
-from conftest import child, make_config, spec, wait_for
+from conftest import alive, child, make_config, spec, wait_for
 
 from tui_supervisor.engine.supervisor import Supervisor
 
@@ -25,15 +25,17 @@ async def test_adopt_keeps_every_pid_and_byte(engine_factory, tmp_path: Path) ->
     await wait_for(lambda: first.services["a"].ring.next_offset > 200 * 55, what="output")
     await wait_for(lambda: first.services["c"].failures >= 2)
     pids = {n: s.pid for n, s in first.services.items() if n != "c"}
+    handed = first.services["a"].ring.next_offset
     record = json.loads(json.dumps(first.detach()))  # must be plain JSON
-    await asyncio.sleep(0.3)  # children keep writing into the pipes meanwhile
+    await asyncio.sleep(0.3)  # the gap tested: children keep writing into the pipes
     second = await engine_factory(config=cfg, adopt=record)
     assert {n: s.pid for n, s in second.services.items() if n != "c"} == pids
     c = second.services["c"]
     assert c.failures >= 2 and c.spawns >= 2  # (the next spawn may be in its backoff)
     failures_then = c.failures
     await wait_for(lambda: c.failures > failures_then, what="c keeps being supervised")
-    await asyncio.sleep(0.2)
+    await wait_for(lambda: second.services["a"].ring.next_offset > handed + 300 * 55,
+                   what="a's lines from across the handoff, read by the new engine")
     # the adopted child is still watched: a kill is seen and respawned
     os.kill(pids["a"], signal.SIGKILL)
     a = second.services["a"]
@@ -64,7 +66,7 @@ async def test_adopt_of_child_that_died_during_handoff(engine_factory, tmp_path:
     pid = await wait_for(lambda: svc.ring.next_offset > 0 and svc.pid)
     record = first.detach()
     os.kill(pid, signal.SIGKILL)  # dies while nobody watches: stays a zombie for us
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: not alive(pid), what="s dead, a zombie nobody reaped")
     second = await engine_factory(config=cfg, adopt=record)
     s2 = second.services["s"]
     await wait_for(lambda: s2.pid not in (None, pid), what="respawn after adopt")
@@ -90,11 +92,10 @@ async def test_subscribe_snapshot_then_events(engine_factory, tmp_path: Path) ->
             break
     assert kinds == [("stopped", "starting"), ("starting", "running"), ("running", "exited")]
     await wait_for(lambda: not sup.services["s"].pipes)
-    await asyncio.sleep(0.05)
-    while True:  # lines that arrived after the exit event
+    while True:  # lines that arrived after the exit event, then 0.1 s with nothing more
         try:
             ev = it.__anext__()
-            ev = await asyncio.wait_for(ev, 0.1)
+            ev = await asyncio.wait_for(ev, 10 if len(lines) < 5 else 0.1)
         except (TimeoutError, StopAsyncIteration):
             break
         if ev["kind"] == "log":

@@ -68,7 +68,7 @@ async def test_crash_loop_goes_fatal(engine_factory, tmp_path: Path) -> None:
     await wait_for(lambda: svc.state.value == "fatal", what="fatal")
     assert svc.failures == 4
     assert svc.reason == "crash loop: 4 failures in 60s (last: exit code 2)"
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the thing tested: no respawn meanwhile
     assert svc.spawns == 4 and svc.pid is None  # no more respawns
     assert svc.start() and svc.state.value in ("starting", "running", "backoff")
     await sup.stop(["f"])
@@ -162,7 +162,7 @@ async def test_stop_during_a_long_backoff_is_immediate_and_final(engine_factory,
     spawns = svc.spawns
     await asyncio.wait_for(sup.stop(["b"]), 5)  # not after the 60 s backoff
     assert svc.state.value == "stopped" and svc.backoff_until is None
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # the thing tested: no spawn meanwhile
     assert svc.spawns == spawns and svc.pid is None
     assert svc.start() and svc.consecutive == 0  # a manual start clears the backoff
     await sup.stop(["b"])

@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import child, make_config, spec, wait_for
-from test_cli import cli, engines, svc, write_cfg
-from test_control_api import make_api
-from test_control_cli import one_error_line
+from support import cli, one_error_line, svc, write_cfg
 
 from tui_supervisor.config import load_config
 from tui_supervisor.engine.api import UnknownService
@@ -27,8 +25,6 @@ from tui_supervisor.metrics.incidents import (
     IncidentFile,
     Incidents,
 )
-
-__all__ = ["engines", "make_api"]  # fixtures, shared with test_cli and test_control_api
 
 LINES_11_TO_60 = [f"line {i}" for i in range(11, 61)]
 

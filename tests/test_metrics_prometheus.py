@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import CHILDREN, child, kill_marked, make_config, spec, wait_for
 from prometheus_client.parser import text_string_to_metric_families
+from support import Headless, cli_env, free_port
 
 from tui_supervisor.engine.events import AnyEvent, Notice
 from tui_supervisor.engine.states import State
@@ -29,7 +29,6 @@ from tui_supervisor.metrics import attach_metrics
 from tui_supervisor.metrics.prometheus import PrometheusExporter, parse_listen, render
 
 Key = tuple[str, frozenset[tuple[str, str]]]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse(text: str | bytes) -> tuple[dict[Key, float], dict[str, str]]:
@@ -190,12 +189,6 @@ def test_parse_listen() -> None:
 
 
 # -- a real engine over real HTTP ------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 async def metrics_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
@@ -389,13 +382,6 @@ def test_attach_only_when_configured(tmp_path: Path) -> None:
 
 # -- the command line ------------------------------------------------------------------
 
-def cli_env(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(XDG_STATE_HOME=str(tmp / "xdg-state"), XDG_RUNTIME_DIR=str(tmp / "xdg-run"),
-               PYTHONPATH=str(ROOT), NO_COLOR="1")
-    return env
-
-
 def write_cfg(tmp: Path, port: int) -> Path:
     cfg = tmp / "tst-prom.yaml"
     cfg.write_text(f"settings: {{metrics_listen: '127.0.0.1:{port}'}}\nservices:\n"
@@ -419,23 +405,15 @@ def test_cli_port_in_use_is_one_line(tmp_path: Path) -> None:
 
 def test_cli_serves_metrics(tmp_path: Path) -> None:
     port = free_port()
-    out = tmp_path / "engine.out"
-    with open(out, "wb") as f:
-        p = subprocess.Popen([sys.executable, "-m", "tui_supervisor", "run", "--headless",
-                              "-c", str(write_cfg(tmp_path, port))], stdout=f,
-                             stderr=subprocess.STDOUT, env=cli_env(tmp_path), cwd=tmp_path)
+    e = Headless(tmp_path, write_cfg(tmp_path, port))
     try:
-        deadline = time.monotonic() + 20
-        while " * running pid" not in out.read_text():
-            assert p.poll() is None and time.monotonic() < deadline, out.read_text()
-            time.sleep(0.05)
+        e.wait_out(" * running pid", timeout=20)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
             got, _ = parse(r.read())
         assert got[k("tuisup_service_up", service="s")] == 1
         assert got[k("tuisup_service_failures_total", service="s")] == 0
     finally:
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(30) == 0
+        assert e.stop() == 0
         kill_marked()
 
 

@@ -6,20 +6,29 @@ reconnecting, then is live again; an engine that really stopped is given up on."
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHILDREN, kill_marked, terminate, wait_for
-from test_cli import PY, ROOT, cli_env
+from support import (
+    PY,
+    ROOT,
+    SIZE,
+    Collector,
+    Headless,
+    assert_contiguous,
+    cli_env,
+    rows,
+    settle,
+    tick_lines,
+    wait_for,
+)
 
-from tui_supervisor.control.client import NotRunning, RemoteSupervisor
+from tui_supervisor.control.client import RemoteSupervisor
 from tui_supervisor.control.resume import LogMarks, Reconnect, delays
 
 pytestmark = pytest.mark.timeout(120)
@@ -68,119 +77,8 @@ def test_replay_counts_what_the_ring_no_longer_holds() -> None:
     assert marks.gaps({"services": [{"name": "a", "log_offset": 10}]}) == []
 
 
-# -- a real engine ----------------------------------------------------------------------
-class Engine:
-    """`tui-supervisor run --headless` on a config with a fast writer (`tick`, numbered
-    lines every 5 ms) and a sleeper (`idle`), runtime dir under the test's tmp dir."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.runtime = tmp / "run"
-        self.cfg = tmp / "tst-reconnect.yaml"
-        self.cfg.write_text(
-            f"settings: {{sample_interval: 0, runtime_dir: {self.runtime}}}\n"
-            "services:\n"
-            f"  tick:\n    command: [{PY}, {CHILDREN / 'counter.py'}, '0', '0.005']\n"
-            "    start_time: 0\n"
-            f"  idle:\n    command: [{PY}, {CHILDREN / 'sleeper.py'}]\n    start_time: 0\n")
-        self.out_path = tmp / "engine.out"
-        with open(self.out_path, "wb") as out:
-            self.proc = subprocess.Popen(
-                [PY, "-m", "tui_supervisor", "run", "--headless", "--quiet", "-c",
-                 str(self.cfg)], stdout=out, stderr=subprocess.STDOUT,
-                env={**cli_env(tmp), "PYTHONPATH": str(ROOT)}, cwd=tmp,
-                start_new_session=True)
-
-    @property
-    def out(self) -> str:
-        return self.out_path.read_text()
-
-    async def ready(self) -> RemoteSupervisor:
-        """A plain client, once the engine answers and both services run."""
-        client = RemoteSupervisor(self.runtime)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                snap = await client.snapshot()
-                if all(s["pid"] for s in snap["services"]):
-                    return client
-            except NotRunning:
-                pass
-            assert time.monotonic() < deadline, f"engine not ready:\n{self.out}"
-            assert self.proc.poll() is None, f"engine exited:\n{self.out}"
-            await asyncio.sleep(0.1)
-
-    async def wait_out(self, text: str, count: int = 1) -> None:
-        await wait_for(lambda: self.out.count(text) >= count, 30, f"{text!r} in output")
-
-    def stop(self) -> None:
-        terminate(self.proc)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = Engine(tmp_path)
-    try:
-        yield e
-    finally:
-        e.stop()
-        kill_marked()
-
-
-class Collector:
-    """Reads a subscription in the background into `events`."""
-
-    def __init__(self, it: AsyncIterator[dict[str, Any]]) -> None:
-        self.it = it
-        self.events: list[dict[str, Any]] = []
-        self.done = False
-        self.task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        try:
-            async for ev in self.it:
-                self.events.append(ev)
-        finally:
-            self.done = True
-
-    def links(self) -> list[str]:
-        return [ev["state"] for ev in self.events if ev.get("kind") == "connection"]
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with _suppress_cancel():
-            await self.task
-        await self.it.aclose()  # type: ignore[attr-defined]
-
-
-class _suppress_cancel:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, t: Any, *_: Any) -> bool:
-        return t is asyncio.CancelledError
-
-
-def tick_lines(events: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    """(offset, text) of every `tick` line given, in order."""
-    out = []
-    for ev in events:
-        if ev.get("kind") == "log" and ev["service"] == "tick":
-            off = ev["offset"]
-            for text in ev["lines"]:
-                out.append((off, text))
-                off += len(text.encode()) + 1
-    return out
-
-
-def assert_contiguous(lines: list[tuple[int, str]]) -> None:
-    """Each line starts where the one before ended, and the counter goes up by one: no
-    line lost, none twice."""
-    for (o1, t1), (o2, t2) in itertools.pairwise(lines):
-        assert o2 == o1 + len(t1.encode()) + 1, f"gap or repeat: {o1} {t1!r} -> {o2} {t2!r}"
-        assert int(t2.split()[1]) == int(t1.split()[1]) + 1, (t1, t2)
-
-
-async def test_subscription_survives_a_code_reload(engine: Engine) -> None:
+# -- a real engine (the `engine` fixture: a headless engine on `reconnect_config`) -------
+async def test_subscription_survives_a_code_reload(engine: Headless) -> None:
     control = await engine.ready()
     client = RemoteSupervisor(engine.runtime, reconnect=Reconnect())
     it = await client.subscribe(logs=True)
@@ -199,14 +97,15 @@ async def test_subscription_survives_a_code_reload(engine: Engine) -> None:
                 break
         assert ev["state"] == "lost" and "reconnecting" in ev["message"]
         lost_at = tick_lines(events)[-1][0]
-        await engine.wait_out("code reloaded:")
+        await asyncio.to_thread(engine.wait_out, "code reloaded:")
         # the service writes on meanwhile: these lines must come back as a replay
         await control.close()
         control = await engine.ready()
-        deadline = time.monotonic() + 30
-        while (await control.snapshot())["services"][0]["log_offset"] < lost_at + 2000:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+
+        async def written_on() -> bool:
+            return (await control.snapshot())["services"][0]["log_offset"] >= lost_at + 2000
+
+        await wait_for(written_on, 30, "2000 bytes written while away", interval=0.05)
         mark = len(events)
         while True:
             ev = await anext(it)
@@ -234,7 +133,7 @@ async def test_subscription_survives_a_code_reload(engine: Engine) -> None:
         await client.close()
 
 
-async def test_a_stream_read_throughout_two_reloads_misses_nothing(engine: Engine) -> None:
+async def test_a_stream_read_throughout_two_reloads_misses_nothing(engine: Headless) -> None:
     """The ordinary case: the subscriber keeps reading; SIGUSR2 twice."""
     control = await engine.ready()
     client = RemoteSupervisor(engine.runtime, reconnect=Reconnect())
@@ -256,7 +155,7 @@ async def test_a_stream_read_throughout_two_reloads_misses_nothing(engine: Engin
         await client.close()
 
 
-async def test_gives_up_when_the_engine_stopped(engine: Engine) -> None:
+async def test_gives_up_when_the_engine_stopped(engine: Headless) -> None:
     control = await engine.ready()
     await control.close()
     client = RemoteSupervisor(engine.runtime, reconnect=Reconnect(give_up_after=30))
@@ -276,7 +175,7 @@ async def test_gives_up_when_the_engine_stopped(engine: Engine) -> None:
 
 
 async def test_gives_up_after_the_bound_while_the_lock_names_a_live_process(
-        engine: Engine) -> None:
+        engine: Headless) -> None:
     """A lock that still names a live process (here: this test's) but no socket: the
     client retries, then gives up after `give_up_after`."""
     control = await engine.ready()
@@ -305,9 +204,7 @@ async def test_gives_up_after_the_bound_while_the_lock_names_a_live_process(
 
 
 # -- the attached dashboard -------------------------------------------------------------
-async def test_attached_dashboard_reconnects_across_a_code_reload(engine: Engine) -> None:
-    from test_tui_app import SIZE, rows, settle
-
+async def test_attached_dashboard_reconnects_across_a_code_reload(engine: Headless) -> None:
     from tui_supervisor.tui.app import SupervisorApp
 
     control = await engine.ready()
@@ -333,7 +230,7 @@ async def test_attached_dashboard_reconnects_across_a_code_reload(engine: Engine
             assert "engine reloading - reconnecting…" in lost
             await settle(pilot, lambda: app.link is None, "reconnected")
             await settle(pilot, lambda: "reconnecting" not in app._widgets[3]._text)
-            await engine.wait_out("code reloaded:")
+            await asyncio.to_thread(engine.wait_out, "code reloaded:")
             await control.close()
             control = await engine.ready()
             assert (await control.restart(["idle"]))["restarted"] == ["idle"]
@@ -351,9 +248,7 @@ async def test_attached_dashboard_reconnects_across_a_code_reload(engine: Engine
         await client.close()
 
 
-async def test_attached_dashboard_says_when_it_gives_up(engine: Engine) -> None:
-    from test_tui_app import SIZE, settle
-
+async def test_attached_dashboard_says_when_it_gives_up(engine: Headless) -> None:
     from tui_supervisor.tui.app import SupervisorApp
 
     control = await engine.ready()
@@ -374,7 +269,7 @@ async def test_attached_dashboard_says_when_it_gives_up(engine: Engine) -> None:
 
 
 # -- a streaming CLI verb ---------------------------------------------------------------
-async def test_logs_follow_carries_on_across_a_code_reload(engine: Engine,
+async def test_logs_follow_carries_on_across_a_code_reload(engine: Headless,
                                                            tmp_path: Path) -> None:
     """`logs -f` prints every line once, in order, through the reload, and says it
     reconnected."""
@@ -412,14 +307,11 @@ async def test_logs_follow_carries_on_across_a_code_reload(engine: Engine,
     assert "engine went away (reloading?): reconnecting…" in text and "Traceback" not in text
 
 
-def test_attach_on_a_terminal_reconnects(engine: Engine, tmp_path: Path) -> None:
+def test_attach_on_a_terminal_reconnects(engine: Headless, tmp_path: Path) -> None:
     """`tui-supervisor attach` on a real pty: a code reload shows the reconnect, the
     dashboard stays, `q` detaches with exit 0 and the engine keeps running."""
-    from test_tui_terminal import Term
-
     asyncio.run(_ready_and_close(engine))
-    env = {**cli_env(tmp_path), "PYTHONPATH": str(ROOT)}
-    t = Term([PY, "-m", "tui_supervisor", "attach", "-c", str(engine.cfg)], env, tmp_path)
+    t = engine.open_term("attach")
     try:
         t.read_until("idle")
         os.kill(engine.proc.pid, signal.SIGUSR2)
@@ -432,5 +324,5 @@ def test_attach_on_a_terminal_reconnects(engine: Engine, tmp_path: Path) -> None
         t.kill()
 
 
-async def _ready_and_close(engine: Engine) -> None:
+async def _ready_and_close(engine: Headless) -> None:
     await (await engine.ready()).close()

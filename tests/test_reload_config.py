@@ -112,10 +112,10 @@ async def test_debounce_turns_a_burst_into_one_call(tmp_path: Path) -> None:
     try:
         for i in range(10):
             f.write_text(f"x{i}")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the burst tested: writes 10 ms apart
         (tmp_path / "unrelated.txt").write_text("y")  # not watched
         await wait_for(lambda: calls, what="the debounced call")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the thing tested: no second call follows
         assert calls == [{f.resolve()}]
     finally:
         w.stop()

@@ -7,20 +7,24 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
-from conftest import kill_marked
-from test_cli import ROOT
-from test_reload_code import (
+from support import (
     NEW_SCREEN,
+    Collector,
     Dashboard,
     Headless,
+    alive,
+    assert_contiguous,
     config,
     copy_package,
+    kill_marked,
     pids,
     running,
+    tick_lines,
+    wait_for,
+    wait_until,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -33,7 +37,7 @@ def broken(tmp_path: Path):
     (imports fine, so the pre-flight passes) and a code reload: the engine is in safe mode.
     Yields (engine, runner/headless.py of the copy, its good text, pids before)."""
     pkg = copy_package(tmp_path)
-    e = Headless(tmp_path, config(tmp_path), pkg)
+    e = Headless(tmp_path, config(tmp_path), pkg, quiet=True)
     try:
         first = running(e)
         cli = pkg / "tui_supervisor" / "runner" / "headless.py"
@@ -50,14 +54,6 @@ def broken(tmp_path: Path):
         kill_marked()
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_safe_mode_keeps_services_until_the_fix(broken) -> None:
     e, cli, good, first = broken
     before = pids(first)
@@ -67,7 +63,10 @@ def test_safe_mode_keeps_services_until_the_fix(broken) -> None:
     assert "Traceback" not in r.stderr
     os.kill(before["idle"], signal.SIGKILL)  # a service dies meanwhile
     e.wait_out(f"idle (pid {before['idle']}) exited")
-    time.sleep(1.0)  # the 1 kHz writer goes on: its lines go to the log file
+    log = Path(next(s for s in first["services"] if s["name"] == "tick")["log_file"])
+    grown = log.stat().st_size + 1000 * 55
+    wait_until(lambda: log.stat().st_size > grown, 30,  # the writer goes on: to its log
+               "1000 more lines of the 1 kHz writer in its log file, in safe mode")
     assert alive(before["tick"])
     cli.write_text(good)  # the fix, saved: safe mode notices it by itself
     e.wait_out("code reloaded after", timeout=60)
@@ -75,11 +74,10 @@ def test_safe_mode_keeps_services_until_the_fix(broken) -> None:
     assert snap["engine"]["pid"] == e.proc.pid
     svc = {s["name"]: s for s in snap["services"]}
     assert svc["tick"]["pid"] == before["tick"] and svc["tick"]["restarts"] == 0
-    deadline = time.monotonic() + 30
-    while svc["idle"]["pid"] in (None, before["idle"]):  # its exit, collected and handled
-        assert time.monotonic() < deadline, svc["idle"]
-        time.sleep(0.1)
-        svc = {s["name"]: s for s in e.snapshot()["services"]}
+    if svc["idle"]["pid"] in (None, before["idle"]):  # its exit, collected and handled
+        snap = e.snapshot(lambda s: pids(s)["idle"] not in (None, before["idle"]),
+                          what="idle respawned")
+        svc = {s["name"]: s for s in snap["services"]}
     assert svc["idle"]["failures"] == 1
     assert not os.path.exists(f"/proc/{before['idle']}")  # reaped, not left a zombie
     log = Path(svc["tick"]["log_file"])
@@ -103,7 +101,7 @@ def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
     so; the saved fix brings the dashboard back with the same services."""
     pkg = copy_package(tmp_path)
     d = Dashboard(tmp_path, config(tmp_path), pkg)
-    t, e = d.term, d.e
+    t, e = d.term, d
     try:
         t.read_until("tick")
         first = running(e)
@@ -124,13 +122,14 @@ def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
         snap = e.snapshot()
         assert snap["engine"]["pid"] == first["engine"]["pid"] and pids(snap) == pids(first)
     finally:
-        d.close()
+        d.stop()
+        kill_marked()
 
 
 def test_a_config_saved_broken_refuses_the_code_reload(tmp_path: Path) -> None:
     """The pre-flight loads the config file as the new image would: a typo in it refuses
     the code reload (file:line) instead of sending the new image to safe mode."""
-    e = Headless(tmp_path, config(tmp_path), ROOT)
+    e = Headless(tmp_path, config(tmp_path), quiet=True)
     try:
         first = running(e)
         text = e.cfg.read_text()
@@ -152,10 +151,12 @@ def test_a_config_saved_broken_refuses_the_code_reload(tmp_path: Path) -> None:
 def test_a_failed_exec_leaves_the_old_code_in_charge(tmp_path: Path) -> None:
     """If the exec itself fails (injected: TUISUP_FAULT=exec-fail), the old image adopts
     its own record again: same PIDs, the socket answers, no line lost."""
-    e = Headless(tmp_path, config(tmp_path), ROOT, TUISUP_FAULT="exec-fail")
+    e = Headless(tmp_path, config(tmp_path), quiet=True, TUISUP_FAULT="exec-fail")
     try:
         first = running(e)
-        time.sleep(0.5)
+        log = Path(next(s for s in first["services"] if s["name"] == "tick")["log_file"])
+        wait_until(lambda: log.stat().st_size > 300 * 55, 30,  # lines before the reloads
+                   "300 lines of the writer")
         for i in range(1, 3):
             r = e.cli("reload", "--code")
             assert r.returncode == 0, r.stderr
@@ -165,8 +166,10 @@ def test_a_failed_exec_leaves_the_old_code_in_charge(tmp_path: Path) -> None:
         assert snap["engine"]["pid"] == e.proc.pid and pids(snap) == pids(first)
         tick = next(s for s in snap["services"] if s["name"] == "tick")
         assert tick["restarts"] == 0
-        time.sleep(0.5)
-        log = Path(tick["log_file"])
+        assert Path(tick["log_file"]) == log
+        grown = log.stat().st_size + 300 * 55
+        wait_until(lambda: log.stat().st_size > grown, 30,  # lines after the reloads
+                   "300 more lines of the writer")
     finally:
         e.stop()
         kill_marked()
@@ -180,8 +183,6 @@ async def test_an_attached_subscriber_waits_through_safe_mode(tmp_path: Path) ->
     every `tick` line exactly once (the ones read in safe mode replayed by offset)."""
     import asyncio
 
-    from test_reconnect import Collector, assert_contiguous, tick_lines
-
     from tui_supervisor.control.client import RemoteSupervisor
     from tui_supervisor.control.resume import Reconnect
 
@@ -190,7 +191,7 @@ async def test_an_attached_subscriber_waits_through_safe_mode(tmp_path: Path) ->
     runtime = tmp_path / "run"
     cfg.write_text(cfg.read_text().replace("settings: {", f"settings: {{runtime_dir: {runtime}, ")
                    .replace("'0.001'", "'0.01'"))  # what safe mode reads fits in the ring
-    e = Headless(tmp_path, cfg, pkg)
+    e = Headless(tmp_path, cfg, pkg, quiet=True)
     sub = None
     try:
         first = await asyncio.to_thread(e.snapshot)
@@ -206,21 +207,21 @@ async def test_an_attached_subscriber_waits_through_safe_mode(tmp_path: Path) ->
             return any(ev.get("kind") == "connection" and ev["state"] == state
                        and text in ev["message"] for ev in sub.events)
 
-        deadline = time.monotonic() + 30
-        while not said("lost", "in safe mode"):
-            assert time.monotonic() < deadline and not sub.done, sub.events[-3:]
-            await asyncio.sleep(0.05)
+        def still(state: str, text: str = "") -> bool:  # the stream has not ended first
+            assert not sub.done, sub.events[-3:]
+            return said(state, text)
+
+        await wait_for(lambda: still("lost", "in safe mode"), 30, lambda: (
+            f"'lost: in safe mode': {sub.events[-3:]}"), interval=0.05)
         assert said("lost", "broken start-up")
         await asyncio.sleep(4.5)  # longer than give_up_after: an engine in safe mode is alive
         assert not said("gave_up") and not sub.done
         cli.write_text(good)
-        while not said("restored"):
-            assert time.monotonic() < deadline + 30 and not sub.done, sub.events[-3:]
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: still("restored"), 60, lambda: (
+            f"'restored': {sub.events[-3:]}"), interval=0.05)
         n = len(tick_lines(sub.events))
-        while len(tick_lines(sub.events)) < n + 50:  # live again
-            assert time.monotonic() < deadline + 60
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: len(tick_lines(sub.events)) >= n + 50, 60,  # live again
+                       "50 live lines", interval=0.05)
         lines = tick_lines(sub.events)
         assert_contiguous(lines)
         snap = await asyncio.to_thread(e.snapshot)
@@ -241,16 +242,18 @@ def test_safe_mode_rotates_logs_as_the_engine_does(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     cfg.write_text(cfg.read_text().replace(
         "    start_time: 0\n", "    start_time: 0\n    log: {max_bytes: 20KB, backups: 100}\n", 1))
-    e = Headless(tmp_path, cfg, pkg)
+    e = Headless(tmp_path, cfg, pkg, quiet=True)
     try:
         first = running(e)
+        log = Path(next(s for s in first["services"] if s["name"] == "tick")["log_file"])
         cli = pkg / "tui_supervisor" / "runner" / "headless.py"
         good = cli.read_text()
         cli.write_text(good.replace(
             BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
         assert e.cli("reload", "--code").returncode == 0
         e.wait_out("safe mode: the new code failed at start-up")
-        time.sleep(3)  # ~165 KB of lines: eight times max_bytes
+        wait_until(lambda: len(list(log.parent.glob("tick.log.*"))) > 8, 60,
+                   "more than 8 rotated files of tick's log, in safe mode")
         cli.write_text(good)
         e.wait_out("code reloaded after", timeout=60)
         log = Path(next(s for s in e.snapshot()["services"] if s["name"] == "tick")["log_file"])

@@ -3,67 +3,12 @@ processes — in the engine's process and attached over a real control socket.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
 from conftest import alive, child, spec, wait_for
+from support import SIZE, rows, settle
 
-from tui_supervisor.control.client import RemoteSupervisor
-from tui_supervisor.control.server import ControlServer
-from tui_supervisor.engine.supervisor import Supervisor
-from tui_supervisor.tui.app import SupervisorApp
 from tui_supervisor.tui.screens.dialogs import ConfirmScreen, QuitScreen, SignalScreen
-
-SIZE = (140, 45)
-
-
-@pytest.fixture(params=["hosted", "attached"])
-async def make_app(request: pytest.FixtureRequest, engine_factory: Callable[..., Any]
-                   ) -> AsyncIterator[Callable[..., Any]]:
-    """make(*specs) -> (engine, app): the app uses the engine itself, or a socket client."""
-    closers: list[Any] = []
-
-    async def make(*specs: Any, **kw: Any) -> tuple[Supervisor, SupervisorApp]:
-        sup = await engine_factory(*specs, **kw)
-        if request.param == "hosted":
-            return sup, SupervisorApp(sup, mode="hosted")
-        srv = ControlServer(sup, sup.config.settings.runtime_dir)
-        await srv.start()
-        client = RemoteSupervisor(sup.config.settings.runtime_dir)
-        closers.extend([client, srv])
-        return sup, SupervisorApp(client, mode="attached")
-
-    try:
-        yield make
-    finally:
-        for c in closers:
-            await c.close()
-
-
-def rows(app: SupervisorApp) -> dict[str, list[str]]:
-    """What the table shows: service -> cell texts, in display order."""
-    t = app.table
-    return {str(r.key.value): [str(c) for c in t.get_row(r.key)] for r in t.ordered_rows}
-
-
-async def settle(pilot: Any, pred: Callable[[], Any], what: str = "") -> Any:
-    """Let the app tick until `pred` holds (generous timeout)."""
-    async def check() -> Any:
-        await pilot.pause(0.05)
-        return pred()
-
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        v = await check()
-        if v:
-            return v
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or pred}")
 
 
 async def test_table_follows_the_engine(make_app, tmp_path: Path) -> None:
@@ -120,7 +65,7 @@ async def test_confirm_before_acting_on_all(make_app, tmp_path: Path) -> None:
         app.action_stop_all()
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
-        await pilot.pause(0.3)
+        await pilot.pause(0.3)  # the thing tested: nothing is stopped meanwhile
         assert {n: s.pid for n, s in sup.services.items()} == before
         app.action_restart_all()
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -217,7 +162,7 @@ async def test_history_is_backfilled_once(make_app, tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, lambda: len(app.store.services.get("a", None).lines
                                         if "a" in app.store.services else []) >= 30)
-        await pilot.pause(0.3)
+        await pilot.pause(0.3)  # the thing tested: no line comes twice meanwhile
         shown = [x.text for x in app.store.services["a"].lines]
         truth = [t for _, _, _, t in sup.services["a"].ring.tail(None)]
         assert shown == truth and len(shown) == len(set(shown))
@@ -238,7 +183,7 @@ async def test_search_keys(make_app, tmp_path: Path) -> None:
 
 
 async def test_command_palette_runs_actions(make_app, tmp_path: Path) -> None:
-    from textual.command import CommandPalette
+    from textual.command import CommandList, CommandPalette
 
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -246,7 +191,13 @@ async def test_command_palette_runs_actions(make_app, tmp_path: Path) -> None:
         await pilot.press("ctrl+p")
         await settle(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"stop all services")
-        await pilot.pause(0.5)
+
+        def offered() -> bool:  # the search's best hit, highlighted: what enter runs
+            hits = app.screen.query_one(CommandList)
+            return hits.highlighted is not None and "Stop all services" in str(
+                hits.get_option_at_index(hits.highlighted).prompt)
+
+        await settle(pilot, offered, "'Stop all services' offered")
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asks first")
         await pilot.press("y")

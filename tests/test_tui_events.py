@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import time
@@ -16,9 +15,18 @@ from typing import Any
 
 import pytest
 from conftest import child, kill_marked, spec, wait_for
-from test_reconnect import engine  # noqa: F401  (a fixture: a real headless engine)
-from test_tui_app import SIZE, make_app, rows, settle  # noqa: F401  (make_app: a fixture)
-from test_tui_snapshots import SNAPSHOT, T0, FixedAPI, _settle
+from support import (
+    SIZE,
+    SNAPSHOT,
+    T0,
+    Dashboard,
+    FixedAPI,
+    config,
+    rows,
+    running,
+    settle,
+    settle_picture,
+)
 
 from tui_supervisor.metrics.incidents import Incidents
 from tui_supervisor.tui.app import SupervisorApp
@@ -139,7 +147,7 @@ def shown(app: SupervisorApp) -> str:
     return "\n".join(screen.lines()) if isinstance(screen, EventsScreen) else ""
 
 
-async def test_config_reload_shows_in_the_event_log(make_app, tmp_path: Path) -> None:  # noqa: F811
+async def test_config_reload_shows_in_the_event_log(make_app, tmp_path: Path) -> None:
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path),
                               spec("b", child("sleeper"), tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -166,7 +174,7 @@ async def test_config_reload_shows_in_the_event_log(make_app, tmp_path: Path) ->
         await settle(pilot, lambda: not isinstance(app.screen, EventsScreen), "closed")
 
 
-async def test_crash_and_invalid_edit_show_while_open(make_app, tmp_path: Path) -> None:  # noqa: F811
+async def test_crash_and_invalid_edit_show_while_open(make_app, tmp_path: Path) -> None:
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path),
                               spec("c", child("crash", "3", "0.5"), tmp_path,
                                    restart="never"))
@@ -204,7 +212,7 @@ async def test_crashes_before_the_ui_are_shown(engine_factory, tmp_path: Path) -
         assert sum("exit code 4" in x for x in lines) == 1  # not also as a live event
 
 
-async def test_notices_before_the_ui_are_shown(make_app, tmp_path: Path) -> None:  # noqa: F811
+async def test_notices_before_the_ui_are_shown(make_app, tmp_path: Path) -> None:
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
     sup.config.path.write_text("services:\n  a: {command: [x], restart: sometimes}\n")
     assert not (await sup.reload())["ok"]  # before the UI: the engine keeps the notice
@@ -257,20 +265,11 @@ async def test_scrolled_up_stays_put_at_the_end_follows() -> None:
 def test_code_reload_under_the_dashboard_is_in_its_event_log(tmp_path: Path) -> None:
     """The hosted dashboard is re-executed with the engine: the new one was not there when
     the new image said "code reloaded", and shows it all the same (the engine kept it)."""
-    from test_cli import PY, ROOT, cli_env
-    from test_reload_code import Headless, config, pids
-    from test_tui_terminal import Term, kill_engines
-
-    cfg = config(tmp_path)
-    env = {**cli_env(tmp_path), "PYTHONPATH": str(ROOT)}
-    t = Term([PY, "-m", "tui_supervisor", "-c", str(cfg)], env, tmp_path)
-    e = Headless.__new__(Headless)  # only for its client helpers
-    e.env, e.tmp, e.cfg, e.out_path = env, tmp_path, cfg, tmp_path / "none"
+    e = Dashboard(tmp_path, config(tmp_path))
+    t = e.term
     try:
         t.read_until("tick")
-        first = e.snapshot()
-        while not all(pids(first).values()):
-            first = e.snapshot()
+        first = running(e)
         t.out = b""
         r = e.cli("reload", "--code")
         assert r.returncode == 0, r.stderr
@@ -292,12 +291,7 @@ def test_code_reload_under_the_dashboard_is_in_its_event_log(tmp_path: Path) -> 
         t.send("s")
         assert t.wait() == 0
     finally:
-        t.kill()
-        r = e.cli("status", "--json")
-        if r.returncode == 0:
-            os.kill(json.loads(r.stdout)["engine"]["pid"], signal.SIGTERM)
-            time.sleep(1)
-        kill_engines(cfg)
+        e.stop()
         kill_marked()
 
 
@@ -341,7 +335,7 @@ async def test_a_new_subscription_fills_the_gap_once(engine_factory, tmp_path: P
 
 
 @pytest.mark.timeout(120)
-async def test_attached_reconnect_across_a_code_reload(engine) -> None:  # noqa: F811
+async def test_attached_reconnect_across_a_code_reload(engine) -> None:
     """Attached with reconnecting on: the log says the engine went away, the new image's
     "code reloaded" (sent before this client was back) and "reconnected", in order."""
     from tui_supervisor.control.client import RemoteSupervisor
@@ -424,9 +418,9 @@ class EventfulAPI(FixedAPI):
 
 def test_snapshot_event_log(snap_compare: Any) -> None:
     async def run_before(pilot: Any) -> None:
-        await _settle(pilot)
+        await settle_picture(pilot)
         await pilot.press("e")
-        await _settle(pilot)
+        await settle_picture(pilot)
 
     app = SupervisorApp(EventfulAPI(), mode="attached",  # type: ignore[arg-type]
                         clock=lambda: 1000.0, wall_clock=lambda: T0 - 50)

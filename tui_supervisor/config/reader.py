@@ -102,7 +102,7 @@ class Reader:
                     merged = self.mapping(src, path, null_ok=False, _seen=seen) or {}
                     for key, pair in merged.items():
                         items.setdefault(key, pair)
-        merged = set(items)
+        inherited = set(items)
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 continue
@@ -110,11 +110,11 @@ class Reader:
                 self.add(key_node, path, "keys must be plain strings")
                 continue
             key = key_node.value
-            if key in items and key not in merged:
+            if key in items and key not in inherited:
                 first = items[key][0].start_mark.line + 1
                 self.add(key_node, path, f"duplicate key {key!r} (first defined on line {first})")
                 continue
-            merged.discard(key)
+            inherited.discard(key)
             items[key] = (key_node, value_node)
         return items
 

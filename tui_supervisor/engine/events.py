@@ -51,6 +51,12 @@ class Exited(Event):
     """Seconds from the process's death to the engine noticing. Known only for deaths the
     engine caused with SIGKILL (sent → observed); None otherwise (Linux keeps no death
     time a supervisor can read)."""
+    cause: str = "exit"
+    """What ended: "exit" (the main process), "daemon" (the last process of a daemonized
+    service; `pid` is that process, `uptime` the service's since its spawn) or "spawn"
+    (the process could not be started: `pid` 0, no code or signal, see `detail`)."""
+    detail: str | None = None
+    """In words, when code and signal cannot say it ("cannot spawn: ...")."""
 
 
 @dataclass(frozen=True, slots=True)

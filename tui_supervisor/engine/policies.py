@@ -3,7 +3,9 @@ unless passed in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tui_supervisor.config.schema import BackoffSpec, CrashLoopSpec, RestartPolicy
@@ -70,16 +72,47 @@ def backoff_delay(spec: BackoffSpec, consecutive: int, rand: float = 0.5) -> flo
 
     The first failure after a quiet period restarts at once; the n-th waits
     min(max, initial * factor**(n-2)) scaled by a jitter factor in [1-j, 1+j], where
-    `rand` in [0, 1) picks the point (0.5 = no jitter).
+    `rand` in [0, 1) picks the point (0.5 = no jitter). Defined for any count: the
+    exponent is never raised past the point where the cap is reached.
     """
     if consecutive <= 1:
         return 0.0
-    base = min(spec.max, spec.initial * spec.factor ** (consecutive - 2))
+    base = _grown(spec.initial, spec.factor, spec.max, consecutive - 2)
     scale = 1.0 + spec.jitter * (2.0 * rand - 1.0)
-    return max(0.0, min(spec.max * (1.0 + spec.jitter), base * scale))
+    # a max near the largest float must not jitter up to inf (backoff_until is JSON)
+    return max(0.0, min(spec.max * (1.0 + spec.jitter), base * scale, sys.float_info.max))
+
+
+def _grown(initial: float, factor: float, cap: float, k: int) -> float:
+    """min(cap, initial * factor**k) without computing a power that cannot matter
+    (factor**k in floats overflows past ~1e308: OverflowError, not inf)."""
+    if initial <= 0.0:
+        return 0.0  # 0 * inf would be nan
+    if initial >= cap:
+        return cap
+    if factor <= 1.0 or k == 0:
+        return initial
+    # initial * factor**k >= cap from k >= log(cap / initial) / log(factor) on; the
+    # product decides near that point (+1 covers rounding in the logs)
+    reach = (math.log(cap) - math.log(initial)) / math.log(factor)
+    if k > reach + 1.0:
+        return cap
+    try:
+        return min(cap, initial * factor**k)
+    except OverflowError:  # factor**k alone is too big (a tiny initial): work in logs
+        log_grown = math.log(initial) + k * math.log(factor)
+        return cap if log_grown >= math.log(cap) else math.exp(log_grown)
 
 
 def crash_loop(spec: CrashLoopSpec, failure_times: Iterable[float], now: float) -> bool:
     """True when `max_failures` or more failures fall inside the last `window` seconds."""
     recent = sum(1 for t in failure_times if now - t <= spec.window)
     return recent >= spec.max_failures
+
+
+def recent_failures(spec: CrashLoopSpec, failure_times: Sequence[float],
+                    now: float) -> tuple[float, ...]:
+    """The failure times `crash_loop` can still need: those inside the window, at most
+    the last `max_failures` (so detection works for any threshold, in bounded memory)."""
+    keep = [t for t in failure_times[-spec.max_failures:] if now - t <= spec.window]
+    return tuple(keep)

@@ -68,10 +68,10 @@ def spawn(argv: tuple[str, ...], *, cwd: str, env: dict[str, str], user: str | N
         elif pw.pw_uid != os.geteuid():
             raise SpawnError(f"needs root to run as user {user!r}", permanent=True)
     try:
-        p = subprocess.Popen(
+        p = subprocess.Popen(  # type: ignore[call-overload]
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True, bufsize=0, close_fds=True,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
     except FileNotFoundError as e:
         what = "working directory" if e.filename == cwd and not os.path.isdir(cwd) else "command"

@@ -1,5 +1,8 @@
-"""One supervised service: its state machine and restart logic. Its process tree is
-handled by `tree.ProcessTree`, its output by `output.ServiceOutput` (mixed in).
+"""One supervised service: the OS and asyncio side of its lifecycle. What follows an
+exit is decided by `lifecycle.decide` (pure); this class observes the exits, carries out
+the effects and runs the timers. Its state lives in one `record.ServiceRecord`, the
+source of its snapshot view and of its handoff record. Its process tree is handled by
+`tree.ProcessTree`, its output by `output.ServiceOutput` (mixed in).
 
 Only `_set_state` changes `state`; it checks the transition table and emits the event.
 Time-based moves (start rule, backoff, stop timeout) are timers/tasks tagged with an
@@ -14,27 +17,36 @@ import os
 import random
 import signal
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.bus import EventBus
-from tui_supervisor.engine.events import Exited, Spawned, StateChanged
+from tui_supervisor.engine.events import Spawned, StateChanged
+from tui_supervisor.engine.lifecycle import (
+    Cleanup,
+    DaemonGone,
+    Effect,
+    Emit,
+    LifecycleEvent,
+    MainExit,
+    Now,
+    OperatorSignal,
+    Respawn,
+    SetState,
+    SpawnFailed,
+    Tell,
+    WatchDaemons,
+    decide,
+)
 from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
 from tui_supervisor.engine.output import ServiceOutput
-from tui_supervisor.engine.policies import (
-    ExitInfo,
-    backoff_delay,
-    crash_loop,
-    is_clean,
-    is_failure,
-    should_restart,
-)
+from tui_supervisor.engine.policies import ExitInfo
 from tui_supervisor.engine.reaper import ChildWatcher
+from tui_supervisor.engine.record import InRecord, ServiceRecord
 from tui_supervisor.engine.states import (
     SIGNALLABLE_STATES,
     STARTABLE_STATES,
@@ -60,31 +72,33 @@ class EngineContext:
 
 
 class Service(ProcessTree, ServiceOutput):
+    state = InRecord[State]()
+    reason = InRecord[str]()
+    state_since = InRecord[float]()
+    pid = InRecord[int | None]()
+    pgid = InRecord[int | None]()
+    started_mono = InRecord[float | None]()
+    started_wall = InRecord[float | None]()
+    spawns = InRecord[int]()
+    restarts = InRecord[int]()
+    failures = InRecord[int]()
+    consecutive = InRecord[int]()
+    failure_times = InRecord[tuple[float, ...]]()
+    recent_failures = InRecord[tuple[dict[str, Any], ...]]()
+    last_exit = InRecord[dict[str, Any] | None]()
+    wanted = InRecord[bool]()
+    backoff_until = InRecord[float | None]()
+    daemon_pids = InRecord[frozenset[int]]()
+    operator_signal = InRecord[bool]()
+
     def __init__(self, spec: ServiceSpec, ctx: EngineContext) -> None:
         self.spec = spec
         self.ctx = ctx
         self.name = spec.name
         self.marker = proc.marker(ctx.config_id, spec.name)
-        self.state = State.STOPPED
-        self.reason = ""
-        self.pid: int | None = None
-        self.pgid: int | None = None
-        self.started_mono: float | None = None
-        self.started_wall: float | None = None
-        self.state_since = time.time()
-        self.spawns = 0
-        self.restarts = 0
-        self.failures = 0
-        self.consecutive = 0
-        self.failure_times: deque[float] = deque(maxlen=1000)
-        self.recent_failures: deque[dict[str, Any]] = deque(maxlen=20)
-        self.last_exit: dict[str, Any] | None = None
-        self.wanted = False
-        self.backoff_until: float | None = None
-        self.daemon_pids: set[int] = set()
+        self.rec = ServiceRecord(state_since=time.time())
         self._known: dict[int, int] = {}
         """pid -> start time of processes seen to belong to the service (see _tree)."""
-        self.operator_signal = False
         self.killed_at: float | None = None
         self._exit_seen: float | None = None
         """Monotonic time the last exit nobody asked for was observed (respawn latency)."""
@@ -108,12 +122,10 @@ class Service(ProcessTree, ServiceOutput):
         if new is not old and new not in TRANSITIONS[old]:
             raise InvalidTransition(f"{self.name}: {old.value} -> {new.value} ({reason})")
         self._epoch += 1
-        self.state = new
-        self.reason = reason
-        self.state_since = time.time()
-        if new is not State.BACKOFF:
-            self.backoff_until = None
-        self.ctx.bus.emit(StateChanged(self.state_since, self.name, old.value, new.value,
+        since = time.time()
+        self.rec = replace(self.rec, state=new, reason=reason, state_since=since,
+                           backoff_until=self.backoff_until if new is State.BACKOFF else None)
+        self.ctx.bus.emit(StateChanged(since, self.name, old.value, new.value,
                                        self.pid, reason, self.wanted))
         self.ctx.changed()
 
@@ -133,12 +145,10 @@ class Service(ProcessTree, ServiceOutput):
         Leftovers of an earlier process are stopped first: never two copies."""
         if self.state is not State.BACKOFF and self.state not in STARTABLE_STATES:
             return False
-        self.wanted = True
         busy = self._task is not None and not self._task.done()
         self._cancel_task()
         self._cancel_timer()
-        self.consecutive = 0
-        self.failure_times.clear()
+        self.rec = replace(self.rec, wanted=True, consecutive=0, failure_times=())
         if busy and self._leftovers():
             self._task = asyncio.ensure_future(self._start_after_cleanup(reason))
         else:
@@ -175,7 +185,7 @@ class Service(ProcessTree, ServiceOutput):
         """Deliver `sig` to the main process (or the daemonized processes)."""
         if self.state not in SIGNALLABLE_STATES:
             return False
-        self.operator_signal = True
+        self._decide(OperatorSignal())
         targets = [self.pid] if self.pid is not None else sorted(self.daemon_pids)
         if sig == signal.SIGKILL and self.pid is not None and self.killed_at is None:
             self.killed_at = time.monotonic()
@@ -215,24 +225,17 @@ class Service(ProcessTree, ServiceOutput):
             self.pid = None
             self._exit_seen = time.monotonic()
             self._set_state(State.STARTING, why)
-            self._notice("error", f"cannot spawn: {e}")
-            if e.permanent:
-                self._set_state(State.FATAL, str(e))
-            else:
-                self._after_exit(ExitInfo(None, None), was_starting=True, requested=False,
-                                 reason=str(e))
+            self._decide(SpawnFailed(str(e), e.permanent))
             return
         latency = None
         if auto and self._exit_seen is not None:
             latency = max(0.0, time.monotonic() - self._exit_seen - self._respawn_delay)
         self._exit_seen, self.killed_at = None, None
-        self.pid = self.pgid = s.pid
+        r = self.rec
+        self.rec = replace(r, pid=s.pid, pgid=s.pid, restarts=r.restarts + auto,
+                           spawns=r.spawns + 1, started_mono=time.monotonic(),
+                           started_wall=s.started_wall, operator_signal=False)
         self.ctx.watcher.sessions.add(s.pid)
-        self.restarts += auto
-        self.spawns += 1
-        self.started_mono = time.monotonic()
-        self.started_wall = s.started_wall
-        self.operator_signal = False
         self._add_pipe(s.stdout_fd, "stdout")
         self._add_pipe(s.stderr_fd, "stderr")
         self.ctx.watcher.watch(s.pid, self._on_main_exit)
@@ -252,7 +255,7 @@ class Service(ProcessTree, ServiceOutput):
         if epoch == self._epoch and self.state is State.STARTING:
             self._set_state(State.RUNNING, f"up for {self.spec.start_time:g}s")
 
-    # -- exits ------------------------------------------------------------------------
+    # -- exits: observed here, decided by lifecycle.decide, carried out by _apply ------
     def _on_main_exit(self, pid: int, exit: ExitInfo) -> None:
         if pid != self.pid:
             return
@@ -262,64 +265,56 @@ class Service(ProcessTree, ServiceOutput):
         self.killed_at, self._exit_seen = None, now
         self.pid = None
         self._cancel_timer()
-        was_starting = self.state is State.STARTING
-        if (self.state is State.RUNNING and uptime - self.spec.start_time
-                >= self.spec.backoff.reset_after):
-            self.consecutive = 0
         requested = self._stopping or self.state is State.STOPPING
-        self.last_exit = {"pid": pid, "code": exit.code, "signal": exit.signal,
-                          "t": time.time(), "uptime": uptime, "text": exit.describe()}
-        leftovers = set() if requested else self._leftovers()
-        daemonized = bool(leftovers) and is_clean(exit, self.spec.success_codes)
-        failure = not daemonized and is_failure(
-            exit, self.spec.success_codes, was_starting=was_starting,
-            requested=requested or self.operator_signal)
+        leftovers = frozenset() if requested else frozenset(self._leftovers())
         self._drain_pipes()  # its last lines first: they explain the exit
-        self.ctx.bus.emit(Exited(time.time(), self.name, pid, exit.code, exit.signal,
-                                 requested, failure, uptime, detect))
-        if requested:
-            return  # the stop task finishes the job
-        self._after_exit(exit, was_starting=was_starting, requested=self.operator_signal,
-                         reason=exit.describe(), leftovers=leftovers)
+        # when requested, the stop task finishes the job
+        self._decide(MainExit(pid, exit, uptime, requested, leftovers, detect))
 
-    def _after_exit(self, exit: ExitInfo, *, was_starting: bool, requested: bool,
-                    reason: str, leftovers: set[int] | None = None) -> None:
-        """Decide what follows an exit nobody asked for (or an operator signal)."""
-        if leftovers is None:
-            leftovers = self._leftovers()
-        if leftovers and is_clean(exit, self.spec.success_codes):
-            self._track_daemon(leftovers, f"main process {exit.describe()}")
+    def _on_daemon_exit(self, pid: int, exit: ExitInfo) -> None:
+        self.daemon_pids = self.daemon_pids - {pid}
+        if self.daemon_pids or self.state is not State.DAEMONIZED:
             return
-        failure = is_failure(exit, self.spec.success_codes, was_starting=was_starting,
-                             requested=requested)
-        now = time.monotonic()
-        if failure:
-            self.failures += 1
-            self.consecutive += 1
-            self.failure_times.append(now)
-            self.recent_failures.append({"t": time.time(), "reason": reason,
-                                         "starting": was_starting})
-        restart = self.wanted and should_restart(self.spec.restart, exit,
-                                                 self.spec.success_codes, requested=False)
-        if failure and restart and crash_loop(self.spec.crash_loop, self.failure_times, now):
-            cl = self.spec.crash_loop
-            self._set_state(State.FATAL, f"crash loop: {cl.max_failures} failures in "
-                            f"{cl.window:g}s (last: {reason})")
-            self._notice("error", f"crash loop, giving up: {self.reason}")
-            self._start_cleanup(leftovers)
-        elif restart:
-            delay = backoff_delay(self.spec.backoff, self.consecutive, self.ctx.rand()) \
-                if failure else 0.0
-            self.backoff_until = now + delay
-            self._respawn_delay = delay
-            self._set_state(State.BACKOFF, f"{reason}; restarting in {delay:.2f}s")
-            if delay <= 0 and not leftovers:
+        self._decide(DaemonGone(pid, exit, frozenset(self._leftovers())))
+
+    def _decide(self, event: LifecycleEvent) -> None:
+        try:
+            now = Now(time.monotonic(), time.time())
+            self.rec, effects = decide(self.rec, event, self.spec, now, self.ctx.rand())
+            for effect in effects:
+                self._apply(effect)
+        except Exception as e:  # a bug here must not leave the service unsupervised
+            self._give_up(e)
+
+    def _apply(self, effect: Effect) -> None:
+        if isinstance(effect, Emit):
+            self.ctx.bus.emit(effect.event)
+        elif isinstance(effect, SetState):
+            self._set_state(effect.state, effect.reason)
+        elif isinstance(effect, WatchDaemons):
+            for p in effect.pids:
+                self.ctx.watcher.watch(p, self._on_daemon_exit)
+        elif isinstance(effect, Respawn):
+            self._respawn_delay = effect.delay
+            if effect.delay <= 0 and not effect.clear:
                 self._spawn("respawned", auto=True)
             else:
-                self._task = asyncio.ensure_future(self._respawn_later(leftovers))
-        else:
-            self._set_state(State.EXITED, reason)
-            self._start_cleanup(leftovers)
+                self._task = asyncio.ensure_future(self._respawn_later(effect.clear))
+        elif isinstance(effect, Cleanup):
+            self._task = asyncio.ensure_future(self._cleanup())
+        elif isinstance(effect, Tell):
+            self._notice(effect.level, effect.message)
+
+    def _give_up(self, e: Exception) -> None:
+        """After an internal error: say it, and be `fatal` (a manual start recovers)
+        rather than `running` with no process."""
+        why = f"internal error after an exit: {type(e).__name__}: {e}"
+        self._notice("error", f"{why}; giving up on it until it is started again")
+        if State.FATAL in TRANSITIONS[self.state]:
+            with contextlib.suppress(Exception):
+                self._set_state(State.FATAL, why)
+                if self._leftovers():
+                    self._task = asyncio.ensure_future(self._cleanup())
 
     async def _respawn_later(self, leftovers: bool) -> None:
         epoch = self._epoch
@@ -331,39 +326,11 @@ class Service(ProcessTree, ServiceOutput):
             self._task = None
             self._spawn("respawned", auto=True)
 
-    def _start_cleanup(self, leftovers: bool) -> None:
-        if leftovers:
-            self._task = asyncio.ensure_future(self._cleanup())
-
     async def _cleanup(self) -> None:
         try:
             await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
         finally:
             self._task = None
-
-    # -- daemonized -------------------------------------------------------------------
-    def _track_daemon(self, pids: set[int], why: str) -> None:
-        self.daemon_pids = set(pids) or self.daemon_pids
-        for p in self.daemon_pids:
-            self.ctx.watcher.watch(p, self._on_daemon_exit)
-        shown = ", ".join(map(str, sorted(self.daemon_pids)[:5]))
-        if len(self.daemon_pids) > 5:
-            shown += ", ..."
-        if self.state is not State.DAEMONIZED:
-            self._set_state(State.DAEMONIZED, f"{why}; still running: pid {shown}")
-
-    def _on_daemon_exit(self, pid: int, exit: ExitInfo) -> None:
-        self.daemon_pids.discard(pid)
-        if self.daemon_pids or self.state is not State.DAEMONIZED:
-            return
-        rest = self._leftovers()
-        if rest:
-            self._track_daemon(rest, "")
-            return
-        self.last_exit = {"pid": pid, "code": exit.code, "signal": exit.signal,
-                          "t": time.time(), "uptime": None, "text": exit.describe()}
-        self._after_exit(exit, was_starting=False, requested=self.operator_signal,
-                         reason=f"daemon {exit.describe()}")
 
     def update_spec(self, spec: ServiceSpec) -> None:
         """Take a new spec in place (policy, backoff, limits); the process is untouched."""
@@ -374,27 +341,9 @@ class Service(ProcessTree, ServiceOutput):
 
     # -- views ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        now = time.monotonic()
-        up = self.state in (State.STARTING, State.RUNNING, State.STOPPING) and \
-            self.started_mono is not None and self.pid is not None
         return {
             "name": self.name,
-            "state": self.state.value,
-            "reason": self.reason,
-            "state_since": self.state_since,
-            "pid": self.pid,
-            "daemon_pids": sorted(self.daemon_pids),
-            "wanted": self.wanted,
-            "started_at": self.started_wall if up else None,
-            "uptime": (now - self.started_mono) if up and self.started_mono else None,
-            "spawns": self.spawns,
-            "restarts": self.restarts,
-            "failures": self.failures,
-            "consecutive_failures": self.consecutive,
-            "recent_failures": list(self.recent_failures),
-            "last_exit": self.last_exit,
-            "backoff_remaining": max(0.0, self.backoff_until - now)
-            if self.backoff_until is not None else None,
+            **self.rec.view(time.monotonic()),
             "log_file": str(self.log_file.path),
             "log_offset": self.ring.next_offset,
             "command": list(self.spec.argv),
@@ -407,7 +356,7 @@ class Service(ProcessTree, ServiceOutput):
     # -- detach / adopt ---------------------------------------------------------------
     def detach(self) -> dict[str, Any]:
         """Stop watching (timers, pipes, pidfds) and return everything needed to carry on
-        in another engine: pids, pipe fds and partial lines, counters, ring."""
+        in another engine: the record, pipe fds and partial lines, the ring."""
         self._cancel_timer()
         for t in (self._task, self._stop_task):
             if t is not None and not t.done():
@@ -420,20 +369,12 @@ class Service(ProcessTree, ServiceOutput):
         for p in {self.pid, *self.daemon_pids} - {None}:
             self.ctx.watcher.unwatch(p)  # type: ignore[arg-type]
         self.log_file.close()
-        now = time.monotonic()
         start_left = None
         if self.state is State.STARTING and self.started_mono is not None:
-            start_left = max(0.0, self.spec.start_time - (now - self.started_mono))
+            start_left = max(0.0, self.spec.start_time - (time.monotonic() - self.started_mono))
         return {
-            "name": self.name, "state": self.state.value, "reason": self.reason,
-            "state_since": self.state_since, "pid": self.pid, "pgid": self.pgid,
-            "started_mono": self.started_mono, "started_wall": self.started_wall,
-            "spawns": self.spawns, "restarts": self.restarts, "failures": self.failures,
-            "consecutive": self.consecutive, "failure_times": list(self.failure_times),
-            "recent_failures": list(self.recent_failures), "last_exit": self.last_exit,
-            "wanted": self.wanted, "backoff_until": self.backoff_until,
-            "start_left": start_left, "daemon_pids": sorted(self.daemon_pids),
-            "cleanup": self._task is not None, "operator_signal": self.operator_signal,
+            "name": self.name, **self.rec.to_dict(),
+            "start_left": start_left, "cleanup": self._task is not None,
             "pipes": [{"fd": fd, "stream": st, "partial": sp.partial.decode("latin-1")}
                       for fd, (st, sp) in self.pipes.items()],
             "ring": {"next_offset": self.ring.next_offset, "lines": self.ring.tail()},
@@ -444,19 +385,7 @@ class Service(ProcessTree, ServiceOutput):
 
     def adopt(self, rec: dict[str, Any]) -> None:
         """Take over a record made by `detach` (same process, or after an exec)."""
-        self.state = State(rec["state"])
-        self.reason = rec["reason"]
-        self.state_since = rec["state_since"]
-        self.pid, self.pgid = rec["pid"], rec["pgid"]
-        self.started_mono, self.started_wall = rec["started_mono"], rec["started_wall"]
-        self.spawns, self.restarts = rec["spawns"], rec["restarts"]
-        self.failures, self.consecutive = rec["failures"], rec["consecutive"]
-        self.failure_times.extend(rec["failure_times"])
-        self.recent_failures.extend(rec["recent_failures"])
-        self.last_exit, self.wanted = rec["last_exit"], rec["wanted"]
-        self.backoff_until = rec["backoff_until"]
-        self.daemon_pids = set(rec["daemon_pids"])
-        self.operator_signal = rec["operator_signal"]
+        self.rec = ServiceRecord.from_dict(rec)
         self.ring = LogRing(self.spec.log.ring_lines, rec["ring"]["lines"],
                             rec["ring"]["next_offset"])
         if self.pgid is not None:
@@ -481,7 +410,7 @@ class Service(ProcessTree, ServiceOutput):
         elif s is State.STOPPING:
             self._stop_task = asyncio.ensure_future(self._do_stop(self.reason))
         elif s in (State.EXITED, State.FATAL) and rec["cleanup"]:
-            self._start_cleanup(True)
+            self._task = asyncio.ensure_future(self._cleanup())
 
     def close(self) -> None:
         """Release file descriptors (after the service is stopped)."""

@@ -24,7 +24,7 @@ class ProcessTree:
     marker: str
     pid: int | None
     pgid: int | None
-    daemon_pids: set[int]
+    daemon_pids: frozenset[int]
     _known: dict[int, int]
     """pid -> start time of processes seen to belong to the service."""
     killed_at: float | None

@@ -41,7 +41,7 @@ def settings_changed(sup: Supervisor, old: Any, new: Any) -> None:
     if old.metrics_listen != new.metrics_listen:
         from tui_supervisor.metrics.prometheus import PrometheusExporter
 
-        for ext in [e for e in sup.extensions if isinstance(e, PrometheusExporter)]:
-            sup.remove_extension(ext)
+        for exporter in [e for e in sup.extensions if isinstance(e, PrometheusExporter)]:
+            sup.remove_extension(exporter)
         if new.metrics_listen:
             sup.add_extension(PrometheusExporter(new.metrics_listen))

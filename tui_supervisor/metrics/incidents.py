@@ -50,7 +50,8 @@ def make_incident(ev: Exited, state: str, restarts: int,
     return {
         "t": ev.t, "service": ev.service, "pid": ev.pid, "code": ev.code,
         "signal": ev.signal, "signal_name": signal_name(ev.signal),
-        "text": ExitInfo(ev.code, ev.signal).describe(), "uptime": ev.uptime,
+        # a spawn error has no code or signal: its detail says what happened
+        "text": ev.detail or ExitInfo(ev.code, ev.signal).describe(), "uptime": ev.uptime,
         "kind": "failed start" if state == "starting" else "crash", "state": state,
         "restarts": restarts,
         "lines": [{"t": t, "stream": stream, "text": _cut(text)}

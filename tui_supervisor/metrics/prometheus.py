@@ -104,7 +104,8 @@ def _get(d: Any, path: tuple[str, ...]) -> float | None:
     return d
 
 
-def _family(name: str, counter: bool, doc: str, labels: list[str]) -> Metric:
+def _family(name: str, counter: bool, doc: str,
+            labels: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
     cls = CounterMetricFamily if counter else GaugeMetricFamily
     return cls(name, doc, labels=labels)
 

@@ -228,7 +228,7 @@ class ResourceSampler(Extension):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._timers: list[asyncio.TimerHandle | None] = [None, None]
+        self._timers: list[asyncio.Handle | None] = [None, None]
         self._busy = False
         self._log_at: tuple[float, float] | None = None
         self._log_view: dict[str, Any] = {}

@@ -1,0 +1,357 @@
+"""What follows an exit, as tables: lifecycle.decide over event x state x policy. Pure:
+no process is spawned and nothing sleeps."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tui_supervisor.config.schema import BackoffSpec, CrashLoopSpec, RestartPolicy, ServiceSpec
+from tui_supervisor.engine.events import Exited
+from tui_supervisor.engine.lifecycle import (
+    Cleanup,
+    DaemonGone,
+    Effect,
+    Emit,
+    LifecycleEvent,
+    MainExit,
+    Now,
+    OperatorSignal,
+    Respawn,
+    SetState,
+    SpawnFailed,
+    Tell,
+    WatchDaemons,
+    decide,
+)
+from tui_supervisor.engine.policies import ExitInfo
+from tui_supervisor.engine.record import ServiceRecord
+from tui_supervisor.engine.states import TRANSITIONS, State
+
+OK = ExitInfo(0, None)
+BAD = ExitInfo(3, None)
+KILLED = ExitInfo(None, signal.SIGKILL)
+NOW = Now(mono=10_000.0, wall=1_700_000_000.0)
+ALWAYS, ON_FAILURE, NEVER = RestartPolicy.ALWAYS, RestartPolicy.ON_FAILURE, RestartPolicy.NEVER
+
+
+def make_spec(restart: RestartPolicy = ALWAYS, max_failures: int = 5, window: float = 60.0,
+              **kw: object) -> ServiceSpec:
+    kw.setdefault("backoff", BackoffSpec(initial=1.0, factor=2.0, max=30.0, jitter=0.0,
+                                         reset_after=30.0))
+    return ServiceSpec(name="s", argv=("x",), cwd=Path("/"), restart=restart,
+                       start_time=1.0, crash_loop=CrashLoopSpec(max_failures, window),
+                       **kw)  # type: ignore[arg-type]
+
+
+def up(state: State = State.RUNNING, **kw: object) -> ServiceRecord:
+    """A record of a service whose main process (pid 100) is in `state`."""
+    base = ServiceRecord(state=state, reason="started", pid=None, pgid=100,
+                         started_mono=NOW.mono - 5, started_wall=NOW.wall - 5, spawns=1,
+                         wanted=True)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def main_exit(exit: ExitInfo, *, uptime: float = 5.0, requested: bool = False,
+              leftovers: frozenset[int] = frozenset()) -> MainExit:
+    return MainExit(100, exit, uptime, requested, leftovers)
+
+
+def run(rec: ServiceRecord, ev: LifecycleEvent, spec: ServiceSpec | None = None,
+        rand: float = 0.5) -> tuple[ServiceRecord, list[Effect]]:
+    spec = spec or make_spec()
+    before = rec.to_dict()
+    out = decide(rec, ev, spec, NOW, rand)
+    assert rec.to_dict() == before, "decide changed its input"
+    assert decide(rec, ev, spec, NOW, rand) == out, "decide is not deterministic"
+    # every state it moves through is a legal transition from where it was
+    state = rec.state
+    for e in out[1]:
+        if isinstance(e, SetState):
+            assert e.state is state or e.state in TRANSITIONS[state], (state, e.state)
+            state = e.state
+    return out
+
+
+def exits(effects: list[Effect]) -> list[Exited]:
+    return [e.event for e in effects if isinstance(e, Emit)]
+
+
+def final(rec: ServiceRecord, effects: list[Effect]) -> State:
+    moves = [e.state for e in effects if isinstance(e, SetState)]
+    return moves[-1] if moves else rec.state
+
+
+# -- main exit: failure x restart policy --------------------------------------------
+FAILURE = [  # state it died in, how, operator signalled it -> a failure
+    (State.RUNNING, OK, False, False),  # a job that finished
+    (State.RUNNING, BAD, False, True),
+    (State.RUNNING, KILLED, False, True),
+    (State.STARTING, OK, False, True),  # too quick: a failed start
+    (State.STARTING, BAD, False, True),
+    (State.STARTING, KILLED, False, True),
+    (State.RUNNING, OK, True, False),
+    (State.RUNNING, BAD, True, False),  # the operator's signal: not a failure
+    (State.RUNNING, KILLED, True, False),
+    (State.STARTING, OK, True, False),
+    (State.STARTING, BAD, True, False),
+    (State.STARTING, KILLED, True, False),
+]
+RESTART = {  # policy, how -> respawned (when wanted)
+    (ALWAYS, OK): True, (ALWAYS, BAD): True, (ALWAYS, KILLED): True,
+    (ON_FAILURE, OK): False, (ON_FAILURE, BAD): True, (ON_FAILURE, KILLED): True,
+    (NEVER, OK): False, (NEVER, BAD): False, (NEVER, KILLED): False,
+}
+
+
+@pytest.mark.parametrize("policy", [ALWAYS, ON_FAILURE, NEVER])
+@pytest.mark.parametrize(("state", "exit", "signalled", "failure"), FAILURE)
+def test_main_exit(policy: RestartPolicy, state: State, exit: ExitInfo, signalled: bool,
+                   failure: bool) -> None:
+    rec = up(state, operator_signal=signalled, consecutive=0)
+    new, effects = run(rec, main_exit(exit), make_spec(policy))
+    (ev,) = exits(effects)
+    assert (ev.pid, ev.code, ev.signal, ev.failure, ev.requested, ev.cause) == \
+        (100, exit.code, exit.signal, failure, False, "exit")
+    assert new.failures == int(failure) and new.consecutive == int(failure)
+    assert new.last_exit is not None and new.last_exit["text"] == exit.describe()
+    assert new.pid is None
+    if RESTART[policy, exit]:
+        assert final(rec, effects) is State.BACKOFF
+        assert effects[-1] == Respawn(0.0, clear=False)  # a first failure: at once
+        assert new.backoff_until == NOW.mono
+    else:
+        assert final(rec, effects) is State.EXITED and effects[-1] == \
+            SetState(State.EXITED, exit.describe())
+    assert isinstance(effects[0], Emit), "Exited first: seen in the state it died in"
+
+
+@pytest.mark.parametrize("exit", [OK, BAD, KILLED])
+def test_not_wanted_is_never_respawned(exit: ExitInfo) -> None:
+    _, effects = run(up(wanted=False), main_exit(exit))
+    assert final(up(), effects) is State.EXITED
+    assert not any(isinstance(e, Respawn) for e in effects)
+
+
+@pytest.mark.parametrize("exit", [OK, BAD, KILLED])
+@pytest.mark.parametrize("state", [State.STARTING, State.RUNNING, State.STOPPING])
+def test_requested_exit_is_reported_and_left_to_the_stop(state: State, exit: ExitInfo) -> None:
+    rec = up(state, consecutive=3, failures=3)
+    new, effects = run(rec, main_exit(exit, requested=True))
+    (ev,) = exits(effects)
+    assert ev.requested and not ev.failure
+    assert effects == [Emit(ev)]  # no state move: the stop task finishes the job
+    assert (new.failures, new.consecutive, new.state) == (3, 3, state)
+    assert new.pid is None and new.last_exit is not None
+
+
+# -- backoff: the consecutive count ----------------------------------------------------
+@pytest.mark.parametrize(("before", "delay"), [
+    (0, 0.0), (1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (1100, 30.0),
+    (10**7, 30.0),  # past ~1,025 the float power used to raise OverflowError
+])
+def test_backoff_grows_with_consecutive_failures(before: int, delay: float) -> None:
+    spec = make_spec(max_failures=10**9)
+    rec = up(consecutive=before, failures=before)
+    new, effects = run(rec, main_exit(BAD, uptime=1.0), spec)
+    assert new.consecutive == before + 1 and new.failures == before + 1
+    assert effects[-2:] == [SetState(State.BACKOFF, f"exit code 3; restarting in {delay:.2f}s"),
+                            Respawn(delay, clear=False)]
+    assert new.backoff_until == NOW.mono + delay
+
+
+def test_jitter_comes_from_rand() -> None:
+    spec = make_spec(backoff=BackoffSpec(initial=1.0, factor=2.0, max=30.0, jitter=0.5))
+    rec = up(consecutive=2)
+    assert run(rec, main_exit(BAD), spec, rand=0.0)[1][-1] == Respawn(1.0, clear=False)
+    assert run(rec, main_exit(BAD), spec, rand=0.5)[1][-1] == Respawn(2.0, clear=False)
+
+
+@pytest.mark.parametrize(("state", "uptime", "after"), [
+    (State.RUNNING, 31.0, 1),  # up start_time + reset_after: the count starts again
+    (State.RUNNING, 30.9, 5),
+    (State.STARTING, 100.0, 5),  # never got to running: no reset
+])
+def test_a_long_run_resets_the_count(state: State, uptime: float, after: int) -> None:
+    new, _ = run(up(state, consecutive=4), main_exit(KILLED, uptime=uptime))
+    assert new.consecutive == after
+
+
+# -- crash loop -----------------------------------------------------------------------
+@pytest.mark.parametrize("max_failures", [1, 2, 5, 1000, 1001, 5000])
+def test_crash_loop_fires_at_the_threshold(max_failures: int) -> None:
+    spec = make_spec(max_failures=max_failures, window=60.0)
+    times = tuple(NOW.mono - 50 + i * 1e-3 for i in range(max_failures - 1))
+    rec = up(failure_times=times, consecutive=max_failures - 1)
+    new, effects = run(rec, main_exit(BAD), spec)
+    why = f"crash loop: {max_failures} failures in 60s (last: exit code 3)"
+    assert effects[1:] == [SetState(State.FATAL, why),
+                           Tell("error", f"crash loop, giving up: {why}")]
+    assert exits(effects)[0].failure and new.failures == 1
+    assert len(new.failure_times) == max_failures
+
+
+def test_crash_loop_counts_only_the_window_and_keeps_only_what_it_needs() -> None:
+    spec = make_spec(max_failures=3, window=60.0)
+    old = (NOW.mono - 61, NOW.mono - 60.5, NOW.mono - 10)  # two fell out of the window
+    new, effects = run(up(failure_times=old), main_exit(BAD), spec)
+    assert final(up(), effects) is State.BACKOFF
+    assert new.failure_times == (NOW.mono - 10, NOW.mono)
+    many = tuple(NOW.mono - 1 - i for i in range(50))  # an older record kept up to 1000
+    new, effects = run(up(failure_times=many), main_exit(BAD), spec)
+    assert final(up(), effects) is State.FATAL and len(new.failure_times) == 3
+
+
+@pytest.mark.parametrize(("policy", "exit", "state"), [
+    (NEVER, BAD, State.EXITED),  # it would not be respawned anyway: it just exited
+    (ON_FAILURE, OK, State.EXITED),  # a clean exit of a running job is no failure...
+    (ALWAYS, OK, State.BACKOFF),  # ... nor a step towards a crash loop
+])
+def test_crash_loop_needs_a_failure_that_would_be_respawned(
+        policy: RestartPolicy, exit: ExitInfo, state: State) -> None:
+    rec = up(failure_times=(NOW.mono - 1,) * 4)
+    _, effects = run(rec, main_exit(exit), make_spec(policy, max_failures=5))
+    assert final(rec, effects) is state
+
+
+# -- leftovers and daemonizing ----------------------------------------------------------
+def test_clean_exit_leaving_processes_is_daemonized() -> None:
+    rec = up()
+    new, effects = run(rec, main_exit(OK, leftovers=frozenset({7, 8})))
+    assert not exits(effects)[0].failure and new.failures == 0
+    assert effects[1:] == [WatchDaemons(frozenset({7, 8})), SetState(
+        State.DAEMONIZED, "main process exit code 0; still running: pid 7, 8")]
+    assert new.daemon_pids == {7, 8}
+
+
+def test_many_daemon_pids_are_shortened() -> None:
+    _, effects = run(up(), main_exit(OK, leftovers=frozenset(range(10, 17))))
+    assert effects[-1] == SetState(
+        State.DAEMONIZED, "main process exit code 0; still running: pid 10, 11, 12, 13, 14, ...")
+
+
+@pytest.mark.parametrize(("policy", "tail"), [
+    (ALWAYS, [SetState(State.BACKOFF, "exit code 3; restarting in 0.00s"),
+              Respawn(0.0, clear=True)]),  # the leftovers go before the new copy
+    (NEVER, [SetState(State.EXITED, "exit code 3"), Cleanup()]),
+])
+def test_failing_exit_with_leftovers_clears_them(policy: RestartPolicy,
+                                                 tail: list[Effect]) -> None:
+    _, effects = run(up(), main_exit(BAD, leftovers=frozenset({7})), make_spec(policy))
+    assert exits(effects)[0].failure and effects[1:] == tail
+
+
+def test_crash_loop_with_leftovers_clears_them() -> None:
+    rec = up(failure_times=(NOW.mono,) * 4)
+    _, effects = run(rec, main_exit(KILLED, leftovers=frozenset({7})))
+    assert final(rec, effects) is State.FATAL and effects[-1] == Cleanup()
+
+
+# -- daemon death -----------------------------------------------------------------------
+DAEMONIZED = up(State.DAEMONIZED, reason="main process exit code 0; still running: pid 7")
+
+
+@pytest.mark.parametrize("policy", [ALWAYS, ON_FAILURE, NEVER])
+@pytest.mark.parametrize(("exit", "signalled", "failure"), [
+    (KILLED, False, True), (BAD, False, True), (OK, False, False),
+    (KILLED, True, False), (BAD, True, False),
+])
+def test_daemon_death(policy: RestartPolicy, exit: ExitInfo, signalled: bool,
+                      failure: bool) -> None:
+    rec = replace(DAEMONIZED, operator_signal=signalled)
+    new, effects = run(rec, DaemonGone(7, exit, frozenset()), make_spec(policy))
+    (ev,) = exits(effects)  # the exit the metrics never saw before
+    assert (ev.pid, ev.cause, ev.failure, ev.requested) == (7, "daemon", failure, False)
+    assert ev.uptime == pytest.approx(5.0)  # since the service's spawn
+    assert new.failures == int(failure) and new.daemon_pids == frozenset()
+    assert new.last_exit is not None and new.last_exit["uptime"] is None
+    reason = f"daemon {exit.describe()}"
+    if RESTART[policy, exit]:
+        assert effects[1].state is State.BACKOFF and effects[1].reason.startswith(reason)
+    else:
+        assert effects[1:] == [SetState(State.EXITED, reason)]
+
+
+def test_daemon_death_with_processes_left_watches_those() -> None:
+    new, effects = run(DAEMONIZED, DaemonGone(7, KILLED, frozenset({9})))
+    assert effects == [WatchDaemons(frozenset({9}))]  # not the end: no Exited
+    assert new.daemon_pids == {9} and new.failures == 0
+
+
+@pytest.mark.parametrize("state", [State.STOPPING, State.STOPPED, State.RUNNING])
+def test_daemon_death_outside_daemonized_is_left_to_the_stop(state: State) -> None:
+    rec = replace(DAEMONIZED, state=state)
+    assert run(rec, DaemonGone(7, KILLED, frozenset())) == (rec, [])
+
+
+# -- spawn errors -----------------------------------------------------------------------
+STARTING = up(State.STARTING, pid=None)
+
+
+def test_spawn_error_is_a_failed_start_and_retried() -> None:
+    new, effects = run(STARTING, SpawnFailed("cannot start x: Resource busy", False))
+    assert effects[0] == Tell("error", "cannot spawn: cannot start x: Resource busy")
+    (ev,) = exits(effects)
+    assert (ev.pid, ev.code, ev.signal, ev.cause, ev.failure) == (0, None, None, "spawn", True)
+    assert ev.detail == "cannot spawn: cannot start x: Resource busy"
+    assert new.failures == 1 and new.recent_failures[-1]["starting"] is True
+    assert final(STARTING, effects) is State.BACKOFF and effects[-1] == Respawn(0.0, False)
+
+
+def test_permanent_spawn_error_is_fatal_and_counted() -> None:
+    new, effects = run(STARTING, SpawnFailed("executable not found: x", True))
+    (ev,) = exits(effects)
+    assert ev.failure and ev.cause == "spawn" and new.failures == 1
+    assert effects[-1] == SetState(State.FATAL, "executable not found: x")
+
+
+def test_repeated_spawn_errors_are_a_crash_loop() -> None:
+    rec = replace(STARTING, failure_times=(NOW.mono - 1,) * 4)
+    _, effects = run(rec, SpawnFailed("cannot start x: Resource busy", False))
+    assert final(rec, effects) is State.FATAL
+
+
+def test_spawn_error_after_an_operator_signal_still_counts() -> None:
+    rec = replace(STARTING, operator_signal=True)  # left over from the previous process
+    new, effects = run(rec, SpawnFailed("boom", False))
+    assert exits(effects)[0].failure and new.failures == 1
+
+
+# -- operator signal --------------------------------------------------------------------
+@pytest.mark.parametrize("state", [State.STARTING, State.RUNNING, State.DAEMONIZED])
+def test_operator_signal_is_only_marked(state: State) -> None:
+    new, effects = run(up(state), OperatorSignal())
+    assert effects == [] and new == replace(up(state), operator_signal=True)
+
+
+# -- the record -------------------------------------------------------------------------
+def test_record_round_trips_through_its_handoff_form() -> None:
+    rec, _ = run(up(consecutive=2), main_exit(KILLED, leftovers=frozenset({3})))
+    rec = replace(rec, daemon_pids=frozenset({5, 4}))
+    assert ServiceRecord.from_dict(rec.to_dict()) == rec
+
+
+def test_record_of_the_previous_version_is_adopted() -> None:
+    old = {  # a detach record as the previous version wrote it (its record part)
+        "name": "s", "state": "backoff", "reason": "exit code 1; restarting in 0.40s",
+        "state_since": 1.0, "pid": None, "pgid": 42, "started_mono": 5.0,
+        "started_wall": 2.0, "spawns": 7, "restarts": 6, "failures": 1500,
+        "consecutive": 1100, "failure_times": [NOW.mono - 50 + i / 100 for i in range(1000)],
+        "recent_failures": [{"t": 1.0, "reason": "exit code 1", "starting": False}] * 20,
+        "last_exit": {"pid": 9, "code": 1, "signal": None, "t": 1.0, "uptime": 0.1,
+                      "text": "exit code 1"},
+        "wanted": True, "backoff_until": 6.0, "start_left": None, "daemon_pids": [],
+        "cleanup": False, "operator_signal": False, "pipes": [],
+        "ring": {"next_offset": 0, "lines": []}, "argv": ["x"], "cwd": "/",
+        "log_path": "/tmp/s.log", "log_max_bytes": 1, "log_backups": 0,
+    }
+    rec = ServiceRecord.from_dict(old)
+    assert (rec.state, rec.failures, rec.consecutive, len(rec.failure_times)) == \
+        (State.BACKOFF, 1500, 1100, 1000)
+    assert {k: v for k, v in old.items() if k in rec.to_dict()} == rec.to_dict()
+    # and the next failure of such a service is decided without trouble
+    new, effects = run(replace(rec, state=State.RUNNING), main_exit(BAD), make_spec())
+    assert final(rec, effects) is State.FATAL and len(new.failure_times) <= 5

@@ -1,0 +1,262 @@
+"""What follows an exit, decided in one pure place.
+
+`decide(record, event, spec, now, rand)` takes a service's record and something that
+happened to its processes, and returns the next record and the effects: plain values
+that `Service` carries out in order (it owns the OS and asyncio side: timers, pipes,
+pidfds, epochs). No clock, no OS, no randomness but what is passed in.
+
+State moves are effects (`SetState`), not record fields decide changes: the Service
+applies them one by one through its single state setter, so each transition is checked
+and announced in the order decided (an `Exited` is seen while the service is still in
+the state it died in). Every exit that counts emits exactly one `Exited`, so the
+FAILURES column and the metrics built on `Exited` (reliability, incidents) agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from tui_supervisor.config.schema import ServiceSpec
+from tui_supervisor.engine.events import Exited
+from tui_supervisor.engine.policies import (
+    ExitInfo,
+    backoff_delay,
+    crash_loop,
+    is_clean,
+    is_failure,
+    recent_failures,
+    should_restart,
+)
+from tui_supervisor.engine.record import ServiceRecord
+from tui_supervisor.engine.states import State
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """The clocks, read once by the caller."""
+
+    mono: float
+    wall: float
+
+
+# -- events --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MainExit:
+    """The main process ended."""
+
+    pid: int
+    exit: ExitInfo
+    uptime: float
+    requested: bool
+    """A stop was asked for (the stop in progress finishes the job)."""
+    leftovers: frozenset[int]
+    """Other processes of the service still alive (empty when `requested`)."""
+    detect_latency: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonGone:
+    """The last watched process of a daemonized service ended."""
+
+    pid: int
+    exit: ExitInfo
+    leftovers: frozenset[int]
+    """Processes of the service found still alive (watched from now on instead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnFailed:
+    """The process could not be started (the service is `starting`)."""
+
+    error: str
+    permanent: bool
+    """Retrying cannot help (missing executable, unknown user)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSignal:
+    """The operator signalled the service: the exit that follows is not a failure."""
+
+
+LifecycleEvent = MainExit | DaemonGone | SpawnFailed | OperatorSignal
+"""A failed liveness probe will be one more: a failure without an exit yet."""
+
+
+# -- effects -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Emit:
+    event: Exited
+
+
+@dataclass(frozen=True, slots=True)
+class SetState:
+    state: State
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WatchDaemons:
+    """Watch these pids (the record's `daemon_pids`) for their exit."""
+
+    pids: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Respawn:
+    """Spawn again after `delay` seconds, once the leftovers are gone if `clear`."""
+
+    delay: float
+    clear: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    """Stop what is left of the service (its state says how it ended)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tell:
+    """A notice about the service."""
+
+    level: Literal["info", "warning", "error"]
+    message: str
+
+
+Effect = Emit | SetState | WatchDaemons | Respawn | Cleanup | Tell
+
+SHOWN_PIDS = 5
+"""Daemon pids named in the state reason."""
+
+
+# -- the decision --------------------------------------------------------------------
+def decide(rec: ServiceRecord, event: LifecycleEvent, spec: ServiceSpec, now: Now,
+           rand: float) -> tuple[ServiceRecord, list[Effect]]:
+    """The next record and what to do. `rand` in [0, 1) places the backoff jitter."""
+    if isinstance(event, OperatorSignal):
+        return replace(rec, operator_signal=True), []
+    if isinstance(event, MainExit):
+        return _main_exit(rec, event, spec, now, rand)
+    if isinstance(event, DaemonGone):
+        return _daemon_gone(rec, event, spec, now, rand)
+    return _spawn_failed(rec, event, spec, now, rand)
+
+
+def _main_exit(rec: ServiceRecord, ev: MainExit, spec: ServiceSpec, now: Now,
+               rand: float) -> tuple[ServiceRecord, list[Effect]]:
+    consecutive = rec.consecutive
+    if rec.state is State.RUNNING and \
+            ev.uptime - spec.start_time >= spec.backoff.reset_after:
+        consecutive = 0  # it ran well long enough: the next failure is a first one
+    last_exit = {"pid": ev.pid, "code": ev.exit.code, "signal": ev.exit.signal,
+                 "t": now.wall, "uptime": ev.uptime, "text": ev.exit.describe()}
+    rec = replace(rec, pid=None, consecutive=consecutive, last_exit=last_exit)
+    if ev.requested:
+        return rec, [Emit(Exited(now.wall, spec.name, ev.pid, ev.exit.code, ev.exit.signal,
+                                 True, False, ev.uptime, ev.detect_latency))]
+    return _after_exit(rec, spec, now, rand, _Ending(
+        ev.exit, was_starting=rec.state is State.STARTING, requested=rec.operator_signal,
+        reason=ev.exit.describe(), leftovers=ev.leftovers, pid=ev.pid, uptime=ev.uptime,
+        detect_latency=ev.detect_latency, cause="exit"))
+
+
+def _daemon_gone(rec: ServiceRecord, ev: DaemonGone, spec: ServiceSpec, now: Now,
+                 rand: float) -> tuple[ServiceRecord, list[Effect]]:
+    if rec.state is not State.DAEMONIZED:
+        return rec, []  # a stop is clearing them: it says how the service ended
+    if ev.leftovers:  # other processes of it live on: watch those instead
+        return _track(rec, ev.leftovers, "")
+    last_exit = {"pid": ev.pid, "code": ev.exit.code, "signal": ev.exit.signal,
+                 "t": now.wall, "uptime": None, "text": ev.exit.describe()}
+    rec = replace(rec, daemon_pids=frozenset(), last_exit=last_exit)
+    uptime = now.mono - rec.started_mono if rec.started_mono is not None else 0.0
+    return _after_exit(rec, spec, now, rand, _Ending(
+        ev.exit, was_starting=False, requested=rec.operator_signal,
+        reason=f"daemon {ev.exit.describe()}", leftovers=frozenset(), pid=ev.pid,
+        uptime=max(0.0, uptime), cause="daemon"))
+
+
+def _spawn_failed(rec: ServiceRecord, ev: SpawnFailed, spec: ServiceSpec, now: Now,
+                  rand: float) -> tuple[ServiceRecord, list[Effect]]:
+    said: list[Effect] = [Tell("error", f"cannot spawn: {ev.error}")]
+    ending = _Ending(ExitInfo(None, None), was_starting=True, requested=False,
+                     reason=ev.error, leftovers=frozenset(), pid=0, uptime=0.0,
+                     cause="spawn", detail=f"cannot spawn: {ev.error}")
+    if not ev.permanent:
+        rec, effects = _after_exit(rec, spec, now, rand, ending)
+        return rec, said + effects
+    # a failed start like any other (counted, an Exited), but retrying cannot help
+    rec = _count_failure(rec, spec, now, ending)
+    return rec, [*said, Emit(_exited(spec, now, ending, failure=True)),
+                 SetState(State.FATAL, ev.error)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """An exit nobody asked for (or one after an operator signal), from any source."""
+
+    exit: ExitInfo
+    was_starting: bool
+    requested: bool
+    """The operator signalled it (not a failure; the restart policy still applies)."""
+    reason: str
+    leftovers: frozenset[int]
+    pid: int
+    uptime: float
+    cause: str
+    detect_latency: float | None = None
+    detail: str | None = None
+
+
+def _exited(spec: ServiceSpec, now: Now, e: _Ending, *, failure: bool) -> Exited:
+    return Exited(now.wall, spec.name, e.pid, e.exit.code, e.exit.signal, False, failure,
+                  e.uptime, e.detect_latency, cause=e.cause, detail=e.detail)
+
+
+def _count_failure(rec: ServiceRecord, spec: ServiceSpec, now: Now,
+                   e: _Ending) -> ServiceRecord:
+    times = recent_failures(spec.crash_loop, (*rec.failure_times, now.mono), now.mono)
+    return rec.failed(now.wall, e.reason, e.was_starting, times)
+
+
+def _after_exit(rec: ServiceRecord, spec: ServiceSpec, now: Now, rand: float,
+                e: _Ending) -> tuple[ServiceRecord, list[Effect]]:
+    codes = spec.success_codes
+    daemonized = bool(e.leftovers) and is_clean(e.exit, codes)
+    failure = not daemonized and is_failure(e.exit, codes, was_starting=e.was_starting,
+                                            requested=e.requested)
+    effects: list[Effect] = [Emit(_exited(spec, now, e, failure=failure))]
+    if daemonized:  # it forked into the background and its parent finished
+        rec, more = _track(rec, e.leftovers, f"main process {e.exit.describe()}")
+        return rec, effects + more
+    if failure:
+        rec = _count_failure(rec, spec, now, e)
+    restart = rec.wanted and should_restart(spec.restart, e.exit, codes, requested=False)
+    if failure and restart and crash_loop(spec.crash_loop, rec.failure_times, now.mono):
+        cl = spec.crash_loop
+        why = f"crash loop: {cl.max_failures} failures in {cl.window:g}s (last: {e.reason})"
+        effects += [SetState(State.FATAL, why), Tell("error", f"crash loop, giving up: {why}")]
+        if e.leftovers:
+            effects.append(Cleanup())
+    elif restart:
+        delay = backoff_delay(spec.backoff, rec.consecutive, rand) if failure else 0.0
+        rec = replace(rec, backoff_until=now.mono + delay)
+        effects += [SetState(State.BACKOFF, f"{e.reason}; restarting in {delay:.2f}s"),
+                    Respawn(delay, clear=bool(e.leftovers))]
+    else:
+        effects.append(SetState(State.EXITED, e.reason))
+        if e.leftovers:
+            effects.append(Cleanup())
+    return rec, effects
+
+
+def _track(rec: ServiceRecord, pids: frozenset[int],
+           why: str) -> tuple[ServiceRecord, list[Effect]]:
+    rec = replace(rec, daemon_pids=pids or rec.daemon_pids)
+    effects: list[Effect] = [WatchDaemons(rec.daemon_pids)]
+    if rec.state is not State.DAEMONIZED:
+        shown = ", ".join(map(str, sorted(rec.daemon_pids)[:SHOWN_PIDS]))
+        if len(rec.daemon_pids) > SHOWN_PIDS:
+            shown += ", ..."
+        effects.append(SetState(State.DAEMONIZED, f"{why}; still running: pid {shown}"))
+    return rec, effects

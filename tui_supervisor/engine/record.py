@@ -1,0 +1,136 @@
+"""What one service's lifecycle is, as a value: state, counters, failure history, the
+pids it is responsible for. Pure and JSON-serialisable; the single source of a service's
+snapshot view and of its part of a handoff record (detach / adopt, code reload).
+
+The record is frozen: `lifecycle.decide` returns a new one, and `Service` replaces its
+own (`dataclasses.replace`) when it changes a field, so nobody can alter a record that
+was handed to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from tui_supervisor.engine.states import State
+
+RECENT_FAILURES = 20
+"""Failures listed in the snapshot (`recent_failures`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord:
+    state: State = State.STOPPED
+    reason: str = ""
+    state_since: float = 0.0
+    """Wall-clock time of the last state change."""
+    pid: int | None = None
+    """The main process, while there is one."""
+    pgid: int | None = None
+    """Process group of the last main process (it can outlive it)."""
+    started_mono: float | None = None
+    started_wall: float | None = None
+    spawns: int = 0
+    restarts: int = 0
+    """Spawns by the restart policy."""
+    failures: int = 0
+    consecutive: int = 0
+    """Failures since the last one that came after a quiet period (backoff's count)."""
+    failure_times: tuple[float, ...] = ()
+    """Monotonic times of the failures the crash-loop rule can still need."""
+    recent_failures: tuple[dict[str, Any], ...] = ()
+    """{"t", "reason", "starting"} of the last RECENT_FAILURES failures."""
+    last_exit: dict[str, Any] | None = None
+    """{"pid", "code", "signal", "t", "uptime", "text"} of the last exit."""
+    wanted: bool = False
+    backoff_until: float | None = None
+    """Monotonic time of the scheduled respawn (in `backoff`)."""
+    daemon_pids: frozenset[int] = field(default_factory=frozenset)
+    """What a daemonized service is watched by."""
+    operator_signal: bool = False
+    """The operator signalled the current process: its exit is not a failure."""
+
+    # -- handoff ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The record's part of `Service.detach()` (JSON-native; keys as since v1)."""
+        return {
+            "state": self.state.value, "reason": self.reason,
+            "state_since": self.state_since, "pid": self.pid, "pgid": self.pgid,
+            "started_mono": self.started_mono, "started_wall": self.started_wall,
+            "spawns": self.spawns, "restarts": self.restarts, "failures": self.failures,
+            "consecutive": self.consecutive, "failure_times": list(self.failure_times),
+            "recent_failures": list(self.recent_failures), "last_exit": self.last_exit,
+            "wanted": self.wanted, "backoff_until": self.backoff_until,
+            "daemon_pids": sorted(self.daemon_pids),
+            "operator_signal": self.operator_signal,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ServiceRecord:
+        """Read a `to_dict` result, also one written by an earlier version (a code
+        reload execs new code with the old code's record)."""
+        return cls(
+            state=State(d["state"]), reason=d["reason"], state_since=d["state_since"],
+            pid=d["pid"], pgid=d["pgid"], started_mono=d["started_mono"],
+            started_wall=d["started_wall"], spawns=d["spawns"], restarts=d["restarts"],
+            failures=d["failures"], consecutive=d["consecutive"],
+            # older versions kept up to 1000 times whatever the threshold
+            failure_times=tuple(d["failure_times"]),
+            recent_failures=tuple(d["recent_failures"])[-RECENT_FAILURES:],
+            last_exit=d["last_exit"], wanted=d["wanted"], backoff_until=d["backoff_until"],
+            daemon_pids=frozenset(d["daemon_pids"]),
+            operator_signal=d.get("operator_signal", False),
+        )
+
+    # -- views ------------------------------------------------------------------------
+    def up(self) -> bool:
+        """A main process is running (uptime counts)."""
+        return self.state in (State.STARTING, State.RUNNING, State.STOPPING) and \
+            self.started_mono is not None and self.pid is not None
+
+    def view(self, now: float) -> dict[str, Any]:
+        """The record's part of `Service.snapshot()`; `now` is monotonic."""
+        up = self.up()
+        return {
+            "state": self.state.value,
+            "reason": self.reason,
+            "state_since": self.state_since,
+            "pid": self.pid,
+            "daemon_pids": sorted(self.daemon_pids),
+            "wanted": self.wanted,
+            "started_at": self.started_wall if up else None,
+            "uptime": (now - self.started_mono) if up and self.started_mono else None,
+            "spawns": self.spawns,
+            "restarts": self.restarts,
+            "failures": self.failures,
+            "consecutive_failures": self.consecutive,
+            "recent_failures": list(self.recent_failures),
+            "last_exit": self.last_exit,
+            "backoff_remaining": max(0.0, self.backoff_until - now)
+            if self.backoff_until is not None else None,
+        }
+
+    def failed(self, wall: float, reason: str, starting: bool,
+               times: tuple[float, ...]) -> ServiceRecord:
+        """One more failure; `times` is the pruned failure history including it."""
+        note = {"t": wall, "reason": reason, "starting": starting}
+        return replace(self, failures=self.failures + 1, consecutive=self.consecutive + 1,
+                       failure_times=times,
+                       recent_failures=(*self.recent_failures, note)[-RECENT_FAILURES:])
+
+
+T = TypeVar("T")
+
+
+class InRecord(Generic[T]):
+    """A Service attribute that lives in its record (`svc.failures` is
+    `svc.rec.failures`): setting it replaces the record."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> T:
+        return getattr(obj.rec, self.name)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Any, value: T) -> None:
+        obj.rec = replace(obj.rec, **{self.name: value})
