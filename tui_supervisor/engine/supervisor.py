@@ -8,7 +8,7 @@ import heapq
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -64,7 +64,7 @@ class Supervisor:
         self._state_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self.code_reloader: Callable[[], Awaitable[CodeReloadResult]] | None = None
+        self.code_reloader: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
         """Set by the host process (cli/tui), which owns the exec: `reload_code()`."""
         self.extensions: list[Extension] = []
         """Layers above the engine (metrics) that add to snapshots and handoff records."""
@@ -371,7 +371,7 @@ class Supervisor:
         if self.code_reloader is None:
             r = {"ok": False, "errors": ["code reload is not available in this engine"]}
         else:
-            r = await self.code_reloader()
+            r = cast(CodeReloadResult, await self.code_reloader())
         if not r.get("ok"):  # said where every reload's outcome is: console, dashboards
             errors = list(r.get("errors") or [])
             self._notice("error", "code not reloaded: " + "; ".join(errors),

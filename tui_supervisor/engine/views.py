@@ -152,6 +152,20 @@ class SnapshotEvent(TypedDict):
     """The engine's last notices before it, oldest first."""
 
 
+class SafeModeInfo(TypedDict):
+    """An engine in safe mode (reload/safe.py), as a client tells it."""
+
+    pid: int | None
+    seconds: float | None
+    """How long it has been in safe mode."""
+    why: str | None
+    """How the new code failed."""
+    services: int | None
+    summary: str
+    """One line: "in safe mode for 0.3 min (pid 42): the new code failed at start-up
+    (why)"."""
+
+
 class ConnectionEvent(TypedDict):
     """A reconnecting client's own item: its link to the engine went, came back, or was
     given up on."""
@@ -160,7 +174,7 @@ class ConnectionEvent(TypedDict):
     t: float
     state: Literal["lost", "restored", "gave_up"]
     message: str
-    safe_mode: NotRequired[bool]
+    safe_mode: NotRequired[SafeModeInfo]
     """("lost") the engine is alive in safe mode: its new code failed at start-up."""
     pid: NotRequired[int | None]
     same_engine: NotRequired[bool]
