@@ -458,6 +458,8 @@ def _sized(service: str, tail: list[tuple[int, float, str, str]], end: int
            ) -> list[tuple[float, int, str, str, str, int]]:
     """A ring's lines as (t, offset, service, stream, text, size): a line's size is where
     the next one starts (the ring's end after the last), exact whatever its bytes."""
+    if not tail:
+        return []
     nexts = [off for off, *_ in tail[1:]] + [end]
     return [(t, off, service, st, text, nxt - off)
             for (off, t, st, text), nxt in zip(tail, nexts, strict=True)]
