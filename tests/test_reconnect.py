@@ -44,7 +44,7 @@ def _hist(service: str, start: int, texts: list[str]) -> list[dict[str, Any]]:
     out, off = [], start
     for i, text in enumerate(texts):
         out.append({"service": service, "offset": off, "t": float(i), "stream": "stdout",
-                    "text": text})
+                    "text": text, "size": len(text.encode()) + 1})
         off += len(text.encode()) + 1
     return out
 
@@ -54,14 +54,17 @@ def test_replay_starts_after_the_last_line_seen_exactly() -> None:
     last event's first line, not the estimate, says where to resume."""
     marks = LogMarks()
     marks.from_snapshot({"services": [{"name": "a", "log_offset": 100}]})
-    marks.saw({"service": "a", "offset": 100, "lines": ["\ufffd\ufffd", "b"]})
+    marks.saw({"service": "a", "offset": 100, "lines": ["\ufffd\ufffd", "b"], "size": 5})
     # the real bytes were b"\xff\xfe\n" (3) and b"b\n" (2): next line at 105, not 109
     history = [{"service": "a", "offset": 100, "t": 0.0, "stream": "stdout",
-                "text": "\ufffd\ufffd"},
-               {"service": "a", "offset": 103, "t": 1.0, "stream": "stdout", "text": "b"},
-               {"service": "a", "offset": 105, "t": 2.0, "stream": "stderr", "text": "c"},
-               {"service": "a", "offset": 107, "t": 3.0, "stream": "stdout", "text": "d"},
-               {"service": "b", "offset": 0, "t": 3.0, "stream": "stdout", "text": "x"}]
+                "text": "\ufffd\ufffd", "size": 3},
+               {"service": "a", "offset": 103, "t": 1.0, "stream": "stdout", "text": "b",
+                "size": 2},
+               {"service": "a", "offset": 105, "t": 2.0, "stream": "stderr", "text": "c",
+                "size": 2},
+               {"service": "a", "offset": 107, "t": 3.0, "stream": "stdout", "text": "d",
+                "size": 2},
+               {"service": "b", "offset": 0, "t": 3.0, "stream": "stdout", "text": "x", "size": 2}]
     assert marks.gaps({"services": [{"name": "a", "log_offset": 109}]}) == ["a"]
     events, lost = marks.replay("a", history, upto=107)
     assert [(e["offset"], e["lines"], e["stream"]) for e in events] == [(105, ["c"], "stderr")]

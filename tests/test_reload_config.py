@@ -119,3 +119,42 @@ async def test_debounce_turns_a_burst_into_one_call(tmp_path: Path) -> None:
         assert calls == [{f.resolve()}]
     finally:
         w.stop()
+
+
+async def test_concurrent_reloads_end_in_the_last_files_state(engine_factory,
+                                                              tmp_path: Path) -> None:
+    """A save, `R`, SIGHUP and the socket can each start a reload at any moment: 20 at
+    once, while the file flips between a version where `a` (slow to stop: it ignores
+    SIGTERM, stop timeout 1 s) is edited and `b` added and one where `b` is removed, all
+    succeed and the engine ends in the state of the file as last written (two applies at
+    once used to raise KeyError: 'b')."""
+    path = tmp_path / f"{TEST_PREFIX}burst.yaml"
+    slow = "    stop: {timeout: 1s}\n"
+
+    def version(n: int) -> str:
+        a = svc_yaml("a", "ignore-term", f"v{n}", opts=slow)
+        return config_text(a, svc_yaml("b")) if n % 2 else config_text(a)
+
+    write(path, version(0))
+    sup = await engine_on(path, engine_factory)
+    await wait_for(lambda: sup.services["a"].pid, what="a up")
+
+    async def reload_after(i: int) -> Any:
+        await asyncio.sleep(0.03 * i)  # the triggers come spread over the first stops
+        write(path, version(i + 1), atomic=i % 3 == 0)
+        return await sup.reload()
+
+    results = await asyncio.gather(*(reload_after(i) for i in range(20)))
+    assert all(r["ok"] for r in results), results
+    last = version(20)  # what the file says now: `a` v20, no `b`
+    assert path.read_text() == last
+    assert list(sup.services) == ["a"] and list(sup.config.services) == ["a"]
+    assert sup.services["a"].spec.argv[-1] == "v20"
+    pid = await wait_for(lambda: sup.services["a"].pid, what="a running again")
+    assert alive(pid)
+    assert 2 <= sup.reloads <= 20  # waiting reloads were answered by a later read
+
+    write(path, version(21))  # and it goes on applying: `b` back, `a` restarted
+    r = await sup.reload()
+    assert r["ok"] and r["added"] == ["b"] and r["restarted"] == ["a"], r
+    await wait_for(lambda: sup.services["b"].pid, what="b up")

@@ -56,27 +56,42 @@ def _fmt(**ev: Any) -> tuple[str, str, str] | None:
 
 def test_config_reload_lines() -> None:
     assert _fmt(kind="notice", level="info", message="config reloaded: added z, y, "
-                "removed b, restarted a, in_place c") == (
+                "removed b, restarted a, in_place c", topic="config_reloaded",
+                data={"added": ["z", "y"], "removed": ["b"], "restarted": ["a"],
+                      "in_place": ["c"]}) == (
         "success", "supervisor",
         "config reloaded: added z, y; removed b; restarted a; changed in place c")
-    assert _fmt(kind="notice", level="info", message="config reloaded: nothing changed"
+    assert _fmt(kind="notice", level="info", message="config reloaded: nothing changed",
+                topic="config_reloaded", data={"added": [], "removed": [], "restarted": [],
+                                               "in_place": []}
                 )[2] == "config reloaded: nothing changed"
     err = "config not reloaded: /srv/cfg.yaml:3:14: services.a.restart: unknown value"
-    assert _fmt(kind="notice", level="error", message=err) == ("error", "supervisor", err)
+    assert _fmt(kind="notice", level="error", message=err, topic="config_invalid",
+                data={"errors": [err.removeprefix("config not reloaded: ")]}
+                ) == ("error", "supervisor", err)
 
 
-def test_reload_summary_leaves_other_text_alone() -> None:
-    assert reload_summary("config reloaded") == "config reloaded"
-    assert reload_summary("config reloaded: something else") == \
-        "config reloaded: something else"
+def test_reload_summary_is_made_from_the_data_not_the_text() -> None:
+    """The words come from the notice's data: a message worded otherwise (another
+    version's) does not change them, and one without data is shown as it is."""
+    assert reload_summary({}) == "config reloaded: nothing changed"
+    assert _fmt(kind="notice", level="info", message="config was reloaded (a, c)",
+                topic="config_reloaded", data={"added": ["a"], "in_place": ["c"]}
+                )[2] == "config reloaded: added a; changed in place c"
+    assert _fmt(kind="notice", level="info", message="config reloaded: added x",
+                topic="config_reloaded")[2] == "config reloaded: added x"
+    assert _fmt(kind="notice", level="info", message="config reloaded: added x",
+                topic="general") == ("info", "supervisor", "config reloaded: added x")
 
 
 def test_code_reload_lines() -> None:
     ok = ("code reloaded: pid 7 carries on with 3 services, none restarted; pipes unread "
           "for 174 ms")
-    assert _fmt(kind="notice", level="info", message=ok) == ("success", "supervisor", ok)
+    assert _fmt(kind="notice", level="info", message=ok, topic="code_reloaded") == (
+        "success", "supervisor", ok)
     bad = "code not reloaded: app.py:3: SyntaxError: invalid syntax"
-    assert _fmt(kind="notice", level="error", message=bad) == ("error", "supervisor", bad)
+    assert _fmt(kind="notice", level="error", message=bad, topic="code_refused") == (
+        "error", "supervisor", bad)
 
 
 def test_lifecycle_lines() -> None:
@@ -107,7 +122,7 @@ def test_notices_and_what_is_left_out() -> None:
     assert _fmt(kind="notice", level="warning", message="cannot write x", service="web"
                 ) == ("warning", "web", "cannot write x")
     assert _fmt(kind="notice", level="shout", message="?")[0] == "info"
-    assert _fmt(kind="notice", level="error", service="web",
+    assert _fmt(kind="notice", level="error", service="web", topic="crash_loop",
                 message="crash loop, giving up: crash loop: 5 failures") is None
     assert _fmt(kind="log", service="web", lines=["x"]) is None
     assert _fmt(kind="spawn", service="web", pid=3, auto=True) is None
@@ -374,22 +389,27 @@ async def test_attached_reconnect_across_a_code_reload(engine) -> None:
 EVENTS: list[dict[str, Any]] = [
     {"kind": "state", "t": T0 - 40, "service": "worker", "old": "running", "new": "backoff",
      "pid": None, "reason": "exit code 3; restarting in 3.20s"},
-    {"kind": "notice", "t": T0 - 30, "level": "info",
-     "message": "cfg.yaml changed: reloading the config"},
-    {"kind": "notice", "t": T0 - 30, "level": "error", "message":
+    {"kind": "notice", "t": T0 - 30, "level": "info", "topic": "config_changed",
+     "message": "cfg.yaml changed: reloading the config", "data": {"files": ["cfg.yaml"]}},
+    {"kind": "notice", "t": T0 - 30, "level": "error", "topic": "config_invalid", "message":
      "config not reloaded: /srv/app/tui-supervisor.yaml:7:14: services.web.restart: "
-     "'sometimes' is not one of always, on-failure, never"},
-    {"kind": "notice", "t": T0 - 20, "level": "info",
-     "message": "config reloaded: added chatty, removed old-api, in_place web"},
+     "'sometimes' is not one of always, on-failure, never",
+     "data": {"errors": ["/srv/app/tui-supervisor.yaml:7:14: services.web.restart: "
+                         "'sometimes' is not one of always, on-failure, never"]}},
+    {"kind": "notice", "t": T0 - 20, "level": "info", "topic": "config_reloaded",
+     "message": "config reloaded: added chatty, removed old-api, in_place web",
+     "data": {"added": ["chatty"], "removed": ["old-api"], "restarted": [],
+              "in_place": ["web"]}},
     {"kind": "state", "t": T0 - 20, "service": "chatty", "old": "stopped",
      "new": "starting", "pid": 4303, "reason": "autostart"},
     {"kind": "exit", "t": T0 - 10, "service": "nightly", "pid": 4310, "code": 1,
      "signal": None, "requested": False, "failure": True, "uptime": 0.31},
     {"kind": "state", "t": T0 - 10, "service": "nightly", "old": "running", "new": "fatal",
      "pid": None, "reason": "crash loop: 5 failures in 60s (last: exit code 1)"},
-    {"kind": "notice", "t": T0 - 5, "level": "info", "message":
+    {"kind": "notice", "t": T0 - 5, "level": "info", "topic": "code_reloaded", "message":
      "code reloaded: pid 4242 carries on with 4 services, none restarted; pipes unread "
-     "for 174 ms"},
+     "for 174 ms", "data": {"pid": 4242, "services": 4, "pipes_unread_ms": 174,
+                            "safe_mode": None}},
     {"kind": "exit", "t": T0 - 2, "service": "web", "pid": 4301, "code": None,
      "signal": 15, "requested": True, "failure": False, "uptime": 3723.0},
     {"kind": "state", "t": T0 - 2, "service": "web", "old": "stopping", "new": "stopped",

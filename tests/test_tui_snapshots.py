@@ -13,8 +13,8 @@ from tui_supervisor.tui.app import SupervisorApp
 
 
 def make_app() -> SupervisorApp:
-    return SupervisorApp(FixedAPI(), mode="attached",  # type: ignore[arg-type]
-                         clock=lambda: 1000.0, wall_clock=lambda: T0)
+    return SupervisorApp(FixedAPI(), mode="attached", clock=lambda: 1000.0,
+                         wall_clock=lambda: T0)
 
 
 @pytest.fixture(autouse=True)

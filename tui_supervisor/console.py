@@ -11,10 +11,9 @@ import time
 from collections import deque
 
 from tui_supervisor.engine.events import AnyEvent, Exited, LogLines, Notice, Spawned, StateChanged
+from tui_supervisor.formatting import ANSI, state_colour
 
 COLORS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
-STATE_COLORS = {"running": 32, "daemonized": 32, "starting": 36, "stopping": 33,
-                "backoff": 33, "exited": 90, "stopped": 90, "fatal": 91}
 
 
 class Console:
@@ -80,7 +79,7 @@ class Console:
                 head += self._paint("!", 31) + " "
             return "".join(f"{head}{line}\n" for line in ev.lines)
         if isinstance(ev, StateChanged):
-            state = self._paint(ev.new, STATE_COLORS.get(ev.new, 0))
+            state = self._paint(ev.new, ANSI.get(state_colour(ev.new), 0))
             pid = f" pid {ev.pid}" if ev.pid and ev.new in ("starting", "running") else ""
             why = f" ({ev.reason})" if ev.reason else ""
             return f"{stamp} {self.prefix_for(ev.service)} * {state}{pid}{why}\n"

@@ -6,7 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
+
+from tui_supervisor.engine.views import (
+    CodeReloadResult,
+    EventView,
+    LogLine,
+    ReloadResult,
+    RestartResult,
+    SignalResult,
+    Snapshot,
+    StartResult,
+    StopResult,
+)
 
 T0 = 1_790_000_000.0  # fixed wall clock (2026-09-21)
 
@@ -65,21 +77,22 @@ HISTORY = {"cpu_percent": [0.5 + (i % 7) * 0.8 for i in range(120)],
 
 
 class FixedAPI:
-    """A SupervisorAPI that always tells the same story."""
+    """A SupervisorAPI that always tells the same story (a partial one: the views hold
+    what the pictures show; tests/typecheck_api.py checks the shape against the API)."""
 
-    async def snapshot(self) -> dict[str, Any]:
-        return SNAPSHOT
+    async def snapshot(self) -> Snapshot:
+        return cast(Snapshot, SNAPSHOT)
 
-    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
-        async def stream() -> AsyncIterator[dict[str, Any]]:
-            yield {"kind": "snapshot", **SNAPSHOT}
+    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[EventView]:
+        async def stream() -> AsyncIterator[EventView]:
+            yield cast(EventView, {"kind": "snapshot", **SNAPSHOT})
             await asyncio.Event().wait()  # no events: a still picture
 
         return stream()
 
-    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
-        return [{"service": s, "offset": -1, "t": T0 - 10 + i, "stream": st, "text": text}
-                for i, (s, st, text) in enumerate(LINES)]
+    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[LogLine]:
+        return [{"service": s, "offset": -1, "t": T0 - 10 + i, "stream": st, "text": text,
+                 "size": len(text) + 1} for i, (s, st, text) in enumerate(LINES)]
 
     async def query(self, extension: str, what: str, args: dict[str, Any] | None = None
                     ) -> Any:
@@ -96,20 +109,20 @@ class FixedAPI:
                                 "text": "job 42: unexpected error, giving up"}]}]
         raise ValueError("no such query")
 
-    async def start(self, names: list[str]) -> dict[str, Any]:
-        return {"started": names}
+    async def start(self, names: list[str]) -> StartResult:
+        return {"ok": True, "started": names}
 
-    stop = restart = start
+    async def stop(self, names: list[str]) -> StopResult:
+        return {"ok": True, "stopped": names}
 
-    async def signal(self, name: str, sig: int | str) -> dict[str, Any]:
+    async def restart(self, names: list[str]) -> RestartResult:
+        return {"ok": True, "restarted": names}
+
+    async def signal(self, name: str, sig: int | str) -> SignalResult:
         return {"ok": True, "signal": str(sig)}
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self) -> ReloadResult:
         return {"ok": True}
 
-
-async def settle_picture(pilot: Any) -> None:
-    """Let a FixedAPI app come to rest before a picture: there is no single condition for
-    "everything drawn", so a fixed pause (the story never changes, so nothing is missed)."""
-    await pilot.pause(0.6)  # first snapshot, back-fill, detail data, one tick
-    await pilot.wait_for_scheduled_animations()
+    async def reload_code(self) -> CodeReloadResult:
+        return {"ok": False, "errors": ["a fixed story: no code to reload"]}

@@ -5,8 +5,10 @@ ValueError for a bad signal), plus NotRunning (no engine listens) and Permission
 
 With a `Reconnect` policy a subscription outlives its connection (a code reload closes
 the socket for a moment): it says so with `{"kind": "connection", "state": "lost" |
-"restored" | "gave_up", "message"}` items, and after a reconnect gives the new snapshot,
-then the log lines written in between (replayed by offset: none lost, none twice).
+"restored" | "gave_up", "message"}` items (`views.ConnectionEvent`; a "lost" one carries
+`safe_mode` while the engine waits in safe mode for fixed code), and after a reconnect
+gives the new snapshot, then the log lines written in between (replayed by offset: none
+lost, none twice).
 """
 
 from __future__ import annotations
@@ -18,19 +20,34 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from tui_supervisor.control import protocol as p
 from tui_supervisor.control.resume import LogMarks, Reconnect, delays
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.api import UnknownService
+from tui_supervisor.engine.events import Topic
 from tui_supervisor.engine.runtime import read_lock_pid
+from tui_supervisor.engine.views import (
+    CodeReloadResult,
+    ConnectionEvent,
+    EventView,
+    LogLine,
+    NoticeEvent,
+    ReloadResult,
+    RestartResult,
+    SafeModeInfo,
+    SignalResult,
+    Snapshot,
+    SnapshotEvent,
+    StartResult,
+    StopResult,
+)
 
 _END = object()
 HELLO_WAIT = 5.0
 SAFE_MODE_POLL = 1.0
 """Seconds between asks while the engine is in safe mode."""
-"""Seconds a reconnect waits for the engine's hello."""
 
 
 class NotRunning(Exception):
@@ -45,10 +62,37 @@ class ControlError(Exception):
         self.code = code
 
 
+class InSafeMode(ControlError):
+    """The engine is in safe mode (reload/safe.py): its new code failed at start-up, the
+    services keep running; only `reload_code` is answered."""
+
+    def __init__(self, message: str, info: Any) -> None:
+        super().__init__(p.SAFE_MODE, message)
+        self.info = safe_mode_info(message, info)
+
+
+def safe_mode_info(message: str, marker: Any) -> SafeModeInfo:
+    """What a safe mode says about itself, from its reply's `safe_mode` marker. A safe
+    mode started from the previous code's copy of safe.py (the first code reload after
+    an upgrade) has no marker, only its message: then the summary is the message's first
+    part (its text up to "; its N services keep running"), the other fields None."""
+    if isinstance(marker, dict) and isinstance(marker.get("why"), str):
+        mins = float(marker.get("seconds") or 0.0) / 60
+        pid, why = marker.get("pid"), marker["why"]
+        return {"pid": pid, "seconds": marker.get("seconds"), "why": why,
+                "services": marker.get("services"),
+                "summary": f"in safe mode for {mins:.1f} min (pid {pid}): the new code "
+                           f"failed at start-up ({why})"}
+    return {"pid": None, "seconds": None, "why": None, "services": None,
+            "summary": message.split("; its ")[0]}  # (text fallback: see above)
+
+
 def _raise(err: Any) -> None:
     if not isinstance(err, dict):
         raise ControlError(p.BAD_REQUEST, f"malformed error: {err!r}")
     code, message = str(err.get("code")), str(err.get("message"))
+    if code == p.SAFE_MODE:
+        raise InSafeMode(message, err.get("safe_mode"))
     if code == p.UNKNOWN_SERVICE:
         raise UnknownService(err.get("service") or message)
     if code == p.BAD_SIGNAL:
@@ -220,36 +264,37 @@ class RemoteSupervisor:
         return await self._conn.call(cmd, args)
 
     # -- SupervisorAPI ----------------------------------------------------------------
-    async def snapshot(self) -> dict[str, Any]:
-        return await self._call("snapshot")  # type: ignore[no-any-return]
+    # (replies are the engine's views as JSON: typed as such, not re-checked here)
+    async def snapshot(self) -> Snapshot:
+        return cast(Snapshot, await self._call("snapshot"))
 
-    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[EventView]:
         conn = await _Conn.open(self.path)
         if self.reconnect is None:
             return _closing(conn, conn.stream("subscribe", {"logs": logs}))
         return _Resuming(self, conn, logs, self.reconnect).events()
 
-    async def start(self, names: list[str]) -> dict[str, Any]:
-        return await self._call("start", names=list(names))  # type: ignore[no-any-return]
+    async def start(self, names: list[str]) -> StartResult:
+        return cast(StartResult, await self._call("start", names=list(names)))
 
-    async def stop(self, names: list[str]) -> dict[str, Any]:
-        return await self._call("stop", names=list(names))  # type: ignore[no-any-return]
+    async def stop(self, names: list[str]) -> StopResult:
+        return cast(StopResult, await self._call("stop", names=list(names)))
 
-    async def restart(self, names: list[str]) -> dict[str, Any]:
-        return await self._call("restart", names=list(names))  # type: ignore[no-any-return]
+    async def restart(self, names: list[str]) -> RestartResult:
+        return cast(RestartResult, await self._call("restart", names=list(names)))
 
-    async def signal(self, name: str, sig: int | str) -> dict[str, Any]:
-        return await self._call("signal", name=name, sig=sig)  # type: ignore[no-any-return]
+    async def signal(self, name: str, sig: int | str) -> SignalResult:
+        return cast(SignalResult, await self._call("signal", name=name, sig=sig))
 
-    async def reload(self) -> dict[str, Any]:
-        return await self._call("reload")  # type: ignore[no-any-return]
+    async def reload(self) -> ReloadResult:
+        return cast(ReloadResult, await self._call("reload"))
 
-    async def reload_code(self) -> dict[str, Any]:
-        return await self._call("reload", code=True)  # type: ignore[no-any-return]
+    async def reload_code(self) -> CodeReloadResult:
+        return cast(CodeReloadResult, await self._call("reload", code=True))
 
-    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
-        return await self._call(  # type: ignore[no-any-return]
-            "logs", names=list(names) if names is not None else None, n=n)
+    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[LogLine]:
+        return cast(list[LogLine], await self._call(
+            "logs", names=list(names) if names is not None else None, n=n))
 
     async def query(self, extension: str, what: str,
                     args: dict[str, Any] | None = None) -> Any:
@@ -262,10 +307,10 @@ class RemoteSupervisor:
 
 
 async def _closing(conn: _Conn, it: AsyncIterator[dict[str, Any]]
-                   ) -> AsyncIterator[dict[str, Any]]:
+                   ) -> AsyncIterator[EventView]:
     try:
         async for ev in it:
-            yield ev
+            yield cast(EventView, ev)
     finally:
         await conn.close()
 
@@ -294,32 +339,34 @@ class _Resuming:
         self.ended: str | None = None
         """Why the engine ended the last stream (None: the connection was cut)."""
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[EventView]:
         try:
             lost_at: float | None = None
             alive_at = 0.0  # the last answer from an engine in safe mode
             said = ""
             while True:
-                safe = None
+                safe: InSafeMode | None = None
                 try:
                     async for ev in self._one(lost_at):
-                        if ev.get("kind") == "connection":  # restored
+                        if ev["kind"] == "connection":  # restored
                             lost_at, said = None, ""
                         yield ev
                 except NotRunning:
                     self.ended = None
-                except ControlError as e:
-                    if e.code != p.SAFE_MODE:
-                        raise
-                    safe, self.ended = f"the engine is {e}", None
+                except InSafeMode as e:
+                    safe, self.ended = e, None
                 if self.ended is not None and self.ended.startswith("dropped"):
                     return  # too slow for the engine: reconnecting would not help
                 if lost_at is None:
                     lost_at = time.monotonic()
-                message = safe or "engine went away (reloading?): reconnecting…"
+                message = f"the engine is {safe}" if safe is not None else \
+                    "engine went away (reloading?): reconnecting…"
                 if message != said:
                     said = message  # (stamped when it happened, not when read: the
-                    yield _link("lost", message, self.conn.closed_at)  # event log's order)
+                    lost = _link("lost", message, self.conn.closed_at)  # event log's order)
+                    if safe is not None:
+                        lost["safe_mode"] = safe.info
+                    yield lost
                 try:
                     if safe is not None:  # alive, waiting for fixed code: ask again soon,
                         await asyncio.sleep(SAFE_MODE_POLL)  # for as long as it takes
@@ -331,7 +378,7 @@ class _Resuming:
         finally:
             await self.conn.close()
 
-    async def _one(self, lost_at: float | None) -> AsyncIterator[dict[str, Any]]:
+    async def _one(self, lost_at: float | None) -> AsyncIterator[EventView]:
         """One subscription on `self.conn`. After a reconnect (`lost_at` set) its snapshot
         is followed by the lines missed in between and a "restored" item."""
         self.ended = None
@@ -347,10 +394,11 @@ class _Resuming:
                         _raise(msg.get("error"))
                     self.ended = str((msg.get("result") or {}).get("end") or "ended")
                     return
-                ev = msg.get("event")
-                if not isinstance(ev, dict):
+                item = msg.get("event")
+                if not isinstance(item, dict):
                     continue
-                if first and ev.get("kind") == "snapshot":
+                ev = cast(EventView, item)
+                if first and ev["kind"] == "snapshot":
                     first = False
                     yield ev
                     if lost_at is not None:
@@ -360,43 +408,46 @@ class _Resuming:
                     if lost_at is not None:
                         yield self._restored(ev, time.monotonic() - lost_at)
                     continue
-                if ev.get("kind") == "log":
+                if ev["kind"] == "log":
                     self.marks.saw(ev)
                 yield ev
         finally:
             self.conn.forget(req_id)
 
-    def _restored(self, snap: dict[str, Any], down: float) -> dict[str, Any]:
-        pid = (snap.get("engine") or {}).get("pid", self.conn.hello.get("pid"))
+    def _restored(self, snap: SnapshotEvent, down: float) -> ConnectionEvent:
+        pid = snap["engine"].get("pid", self.conn.hello.get("pid"))
         same = pid == self.pid
         self.pid = pid
-        return {**_link("restored", f"reconnected to the engine after {down:.1f}s"
-                        + ("" if same else f" (a new engine, pid {pid})")),
-                "pid": pid, "same_engine": same, "down": down}
+        ev = _link("restored", f"reconnected to the engine after {down:.1f}s"
+                   + ("" if same else f" (a new engine, pid {pid})"))
+        ev["pid"], ev["same_engine"], ev["down"] = pid, same, down
+        return ev
 
-    async def _replay(self, snap: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _replay(self, snap: SnapshotEvent) -> list[EventView]:
         """Log events for what was written while disconnected (same engine only: offsets
         of another engine are not comparable), plus a warning per service whose lines
         are no longer all in the engine's memory."""
-        pid = (snap.get("engine") or {}).get("pid")
+        pid = snap["engine"].get("pid")
         gaps = self.marks.gaps(snap) if self.logs and pid == self.pid else []
         if not gaps:
             return []
         upto = {s["name"]: int(s.get("log_offset") or 0) for s in snap["services"]}
         try:
-            history = await self.conn.call("logs", {"names": gaps,
-                                                    "n": self.policy.replay_lines})
+            history = cast(list[LogLine], await self.conn.call(
+                "logs", {"names": gaps, "n": self.policy.replay_lines}))
         except (NotRunning, ControlError, UnknownService) as e:
-            return [_notice(None, f"output written while reconnecting not replayed: {e}")]
-        out: list[dict[str, Any]] = []
-        notices = []
+            return [_notice(None, f"output written while reconnecting not replayed: {e}",
+                            None)]
+        out: list[EventView] = []
+        notices: list[EventView] = []
         for name in gaps:
             events, lost = self.marks.replay(name, history, upto[name])
             out.extend(events)
             if lost:
                 notices.append(_notice(name, f"{lost} bytes of output written while "
-                                             "reconnecting not replayed (in its log file)"))
-        out.sort(key=lambda ev: ev["t"])
+                                             "reconnecting not replayed (in its log file)",
+                                       lost))
+        out.sort(key=lambda ev: cast(float, ev.get("t")))
         return out + notices
 
     async def _reopen(self, lost_at: float) -> None:
@@ -422,14 +473,16 @@ class _Resuming:
             await asyncio.sleep(delay)
 
 
-def _link(state: str, message: str, t: float | None = None) -> dict[str, Any]:
+def _link(state: Literal["lost", "restored", "gave_up"], message: str,
+          t: float | None = None) -> ConnectionEvent:
     return {"kind": "connection", "t": time.time() if t is None else t, "state": state,
             "message": message}
 
 
-def _notice(service: str | None, message: str) -> dict[str, Any]:
+def _notice(service: str | None, message: str, lost: int | None) -> NoticeEvent:
     return {"kind": "notice", "t": time.time(), "level": "warning", "service": service,
-            "message": message}
+            "message": message, "topic": Topic.REPLAY_GAP.value,
+            "data": None if lost is None else {"bytes": lost}}
 
 
 def runtime_dir_for(config_path: str | os.PathLike[str]) -> Path:

@@ -2,17 +2,19 @@
 and which log lines a new subscription must replay so none is lost or shown twice.
 
 Log positions are byte offsets in a service's output, carried across code reloads. A
-live log event gives the exact offset of its first line only (its text was decoded, so
-the bytes of the later lines are known only for valid UTF-8); the `logs` verb gives the
-exact offset of every line. So the last event seen is remembered as (offset of its
-first line, number of lines), and replay starts right after that line in the history.
+live log event gives the exact offset of its first line and its size in bytes (its text
+was decoded: undecodable bytes were replaced, so the text does not tell the size); the
+`logs` verb gives the exact offset of every line. So the last event seen is remembered as
+(offset of its first line, number of lines, where it ends), and replay starts right after
+it in the history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+
+from tui_supervisor.engine.views import LogEvent, LogLine, SnapshotEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +51,7 @@ class Mark:
     lines: int = 0
     """Lines in that event (0: `offset` itself is the next line to give)."""
     end: int = 0
-    """Where the next line should start."""
-    exact: bool = True
-    """False when `end` is an estimate (the text had undecodable bytes replaced)."""
-
-
-def _text_size(lines: list[str]) -> int:
-    return sum(len(t.encode()) + 1 for t in lines)
+    """Where the next line starts (offset + size)."""
 
 
 @dataclass(slots=True)
@@ -64,32 +60,30 @@ class LogMarks:
 
     marks: dict[str, Mark] = field(default_factory=dict)
 
-    def from_snapshot(self, snap: dict[str, Any]) -> None:
+    def from_snapshot(self, snap: SnapshotEvent) -> None:
         """The subscriber has every line before the snapshot's `log_offset`s (a first
         snapshot, or a new subscription's once the gap is replayed)."""
         self.marks = {s["name"]: Mark(int(s.get("log_offset") or 0), 0,
                                       int(s.get("log_offset") or 0))
                       for s in snap.get("services") or [] if "name" in s}
 
-    def saw(self, ev: dict[str, Any]) -> None:
+    def saw(self, ev: LogEvent) -> None:
         """A log event was given to the subscriber."""
-        lines = ev.get("lines") or []
         off = int(ev["offset"])
-        self.marks[ev["service"]] = Mark(off, len(lines), off + _text_size(lines),
-                                         not any("\ufffd" in t for t in lines))
+        self.marks[ev["service"]] = Mark(off, len(ev["lines"]), off + int(ev["size"]))
 
-    def gaps(self, snap: dict[str, Any]) -> list[str]:
+    def gaps(self, snap: SnapshotEvent) -> list[str]:
         """Services that wrote more than the subscriber got before `snap` (a new
         subscription's first item) was taken."""
         out = []
         for s in snap.get("services") or []:
             m = self.marks.get(s.get("name"))
-            if m is not None and (int(s.get("log_offset") or 0) != m.end or not m.exact):
+            if m is not None and int(s.get("log_offset") or 0) != m.end:
                 out.append(s["name"])
         return out
 
-    def replay(self, service: str, history: list[dict[str, Any]], upto: int
-               ) -> tuple[list[dict[str, Any]], int]:
+    def replay(self, service: str, history: list[LogLine], upto: int
+               ) -> tuple[list[LogEvent], int]:
         """From the `logs` lines of `service` (oldest first), the log events to give so
         that it is complete up to offset `upto`, and how many bytes before the first
         of them could not be replayed (no longer in the engine's memory; 0 normally)."""
@@ -99,12 +93,13 @@ class LogMarks:
         start = next((i + m.lines for i, x in enumerate(mine) if x["offset"] == m.offset),
                      None)
         lost = 0
-        if start is None:  # the last line seen is gone from the ring: by estimated offset
+        if start is None:  # the last line seen is gone from the ring: by where it ended
             start = next((i for i, x in enumerate(mine) if x["offset"] >= m.end), len(mine))
             oldest = mine[0]["offset"] if mine else upto
             lost = max(0, min(oldest, upto) - m.end)
         picked = [x for x in mine[start:] if x["offset"] < upto]
-        events = [{"kind": "log", "t": x["t"], "service": service, "stream": x["stream"],
-                   "offset": x["offset"], "lines": [x["text"]], "replayed": True}
-                  for x in picked]
+        events: list[LogEvent] = [
+            {"kind": "log", "t": x["t"], "service": service, "stream": x["stream"],
+             "offset": x["offset"], "lines": [x["text"]], "size": x["size"], "replayed": True}
+            for x in picked]
         return events, lost

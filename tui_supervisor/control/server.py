@@ -22,7 +22,7 @@ from typing import Any
 from tui_supervisor import __version__
 from tui_supervisor.control import protocol as p
 from tui_supervisor.engine.api import UnknownService
-from tui_supervisor.engine.events import Notice
+from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.engine.supervisor import Supervisor
 
 SUB_MAXSIZE = 10_000
@@ -193,7 +193,8 @@ class ControlServer:
             except Exception as e:  # an engine bug: say so, keep serving
                 out = p.error(req_id, p.INTERNAL, f"{type(e).__name__}: {e}")
                 self.sup.bus.emit(Notice(time.time(), "error",
-                                         f"control request failed: {type(e).__name__}: {e}"))
+                                         f"control request failed: {type(e).__name__}: {e}",
+                                         topic=Topic.CONTROL))
             writer.write(p.encode(out))
             await writer.drain()
         except (ConnectionError, OSError):

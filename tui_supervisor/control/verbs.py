@@ -6,14 +6,25 @@ Errors are raised (UnknownService, ValueError, ...) for the CLI to turn into one
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from tui_supervisor.engine.api import SupervisorAPI, UnknownService
+from tui_supervisor.engine.events import Topic
+from tui_supervisor.engine.views import LogEvent, LogLine, Snapshot
+from tui_supervisor.formatting import (
+    fmt_bytes,
+    fmt_duration,
+    fmt_percent,
+    fmt_ratio,
+    fmt_seconds,
+    state_colour,
+)
+
+__all__ = ["fmt_bytes", "fmt_duration", "fmt_percent", "fmt_ratio", "fmt_seconds"]
 
 
 def _out(text: str, file: TextIO | None = None) -> None:
@@ -22,66 +33,18 @@ def _out(text: str, file: TextIO | None = None) -> None:
     f.flush()
 
 
-def fmt_duration(seconds: float | None) -> str:
-    """3s, 4m12s, 2h03m, 5d02h."""
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
-def fmt_seconds(seconds: float | None) -> str:
-    """A short time that keeps sub-second precision: 850ms, 2.35s, 4m12s."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    return fmt_duration(seconds)
-
-
-def fmt_ratio(ratio: float | None) -> str:
-    """Availability as a percentage, rounded down (99.996% shows 99.99%, never 100%)."""
-    if ratio is None:
-        return "-"
-    if ratio >= 1:
-        return "100%"
-    return f"{math.floor(ratio * 10000) / 100:.2f}%"
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return "-"  # unreachable
-
-
-def fmt_percent(p: float | None) -> str:
-    return "-" if p is None else f"{p:.1f}%"
-
-
-def status_header(snap: dict[str, Any]) -> list[str]:
+def status_header(snap: Snapshot) -> list[str]:
     """Columns of `status`; CPU and MEM only when the engine samples resources."""
     sampled = any(s.get("resources") for s in snap["services"])
     return ["NAME", "STATE", "PID", "UPTIME", *(["CPU", "MEM"] if sampled else []),
             "RESTARTS", "FAILURES", "AVAIL", "MTTR", "LAST EXIT"]
 
 
-def status_rows(snap: dict[str, Any]) -> list[list[str]]:
+def status_rows(snap: Snapshot) -> list[list[str]]:
     sampled = any(s.get("resources") for s in snap["services"])
     rows = []
     for s in snap["services"]:
-        last = s.get("last_exit") or {}
+        last: Mapping[str, Any] = s.get("last_exit") or {}
         rel = s.get("reliability") or {}
         res = s.get("resources") or {}
         state = s["state"]
@@ -97,12 +60,9 @@ def status_rows(snap: dict[str, Any]) -> list[list[str]]:
 
 
 RIGHT = {"PID", "CPU", "MEM", "RESTARTS", "FAILURES", "AVAIL", "MTTR"}
-STATE_STYLE = {"running": "green", "daemonized": "green", "starting": "cyan",
-               "stopping": "yellow", "backoff": "yellow", "exited": "dim", "stopped": "dim",
-               "fatal": "bold red"}
 
 
-def print_status(snap: dict[str, Any], file: TextIO | None = None) -> None:
+def print_status(snap: Snapshot, file: TextIO | None = None) -> None:
     """The snapshot as a table (Rich; plain when not a terminal or NO_COLOR is set)."""
     from rich import box
     from rich.console import Console
@@ -120,7 +80,7 @@ def print_status(snap: dict[str, Any], file: TextIO | None = None) -> None:
         table.add_column(h, no_wrap=True, justify="right" if h in RIGHT else "left")
     for s, row in zip(snap["services"], status_rows(snap), strict=True):
         cells = [Text(c) for c in row]
-        cells[1].stylize(STATE_STYLE.get(s["state"], ""))
+        cells[1].stylize(state_colour(s["state"]))
         table.add_row(*cells)
     console.print(table)
 
@@ -156,6 +116,9 @@ async def send_signal(api: SupervisorAPI, name: str, sig: str) -> int:
     return 0
 
 
+_CHANGES = ("added", "removed", "restarted", "in_place")
+
+
 async def reload(api: SupervisorAPI, code: bool = False) -> int:
     if code:
         r = await api.reload_code()
@@ -170,8 +133,9 @@ async def reload(api: SupervisorAPI, code: bool = False) -> int:
         _out("tui-supervisor: config not reloaded, nothing changed:\n" +
              "".join(f"{e}\n" for e in r.get("errors", [])), sys.stderr)
         return 1
-    parts = [f"{k.replace('_', ' ')}: {', '.join(v)}" for k, v in r.items()
-             if k != "ok" and v]
+    changes = cast(Mapping[str, list[str]], r)
+    parts = [f"{k.replace('_', ' ')}: {', '.join(v)}" for k in _CHANGES
+             if (v := changes.get(k))]
     _out("reloaded: " + ("; ".join(parts) if parts else "nothing changed") + "\n")
     return 0
 
@@ -179,22 +143,18 @@ async def reload(api: SupervisorAPI, code: bool = False) -> int:
 class _LogPrinter:
     def __init__(self, names: Sequence[str]) -> None:
         self.width = max([len(n) for n in names] or [1])
-        self.last_start: dict[str, int] = {}
-        """Per service: the byte offset of the last line printed (history and live
-        overlap; offsets tell which lines are new)."""
 
-    def line(self, service: str, offset: int, text: str) -> str:
-        self.last_start[service] = offset
+    def line(self, service: str, text: str) -> str:
         return f"{service.ljust(self.width)} | {text}\n"
 
-    def event(self, ev: dict[str, Any]) -> str:
-        svc, off, out = ev["service"], ev["offset"], []
-        seen = self.last_start.get(svc, -1)
-        for text in ev["lines"]:
-            if off > seen:
-                out.append(self.line(svc, off, text))
-            off += len(text.encode()) + 1
-        return "".join(out)
+    def history(self, lines: list[LogLine], cut: Mapping[str, int] | None = None) -> str:
+        """History lines; with `cut` (a subscription's snapshot `log_offset`s), only
+        those before it: the live events bring every line from there on."""
+        return "".join(self.line(x["service"], x["text"]) for x in lines
+                       if cut is None or x["offset"] < cut.get(x["service"], 0))
+
+    def event(self, ev: LogEvent) -> str:
+        return "".join(self.line(ev["service"], text) for text in ev["lines"])
 
 
 async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool) -> int:
@@ -203,29 +163,29 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool) -
     if not follow:
         lines = await api.logs(list(names) or None, n)
         known = names or sorted({x["service"] for x in lines})
-        p = _LogPrinter(known)
-        _out("".join(p.line(x["service"], x["offset"], x["text"]) for x in lines))
+        _out(_LogPrinter(known).history(lines))
         return 0
     it = await api.subscribe(logs=True)
     try:
         snap = await anext(it)
+        assert snap["kind"] == "snapshot"
         known = [s["name"] for s in snap["services"]]
+        cut = {s["name"]: s["log_offset"] for s in snap["services"]}
         for name in names:
             if name not in known:
                 raise UnknownService(name)
         wanted = set(names) if names else None
         p = _LogPrinter(names or known)
         history = await api.logs(list(names) or None, n) if n > 0 else []
-        _out("".join(p.line(x["service"], x["offset"], x["text"]) for x in history))
+        _out(p.history(history, cut))
         async for ev in it:
-            kind = ev.get("kind")
-            if kind == "log" and (wanted is None or ev["service"] in wanted):
+            if ev["kind"] == "log" and (wanted is None or ev["service"] in wanted):
                 _out(p.event(ev))
-            elif kind == "notice" and ev.get("message", "").startswith("subscriber too slow"):
+            elif ev["kind"] == "notice" and ev["topic"] == Topic.SUBSCRIBER_DROPPED:
                 _out("tui-supervisor: log stream dropped: this terminal reads too slowly "
                      "(every line is in the log files)\n", sys.stderr)
                 return 1
-            elif kind == "connection":  # a client that reconnects (a code reload)
+            elif ev["kind"] == "connection":  # a client that reconnects (a code reload)
                 _out(f"tui-supervisor: {ev.get('message')}\n", sys.stderr)
         _out(f"tui-supervisor: engine stopped ({time.strftime('%H:%M:%S')})\n", sys.stderr)
         return 0

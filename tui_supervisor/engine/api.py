@@ -1,8 +1,8 @@
 """SupervisorAPI: exactly what clients (CLI, TUI, control socket) use of an engine.
 
-Implemented by the in-process `Supervisor` and (later) by the control-socket client, so a
-client cannot tell a local engine from a remote one. Everything crossing it is plain
-JSON-serialisable data.
+Implemented by the in-process `Supervisor` and by the control-socket client
+(`RemoteSupervisor`), so a client cannot tell a local engine from a remote one. Everything
+crossing it is plain JSON-native data, typed in `engine.views`.
 """
 
 from __future__ import annotations
@@ -10,40 +10,52 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from tui_supervisor.engine.views import (
+    CodeReloadResult,
+    EventView,
+    LogLine,
+    ReloadResult,
+    RestartResult,
+    SignalResult,
+    Snapshot,
+    StartResult,
+    StopResult,
+)
+
 
 class SupervisorAPI(Protocol):
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> Snapshot:
         """{"engine": {...}, "services": [{...}, ...]} (services in config order)."""
         ...
 
-    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[EventView]:
         """First item: {"kind": "snapshot", ...snapshot, "notices": [the last notices
         before it]}; then every event after it, none missed. A subscriber that falls too
-        far behind gets a notice and the end."""
+        far behind gets a `subscriber_dropped` notice and the end."""
         ...
 
-    async def start(self, names: list[str]) -> dict[str, Any]: ...
+    async def start(self, names: list[str]) -> StartResult: ...
 
-    async def stop(self, names: list[str]) -> dict[str, Any]: ...
+    async def stop(self, names: list[str]) -> StopResult: ...
 
-    async def restart(self, names: list[str]) -> dict[str, Any]: ...
+    async def restart(self, names: list[str]) -> RestartResult: ...
 
-    async def signal(self, name: str, sig: int | str) -> dict[str, Any]: ...
+    async def signal(self, name: str, sig: int | str) -> SignalResult: ...
 
-    async def reload_code(self) -> dict[str, Any]:
+    async def reload_code(self) -> CodeReloadResult:
         """Check the supervisor's own code on disk and re-exec with it, keeping every
         service (DESIGN.md §2). A failed check changes nothing: {"ok": False, ...}."""
         ...
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self) -> ReloadResult:
         """Re-read the config file and apply the difference. An invalid file changes
         nothing: {"ok": False, "errors": [...]}."""
         ...
 
-    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
+    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[LogLine]:
         """The last `n` lines of each named service (all if None), merged by time:
-        {"service", "offset", "t", "stream", "text"} (offset: of the line in that service's
-        output, in bytes)."""
+        {"service", "offset", "t", "stream", "text", "size"} (offset: of the line in that
+        service's output, in bytes; size: its bytes, newline included)."""
         ...
 
     async def query(self, extension: str, what: str,

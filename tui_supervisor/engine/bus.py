@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from tui_supervisor.engine.events import AnyEvent, Notice
+from tui_supervisor.engine.events import AnyEvent, Notice, Topic
 
 Listener = Callable[[AnyEvent], None]
 
@@ -37,7 +37,8 @@ class Subscription:
         if self._queue.qsize() >= self._maxsize:
             self.dropped = True
             self._queue.put_nowait(Notice(time.time(), "error",
-                                          "subscriber too slow: dropped"))
+                                          "subscriber too slow: dropped",
+                                          topic=Topic.SUBSCRIBER_DROPPED))
             self._queue.put_nowait(None)
             self._bus._remove(self)
             self.closed = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 
@@ -112,21 +113,101 @@ class LogLines:
         return self.raw.count(b"\n")
 
     def as_dict(self) -> dict[str, Any]:
+        """The wire form (`views.LogEvent`): `size` is the bytes the lines took in the
+        output, so a client knows where the next line starts without re-encoding text
+        (undecodable bytes were replaced when decoding)."""
         return {"kind": self.kind, "t": self.t, "service": self.service,
-                "stream": self.stream, "offset": self.offset, "lines": self.lines}
+                "stream": self.stream, "offset": self.offset, "lines": self.lines,
+                "size": self.size}
 
     def __repr__(self) -> str:
         return f"LogLines({self.service!r}, {self.stream!r}, offset={self.offset}, " \
             f"size={self.size})"
 
 
+class Topic(StrEnum):
+    """What a notice is about, for clients to act on (the message is for people: its
+    wording may change, the topic and `data` do not)."""
+
+    GENERAL = "general"
+    CONFIG_CHANGED = "config_changed"
+    """A watched config file changed: a reload follows. data: {"files": [names]}."""
+    CONFIG_RELOADED = "config_reloaded"
+    """data: {"added", "removed", "restarted", "in_place": [names]}."""
+    CONFIG_INVALID = "config_invalid"
+    """The config was not reloaded, nothing changed. data: {"errors": [str]}."""
+    CODE_RELOADED = "code_reloaded"
+    """A new image carries on. data: {"pid", "services", "pipes_unread_ms",
+    "safe_mode": {"seconds", "why"} | None}."""
+    CODE_REFUSED = "code_refused"
+    """The new code failed its check, nothing changed. data: {"errors": [str]}."""
+    CRASH_LOOP = "crash_loop"
+    """A service gave up (fatal); its state change says the same."""
+    SPAWN_FAILED = "spawn_failed"
+    STOP_FAILED = "stop_failed"
+    """Processes of a service outlived its stop (SIGKILL included)."""
+    SUBSCRIBER_DROPPED = "subscriber_dropped"
+    """This subscriber fell too far behind: its stream ends here."""
+    LEFTOVERS = "leftovers"
+    """A dead engine's processes found / stopped. data: {"pids": [int]} (or "alive")."""
+    LOG_WRITE = "log_write"
+    LOG_ROTATION = "log_rotation"
+    STATE_FILE = "state_file"
+    PLATFORM = "platform"
+    """A kernel feature is missing (subreaper, pidfd)."""
+    METRICS = "metrics"
+    """Serving /metrics, sampling resources or keeping incidents failed."""
+    CONTROL = "control"
+    """A control-socket request failed inside the engine."""
+    REPLAY_GAP = "replay_gap"
+    """(From a reconnecting client, not the engine) output written while it was away is
+    not all replayed. data: {"bytes": int} when known."""
+
+
 @dataclass(frozen=True, slots=True)
 class Notice(Event):
+    """Something the operator should read. `message` is the text consoles print; `topic`
+    and `data` (JSON-native) are what clients act on."""
+
     kind: ClassVar[str] = "notice"
     level: str
     """"info", "warning" or "error"."""
     message: str
     service: str | None = None
+    topic: str = Topic.GENERAL
+    data: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "t": self.t, "level": self.level, "message": self.message,
+                "service": self.service, "topic": str(self.topic),
+                "data": None if self.data is None else dict(self.data)}
+
+    def as_record(self) -> list[Any]:
+        """The form a detach record keeps (`from_record` reads this and the older
+        `[t, level, message, service]` of an engine before topics)."""
+        return [self.t, self.level, self.message, self.service, str(self.topic), self.data]
+
+    @classmethod
+    def from_record(cls, rec: Sequence[Any]) -> Notice:
+        t, level, message, service, *rest = rec
+        topic = str(rest[0]) if rest else Topic.GENERAL
+        data = rest[1] if len(rest) > 1 and isinstance(rest[1], dict) else None
+        return cls(t, level, message, service, topic, data)
+
+
+def exit_text(code: int | None, signal: int | None) -> str:
+    """An exit in words: "exit code 3", "killed by SIGKILL" (as `ExitInfo.describe`:
+    clients word exit events with this, without the engine's policies)."""
+    if signal is not None:
+        import signal as _signal
+
+        try:
+            return f"killed by {_signal.Signals(signal).name}"
+        except ValueError:
+            return f"killed by signal {signal}"
+    if code is None:
+        return "exited (status unknown: not our child)"
+    return f"exit code {code}"
 
 
 AnyEvent = Event | LogLines

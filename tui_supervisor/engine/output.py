@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tui_supervisor.engine import proc
-from tui_supervisor.engine.events import LogLines, Notice
+from tui_supervisor.engine.events import LogLines, Notice, Topic
 from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
 
 if TYPE_CHECKING:
@@ -106,14 +106,17 @@ class ServiceOutput:
             self.log_lines_dropped += sum(bytes(s).count(b"\n") for s in segments)
             if not self._log_error_reported:
                 self._log_error_reported = True
-                self._notice("error", f"cannot write {self.log_file.path}: {e.strerror}")
+                self._notice("error", f"cannot write {self.log_file.path}: {e.strerror}",
+                             topic=Topic.LOG_WRITE, data={"path": str(self.log_file.path)})
         if self.log_file.rotate_error is not None:
             self._notice("warning", f"cannot rotate {self.log_file.path}: "
-                         f"{self.log_file.rotate_error}; it keeps growing")
+                         f"{self.log_file.rotate_error}; it keeps growing",
+                         topic=Topic.LOG_ROTATION, data={"path": str(self.log_file.path)})
             self.log_file.rotate_error = None
         t = time.time()
         offset = self.ring.add(t, stream, segments, size)
         self.ctx.bus.emit(LogLines(t, self.name, stream, offset, segments, size))
 
-    def _notice(self, level: str, message: str) -> None:
-        self.ctx.bus.emit(Notice(time.time(), level, message, self.name))
+    def _notice(self, level: str, message: str, *, topic: Topic = Topic.GENERAL,
+                data: dict[str, Any] | None = None) -> None:
+        self.ctx.bus.emit(Notice(time.time(), level, message, self.name, topic, data))

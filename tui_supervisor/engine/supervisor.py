@@ -6,71 +6,44 @@ import asyncio
 import contextlib
 import heapq
 import os
-import signal as _signal
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tui_supervisor import __version__
 from tui_supervisor.config.schema import Config, ServiceSpec
 from tui_supervisor.config.units import parse_signal
-from tui_supervisor.engine import proc
+from tui_supervisor.engine import leftovers, proc
 from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.bus import EventBus, Subscription
-from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice
+from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topic
+from tui_supervisor.engine.extension import Extension
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
-from tui_supervisor.engine.runtime import EngineLock, read_state, write_state
+from tui_supervisor.engine.runtime import EngineLock, write_state
 from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import State
+from tui_supervisor.engine.views import (
+    CodeReloadResult,
+    EngineView,
+    EventView,
+    LogLine,
+    ReloadResult,
+    RestartResult,
+    ServiceView,
+    SignalResult,
+    Snapshot,
+    SnapshotEvent,
+    StartResult,
+    StopResult,
+)
 
-
-class Extension:
-    """A layer built on the engine's events (metrics) that adds to snapshots and must
-    survive a handoff; the engine never imports one. Subclass and override what you need.
-
-    Order: `adopt` (if handing over) -> `on_event` from then on (registered by `open`,
-    before any service starts) -> `start` (the engine is open) -> ... -> `detach`
-    (handing over) or `stop` (closing)."""
-
-    name: str = "extension"
-    sup: Supervisor | None = None
-    """The engine, set by its `open()` before any event."""
-
-    def on_event(self, ev: AnyEvent) -> None:
-        """Every engine event, synchronously at emit time (override to listen)."""
-
-    def service_view(self, service: str) -> dict[str, Any]:
-        """Added to the service's snapshot under `name`."""
-        return {}
-
-    def engine_view(self) -> dict[str, Any]:
-        """Added to the snapshot's `engine` under `name` (left out when empty)."""
-        return {}
-
-    def start(self, sup: Supervisor) -> None:
-        """The engine is open (services started or adopted)."""
-
-    def stop(self) -> None:
-        """The engine closes or detaches: stop timers and threads."""
-
-    def detach(self) -> dict[str, Any]:
-        """What a successor's `adopt` continues from (JSON-serialisable)."""
-        return {}
-
-    def query(self, what: str, args: dict[str, Any]) -> Any:
-        """Answer `SupervisorAPI.query` (JSON-serialisable); ValueError if unknown."""
-        raise ValueError(f"{self.name}: no query {what!r}")
-
-    def adopt(self, record: dict[str, Any]) -> None:
-        """Continue from a predecessor's `detach` record."""
-
+__all__ = ["Extension", "Supervisor"]
 
 STATE_WRITE_DELAY = 0.2
 RECENT_NOTICES = 100
 """Notices kept for a subscriber's first item (what happened before it came)."""
-LEFTOVER_TIMEOUT = 10.0
 
 
 class Supervisor:
@@ -91,7 +64,7 @@ class Supervisor:
         self._state_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self.code_reloader: Callable[[], Awaitable[dict[str, Any]]] | None = None
+        self.code_reloader: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
         """Set by the host process (cli/tui), which owns the exec: `reload_code()`."""
         self.extensions: list[Extension] = []
         """Layers above the engine (metrics) that add to snapshots and handoff records."""
@@ -101,6 +74,12 @@ class Supervisor:
         metrics layers re-attach themselves on a new sample_interval or metrics_listen)."""
         self.notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
         """The last notices, whoever emitted them (a new UI shows what it missed)."""
+        self.config_lock = asyncio.Lock()
+        """Held while a config is read and applied: a save, `R`, SIGHUP and the socket
+        can each ask at any moment, and an apply half done is no base for the next."""
+        self._reload_asked = 0
+        self._reload_served = 0
+        self._last_reload: ReloadResult | None = None
         self.bus.add_listener(self._keep_notice)
 
     def _keep_notice(self, ev: AnyEvent) -> None:
@@ -121,7 +100,8 @@ class Supervisor:
             self._hook(ext)
         if not proc.set_subreaper():
             self._notice("warning", "cannot become a child subreaper on this system: "
-                         "processes that daemonize escape supervision")
+                         "processes that daemonize escape supervision",
+                         topic=Topic.PLATFORM, data={"feature": "subreaper"})
         if adopt is not None and adopt.get("lock_fd") is not None:
             self.lock = EngineLock.adopt(Path(adopt["lock_path"]), adopt["lock_fd"])
         elif lock:
@@ -130,7 +110,8 @@ class Supervisor:
         self.watcher.install()
         if not self.watcher.pidfd:
             self._notice("warning", "pidfd_open is not available: exits are detected via "
-                         "SIGCHLD (slower with many services)")
+                         "SIGCHLD (slower with many services)",
+                         topic=Topic.PLATFORM, data={"feature": "pidfd"})
         self.ctx = EngineContext(loop, self.bus, self.watcher, self.config.settings.log_dir,
                                  self.config.config_id, self._changed)
         if adopt is not None:
@@ -138,7 +119,7 @@ class Supervisor:
             self.reloads = adopt.get("reloads", 0)
             self.reload_failures = adopt.get("reload_failures", 0)
             self.last_reload_seconds = adopt.get("last_reload_seconds")
-            self.notices.extend(Notice(*n) for n in adopt.get("notices", []))
+            self.notices.extend(Notice.from_record(n) for n in adopt.get("notices", []))
             for ext in self.extensions:
                 if ext.name in adopt.get("extensions", {}):
                     ext.adopt(adopt["extensions"][ext.name])
@@ -229,7 +210,9 @@ class Supervisor:
             "services": [s.detach() for s in self.services.values()],
             "lock_fd": self.lock.fd if self.lock else None,
             "extensions": {ext.name: ext.detach() for ext in self.extensions},
-            "notices": [[n.t, n.level, n.message, n.service] for n in self.notices],
+            # [t, level, message, service, topic, data] (an older engine's record has
+            # the first four only: Notice.from_record reads both)
+            "notices": [n.as_record() for n in self.notices],
             "lock_path": str(self.lock.path) if self.lock else None,
             # when the pipes stopped being read (CLOCK_MONOTONIC is the same in a successor
             # exec'd on this boot): the successor says how long that lasted
@@ -267,51 +250,8 @@ class Supervisor:
 
     # -- a dead predecessor's leftovers -----------------------------------------------
     async def clear_leftovers(self) -> list[int]:
-        """Stop processes a hard-killed earlier engine of this config left running (found
-        by their marker, and by the state file's pid + start time)."""
-        prefix = f"{self.config.config_id}/"
-        found = proc.pids_with_marker(prefix)
-        prev = read_state(self.state_path) or {}
-        for info in (prev.get("services") or {}).values():
-            pid = info.get("pid")
-            if pid and proc.create_time(pid) == info.get("starttime"):
-                found.setdefault(pid, prefix + "?")
-        found.pop(os.getpid(), None)
-        if not found:
-            return []
-        by_service: dict[str, list[int]] = {}
-        for pid, m in sorted(found.items()):
-            by_service.setdefault(m[len(prefix):], []).append(pid)
-        listing = "; ".join(f"{n} (pid {', '.join(map(str, p))})"
-                            for n, p in by_service.items())
-        who = f"pid {prev['engine_pid']}" if prev.get("engine_pid") else "an earlier engine"
-        self._notice("warning", f"{who} of this config died leaving {len(found)} processes "
-                     f"running: {listing}; stopping them before starting fresh")
-        results = await asyncio.gather(*(
-            self._stop_leftovers(name, pids) for name, pids in by_service.items()))
-        alive = sorted(p for r in results for p in r)
-        if alive:
-            self._notice("error", f"could not stop leftovers: {alive}")
-        else:
-            self._notice("info", f"stopped {len(found)} leftover processes")
-        return sorted(found)
-
-    async def _stop_leftovers(self, service: str, pids: list[int]) -> set[int]:
-        """Stop signal (the service's, to each pid and its group), its timeout, SIGKILL."""
-        spec = self.config.services.get(service)
-        sig = spec.stop.signal if spec else _signal.SIGTERM
-        timeout = min(spec.stop.timeout if spec else LEFTOVER_TIMEOUT, LEFTOVER_TIMEOUT)
-        for pid in pids:
-            st = proc.stat(pid)
-            if st is not None and st.pgrp == pid:
-                proc.signal_group(pid, sig)
-            proc.signal_pid(pid, sig)
-        alive = await _wait_gone(set(pids), timeout)
-        if alive:
-            for pid in alive:
-                proc.signal_pid(pid, _signal.SIGKILL)
-            alive = await _wait_gone(alive, 5.0)
-        return alive
+        """Stop processes a hard-killed earlier engine of this config left running."""
+        return await leftovers.clear_leftovers(self.config, self.state_path, self._notice)
 
     # -- persistence ------------------------------------------------------------------
     def _changed(self) -> None:
@@ -330,52 +270,55 @@ class Supervisor:
         try:
             write_state(self.state_path, data)
         except OSError as e:
-            self._notice("error", f"cannot write state file {self.state_path}: {e.strerror}")
+            self._notice("error", f"cannot write state file {self.state_path}: {e.strerror}",
+                         topic=Topic.STATE_FILE)
 
-    def _notice(self, level: str, message: str, service: str | None = None) -> None:
-        self.bus.emit(Notice(time.time(), level, message, service))
+    def _notice(self, level: str, message: str, service: str | None = None, *,
+                topic: Topic = Topic.GENERAL, data: dict[str, Any] | None = None) -> None:
+        self.bus.emit(Notice(time.time(), level, message, service, topic, data))
 
     # -- SupervisorAPI ----------------------------------------------------------------
-    def snapshot_now(self) -> dict[str, Any]:
-        snap: dict[str, Any] = {
-            "engine": {
-                "pid": os.getpid(),
-                "version": __version__,
-                "config": str(self.config.path),
-                "config_id": self.config.config_id,
-                "started_at": self.started_wall,
-                "uptime": time.time() - self.started_wall,
-                "reloads": self.reloads,
-                "reload_failures": self.reload_failures,
-                "last_reload_seconds": self.last_reload_seconds,
-                "pidfd": bool(self.watcher and self.watcher.pidfd),
-            },
-            "services": [self._service_view(s) for s in self.services.values()],
+    def snapshot_now(self) -> Snapshot:
+        engine: EngineView = {
+            "pid": os.getpid(),
+            "version": __version__,
+            "config": str(self.config.path),
+            "config_id": self.config.config_id,
+            "started_at": self.started_wall,
+            "uptime": time.time() - self.started_wall,
+            "reloads": self.reloads,
+            "reload_failures": self.reload_failures,
+            "last_reload_seconds": self.last_reload_seconds,
+            "pidfd": bool(self.watcher and self.watcher.pidfd),
         }
+        extra = cast(dict[str, Any], engine)  # extensions add keys under their names
         for ext in self.extensions:
             view = ext.engine_view()
             if view:
-                snap["engine"][ext.name] = view
-        return snap
+                extra[ext.name] = view
+        return {"engine": engine,
+                "services": [self._service_view(s) for s in self.services.values()]}
 
-    def _service_view(self, svc: Service) -> dict[str, Any]:
+    def _service_view(self, svc: Service) -> ServiceView:
         view = svc.snapshot()
         for ext in self.extensions:
             view[ext.name] = ext.service_view(svc.name)
-        return view
+        return cast(ServiceView, view)
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> Snapshot:
         return self.snapshot_now()
 
     def subscribe_now(self, *, logs: bool = True, maxsize: int = 10_000) -> Subscription:
         """Snapshot and subscription in one step (no await between: nothing missed); the
         snapshot carries the last notices ("notices": oldest first)."""
-        first = {"kind": "snapshot", **self.snapshot_now(),
-                 "notices": [n.as_dict() for n in self.notices]}
+        snap = self.snapshot_now()
+        first: SnapshotEvent = {"kind": "snapshot", "engine": snap["engine"],
+                                "services": snap["services"],
+                                "notices": [cast(Any, n.as_dict()) for n in self.notices]}
         accept = None if logs else (lambda ev: not isinstance(ev, LogLines))
         return self.bus.subscribe(maxsize=maxsize, first=first, accept=accept)
 
-    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, *, logs: bool = True) -> AsyncIterator[EventView]:
         sub = self.subscribe_now(logs=logs)
         return _as_dicts(sub)
 
@@ -385,32 +328,31 @@ class Supervisor:
             raise UnknownService(missing[0])
         return [self.services[n] for n in names]
 
-    async def start(self, names: list[str]) -> dict[str, Any]:
+    async def start(self, names: list[str]) -> StartResult:
         started = [s.name for s in self._get(names) if s.start()]
         return {"ok": True, "started": started}
 
-    async def stop(self, names: list[str]) -> dict[str, Any]:
+    async def stop(self, names: list[str]) -> StopResult:
         svcs = self._get(names)
         await self._stop_all(svcs, "stopped by operator")
         return {"ok": True, "stopped": [s.name for s in svcs]}
 
-    async def restart(self, names: list[str]) -> dict[str, Any]:
+    async def restart(self, names: list[str]) -> RestartResult:
         svcs = self._get(names)
         await asyncio.gather(*(s.restart() for s in svcs))
         return {"ok": True, "restarted": [s.name for s in svcs]}
 
-    async def signal(self, name: str, sig: int | str) -> dict[str, Any]:
+    async def signal(self, name: str, sig: int | str) -> SignalResult:
         (svc,) = self._get([name])
         num = parse_signal(sig)
         return {"ok": svc.send_signal(num), "signal": proc.signal_name(num)}
 
-    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[dict[str, Any]]:
+    async def logs(self, names: list[str] | None = None, n: int = 100) -> list[LogLine]:
         svcs = self._get(names) if names else list(self.services.values())
-        streams = [[(t, off, s.name, st, text) for off, t, st, text in s.ring.tail(n)]
-                   for s in svcs]
+        streams = [_sized(s.name, s.ring.tail(n), s.ring.next_offset) for s in svcs]
         merged = list(heapq.merge(*streams))
-        return [{"service": name, "offset": off, "t": t, "stream": st, "text": text}
-                for t, off, name, st, text in merged[-n:] if n > 0]
+        return [{"service": name, "offset": off, "t": t, "stream": st, "text": text,
+                 "size": size} for t, off, name, st, text, size in merged[-n:] if n > 0]
 
     async def query(self, extension: str, what: str,
                     args: dict[str, Any] | None = None) -> Any:
@@ -422,18 +364,35 @@ class Supervisor:
     def extension(self, name: str) -> Extension | None:
         return next((e for e in self.extensions if e.name == name), None)
 
-    async def reload_code(self) -> dict[str, Any]:
+    async def reload_code(self) -> CodeReloadResult:
         """Check the new code and re-exec this process with it, services kept. {"ok":
         False, "errors": [...]} when the check fails (nothing changes)."""
+        r: CodeReloadResult
         if self.code_reloader is None:
             r = {"ok": False, "errors": ["code reload is not available in this engine"]}
         else:
-            r = await self.code_reloader()
+            r = cast(CodeReloadResult, await self.code_reloader())
         if not r.get("ok"):  # said where every reload's outcome is: console, dashboards
-            self._notice("error", "code not reloaded: " + "; ".join(r.get("errors") or []))
+            errors = list(r.get("errors") or [])
+            self._notice("error", "code not reloaded: " + "; ".join(errors),
+                         topic=Topic.CODE_REFUSED, data={"errors": errors})
         return r
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self) -> ReloadResult:
+        """Read the config file and apply it. Reloads are applied one at a time; one that
+        waited while another ran is answered by the next read of the file (made after it
+        was asked), so a burst of them costs one or two applies, and all end in the state
+        of the file as it was last read."""
+        self._reload_asked += 1
+        ticket = self._reload_asked
+        async with self.config_lock:
+            if self._reload_served >= ticket and self._last_reload is not None:
+                return self._last_reload  # a read started after this ask covered it
+            self._reload_served = self._reload_asked
+            result = self._last_reload = await self._reload_now()
+            return result
+
+    async def _reload_now(self) -> ReloadResult:
         from tui_supervisor.config import ConfigError, load_config
 
         try:
@@ -441,13 +400,19 @@ class Supervisor:
         except ConfigError as e:
             self.reload_failures += 1
             errors = [str(i) for i in e.issues]
-            self._notice("error", "config not reloaded: " + "; ".join(errors))
+            self._notice("error", "config not reloaded: " + "; ".join(errors),
+                         topic=Topic.CONFIG_INVALID, data={"errors": errors})
             return {"ok": False, "errors": errors}
-        return await self.apply_config(new)
+        return await self._apply(new)
 
-    async def apply_config(self, new: Config) -> dict[str, Any]:
+    async def apply_config(self, new: Config) -> ReloadResult:
         """Diff the running config against `new` and apply it: stop removed, start added,
-        restart changed, update in place the rest; unchanged services are not touched."""
+        restart changed, update in place the rest; unchanged services are not touched.
+        Waits for a reload or apply under way (see `reload`)."""
+        async with self.config_lock:
+            return await self._apply(new)
+
+    async def _apply(self, new: Config) -> ReloadResult:
         from tui_supervisor.config import diff
 
         assert self.ctx is not None
@@ -471,35 +436,30 @@ class Supervisor:
             self.services[name].start("config changed")
         self.reloads += 1
         self.last_reload_seconds = time.monotonic() - began
-        summary = {"ok": True, "added": list(d.added), "removed": list(d.removed),
+        changes = {"added": list(d.added), "removed": list(d.removed),
                    "restarted": list(d.changed), "in_place": list(d.in_place)}
-        done = ", ".join(f"{k} {', '.join(v)}" for k, v in summary.items() if k != "ok" and v)
-        self._notice("info", "config reloaded: " + (done or "nothing changed"))
-        return summary
+        done = ", ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v)
+        self._notice("info", "config reloaded: " + (done or "nothing changed"),
+                     topic=Topic.CONFIG_RELOADED, data=changes)
+        return {"ok": True, "added": changes["added"], "removed": changes["removed"],
+                "restarted": changes["restarted"], "in_place": changes["in_place"]}
 
 
-async def _as_dicts(sub: Subscription) -> AsyncIterator[dict[str, Any]]:
+async def _as_dicts(sub: Subscription) -> AsyncIterator[EventView]:
     try:
         async for item in sub:
-            yield item.as_dict() if isinstance(item, Event | LogLines) else item
+            yield cast(EventView, item.as_dict() if isinstance(item, Event | LogLines)
+                       else item)
     finally:
         sub.close()
 
 
-async def _wait_gone(pids: set[int], timeout: float) -> set[int]:
-    deadline = time.monotonic() + timeout
-    alive = set(pids)
-    while alive and time.monotonic() < deadline:
-        alive = {p for p in alive if _exists(p)}
-        if alive:
-            await asyncio.sleep(0.02)
-    return {p for p in alive if _exists(p)}
-
-
-def _exists(pid: int) -> bool:
-    st = proc.stat(pid)
-    if st is not None and st.state == "Z" and st.ppid == os.getpid():
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        return False
-    return st is not None and st.state != "Z"
+def _sized(service: str, tail: list[tuple[int, float, str, str]], end: int
+           ) -> list[tuple[float, int, str, str, str, int]]:
+    """A ring's lines as (t, offset, service, stream, text, size): a line's size is where
+    the next one starts (the ring's end after the last), exact whatever its bytes."""
+    if not tail:
+        return []
+    nexts = [off for off, *_ in tail[1:]] + [end]
+    return [(t, off, service, st, text, nxt - off)
+            for (off, t, st, text), nxt in zip(tail, nexts, strict=True)]

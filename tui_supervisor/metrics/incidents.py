@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_supervisor.engine.api import UnknownService
-from tui_supervisor.engine.events import AnyEvent, Exited, Notice
+from tui_supervisor.engine.events import AnyEvent, Exited, Notice, Topic
 from tui_supervisor.engine.policies import ExitInfo
 from tui_supervisor.engine.supervisor import Extension, Supervisor
 
@@ -204,7 +204,8 @@ class Incidents(Extension):
             if not self._write_failed:
                 self._write_failed = True
                 self.sup.bus.emit(Notice(time.time(), "error", f"cannot write incidents to "
-                                         f"{self.file.path}: {e.strerror or e}"))
+                                         f"{self.file.path}: {e.strerror or e}",
+                                         topic=Topic.METRICS))
 
     def service_view(self, service: str) -> dict[str, Any]:
         mine = self.book.list(service)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -26,11 +26,12 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from tui_supervisor.engine.events import Notice
+from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.engine.states import UP_STATES, State
 from tui_supervisor.engine.supervisor import Extension, Supervisor
 
-Snapshot = dict[str, Any]
+Snapshot = Mapping[str, Any]
+"""An engine snapshot (`views.Snapshot`), read loosely: keys layers add may be absent."""
 UP = frozenset(s.value for s in UP_STATES)
 
 # (metric name, counter?, help, path in the service snapshot)
@@ -265,7 +266,8 @@ class PrometheusExporter(Extension):
         except (OSError, ValueError) as e:
             why = (e.strerror if isinstance(e, OSError) else None) or str(e)
             self.error = f"metrics_listen {self.listen}: {why}"
-            sup.bus.emit(Notice(time.time(), "error", f"metrics not served: {self.error}"))
+            sup.bus.emit(Notice(time.time(), "error", f"metrics not served: {self.error}",
+                                topic=Topic.METRICS, data={"listen": self.listen}))
             return
         self.error = None
         bound = self._sock.getsockname()
@@ -325,7 +327,8 @@ class PrometheusExporter(Extension):
             body = generate_latest(self._registry)
         except Exception as e:  # a bug here must not take the endpoint down
             if self._sup is not None:
-                self._sup.bus.emit(Notice(time.time(), "error", f"/metrics failed: {e!r}"))
+                self._sup.bus.emit(Notice(time.time(), "error", f"/metrics failed: {e!r}",
+                                          topic=Topic.METRICS))
             return 500, ["Content-Type: text/plain"], b"internal error\n"
         return 200, [f"Content-Type: {CONTENT_TYPE}"], body
 

@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui_supervisor.engine.events import Notice
+from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.engine.supervisor import Extension, Supervisor
 from tui_supervisor.metrics.history import DEFAULT_POINTS, History, LagWindow, ResettableSum
 
@@ -327,7 +327,8 @@ class ResourceSampler(Extension):
             if not self._failed:  # say it once; sampling goes on at the next tick
                 self._failed = True
                 self._sup.bus.emit(Notice(time.time(), "error", "resource sampling failed: "
-                                          f"{type(res).__name__}: {res}"))
+                                          f"{type(res).__name__}: {res}",
+                                          topic=Topic.METRICS))
             return
         self._failed = False
         for name, tree in res.services.items():

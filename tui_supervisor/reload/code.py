@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.reload.preflight import preflight as _preflight
 from tui_supervisor.reload.preflight import start_warm, stop_warm
 from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, record_fds
@@ -139,20 +140,31 @@ async def hand_over(sup: Any, server: Any, watchers: Iterable[Any], runtime_dir:
             w.stop()
     await stop_warm()  # (its pipe would close at the exec, leaving a zombie)
     await server.close()
-    record = sup.detach()
-    record["socket_path"] = str(server.path)
-    if host is not None:
-        record["host"] = host
-    return record, exec_self(record, runtime_dir)
+    async with sup.config_lock:  # a config apply under way finishes first: no half state
+        record = sup.detach()
+        record["socket_path"] = str(server.path)
+        if host is not None:
+            record["host"] = host
+        return record, exec_self(record, runtime_dir)
+
+
+def code_reloaded(record: dict[str, Any], services: int) -> Notice:
+    """The notice a new image emits once it carries the services (topic code_reloaded,
+    with the numbers in `data`)."""
+    gap_ms = round((time.monotonic() - record.get("detached_mono", time.monotonic())) * 1000)
+    safe = record.get("safe_mode")
+    after = (f" after {safe['seconds']:.1f}s in safe mode ({safe['why']})" if safe else "")
+    message = (f"code reloaded{after}: pid {os.getpid()} carries on with {services} "
+               f"services, none restarted; pipes unread for {gap_ms} ms")
+    data = {"pid": os.getpid(), "services": services, "pipes_unread_ms": gap_ms,
+            "safe_mode": {"seconds": safe["seconds"], "why": safe["why"]} if safe else None}
+    return Notice(time.time(), "info", message, None, Topic.CODE_RELOADED, data)
 
 
 def reloaded_notice(record: dict[str, Any], services: int) -> str:
-    """What a new image says once it carries the services."""
-    gap = time.monotonic() - record.get("detached_mono", time.monotonic())
-    safe = record.get("safe_mode")
-    after = (f" after {safe['seconds']:.1f}s in safe mode ({safe['why']})" if safe else "")
-    return (f"code reloaded{after}: pid {os.getpid()} carries on with {services} services, "
-            f"none restarted; pipes unread for {gap * 1000:.0f} ms")
+    """The text of `code_reloaded` (for a host that emits its own Notice: use
+    `code_reloaded` instead, so clients get the topic)."""
+    return code_reloaded(record, services).message
 
 
 def take_handoff() -> dict[str, Any] | None:

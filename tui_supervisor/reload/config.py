@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui_supervisor.engine.events import Notice
+from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.reload.watch import DEBOUNCE, FileWatcher
 
 
@@ -47,7 +47,9 @@ class ConfigWatcher:
         if not Path(self.sup.config.path).exists():
             return  # deleted (or mid-rename): the next event brings it back
         names = ", ".join(sorted(p.name for p in paths))
-        self.sup.bus.emit(Notice(time.time(), "info", f"{names} changed: reloading the config"))
+        self.sup.bus.emit(Notice(time.time(), "info", f"{names} changed: reloading the config",
+                                 topic=Topic.CONFIG_CHANGED,
+                                 data={"files": sorted(p.name for p in paths)}))
         await self.sup.reload()
         self.reloads += 1
         if self.watcher is not None:  # env_files may have changed with the config

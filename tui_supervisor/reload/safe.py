@@ -146,8 +146,8 @@ def _explain(e: BaseException, record: dict[str, Any]) -> str:
     log = (record.get("host") or {}).get("log")
     if (record.get("host") or {}).get("mode") == "hosted" and log:
         try:
-            with open(log, "a") as f:
-                f.write(f"{time.strftime('%F %T')} the new code failed at start-up:\n{text}")
+            with open(log, "a") as out:
+                out.write(f"{time.strftime('%F %T')} the new code failed at start-up:\n{text}")
             return why + f"; traceback in {log}"
         except OSError:
             pass
@@ -446,7 +446,7 @@ class SafeMode:
             conn.close()
             return
         self._send(conn, {"hello": "tui-supervisor", "protocol": 1, "pid": os.getpid(),
-                          "version": "safe-mode"})
+                          "version": "safe-mode", "safe_mode": self._marker()})
         conn.setblocking(False)
         self.conns[conn] = bytearray()
         self.sel.register(conn, selectors.EVENT_READ, "conn")
@@ -492,9 +492,15 @@ class SafeMode:
                     self._exec()
                 continue
             self._send(conn, {"id": rid, "ok": False, "error": {  # protocol.SAFE_MODE
-                "code": "safe_mode", "message": self._status()}})
+                "code": "safe_mode", "message": self._status(), "safe_mode": self._marker()}})
         if len(buf) > 1 << 20:
             self._drop(conn)
+
+    def _marker(self) -> dict[str, Any]:
+        """The structured form of `_status`, for clients (control/client.py reads it; a
+        safe mode from an older copy of this file has only the text)."""
+        return {"pid": os.getpid(), "seconds": time.monotonic() - self.since,
+                "why": self.why, "services": len(self.record["services"])}
 
     def _status(self) -> str:
         mins = (time.monotonic() - self.since) / 60

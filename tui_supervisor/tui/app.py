@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from rich.text import Text
@@ -21,8 +21,10 @@ from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal
 from textual.widgets import Footer, Static
 
-from tui_supervisor.control.verbs import fmt_bytes, fmt_duration, fmt_percent
 from tui_supervisor.engine.api import SupervisorAPI
+from tui_supervisor.engine.events import Topic
+from tui_supervisor.engine.views import ConnectionEvent, EventView
+from tui_supervisor.formatting import fmt_bytes, fmt_duration, fmt_percent
 from tui_supervisor.tui.eventlog import (
     SUPERVISOR,
     Entry,
@@ -30,7 +32,7 @@ from tui_supervisor.tui.eventlog import (
     connected,
     earlier_notices,
     format_incident,
-    reload_summary,
+    notice_text,
 )
 from tui_supervisor.tui.rows import SORT_KEYS
 from tui_supervisor.tui.screens.dialogs import (
@@ -154,7 +156,7 @@ class SupervisorApp(App[str]):
         self.ticks = 0
         self.tick_seconds = 0.0
         """Time spent in the last tick (for the benchmark)."""
-        self._stream: AsyncIterator[dict[str, Any]] | None = None
+        self._stream: AsyncIterator[EventView] | None = None
         self._last_snapshot = 0.0
         self._stamped = 0.0
         """When the views were last stamped (a snapshot: every row re-checked anyway)."""
@@ -175,15 +177,15 @@ class SupervisorApp(App[str]):
 
     @property
     def table(self) -> ServicesTable:
-        return self._widgets[0]  # type: ignore[return-value]
+        return self._widgets[0]
 
     @property
     def logs(self) -> LogView:
-        return self._widgets[1]  # type: ignore[return-value]
+        return self._widgets[1]
 
     @property
     def detail(self) -> DetailPane:
-        return self._widgets[2]  # type: ignore[return-value]
+        return self._widgets[2]
 
     def on_resize(self) -> None:
         self.screen.set_class(self.size.width < 100, "-narrow")
@@ -210,13 +212,13 @@ class SupervisorApp(App[str]):
         self._stream = stream
         first = True
         async for ev in stream:
-            if ev.get("kind") == "connection":  # attached, with reconnecting on
+            if ev["kind"] == "connection":  # attached, with reconnecting on
                 self._on_link(ev)
                 self.events.add(ev)
                 continue
             self.store.apply(ev)
             self.events.add(ev)
-            if ev.get("kind") == "snapshot":  # the first, or a reconnect's
+            if ev["kind"] == "snapshot":  # the first, or a reconnect's
                 self._events_connected(ev)
             if first:
                 first = False
@@ -230,14 +232,14 @@ class SupervisorApp(App[str]):
                 self.events.append(Entry(self.wall_clock(), "error", SUPERVISOR,
                                          "lost the engine's event stream"))
 
-    def _events_connected(self, snap: dict[str, Any]) -> None:
+    def _events_connected(self, snap: Mapping[str, Any]) -> None:
         """Mark where the live event log starts; add what the engine says came before."""
         seen = self.events.entries[-1].t if self.events.entries else None
         self.events.append(connected(self.wall_clock(), snap, again=seen is not None))
         self.events.add_history(earlier_notices(snap))
         self.run_worker(self._earlier_crashes(snap, seen), group="events-history")
 
-    async def _earlier_crashes(self, snap: dict[str, Any], seen: float | None) -> None:
+    async def _earlier_crashes(self, snap: Mapping[str, Any], seen: float | None) -> None:
         """The event log's only history: crashes of this engine before the UI connected
         (after `seen`, the newest entry, on a new subscription)."""
         try:
@@ -251,18 +253,18 @@ class SupervisorApp(App[str]):
                                 if since <= float(i.get("t") or 0.0) < cut and
                                 (seen is None or float(i.get("t") or 0.0) > seen))
 
-    def _on_link(self, ev: dict[str, Any]) -> None:
+    def _on_link(self, ev: ConnectionEvent) -> None:
         """The attached client lost the engine, got it back, or gave up."""
-        state, msg = ev.get("state"), str(ev.get("message", ""))
+        state, msg = ev["state"], ev["message"]
         if state == "restored":
             self.link = None
             self._stamp_views()
             self.notify(msg, timeout=4)
         else:
-            safe = state == "lost" and "safe mode" in msg  # new code failed: waiting for a fix
-            self.link = (msg.split("; its ")[0] + " — services kept; fix and save the code"
-                         if safe else "engine reloading - reconnecting…" if state == "lost"
-                         else f"disconnected: {msg}")
+            safe = ev.get("safe_mode") if state == "lost" else None  # new code failed
+            self.link = (f"the engine is {safe['summary']} — services kept; fix and save "
+                         "the code" if safe else "engine reloading - reconnecting…"
+                         if state == "lost" else f"disconnected: {msg}")
             if state == "lost":
                 self.notify(msg if safe else self.link, severity="error" if safe else
                             "warning", timeout=30 if safe else 4)
@@ -323,7 +325,7 @@ class SupervisorApp(App[str]):
         selected = table.selected
         if not self._follow_cursor() and (dirty is None or (selected and selected in dirty)):
             self.detail.view_changed()
-        self._widgets[3].render_from(  # type: ignore[attr-defined]
+        self._widgets[3].render_from(
             self.store, self.mode, self.config_error, self.link)
         now = self.clock()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:
@@ -354,15 +356,16 @@ class SupervisorApp(App[str]):
         return bool(self.ticks % int(1 / TICK) == 0
                     and self.clock() - self._stamped > 1.5 * SNAPSHOT_EVERY)
 
-    def _on_notice(self, n: dict[str, Any]) -> None:
-        msg = str(n.get("message", ""))
-        if msg.startswith("config not reloaded"):
-            self.config_error = msg.removeprefix("config not reloaded: ")
-        elif msg.startswith("config reloaded"):
+    def _on_notice(self, n: Mapping[str, Any]) -> None:
+        topic, data = n.get("topic"), n.get("data") or {}
+        if topic == Topic.CONFIG_INVALID:
+            self.config_error = "; ".join(map(str, data.get("errors") or ()))
+        elif topic == Topic.CONFIG_RELOADED:
             self.config_error = None
-        if n.get("level") in ("warning", "error") or msg.startswith("config "):
+        if n.get("level") in ("warning", "error") or topic in (Topic.CONFIG_INVALID,
+                                                               Topic.CONFIG_RELOADED):
             who = f"{n['service']}: " if n.get("service") else ""
-            self.notify(who + reload_summary(msg),
+            self.notify(who + notice_text(n),
                         severity="error" if n.get("level") == "error" else
                         "warning" if n.get("level") == "warning" else "information",
                         timeout=8)
@@ -506,7 +509,7 @@ class SupervisorApp(App[str]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    def action_quit(self) -> None:
+    async def action_quit(self) -> None:  # (App's is a coroutine: Textual awaits it)
         if self.mode == "attached":
             self._leave("detach")
             return

@@ -10,15 +10,14 @@ and crashes (the incidents it keeps), merged in by `add_history`.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tui_supervisor.control.verbs import fmt_seconds
-from tui_supervisor.engine.policies import ExitInfo
+from tui_supervisor.engine.events import Topic, exit_text
+from tui_supervisor.formatting import fmt_seconds
 
 MAX_ENTRIES = 1000
 LEVELS = ("error", "warning", "success", "info", "dim")
@@ -26,8 +25,8 @@ LEVELS = ("error", "warning", "success", "info", "dim")
 SUPERVISOR = "supervisor"
 """Who an engine-wide entry is from."""
 
-_RELOAD_PART = re.compile(r"(?:^|, )(added|removed|restarted|in_place) ")
-_RELOAD_WORDS = {"in_place": "changed in place"}
+_RELOAD_WORDS = (("added", "added"), ("removed", "removed"), ("restarted", "restarted"),
+                 ("in_place", "changed in place"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ def clock_time(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
-def format_event(ev: dict[str, Any], *, earlier: bool = False) -> Entry | None:
+def format_event(ev: Mapping[str, Any], *, earlier: bool = False) -> Entry | None:
     """One subscription event as an entry; None for what the log leaves out (output
     lines, snapshots, spawns and steps another event already tells — unless `earlier`:
     a notice from before the UI came, whose other events it never saw)."""
@@ -58,8 +57,7 @@ def format_event(ev: dict[str, Any], *, earlier: bool = False) -> Entry | None:
     t = float(ev.get("t") or 0.0)
     who = str(ev.get("service") or SUPERVISOR)
     if kind == "notice":
-        return _notice(t, who, str(ev.get("level") or "info"), str(ev.get("message", "")),
-                       earlier)
+        return _notice(t, who, ev, earlier)
     if kind == "state":
         return _state(t, who, ev)
     if kind == "exit":
@@ -72,14 +70,14 @@ def format_event(ev: dict[str, Any], *, earlier: bool = False) -> Entry | None:
     return None
 
 
-def format_incident(inc: dict[str, Any]) -> Entry:
+def format_incident(inc: Mapping[str, Any]) -> Entry:
     """A crash the engine kept (`incidents` query) as an entry."""
     what = "failed to start" if inc.get("kind") == "failed start" else "crashed"
     return Entry(float(inc.get("t") or 0.0), "error", str(inc.get("service", "?")),
                  f"{what}: {_exit_words(inc)} (pid {inc.get('pid', '?')})")
 
 
-def connected(t: float, snap: dict[str, Any], *, again: bool = False) -> Entry:
+def connected(t: float, snap: Mapping[str, Any], *, again: bool = False) -> Entry:
     """The entry that marks where the live log starts (`again`: a new subscription)."""
     e = snap.get("engine") or {}
     n = len(snap.get("services") or ())
@@ -89,39 +87,39 @@ def connected(t: float, snap: dict[str, Any], *, again: bool = False) -> Entry:
                  f"services): the full log starts here; {before}, only notices and crashes")
 
 
-def earlier_notices(snap: dict[str, Any]) -> list[Entry]:
+def earlier_notices(snap: Mapping[str, Any]) -> list[Entry]:
     """The notices a subscription's first item carries (from before the UI came)."""
     entries = (format_event(n, earlier=True) for n in snap.get("notices") or ()
                if isinstance(n, dict))
     return [e for e in entries if e is not None]
 
 
-def reload_summary(message: str) -> str:
-    """ "config reloaded: added a, b, removed c, in_place d" ->
-    "config reloaded: added a, b; removed c; changed in place d" (else as is)."""
-    head, sep, rest = message.partition(": ")
-    if not sep:
-        return message
-    parts = _RELOAD_PART.split(rest)
-    if len(parts) < 3 or parts[0]:
-        return message
-    groups = [f"{_RELOAD_WORDS.get(k, k)} {names}" for k, names in zip(parts[1::2],
-                                                                       parts[2::2],
-                                                                       strict=True)]
-    return f"{head}: {'; '.join(groups)}"
+def reload_summary(data: Mapping[str, Any] | None) -> str:
+    """A config_reloaded notice's data ({"added": [..], "removed", "restarted",
+    "in_place"}) as "config reloaded: added a, b; removed c; changed in place d"."""
+    groups = [f"{words} {', '.join(map(str, (data or {}).get(key) or ()))}"
+              for key, words in _RELOAD_WORDS if (data or {}).get(key)]
+    return "config reloaded: " + ("; ".join(groups) if groups else "nothing changed")
 
 
-def _notice(t: float, who: str, level: str, msg: str, earlier: bool) -> Entry | None:
-    if msg.startswith("crash loop, giving up") and not earlier:
+def notice_text(n: Mapping[str, Any]) -> str:
+    """What a notice says, as the dashboard words it (a config reload's summary from its
+    data; else the engine's message)."""
+    if n.get("topic") == Topic.CONFIG_RELOADED and isinstance(n.get("data"), Mapping):
+        return reload_summary(n["data"])
+    return str(n.get("message", ""))
+
+
+def _notice(t: float, who: str, n: Mapping[str, Any], earlier: bool) -> Entry | None:
+    topic, level = n.get("topic"), str(n.get("level") or "info")
+    if topic == Topic.CRASH_LOOP and not earlier:
         return None  # the "fatal" state change says it
-    if msg.startswith("config reloaded"):
-        return Entry(t, "success", who, reload_summary(msg))
-    if msg.startswith("code reloaded"):
-        return Entry(t, "success", who, msg)
-    return Entry(t, level if level in LEVELS else "info", who, msg)
+    if topic in (Topic.CONFIG_RELOADED, Topic.CODE_RELOADED):
+        return Entry(t, "success", who, notice_text(n))
+    return Entry(t, level if level in LEVELS else "info", who, notice_text(n))
 
 
-def _state(t: float, who: str, ev: dict[str, Any]) -> Entry | None:
+def _state(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
     new, reason, pid = str(ev.get("new")), str(ev.get("reason") or ""), ev.get("pid")
     why = f" ({reason})" if reason else ""
     if new == "starting":
@@ -140,7 +138,7 @@ def _state(t: float, who: str, ev: dict[str, Any]) -> Entry | None:
     return None  # stopping (the stop ends in "stopped"), exited (the exit said it)
 
 
-def _exit_entry(t: float, who: str, ev: dict[str, Any]) -> Entry:
+def _exit_entry(t: float, who: str, ev: Mapping[str, Any]) -> Entry:
     words = _exit_words(ev)
     pid = f" (pid {ev.get('pid')})"
     if ev.get("requested"):
@@ -150,9 +148,9 @@ def _exit_entry(t: float, who: str, ev: dict[str, Any]) -> Entry:
     return Entry(t, "info", who, f"exited: {words}{pid}")
 
 
-def _exit_words(ev: dict[str, Any]) -> str:
+def _exit_words(ev: Mapping[str, Any]) -> str:
     """ "exit code 3 after 1.20s", "killed by SIGKILL after 4m12s"."""
-    text = ExitInfo(ev.get("code"), ev.get("signal")).describe()
+    text = exit_text(ev.get("code"), ev.get("signal"))
     up = ev.get("uptime")
     return f"{text} after {fmt_seconds(up)}" if isinstance(up, int | float) else text
 
@@ -167,7 +165,7 @@ class EventLog:
         self.added = 0
         self.rebuilt = 0
 
-    def add(self, ev: dict[str, Any]) -> Entry | None:
+    def add(self, ev: Mapping[str, Any]) -> Entry | None:
         """Record one subscription event (if the log tells it)."""
         if ev.get("kind") == "log":  # the hot path: output lines
             return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tui_supervisor.control.verbs import (
+from tui_supervisor.formatting import (
     fmt_bytes,
     fmt_duration,
     fmt_percent,
@@ -21,9 +21,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 """(key, label) in display order."""
 
-STATE_STYLE = {"running": "green", "daemonized": "green", "starting": "cyan",
-               "stopping": "yellow", "backoff": "yellow", "exited": "dim",
-               "stopped": "dim", "fatal": "bold red"}
 
 SORT_KEYS = ("name", "state", "cpu", "mem", "restarts", "failures", "uptime", "avail")
 """What `o` cycles through (config order first, then these)."""

@@ -9,8 +9,11 @@ the last `merged` lines, notices the last 200.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from tui_supervisor.engine.events import exit_text
 
 SERVICE_LINES = 5000
 MERGED_LINES = 20000
@@ -49,7 +52,7 @@ class Store:
         self.engine: dict[str, Any] = {}
         self.services: dict[str, ServiceInfo] = {}
         self.merged: deque[LogLine] = deque(maxlen=merged)
-        self.notices: deque[dict[str, Any]] = deque(maxlen=200)
+        self.notices: deque[Mapping[str, Any]] = deque(maxlen=200)
         self.dirty: set[str] = set()
         """Services whose row changed since `take_dirty()`."""
         self.new_lines: list[LogLine] = []
@@ -59,7 +62,7 @@ class Store:
         self.lines_total = 0
 
     # -- feeding ----------------------------------------------------------------------
-    def load_snapshot(self, snap: dict[str, Any]) -> None:
+    def load_snapshot(self, snap: Mapping[str, Any]) -> None:
         """Take a full snapshot (first item of a subscription, or a periodic refresh)."""
         self.engine = dict(snap.get("engine") or {})
         names = [s["name"] for s in snap.get("services", [])]
@@ -74,7 +77,7 @@ class Store:
                 info.view = dict(s)
                 self.dirty.add(info.name)
 
-    def apply(self, ev: dict[str, Any]) -> None:
+    def apply(self, ev: Mapping[str, Any]) -> None:
         """One event of the subscription stream."""
         kind = ev.get("kind")
         if kind == "log":
@@ -99,7 +102,7 @@ class Store:
             if ev["new"] == "starting" and ev.get("pid"):
                 v["started_at"], v["uptime"] = ev.get("t"), 0.0
         elif kind == "exit":
-            text = _exit_text(ev)
+            text = exit_text(ev.get("code"), ev.get("signal"))
             v["last_exit"] = {"pid": ev.get("pid"), "code": ev.get("code"),
                               "signal": ev.get("signal"), "t": ev.get("t"),
                               "uptime": ev.get("uptime"), "text": text}
@@ -109,7 +112,7 @@ class Store:
             return
         self.dirty.add(info.name)
 
-    def _add_lines(self, ev: dict[str, Any]) -> None:
+    def _add_lines(self, ev: Mapping[str, Any]) -> None:
         name = str(ev.get("service"))
         info = self.services.get(name)
         t, stream = float(ev.get("t") or 0.0), str(ev.get("stream") or "stdout")
@@ -121,10 +124,10 @@ class Store:
             self.merged.append(line)
             self.new_lines.append(line)
         self.lines_total += len(ev.get("lines") or ())
-        if len(self.new_lines) > self.merged.maxlen:  # nobody took them: keep it bounded
+        if len(self.new_lines) > (self.merged.maxlen or 0):  # nobody took them: bounded
             del self.new_lines[: len(self.new_lines) - (self.merged.maxlen or 0)]
 
-    def load_lines(self, lines: list[dict[str, Any]]) -> None:
+    def load_lines(self, lines: Sequence[Mapping[str, Any]]) -> None:
         """Back-fill history (`SupervisorAPI.logs`, merged by time) before live lines."""
         for d in lines:
             line = LogLine(d.get("t", 0.0), d["service"], d.get("stream", "stdout"),
@@ -149,14 +152,3 @@ class Store:
             out[info.state] = out.get(info.state, 0) + 1
         return out
 
-
-def _exit_text(ev: dict[str, Any]) -> str:
-    sig = ev.get("signal")
-    if sig is not None:
-        import signal as _signal
-
-        try:
-            return f"killed by {_signal.Signals(sig).name}"
-        except ValueError:
-            return f"killed by signal {sig}"
-    return f"exit code {ev.get('code')}"

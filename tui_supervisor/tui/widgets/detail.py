@@ -28,15 +28,15 @@ from textual.containers import VerticalScroll
 from textual.visual import visualize
 from textual.widget import Widget
 
-from tui_supervisor.control.verbs import (
-    STATE_STYLE,
+from tui_supervisor.engine.api import SupervisorAPI
+from tui_supervisor.formatting import (
     fmt_bytes,
     fmt_duration,
     fmt_percent,
     fmt_ratio,
     fmt_seconds,
+    state_colour,
 )
-from tui_supervisor.engine.api import SupervisorAPI
 from tui_supervisor.tui.store import Store
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -148,7 +148,7 @@ def header(view: dict[str, Any], now: float) -> RenderableType:
     out = Text()
     out.append(str(view.get("name", "?")), style="bold")
     out.append("  ")
-    out.append(state, style=STATE_STYLE.get(state, ""))
+    out.append(state, style=state_colour(state))
     if view.get("reason"):
         out.append(f" ({view['reason']})")
     out.append(f"   pid {view.get('pid') or '-'}   up {fmt_duration(view.get('uptime'))}")
@@ -268,7 +268,8 @@ class DetailPart(Widget):
         if not width:
             self.refresh(layout=True)
             return
-        height = visualize(self, self._draw(width)).get_height(self.styles, width)
+        height = visualize(self, self._draw(width)).get_height(
+            self.styles, width)  # type: ignore[arg-type]  # (a RulesMap in Textual's use)
         self.refresh(layout=height != self.content_size.height)
 
 

@@ -11,7 +11,8 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from tui_supervisor.tui.rows import COLUMNS, STATE_STYLE, cells, sort_value
+from tui_supervisor.formatting import state_colour
+from tui_supervisor.tui.rows import COLUMNS, cells, sort_value
 
 RIGHT = {"pid", "restarts", "failures", "mttr", "avail", "cpu", "mem", "uptime"}
 WIDTHS = {"state": 26, "pid": 7, "uptime": 7, "restarts": 8, "failures": 5, "mttr": 6,
@@ -56,7 +57,7 @@ class ServicesTable(DataTable[Any]):
     def _cell(self, key: str, text: str, view: dict[str, Any]) -> Text:
         t = Text(text, justify="right" if key in RIGHT else "left", no_wrap=True)
         if key == "state":
-            t.stylize(STATE_STYLE.get(str(view.get("state")), ""))
+            t.stylize(state_colour(str(view.get("state"))))
         elif key == "name":
             t.stylize("bold")
         return t

@@ -1,0 +1,236 @@
+"""The typed shape of everything that crosses `SupervisorAPI`: snapshots, the items of a
+subscription, replies. TypedDicts, so the values stay plain JSON-native dicts (what the
+control socket sends and tests read) while mypy checks both ends.
+
+Keys a layer above the engine adds (metrics: `reliability`, `latency`, `resources`,
+`incidents` per service; `latency`, `resources`, `prometheus` on the engine) are
+NotRequired: an engine without that layer leaves them out. Stdlib only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+
+class LastExit(TypedDict):
+    pid: int
+    code: int | None
+    signal: int | None
+    t: float
+    uptime: float | None
+    text: str
+
+
+class CrashLoopView(TypedDict):
+    max_failures: int
+    window: float
+
+
+class ServiceView(TypedDict):
+    """One service in a snapshot (config order)."""
+
+    name: str
+    state: str
+    """A `states.State` value."""
+    reason: str
+    state_since: float
+    pid: int | None
+    daemon_pids: list[int]
+    wanted: bool
+    started_at: float | None
+    uptime: float | None
+    spawns: int
+    restarts: int
+    failures: int
+    consecutive_failures: int
+    recent_failures: list[float]
+    last_exit: LastExit | None
+    backoff_remaining: float | None
+    log_file: str
+    log_offset: int
+    """Byte offset just after the last line kept: every later log event starts here or
+    after."""
+    command: list[str]
+    cwd: str
+    restart_policy: str
+    crash_loop: CrashLoopView
+    reliability: NotRequired[dict[str, Any]]
+    latency: NotRequired[dict[str, Any]]
+    resources: NotRequired[dict[str, Any]]
+    incidents: NotRequired[dict[str, Any]]
+
+
+class EngineView(TypedDict):
+    pid: int
+    version: str
+    config: str
+    config_id: str
+    started_at: float
+    uptime: float
+    reloads: int
+    reload_failures: int
+    last_reload_seconds: float | None
+    pidfd: bool
+    latency: NotRequired[dict[str, Any]]
+    resources: NotRequired[dict[str, Any]]
+    prometheus: NotRequired[dict[str, Any]]
+
+
+class Snapshot(TypedDict):
+    engine: EngineView
+    services: list[ServiceView]
+
+
+# -- subscription items (`events.*.as_dict()`, plus the first item and a client's own) --
+class StateEvent(TypedDict):
+    kind: Literal["state"]
+    t: float
+    service: str
+    old: str
+    new: str
+    pid: int | None
+    reason: str
+    wanted: bool
+
+
+class ExitEvent(TypedDict):
+    kind: Literal["exit"]
+    t: float
+    service: str
+    pid: int
+    code: int | None
+    signal: int | None
+    requested: bool
+    failure: bool
+    uptime: float
+    detect_latency: float | None
+
+
+class SpawnEvent(TypedDict):
+    kind: Literal["spawn"]
+    t: float
+    service: str
+    pid: int
+    auto: bool
+    respawn_latency: float | None
+
+
+class LogEvent(TypedDict):
+    kind: Literal["log"]
+    t: float
+    service: str
+    stream: str
+    """"stdout" or "stderr"."""
+    offset: int
+    """Byte offset of the first line in the service's output."""
+    lines: list[str]
+    size: int
+    """Bytes the lines took (newlines included): the next line starts at offset + size."""
+    replayed: NotRequired[bool]
+    """Set by a reconnecting client on lines written while it was away."""
+
+
+class NoticeEvent(TypedDict):
+    kind: Literal["notice"]
+    t: float
+    level: str
+    message: str
+    service: str | None
+    topic: str
+    """An `events.Topic` value."""
+    data: dict[str, Any] | None
+
+
+class SnapshotEvent(TypedDict):
+    """A subscription's first item (and, for a reconnecting client, the first after each
+    reconnect)."""
+
+    kind: Literal["snapshot"]
+    engine: EngineView
+    services: list[ServiceView]
+    notices: list[NoticeEvent]
+    """The engine's last notices before it, oldest first."""
+
+
+class SafeModeInfo(TypedDict):
+    """An engine in safe mode (reload/safe.py), as a client tells it."""
+
+    pid: int | None
+    seconds: float | None
+    """How long it has been in safe mode."""
+    why: str | None
+    """How the new code failed."""
+    services: int | None
+    summary: str
+    """One line: "in safe mode for 0.3 min (pid 42): the new code failed at start-up
+    (why)"."""
+
+
+class ConnectionEvent(TypedDict):
+    """A reconnecting client's own item: its link to the engine went, came back, or was
+    given up on."""
+
+    kind: Literal["connection"]
+    t: float
+    state: Literal["lost", "restored", "gave_up"]
+    message: str
+    safe_mode: NotRequired[SafeModeInfo]
+    """("lost") the engine is alive in safe mode: its new code failed at start-up."""
+    pid: NotRequired[int | None]
+    same_engine: NotRequired[bool]
+    down: NotRequired[float]
+
+
+EngineEvent = StateEvent | ExitEvent | SpawnEvent | LogEvent | NoticeEvent
+EventView = EngineEvent | SnapshotEvent | ConnectionEvent
+"""Any item of `SupervisorAPI.subscribe`."""
+
+
+class LogLine(TypedDict):
+    """One line of `SupervisorAPI.logs`."""
+
+    service: str
+    offset: int
+    t: float
+    stream: str
+    text: str
+    size: int
+    """Bytes of the line in the output, newline included."""
+
+
+# -- replies ----------------------------------------------------------------------------
+class StartResult(TypedDict):
+    ok: bool
+    started: list[str]
+
+
+class StopResult(TypedDict):
+    ok: bool
+    stopped: list[str]
+
+
+class RestartResult(TypedDict):
+    ok: bool
+    restarted: list[str]
+
+
+class SignalResult(TypedDict):
+    ok: bool
+    signal: str
+
+
+class ReloadResult(TypedDict):
+    """A config reload: {"ok": True, added, removed, restarted, in_place} or {"ok":
+    False, "errors": [...]} (nothing changed)."""
+
+    ok: bool
+    added: NotRequired[list[str]]
+    removed: NotRequired[list[str]]
+    restarted: NotRequired[list[str]]
+    in_place: NotRequired[list[str]]
+    errors: NotRequired[list[str]]
+
+
+class CodeReloadResult(TypedDict):
+    ok: bool
+    errors: NotRequired[list[str]]

@@ -1,0 +1,70 @@
+"""How numbers, times and states look, for every front (the CLI's tables, the headless
+console, the dashboard): one place, so they agree. Stdlib only (no Rich, no Textual):
+colours are names ("green", "bold red") each front renders its own way."""
+
+from __future__ import annotations
+
+import math
+
+STATE_COLOURS: dict[str, str] = {
+    "running": "green", "daemonized": "green", "starting": "cyan", "stopping": "yellow",
+    "backoff": "yellow", "exited": "dim", "stopped": "dim", "fatal": "bold red",
+}
+"""The one state palette: state (a `State` value) -> colour name (Rich style syntax)."""
+
+ANSI: dict[str, int] = {"green": 32, "cyan": 36, "yellow": 33, "dim": 90, "bold red": 91}
+"""The palette's colour names -> SGR codes, for a plain terminal (the headless console:
+grey for dim, bright red for bold red)."""
+
+
+def state_colour(state: str) -> str:
+    """The palette's colour of a state ("" for one it does not know)."""
+    return STATE_COLOURS.get(state, "")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """3s, 4m12s, 2h03m, 5d02h."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """A short time that keeps sub-second precision: 850ms, 2.35s, 4m12s."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    return fmt_duration(seconds)
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    """Availability as a percentage, rounded down (99.996% shows 99.99%, never 100%)."""
+    if ratio is None:
+        return "-"
+    if ratio >= 1:
+        return "100%"
+    return f"{math.floor(ratio * 10000) / 100:.2f}%"
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return "-"  # unreachable
+
+
+def fmt_percent(p: float | None) -> str:
+    return "-" if p is None else f"{p:.1f}%"
