@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tui_supervisor.config.schema import BackoffSpec, CrashLoopSpec, RestartPolicy, ServiceSpec
-from tui_supervisor.engine.events import Exited
+from tui_supervisor.engine.events import Exited, Topic
 from tui_supervisor.engine.lifecycle import (
     Cleanup,
     DaemonGone,
@@ -189,7 +189,8 @@ def test_crash_loop_fires_at_the_threshold(max_failures: int) -> None:
     new, effects = run(rec, main_exit(BAD), spec)
     why = f"crash loop: {max_failures} failures in 60s (last: exit code 3)"
     assert effects[1:] == [SetState(State.FATAL, why),
-                           Tell("error", f"crash loop, giving up: {why}")]
+                           Tell("error", f"crash loop, giving up: {why}",
+                                Topic.CRASH_LOOP)]
     assert exits(effects)[0].failure and new.failures == 1
     assert len(new.failure_times) == max_failures
 
@@ -293,7 +294,8 @@ STARTING = up(State.STARTING, pid=None)
 
 def test_spawn_error_is_a_failed_start_and_retried() -> None:
     new, effects = run(STARTING, SpawnFailed("cannot start x: Resource busy", False))
-    assert effects[0] == Tell("error", "cannot spawn: cannot start x: Resource busy")
+    assert effects[0] == Tell("error", "cannot spawn: cannot start x: Resource busy",
+                              Topic.SPAWN_FAILED)
     (ev,) = exits(effects)
     assert (ev.pid, ev.code, ev.signal, ev.cause, ev.failure) == (0, None, None, "spawn", True)
     assert ev.detail == "cannot spawn: cannot start x: Resource busy"

@@ -116,6 +116,11 @@ def test_lifecycle_lines() -> None:
     assert _fmt(**ex, code=None, signal=15, requested=True, failure=False) == (
         "dim", "web", "exited as asked: killed by SIGTERM after 1.20s (pid 42)")
     assert _fmt(**ex, code=0, signal=None, requested=False, failure=False)[0] == "info"
+    # a spawn that failed: nothing ran, the engine's words say why
+    assert _fmt(kind="exit", service="web", pid=0, uptime=0.0, code=None, signal=None,
+                requested=False, failure=True, cause="spawn",
+                detail="cannot spawn: command not found: nope") == (
+        "error", "web", "exited: cannot spawn: command not found: nope")
 
 
 def test_notices_and_what_is_left_out() -> None:

@@ -9,8 +9,12 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui_supervisor import __version__
+
+if TYPE_CHECKING:
+    from tui_supervisor.config import Config
 
 DEFAULT_CONFIG = "tui-supervisor.yaml"
 PROG = "tui-supervisor"
@@ -147,7 +151,8 @@ def cmd_attach(path: Path) -> int:
     return attach(runtime_dir)
 
 
-def _load(path: Path, *, check_system: bool = False, demo: bool = False):  # type: ignore[no-untyped-def]
+def _load(path: Path, *, check_system: bool = False,
+          demo: bool = False) -> Config | None:
     from tui_supervisor.config import ConfigError, load_config
 
     try:

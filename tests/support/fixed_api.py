@@ -126,3 +126,10 @@ class FixedAPI:
 
     async def reload_code(self) -> CodeReloadResult:
         return {"ok": False, "errors": ["a fixed story: no code to reload"]}
+
+
+async def settle_picture(pilot: Any) -> None:
+    """Let a FixedAPI app come to rest before a picture: there is no single condition for
+    "everything drawn", so a fixed pause (the story never changes, so nothing is missed)."""
+    await pilot.pause(0.6)  # first snapshot, back-fill, detail data, one tick
+    await pilot.wait_for_scheduled_animations()

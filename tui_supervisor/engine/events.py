@@ -141,6 +141,8 @@ class Topic(StrEnum):
     "safe_mode": {"seconds", "why"} | None}."""
     CODE_REFUSED = "code_refused"
     """The new code failed its check, nothing changed. data: {"errors": [str]}."""
+    SOURCE_WATCH = "source_watch"
+    """The supervisor's own source is not followed (saves do not reload the code)."""
     CRASH_LOOP = "crash_loop"
     """A service gave up (fatal); its state change says the same."""
     SPAWN_FAILED = "spawn_failed"
@@ -157,6 +159,8 @@ class Topic(StrEnum):
     """A kernel feature is missing (subreaper, pidfd)."""
     METRICS = "metrics"
     """Serving /metrics, sampling resources or keeping incidents failed."""
+    INTERNAL = "internal"
+    """An exception inside the engine's handling of a service (it is made `fatal`)."""
     CONTROL = "control"
     """A control-socket request failed inside the engine."""
     REPLAY_GAP = "replay_gap"
@@ -195,9 +199,12 @@ class Notice(Event):
         return cls(t, level, message, service, topic, data)
 
 
-def exit_text(code: int | None, signal: int | None) -> str:
-    """An exit in words: "exit code 3", "killed by SIGKILL" (as `ExitInfo.describe`:
-    clients word exit events with this, without the engine's policies)."""
+def exit_text(code: int | None, signal: int | None, detail: str | None = None) -> str:
+    """An exit in words: "exit code 3", "killed by SIGKILL", or the `detail` an exit
+    event carries when there was no process ("cannot spawn: ..."). `ExitInfo.describe`
+    and the clients word exits with this."""
+    if detail:
+        return detail
     if signal is not None:
         import signal as _signal
 

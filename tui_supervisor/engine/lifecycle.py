@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from tui_supervisor.config.schema import ServiceSpec
-from tui_supervisor.engine.events import Exited
+from tui_supervisor.engine.events import Exited, Topic
 from tui_supervisor.engine.policies import (
     ExitInfo,
     backoff_delay,
@@ -121,6 +121,7 @@ class Tell:
 
     level: Literal["info", "warning", "error"]
     message: str
+    topic: Topic = Topic.GENERAL
 
 
 Effect = Emit | SetState | WatchDaemons | Respawn | Cleanup | Tell
@@ -178,7 +179,7 @@ def _daemon_gone(rec: ServiceRecord, ev: DaemonGone, spec: ServiceSpec, now: Now
 
 def _spawn_failed(rec: ServiceRecord, ev: SpawnFailed, spec: ServiceSpec, now: Now,
                   rand: float) -> tuple[ServiceRecord, list[Effect]]:
-    said: list[Effect] = [Tell("error", f"cannot spawn: {ev.error}")]
+    said: list[Effect] = [Tell("error", f"cannot spawn: {ev.error}", Topic.SPAWN_FAILED)]
     ending = _Ending(ExitInfo(None, None), was_starting=True, requested=False,
                      reason=ev.error, leftovers=frozenset(), pid=0, uptime=0.0,
                      cause="spawn", detail=f"cannot spawn: {ev.error}")
@@ -235,7 +236,8 @@ def _after_exit(rec: ServiceRecord, spec: ServiceSpec, now: Now, rand: float,
     if failure and restart and crash_loop(spec.crash_loop, rec.failure_times, now.mono):
         cl = spec.crash_loop
         why = f"crash loop: {cl.max_failures} failures in {cl.window:g}s (last: {e.reason})"
-        effects += [SetState(State.FATAL, why), Tell("error", f"crash loop, giving up: {why}")]
+        effects += [SetState(State.FATAL, why), Tell("error", f"crash loop, giving up: {why}",
+                                                     Topic.CRASH_LOOP)]
         if e.leftovers:
             effects.append(Cleanup())
     elif restart:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tui_supervisor.config.schema import BackoffSpec, CrashLoopSpec, RestartPolicy
+from tui_supervisor.engine.events import exit_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,16 +22,7 @@ class ExitInfo:
     """Signal number that killed it, or None."""
 
     def describe(self) -> str:
-        if self.signal is not None:
-            import signal as _signal
-
-            try:
-                return f"killed by {_signal.Signals(self.signal).name}"
-            except ValueError:
-                return f"killed by signal {self.signal}"
-        if self.code is None:
-            return "exited (status unknown: not our child)"
-        return f"exit code {self.code}"
+        return exit_text(self.code, self.signal)
 
     @classmethod
     def from_wait_status(cls, status: int) -> ExitInfo:

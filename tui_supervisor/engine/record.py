@@ -130,7 +130,7 @@ class InRecord(Generic[T]):
         self.name = name
 
     def __get__(self, obj: Any, objtype: type | None = None) -> T:
-        return getattr(obj.rec, self.name)  # type: ignore[no-any-return]
+        return getattr(obj.rec, self.name)
 
     def __set__(self, obj: Any, value: T) -> None:
         obj.rec = replace(obj.rec, **{self.name: value})

@@ -25,7 +25,7 @@ from typing import Any
 from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.bus import EventBus
-from tui_supervisor.engine.events import Spawned, StateChanged
+from tui_supervisor.engine.events import Spawned, StateChanged, Topic
 from tui_supervisor.engine.lifecycle import (
     Cleanup,
     DaemonGone,
@@ -205,7 +205,8 @@ class Service(ProcessTree, ServiceOutput):
                 self._set_state(State.STOPPING, reason)
             ok = await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
             if not ok:
-                self._notice("error", f"could not stop every process: {self._describe_tree()}")
+                self._notice("error", f"could not stop every process: {self._describe_tree()}",
+                             topic=Topic.STOP_FAILED)
             self._set_state(State.STOPPED, reason)
         finally:
             self._stopping = False
@@ -303,13 +304,14 @@ class Service(ProcessTree, ServiceOutput):
         elif isinstance(effect, Cleanup):
             self._task = asyncio.ensure_future(self._cleanup())
         elif isinstance(effect, Tell):
-            self._notice(effect.level, effect.message)
+            self._notice(effect.level, effect.message, topic=effect.topic)
 
     def _give_up(self, e: Exception) -> None:
         """After an internal error: say it, and be `fatal` (a manual start recovers)
         rather than `running` with no process."""
         why = f"internal error after an exit: {type(e).__name__}: {e}"
-        self._notice("error", f"{why}; giving up on it until it is started again")
+        self._notice("error", f"{why}; giving up on it until it is started again",
+                     topic=Topic.INTERNAL)
         if State.FATAL in TRANSITIONS[self.state]:
             with contextlib.suppress(Exception):
                 self._set_state(State.FATAL, why)

@@ -21,6 +21,14 @@ class LastExit(TypedDict):
     text: str
 
 
+class RecentFailure(TypedDict):
+    t: float
+    """Wall-clock time of the failure."""
+    reason: str
+    starting: bool
+    """It failed to start (exited while `starting`)."""
+
+
 class CrashLoopView(TypedDict):
     max_failures: int
     window: float
@@ -43,7 +51,7 @@ class ServiceView(TypedDict):
     restarts: int
     failures: int
     consecutive_failures: int
-    recent_failures: list[float]
+    recent_failures: list[RecentFailure]
     last_exit: LastExit | None
     backoff_remaining: float | None
     log_file: str
@@ -104,6 +112,11 @@ class ExitEvent(TypedDict):
     failure: bool
     uptime: float
     detect_latency: float | None
+    cause: Literal["exit", "daemon", "spawn"]
+    """What ended: the main process, the last daemonized one, or a spawn that failed
+    (pid 0, no code or signal)."""
+    detail: str | None
+    """The words for an exit with no status ("cannot spawn: ...")."""
 
 
 class SpawnEvent(TypedDict):

@@ -161,12 +161,6 @@ def code_reloaded(record: dict[str, Any], services: int) -> Notice:
     return Notice(time.time(), "info", message, None, Topic.CODE_RELOADED, data)
 
 
-def reloaded_notice(record: dict[str, Any], services: int) -> str:
-    """The text of `code_reloaded` (for a host that emits its own Notice: use
-    `code_reloaded` instead, so clients get the topic)."""
-    return code_reloaded(record, services).message
-
-
 def take_handoff() -> dict[str, Any] | None:
     """The predecessor's record, if this process is a new image of a code reload."""
     path = os.environ.pop(HANDOFF_VAR, None)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_supervisor.config import Config
+from tui_supervisor.engine.events import Topic
 from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
 from tui_supervisor.engine.supervisor import Supervisor
 from tui_supervisor.reload.code import handoff_mode, take_handoff
@@ -98,7 +99,7 @@ class DashboardFront:
         append_log(self.log, f"{time.strftime('%F %T')} {msg}\n")
 
     def warn(self, sup: Supervisor, msg: str) -> None:
-        emit_notice(sup, "warning", msg)  # the dashboard shows it
+        emit_notice(sup, "warning", msg, Topic.SOURCE_WATCH)  # the dashboard shows it
 
     def stopping(self) -> None:
         pass

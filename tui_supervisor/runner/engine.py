@@ -11,7 +11,7 @@ from typing import Any
 
 from tui_supervisor.config import Config
 from tui_supervisor.control.server import ControlServer
-from tui_supervisor.engine.events import Notice
+from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.engine.runtime import AlreadyRunning, RuntimeDirError
 from tui_supervisor.engine.supervisor import Supervisor
 from tui_supervisor.metrics import attach_metrics
@@ -25,9 +25,10 @@ def print_error(msg: str) -> None:
     print(f"{PROG}: {msg}", file=sys.stderr)
 
 
-def emit_notice(sup: Supervisor, level: str, message: str) -> None:
+def emit_notice(sup: Supervisor, level: str, message: str,
+                topic: Topic = Topic.GENERAL) -> None:
     """The host's own notices (to the console, the dashboards and their event logs)."""
-    sup.bus.emit(Notice(time.time(), level, message))
+    sup.bus.emit(Notice(time.time(), level, message, topic=topic))
 
 
 class StartError(Exception):

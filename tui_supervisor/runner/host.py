@@ -11,8 +11,8 @@ import asyncio
 from typing import Any
 
 from tui_supervisor.config import Config
-from tui_supervisor.reload.code import adopted, checked_reload, reloaded_notice
-from tui_supervisor.runner.engine import Engine, StartError, emit_notice
+from tui_supervisor.reload.code import adopted, checked_reload, code_reloaded
+from tui_supervisor.runner.engine import Engine, StartError
 from tui_supervisor.runner.front import Front, UiOutcome
 from tui_supervisor.runner.signals import install, signal_table
 
@@ -46,7 +46,7 @@ class Host:
             else:
                 adopted()
                 carried = True
-                emit_notice(engine.sup, "info", reloaded_notice(adopt, len(engine.sup.services)))
+                engine.sup.bus.emit(code_reloaded(adopt, len(engine.sup.services)))
             self._watch(engine)
             while True:
                 outcome = await self.front.serve(engine.sup)

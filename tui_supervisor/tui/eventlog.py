@@ -140,7 +140,7 @@ def _state(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
 
 def _exit_entry(t: float, who: str, ev: Mapping[str, Any]) -> Entry:
     words = _exit_words(ev)
-    pid = f" (pid {ev.get('pid')})"
+    pid = f" (pid {ev.get('pid')})" if ev.get("pid") else ""  # 0: nothing was spawned
     if ev.get("requested"):
         return Entry(t, "dim", who, f"exited as asked: {words}{pid}")
     if ev.get("failure"):
@@ -150,7 +150,9 @@ def _exit_entry(t: float, who: str, ev: Mapping[str, Any]) -> Entry:
 
 def _exit_words(ev: Mapping[str, Any]) -> str:
     """ "exit code 3 after 1.20s", "killed by SIGKILL after 4m12s"."""
-    text = exit_text(ev.get("code"), ev.get("signal"))
+    text = exit_text(ev.get("code"), ev.get("signal"), ev.get("detail"))
+    if ev.get("cause") == "spawn":
+        return text
     up = ev.get("uptime")
     return f"{text} after {fmt_seconds(up)}" if isinstance(up, int | float) else text
 

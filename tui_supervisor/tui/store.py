@@ -102,6 +102,8 @@ class Store:
             if ev["new"] == "starting" and ev.get("pid"):
                 v["started_at"], v["uptime"] = ev.get("t"), 0.0
         elif kind == "exit":
+            if ev.get("cause") == "spawn":
+                return  # nothing ran: the engine's last_exit stays the previous one
             text = exit_text(ev.get("code"), ev.get("signal"))
             v["last_exit"] = {"pid": ev.get("pid"), "code": ev.get("code"),
                               "signal": ev.get("signal"), "t": ev.get("t"),
