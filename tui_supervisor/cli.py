@@ -181,7 +181,12 @@ def cmd_check(path: Path) -> int:
 def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
     """A verb run against the engine of `cfg_path`, over its control socket."""
     from tui_supervisor.control import verbs
-    from tui_supervisor.control.client import ControlError, NotRunning, RemoteSupervisor
+    from tui_supervisor.control.client import (
+        AccessDenied,
+        ControlError,
+        NotRunning,
+        RemoteSupervisor,
+    )
     from tui_supervisor.engine.api import UnknownService
 
     runtime_dir = _runtime_dir(cfg_path)
@@ -216,8 +221,10 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
              f"`{PROG} run --headless -c {cfg_path}`")
     except UnknownService as e:
         _err(str(e))
+    except AccessDenied as e:
+        _err(str(e))
     except PermissionError as e:
-        _err(str(e) if str(e).startswith("permission denied") else f"permission denied: {e}")
+        _err(f"permission denied: {e}")
     except ValueError as e:
         if args.cmd == "incidents":  # an engine without the incidents layer
             _err(f"the engine cannot list incidents: {e}")

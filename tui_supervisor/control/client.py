@@ -50,6 +50,10 @@ SAFE_MODE_POLL = 1.0
 """Seconds between asks while the engine is in safe mode."""
 
 
+class AccessDenied(PermissionError):
+    """The engine's socket or the engine refused this user; `str()` says so in full."""
+
+
 class NotRunning(Exception):
     """No engine listens on this runtime dir's socket."""
 
@@ -98,7 +102,7 @@ def _raise(err: Any) -> None:
     if code == p.BAD_SIGNAL:
         raise ValueError(message)
     if code == p.PERMISSION_DENIED:
-        raise PermissionError(f"permission denied: {message}")
+        raise AccessDenied(f"permission denied: {message}")
     raise ControlError(code, message)
 
 
@@ -125,7 +129,7 @@ class _Conn:
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             raise NotRunning(f"no engine is listening on {path}") from None
         except PermissionError as e:
-            raise PermissionError(f"permission denied: {path}: {e.strerror}") from None
+            raise AccessDenied(f"permission denied: {path}: {e.strerror}") from None
         try:
             line = await reader.readline()
         except (ConnectionError, ValueError) as e:
