@@ -142,6 +142,9 @@ def test_entry_line_has_local_time() -> None:
            "kind": "crash"}
     assert format_incident(inc).text == "crashed: exit code 3 after 12s (pid 9)"
     assert format_incident({**inc, "kind": "failed start"}).text.startswith("failed to")
+    spawn = {**inc, "kind": "failed start", "pid": 0, "code": None, "cause": "spawn",
+             "detail": "cannot spawn: command not found: nope"}
+    assert format_incident(spawn).text == "failed to start: cannot spawn: command not found: nope"
     assert "engine pid 4242 (4 services)" in connected(T0, SNAPSHOT).text
     assert connected(T0, SNAPSHOT, again=True).text.startswith("reconnected")
 

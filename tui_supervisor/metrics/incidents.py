@@ -52,6 +52,7 @@ def make_incident(ev: Exited, state: str, restarts: int,
         "signal": ev.signal, "signal_name": signal_name(ev.signal),
         # a spawn error has no code or signal: its detail says what happened
         "text": ev.detail or ExitInfo(ev.code, ev.signal).describe(), "uptime": ev.uptime,
+        "cause": ev.cause, "detail": ev.detail,
         "kind": "failed start" if state == "starting" else "crash", "state": state,
         "restarts": restarts,
         "lines": [{"t": t, "stream": stream, "text": _cut(text)}

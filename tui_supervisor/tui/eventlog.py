@@ -74,7 +74,7 @@ def format_incident(inc: Mapping[str, Any]) -> Entry:
     """A crash the engine kept (`incidents` query) as an entry."""
     what = "failed to start" if inc.get("kind") == "failed start" else "crashed"
     return Entry(float(inc.get("t") or 0.0), "error", str(inc.get("service", "?")),
-                 f"{what}: {_exit_words(inc)} (pid {inc.get('pid', '?')})")
+                 f"{what}: {_exit_words(inc)}{_pid(inc)}")
 
 
 def connected(t: float, snap: Mapping[str, Any], *, again: bool = False) -> Entry:
@@ -140,12 +140,16 @@ def _state(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
 
 def _exit_entry(t: float, who: str, ev: Mapping[str, Any]) -> Entry:
     words = _exit_words(ev)
-    pid = f" (pid {ev.get('pid')})" if ev.get("pid") else ""  # 0: nothing was spawned
+    pid = _pid(ev)
     if ev.get("requested"):
         return Entry(t, "dim", who, f"exited as asked: {words}{pid}")
     if ev.get("failure"):
         return Entry(t, "error", who, f"exited: {words}{pid}")
     return Entry(t, "info", who, f"exited: {words}{pid}")
+
+
+def _pid(ev: Mapping[str, Any]) -> str:
+    return f" (pid {ev['pid']})" if ev.get("pid") else ""  # 0: nothing was spawned
 
 
 def _exit_words(ev: Mapping[str, Any]) -> str:
