@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from conftest import alive, child, spec, wait_for
 
-from tui_supervisor.control.client import NotRunning, RemoteSupervisor
+from tui_supervisor.control.client import RemoteSupervisor
+from tui_supervisor.control.errors import NotRunning
 from tui_supervisor.engine.api import SupervisorAPI, UnknownService
 from tui_supervisor.engine.supervisor import Extension
 

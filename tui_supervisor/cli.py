@@ -129,7 +129,7 @@ def cmd_tui(path: Path, *, demo: bool = False) -> int:
 def _runtime_dir(path: Path) -> Path | None:
     """Where the engine of the config at `path` listens (None: said why on stderr)."""
     from tui_supervisor.config import ConfigError
-    from tui_supervisor.control.client import runtime_dir_for
+    from tui_supervisor.control.discovery import runtime_dir_for
 
     try:
         return runtime_dir_for(path)
@@ -181,12 +181,8 @@ def cmd_check(path: Path) -> int:
 def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
     """A verb run against the engine of `cfg_path`, over its control socket."""
     from tui_supervisor.control import verbs
-    from tui_supervisor.control.client import (
-        AccessDenied,
-        ControlError,
-        NotRunning,
-        RemoteSupervisor,
-    )
+    from tui_supervisor.control.client import RemoteSupervisor
+    from tui_supervisor.control.errors import AccessDenied, ControlError, NotRunning
     from tui_supervisor.engine.api import UnknownService
 
     runtime_dir = _runtime_dir(cfg_path)

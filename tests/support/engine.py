@@ -160,7 +160,8 @@ class Headless(Client):
 
     async def ready(self) -> RemoteSupervisor:
         """A plain socket client, once the engine answers and every service runs."""
-        from tui_supervisor.control.client import NotRunning, RemoteSupervisor
+        from tui_supervisor.control.client import RemoteSupervisor
+        from tui_supervisor.control.errors import NotRunning
 
         client = RemoteSupervisor(self.runtime)
 

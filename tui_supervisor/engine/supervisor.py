@@ -1,4 +1,7 @@
-"""The engine: the services of one config, their lifecycle, and the SupervisorAPI."""
+"""The engine: the services of one config, their lifecycle, and the SupervisorAPI.
+
+Two of its parts live beside it: the config apply (`config_apply.py`) and what outlives
+the process, the state file and the handoff record (`persistence.py`)."""
 
 from __future__ import annotations
 
@@ -13,15 +16,17 @@ from pathlib import Path
 from typing import Any, cast
 
 from tui_supervisor import __version__
-from tui_supervisor.config.schema import Config, ServiceSpec
+from tui_supervisor.config.schema import Config
 from tui_supervisor.config.units import parse_signal
 from tui_supervisor.engine import leftovers, proc
 from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.bus import EventBus, Subscription
+from tui_supervisor.engine.config_apply import ConfigApply
 from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topic
 from tui_supervisor.engine.extension import Extension
+from tui_supervisor.engine.persistence import StateFile, handoff_record, restore
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
-from tui_supervisor.engine.runtime import EngineLock, write_state
+from tui_supervisor.engine.runtime import EngineLock
 from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import State
 from tui_supervisor.engine.views import (
@@ -41,7 +46,6 @@ from tui_supervisor.engine.views import (
 
 __all__ = ["Extension", "Supervisor"]
 
-STATE_WRITE_DELAY = 0.2
 RECENT_NOTICES = 100
 """Notices kept for a subscriber's first item (what happened before it came)."""
 
@@ -61,7 +65,7 @@ class Supervisor:
         self.reload_failures = 0
         self.last_reload_seconds: float | None = None
         """How long applying the last config took (stopping changed services included)."""
-        self._state_timer: asyncio.TimerHandle | None = None
+        self.state_file = StateFile(self)
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.code_reloader: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
@@ -74,12 +78,9 @@ class Supervisor:
         metrics layers re-attach themselves on a new sample_interval or metrics_listen)."""
         self.notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
         """The last notices, whoever emitted them (a new UI shows what it missed)."""
-        self.config_lock = asyncio.Lock()
-        """Held while a config is read and applied: a save, `R`, SIGHUP and the socket
-        can each ask at any moment, and an apply half done is no base for the next."""
-        self._reload_asked = 0
-        self._reload_served = 0
-        self._last_reload: ReloadResult | None = None
+        self.config_apply = ConfigApply(self)
+        self.config_lock = self.config_apply.lock
+        """Held while a config is read and applied (see `ConfigApply.lock`)."""
         self.bus.add_listener(self._keep_notice)
 
     def _keep_notice(self, ev: AnyEvent) -> None:
@@ -88,7 +89,7 @@ class Supervisor:
 
     @property
     def state_path(self) -> Path:
-        return self.config.settings.state_dir / "state.json"
+        return self.state_file.path
 
     # -- lifecycle --------------------------------------------------------------------
     async def open(self, *, lock: bool = True, autostart: bool = True,
@@ -113,17 +114,12 @@ class Supervisor:
                          "SIGCHLD (slower with many services)",
                          topic=Topic.PLATFORM, data={"feature": "pidfd"})
         self.ctx = EngineContext(loop, self.bus, self.watcher, self.config.settings.log_dir,
-                                 self.config.config_id, self._changed)
+                                 self.config.config_id, self.state_file.changed)
         if adopt is not None:
-            self.started_wall = adopt.get("started_wall", self.started_wall)
-            self.reloads = adopt.get("reloads", 0)
-            self.reload_failures = adopt.get("reload_failures", 0)
-            self.last_reload_seconds = adopt.get("last_reload_seconds")
-            self.notices.extend(Notice.from_record(n) for n in adopt.get("notices", []))
-            for ext in self.extensions:
-                if ext.name in adopt.get("extensions", {}):
-                    ext.adopt(adopt["extensions"][ext.name])
-            self._adopt(adopt)
+            for name in restore(self, adopt):  # adopted, but not in the config any more
+                task = asyncio.ensure_future(self._remove(name, "not in the config any more"))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         else:
             await self.clear_leftovers()
         fresh = [n for n in self.config.services if n not in self.services]
@@ -131,7 +127,7 @@ class Supervisor:
             self.services[name] = Service(self.config.services[name], self.ctx)
         if autostart:
             self.autostart(fresh)
-        self._write_state()
+        self.state_file.write()
         for ext in self.extensions:
             ext.start(self)
 
@@ -173,8 +169,7 @@ class Supervisor:
         for svc in self.services.values():
             svc.close()
         self._closed = True
-        if self._state_timer is not None:
-            self._state_timer.cancel()
+        self.state_file.stop()
         with contextlib.suppress(OSError):
             self.state_path.unlink()
         if self.watcher is not None:
@@ -198,28 +193,8 @@ class Supervisor:
         `open(adopt=record)` (same process or after an exec) continues from."""
         for ext in self.extensions:
             ext.stop()
-        record = {
-            "version": 1,
-            "engine_pid": os.getpid(),
-            "config_path": str(self.config.path),
-            "config_id": self.config.config_id,
-            "started_wall": self.started_wall,
-            "reloads": self.reloads,
-            "reload_failures": self.reload_failures,
-            "last_reload_seconds": self.last_reload_seconds,
-            "services": [s.detach() for s in self.services.values()],
-            "lock_fd": self.lock.fd if self.lock else None,
-            "extensions": {ext.name: ext.detach() for ext in self.extensions},
-            # [t, level, message, service, topic, data] (an older engine's record has
-            # the first four only: Notice.from_record reads both)
-            "notices": [n.as_record() for n in self.notices],
-            "lock_path": str(self.lock.path) if self.lock else None,
-            # when the pipes stopped being read (CLOCK_MONOTONIC is the same in a successor
-            # exec'd on this boot): the successor says how long that lasted
-            "detached_mono": time.monotonic(),
-        }
-        if self._state_timer is not None:
-            self._state_timer.cancel()
+        record = handoff_record(self)
+        self.state_file.stop()
         self.lock = None
         if self.watcher is not None:
             self.watcher.uninstall()
@@ -227,51 +202,17 @@ class Supervisor:
         self.bus.close()
         return record
 
-    def _adopt(self, record: dict[str, Any]) -> None:
-        assert self.ctx is not None
-        for rec in record["services"]:
-            spec = self.config.services.get(rec["name"]) or ServiceSpec(
-                name=rec["name"], argv=tuple(rec["argv"]), cwd=Path(rec["cwd"]))
-            svc = Service(spec, self.ctx)
-            svc.adopt(rec)
-            self.services[spec.name] = svc
-        gone = [n for n in self.services if n not in self.config.services]
-        for name in gone:
-            task = asyncio.ensure_future(self._remove(name, "not in the config any more"))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
     async def _remove(self, name: str, reason: str) -> None:
         svc = self.services[name]
         await svc.stop(reason)
         svc.close()
         self.services.pop(name, None)
-        self._changed()
+        self.state_file.changed()
 
     # -- a dead predecessor's leftovers -----------------------------------------------
     async def clear_leftovers(self) -> list[int]:
         """Stop processes a hard-killed earlier engine of this config left running."""
         return await leftovers.clear_leftovers(self.config, self.state_path, self._notice)
-
-    # -- persistence ------------------------------------------------------------------
-    def _changed(self) -> None:
-        if self._state_timer is None and not self._closed and self.ctx is not None:
-            self._state_timer = self.ctx.loop.call_later(STATE_WRITE_DELAY, self._write_state)
-
-    def _write_state(self) -> None:
-        self._state_timer = None
-        services = {}
-        for s in self.services.values():
-            if s.pid is not None:
-                services[s.name] = {"pid": s.pid, "pgid": s.pgid,
-                                    "starttime": proc.create_time(s.pid)}
-        data = {"engine_pid": os.getpid(), "engine_starttime": proc.create_time(os.getpid()),
-                "config": str(self.config.path), "services": services}
-        try:
-            write_state(self.state_path, data)
-        except OSError as e:
-            self._notice("error", f"cannot write state file {self.state_path}: {e.strerror}",
-                         topic=Topic.STATE_FILE)
 
     def _notice(self, level: str, message: str, service: str | None = None, *,
                 topic: Topic = Topic.GENERAL, data: dict[str, Any] | None = None) -> None:
@@ -379,70 +320,15 @@ class Supervisor:
         return r
 
     async def reload(self) -> ReloadResult:
-        """Read the config file and apply it. Reloads are applied one at a time; one that
-        waited while another ran is answered by the next read of the file (made after it
-        was asked), so a burst of them costs one or two applies, and all end in the state
-        of the file as it was last read."""
-        self._reload_asked += 1
-        ticket = self._reload_asked
-        async with self.config_lock:
-            if self._reload_served >= ticket and self._last_reload is not None:
-                return self._last_reload  # a read started after this ask covered it
-            self._reload_served = self._reload_asked
-            result = self._last_reload = await self._reload_now()
-            return result
-
-    async def _reload_now(self) -> ReloadResult:
-        from tui_supervisor.config import ConfigError, load_config
-
-        try:
-            new = load_config(self.config.path)
-        except ConfigError as e:
-            self.reload_failures += 1
-            errors = [str(i) for i in e.issues]
-            self._notice("error", "config not reloaded: " + "; ".join(errors),
-                         topic=Topic.CONFIG_INVALID, data={"errors": errors})
-            return {"ok": False, "errors": errors}
-        return await self._apply(new)
+        """Read the config file and apply it, one apply at a time (`ConfigApply.reload`:
+        a burst of reloads costs one or two applies and ends in the file's last state)."""
+        return await self.config_apply.reload()
 
     async def apply_config(self, new: Config) -> ReloadResult:
         """Diff the running config against `new` and apply it: stop removed, start added,
         restart changed, update in place the rest; unchanged services are not touched.
         Waits for a reload or apply under way (see `reload`)."""
-        async with self.config_lock:
-            return await self._apply(new)
-
-    async def _apply(self, new: Config) -> ReloadResult:
-        from tui_supervisor.config import diff
-
-        assert self.ctx is not None
-        began = time.monotonic()
-        d = diff(self.config, new)
-        old_settings, self.config = self.config.settings, new
-        if d.settings_changed:
-            for hook in tuple(self.settings_hooks):
-                hook(old_settings, new.settings)
-        await asyncio.gather(*(self._remove(n, "removed from config") for n in d.removed))
-        changed = [self.services[n] for n in d.changed]
-        restart = {s.name for s in changed if s.wanted}
-        await self._stop_all(changed, "config changed")
-        for name in (*d.changed, *d.in_place):
-            self.services[name].update_spec(new.services[name])
-        for name in d.added:
-            self.services[name] = Service(new.services[name], self.ctx)
-        self.services = {n: self.services[n] for n in new.services}  # config order
-        self.autostart(d.added)
-        for name in restart:
-            self.services[name].start("config changed")
-        self.reloads += 1
-        self.last_reload_seconds = time.monotonic() - began
-        changes = {"added": list(d.added), "removed": list(d.removed),
-                   "restarted": list(d.changed), "in_place": list(d.in_place)}
-        done = ", ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v)
-        self._notice("info", "config reloaded: " + (done or "nothing changed"),
-                     topic=Topic.CONFIG_RELOADED, data=changes)
-        return {"ok": True, "added": changes["added"], "removed": changes["removed"],
-                "restarted": changes["restarted"], "in_place": changes["in_place"]}
+        return await self.config_apply.apply(new)
 
 
 async def _as_dicts(sub: Subscription) -> AsyncIterator[EventView]:

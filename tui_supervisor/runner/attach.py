@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tui_supervisor.control.client import NotRunning, RemoteSupervisor
+from tui_supervisor.control.client import RemoteSupervisor
+from tui_supervisor.control.errors import NotRunning
 from tui_supervisor.control.resume import Reconnect
 from tui_supervisor.runner.engine import print_error
 

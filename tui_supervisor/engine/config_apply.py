@@ -1,0 +1,102 @@
+"""Config apply: read the config file, diff it against the running one and apply it, one
+apply at a time (a save, `R`, SIGHUP and the socket can each ask at any moment).
+
+A part of `Supervisor` (its `reload()` and `apply_config()`), split out for size: it works
+on the engine's services and counters through the engine itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from tui_supervisor.config.schema import Config
+from tui_supervisor.engine.events import Topic
+from tui_supervisor.engine.service import Service
+from tui_supervisor.engine.views import ReloadResult
+
+if TYPE_CHECKING:
+    from tui_supervisor.engine.supervisor import Supervisor
+
+
+class ConfigApply:
+    """Applies configs to one engine, serialised by `lock`."""
+
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.lock = asyncio.Lock()
+        """Held while a config is read and applied: an apply half done is no base for the
+        next (the code reload takes it too, so it never hands over a half state)."""
+        self._asked = 0
+        self._served = 0
+        self._last: ReloadResult | None = None
+
+    async def reload(self) -> ReloadResult:
+        """Read the config file and apply it. Reloads are applied one at a time; one that
+        waited while another ran is answered by the next read of the file (made after it
+        was asked), so a burst of them costs one or two applies, and all end in the state
+        of the file as it was last read."""
+        self._asked += 1
+        ticket = self._asked
+        async with self.lock:
+            if self._served >= ticket and self._last is not None:
+                return self._last  # a read started after this ask covered it
+            self._served = self._asked
+            result = self._last = await self._read_and_apply()
+            return result
+
+    async def apply(self, new: Config) -> ReloadResult:
+        """Diff the running config against `new` and apply it (see `_apply`). Waits for a
+        reload or apply under way (see `reload`)."""
+        async with self.lock:
+            return await self._apply(new)
+
+    async def _read_and_apply(self) -> ReloadResult:
+        from tui_supervisor.config import ConfigError, load_config
+
+        sup = self.sup
+        try:
+            new = load_config(sup.config.path)
+        except ConfigError as e:
+            sup.reload_failures += 1
+            errors = [str(i) for i in e.issues]
+            sup._notice("error", "config not reloaded: " + "; ".join(errors),
+                        topic=Topic.CONFIG_INVALID, data={"errors": errors})
+            return {"ok": False, "errors": errors}
+        return await self._apply(new)
+
+    async def _apply(self, new: Config) -> ReloadResult:
+        """Stop removed, start added, restart changed, update in place the rest;
+        unchanged services are not touched."""
+        from tui_supervisor.config import diff
+
+        sup = self.sup
+        assert sup.ctx is not None
+        began = time.monotonic()
+        d = diff(sup.config, new)
+        old_settings, sup.config = sup.config.settings, new
+        if d.settings_changed:
+            for hook in tuple(sup.settings_hooks):
+                hook(old_settings, new.settings)
+        await asyncio.gather(*(sup._remove(n, "removed from config") for n in d.removed))
+        changed = [sup.services[n] for n in d.changed]
+        restart = {s.name for s in changed if s.wanted}
+        await sup._stop_all(changed, "config changed")
+        for name in (*d.changed, *d.in_place):
+            sup.services[name].update_spec(new.services[name])
+        for name in d.added:
+            sup.services[name] = Service(new.services[name], sup.ctx)
+        sup.services = {n: sup.services[n] for n in new.services}  # config order
+        sup.autostart(d.added)
+        for name in restart:
+            sup.services[name].start("config changed")
+        sup.reloads += 1
+        sup.last_reload_seconds = time.monotonic() - began
+        changes = {"added": list(d.added), "removed": list(d.removed),
+                   "restarted": list(d.changed), "in_place": list(d.in_place)}
+        done = ", ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v)
+        sup._notice("info", "config reloaded: " + (done or "nothing changed"),
+                    topic=Topic.CONFIG_RELOADED, data=changes)
+        return {"ok": True, "added": changes["added"], "removed": changes["removed"],
+                "restarted": changes["restarted"], "in_place": changes["in_place"]}
