@@ -497,7 +497,7 @@ class SafeMode:
             self._drop(conn)
 
     def _marker(self) -> dict[str, Any]:
-        """The structured form of `_status`, for clients (control/client.py reads it; a
+        """The structured form of `_status`, for clients (control/errors.py reads it; a
         safe mode from an older copy of this file has only the text)."""
         return {"pid": os.getpid(), "seconds": time.monotonic() - self.since,
                 "why": self.why, "services": len(self.record["services"])}
