@@ -11,8 +11,9 @@ from rich.color import Color
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
+from tui_supervisor.tui.logtext import name_colour, plain_text, sanitize
 from tui_supervisor.tui.store import Store
-from tui_supervisor.tui.widgets.logview import LogView, name_colour, plain_text, sanitize
+from tui_supervisor.tui.widgets.logview import LogView
 
 SIZE = (100, 30)
 ROWS = 28  # 30 minus the border

@@ -11,14 +11,14 @@ Choices: no wrapping (long lines scroll horizontally); switching service (`show`
 re-renders that service's history from the store and resets to following the end;
 while paused, dropped old lines shift the scroll offset so the text under the viewer
 stays put until it falls out of the store's buffer.
+
+What a line's text becomes (escapes cleaned, colours parsed) is `tui/logtext.py`; which
+lines match a search is `tui/logsearch.py`: this module is the scrolling and painting.
 """
 
 from __future__ import annotations
 
-import re
 import time
-import zlib
-from bisect import bisect_left, bisect_right
 from collections import deque
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -34,60 +34,19 @@ from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui_supervisor.tui.logsearch import LogSearch
+from tui_supervisor.tui.logtext import name_colour, parse_line
+
 _NO_STYLE = Style()
 
 if TYPE_CHECKING:
     from ..store import LogLine, Store
 
-_NEEDS_CLEANING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])?")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f-\x9f\u2028\u2029]")
-_SGR = re.compile(r"\x1b\[[0-9;:]*m")
-PALETTE = ("cyan", "magenta", "green", "yellow", "bright_blue", "bright_cyan",
-           "bright_magenta", "bright_green", "orange1", "orchid", "spring_green2",
-           "deep_sky_blue1", "gold1", "plum2", "aquamarine1", "light_salmon1")
-"""Prefix colours in merged mode (no red: red marks stderr)."""
 NAME_WIDTH = 16
 """Widest service-name prefix in merged mode (longer names are cut with '…')."""
 STDERR_MARK = "▌"
 _EMPTY: deque[Any] = deque(maxlen=0)
 """What an unknown service shows (one object, so the view does not reset every tick)."""
-
-
-def sanitize(raw: str) -> str:
-    """Keep SGR colour sequences, drop every other escape and control character.
-
-    A carriage return keeps what a terminal would show (the text after the last one);
-    tabs stay (expanded after parsing). Clean text is returned as is.
-    """
-    if _NEEDS_CLEANING.search(raw) is None:
-        return raw
-    if "\r" in raw:
-        raw = raw.rstrip("\r\n")
-        raw = raw[raw.rfind("\r") + 1:]
-    if "\x1b" in raw:
-        raw = _ESCAPE.sub(lambda m: m[0] if _SGR.fullmatch(m[0]) else "", raw)
-    return _CONTROL.sub("", raw)
-
-
-def plain_text(raw: str) -> str:
-    """What a line shows, without any escape sequence (what search matches)."""
-    s = sanitize(raw)
-    return _SGR.sub("", s) if "\x1b" in s else s
-
-
-def parse_line(raw: str) -> Text:
-    """A log line as Rich `Text`: ANSI colours become styles, nothing else survives."""
-    s = sanitize(raw)
-    text = Text.from_ansi(s, no_wrap=True, end="") if "\x1b" in s else Text(s, end="")
-    if "\t" in text.plain:
-        text.expand_tabs(8)
-    return text
-
-
-def name_colour(name: str) -> str:
-    """A stable colour per service name (same name, same colour, every run)."""
-    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
 
 
 class LogView(ScrollView, can_focus=True):
@@ -141,13 +100,8 @@ class LogView(ScrollView, can_focus=True):
         self._strips: LRUCache[int, tuple[LogLine, int, Strip]] = LRUCache(1024)
         self._frame: tuple[Style, int] | None = None
         """Base style and width, computed once per `render_lines` (not once per line)."""
-        self._pattern: str | None = None
-        self._needle = ""
-        self._fold = True
-        self._matches: list[int] = []
-        """Absolute indices of the lines that contain the pattern, ascending."""
-        self._current: int | None = None
-        """Position in `_matches` of the current match."""
+        self._search = LogSearch()
+        """The pattern and its matches (by absolute index: `_base` + position)."""
 
     # -- public API -------------------------------------------------------------------
     def show(self, service: str | None) -> None:
@@ -176,50 +130,46 @@ class LogView(ScrollView, can_focus=True):
         if not pattern:
             self.clear_search()
             return
-        self._pattern = pattern
-        self._fold = pattern == pattern.lower()
-        self._needle = pattern.lower() if self._fold else pattern
-        self._matches = [self._base + i for i, line in enumerate(self._dq)
-                         if self._is_match(line)]
-        self._current = None
-        if self._matches:
+        found = self._search
+        found.start(pattern, self._dq, self._base)
+        if found.matches:
             if self.following:
-                pos = len(self._matches) - 1
+                pos = len(found.matches) - 1
             else:
                 height = self.scrollable_content_region.height
                 bottom = self._base + int(self.scroll_y) + max(height, 1) - 1
-                pos = max(bisect_right(self._matches, bottom) - 1, 0)
+                pos = found.last_at_or_above(bottom)
             self._goto(pos)
         self._changed()
 
     def next_match(self) -> None:
         """Move to the next (newer) match, wrapping to the oldest."""
-        if self._matches:
-            self._goto(0 if self._current is None else (self._current + 1) % len(self._matches))
+        if self._search.matches:
+            self._goto(self._search.next_pos())
             self._changed()
 
     def prev_match(self) -> None:
         """Move to the previous (older) match, wrapping to the newest."""
-        if self._matches:
-            n = len(self._matches)
-            self._goto(n - 1 if self._current is None else (self._current - 1) % n)
+        if self._search.matches:
+            self._goto(self._search.prev_pos())
             self._changed()
 
     def clear_search(self) -> None:
-        self._pattern, self._matches, self._current = None, [], None
+        self._search.clear()
         self._changed()
 
     @property
     def match_count(self) -> int:
         """Number of lines (still in the buffer) that contain the search pattern."""
-        return len(self._matches)
+        return len(self._search.matches)
 
     @property
     def current_match(self) -> int | None:
         """Line index (in the shown buffer, 0 = oldest kept line) of the current match."""
-        if self._current is None or not self._matches:
+        current, matches = self._search.current, self._search.matches
+        if current is None or not matches:
             return None
-        return self._matches[self._current] - self._base
+        return matches[current] - self._base
 
     @property
     def line_count(self) -> int:
@@ -229,15 +179,14 @@ class LogView(ScrollView, can_focus=True):
     def status(self) -> str:
         """One line: following or paused, and the search position."""
         parts = ["following" if self.following else "paused — end to follow"]
-        if self._pattern is not None:
-            cur = 0 if self._current is None else self._current + 1
-            parts.append(f"{cur}/{len(self._matches)} {self._pattern!r}")
+        if self._search.pattern is not None:
+            parts.append(self._search.status())
         return " · ".join(parts)
 
     # -- actions ----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("next_match", "prev_match", "clear_search"):
-            return self._pattern is not None
+            return self._search.pattern is not None
         return True
 
     def action_resume(self) -> None:
@@ -337,9 +286,8 @@ class LogView(ScrollView, can_focus=True):
         self._last = dq[-1] if dq else None
         self._width = max((len(x.text) for x in dq), default=0)
         self._namew = self._name_width()
-        if self._pattern is not None:
-            self._matches = [i for i, line in enumerate(dq) if self._is_match(line)]
-            self._current = len(self._matches) - 1 if self._matches else None
+        if self._search.pattern is not None:
+            self._search.rescan(dq)
         self._gen += 1
         self._resize()
         self.following = True
@@ -369,8 +317,9 @@ class LogView(ScrollView, can_focus=True):
         new = list(islice(reversed(dq), added))
         if new:
             self._width = max(self._width, max(len(x.text) for x in new))
-        if self._pattern is not None:
-            self._add_matches(new, dropped)
+        if self._search.pattern is not None:
+            self._search.lines_added(new, self._base + self._len - len(new), self._base,
+                                     dropped)
         self._resize()
         if self.following:
             self._scroll_end()
@@ -383,27 +332,10 @@ class LogView(ScrollView, can_focus=True):
         self._update_status()
         self.refresh()
 
-    def _add_matches(self, new_reversed: list[LogLine], dropped: int) -> None:
-        first = self._base + self._len - len(new_reversed)
-        found = [first + i for i, line in enumerate(reversed(new_reversed))
-                 if self._is_match(line)]
-        gone = bisect_left(self._matches, self._base) if dropped else 0
-        if gone:
-            del self._matches[:gone]
-            if self._current is not None:
-                self._current = max(self._current - gone, 0)
-        self._matches.extend(found)
-        if not self._matches:
-            self._current = None
-
-    def _is_match(self, line: LogLine) -> bool:
-        hay = plain_text(line.text)
-        return self._needle in (hay.lower() if self._fold else hay)
-
     def _goto(self, pos: int) -> None:
         """Make match `pos` current and bring it into view (pauses if it scrolls)."""
-        self._current = pos
-        y = self._matches[pos] - self._base
+        self._search.current = pos
+        y = self._search.matches[pos] - self._base
         height = max(self.scrollable_content_region.height, 1)
         top = int(self.scroll_y)
         if top <= y < top + height:
@@ -461,9 +393,8 @@ class LogView(ScrollView, can_focus=True):
         offset = len(text)
         body = self._parsed_text(line)
         text.append_text(body)
-        if self._pattern is not None:
-            current = self._current is not None and self._matches[self._current] == abs_idx
-            self._highlight(text, body.plain, offset, current)
+        if self._search.pattern is not None:
+            self._search.highlight(text, body.plain, offset, self._search.is_current(abs_idx))
         width = cell_len(text.plain)
         if width > self._width + self._prefix_width():
             self._width = width - self._prefix_width()
@@ -471,13 +402,3 @@ class LogView(ScrollView, can_focus=True):
         strip = Strip(list(text.render(self.app.console)), width).apply_style(style)
         self._strips[id(line)] = (line, self._gen, strip)
         return strip
-
-    def _highlight(self, text: Text, plain: str, offset: int, current: bool) -> None:
-        hay = plain.lower() if self._fold else plain
-        if len(hay) != len(plain):
-            return
-        hl = "bold black on dark_orange" if current else "black on yellow"
-        n, start = len(self._needle), hay.find(self._needle)
-        while start >= 0:
-            text.stylize(hl, offset + start, offset + start + n)
-            start = hay.find(self._needle, start + n)

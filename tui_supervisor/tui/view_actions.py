@@ -1,0 +1,116 @@
+"""The keys and commands that change what the dashboard shows: the panes (full-screen
+logs or detail, all services' logs), log search, the table's filter and sort, the event
+log and help screens, and quitting (stop the services, leave them, or detach).
+
+A mixin of `SupervisorApp`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tui_supervisor.tui.eventlog import EventLog
+from tui_supervisor.tui.rows import SORT_KEYS
+from tui_supervisor.tui.screens.dialogs import PromptScreen, QuitScreen
+from tui_supervisor.tui.screens.events import EventsScreen
+from tui_supervisor.tui.screens.help import HelpScreen
+from tui_supervisor.tui.store import Store
+from tui_supervisor.tui.widgets.logview import LogView
+from tui_supervisor.tui.widgets.services import ServicesTable
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    _AppBase = App[str]
+else:  # mypy checks it as the App it is mixed into; at run time a plain class, so
+    # SupervisorApp stays the only Textual class (one CSS path, one bindings list)
+    _AppBase = object
+
+
+class ViewActions(_AppBase):
+    """l, a, /, n, N, end, f, o, enter, e, ?, q."""
+
+    # What it uses of the app.
+    store: Store
+    events: EventLog
+    mode: str
+    merged_logs: bool
+    _leaving: bool
+
+    if TYPE_CHECKING:
+        @property
+        def table(self) -> ServicesTable: ...
+
+        @property
+        def logs(self) -> LogView: ...
+
+        def _tick(self) -> None: ...
+
+    def action_logs_full(self) -> None:
+        self.screen.toggle_class("logs-full")
+
+    def action_logs_all(self) -> None:
+        self.merged_logs = not self.merged_logs
+        self.logs.show(None if self.merged_logs else self.table.selected)
+
+    def action_search(self) -> None:
+        def answered(pattern: str | None) -> None:
+            if pattern:
+                self.logs.search(pattern)
+            elif pattern == "":
+                self.logs.clear_search()
+
+        self.push_screen(PromptScreen("Search the logs:"), answered)
+
+    def action_next_match(self) -> None:
+        self.logs.next_match()
+
+    def action_prev_match(self) -> None:
+        self.logs.prev_match()
+
+    def action_follow(self) -> None:
+        self.logs.resume()
+
+    def action_filter(self) -> None:
+        def answered(text: str | None) -> None:
+            if text is not None:
+                self.table.filter_text = text.strip()
+                self.store.order_changed = True
+                self._tick()
+
+        self.push_screen(PromptScreen("Filter services (name or state; empty shows all):",
+                                      self.table.filter_text), answered)
+
+    def action_sort(self) -> None:
+        keys: list[str | None] = [None, *SORT_KEYS]
+        self.table.sort_key = keys[(keys.index(self.table.sort_key) + 1) % len(keys)]
+        self.store.order_changed = True
+        self._tick()
+        self.notify(f"sorted by {self.table.sort_key or 'config order'}", timeout=2)
+
+    def action_detail(self) -> None:
+        self.screen.toggle_class("detail-full")
+
+    def action_events(self) -> None:
+        if isinstance(self.screen, EventsScreen):
+            self.screen.dismiss()
+        else:
+            self.push_screen(EventsScreen(self.events))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:  # (App's is a coroutine: Textual awaits it)
+        if self.mode == "attached":
+            self._leave("detach")
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice in ("stop", "leave"):  # once the dialog is gone (exiting inside
+                self.call_after_refresh(self._leave, choice)  # its dismiss hangs)
+
+        self.push_screen(QuitScreen(), answered)
+
+    def _leave(self, how: str) -> None:
+        self._leaving = True  # the event worker is cancelled with the app
+        self.exit(how)
