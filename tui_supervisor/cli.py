@@ -121,7 +121,7 @@ def cmd_tui(path: Path, *, demo: bool = False) -> int:
     cfg = _load(path, demo=demo)
     if cfg is None:
         return 1
-    from tui_supervisor.runner import run_dashboard
+    from tui_supervisor.runner.dashboard import run_dashboard
 
     return run_dashboard(cfg)
 
@@ -146,7 +146,7 @@ def cmd_attach(path: Path) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         _err("the dashboard needs a terminal")
         return 2
-    from tui_supervisor.runner import attach
+    from tui_supervisor.runner.attach import attach
 
     return attach(runtime_dir)
 
@@ -269,6 +269,6 @@ def cmd_run(path: Path, *, quiet: bool, demo: bool = False, detach: bool = False
     cfg = _load(path, demo=demo)
     if cfg is None:
         return 1
-    from tui_supervisor.runner import run_headless
+    from tui_supervisor.runner.headless import run_headless
 
     return run_headless(cfg, quiet=quiet, detached=detach)

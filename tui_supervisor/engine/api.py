@@ -8,19 +8,22 @@ crossing it is plain JSON-native data, typed in `engine.views`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tui_supervisor.engine.views import (
-    CodeReloadResult,
-    EventView,
-    LogLine,
-    ReloadResult,
-    RestartResult,
-    SignalResult,
-    Snapshot,
-    StartResult,
-    StopResult,
-)
+if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload's
+    # new image imports all of this before it reads the services' pipes again)
+    from tui_supervisor.engine.views import (
+        CodeReloadResult,
+        EventView,
+        LogLine,
+        ReloadResult,
+        RestartResult,
+        SignalResult,
+        Snapshot,
+        StartResult,
+        StopResult,
+    )
+
 
 
 class SupervisorAPI(Protocol):

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from tui_supervisor.config.schema import Config
 from tui_supervisor.engine.events import Topic
 from tui_supervisor.engine.service import Service
-from tui_supervisor.engine.views import ReloadResult
 
 if TYPE_CHECKING:
     from tui_supervisor.engine.supervisor import Supervisor
+    from tui_supervisor.engine.views import ReloadResult
 
 
 class ConfigApply:

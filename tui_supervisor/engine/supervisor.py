@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from tui_supervisor import __version__
 from tui_supervisor.config.schema import Config
@@ -29,20 +29,23 @@ from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
 from tui_supervisor.engine.runtime import EngineLock
 from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import State
-from tui_supervisor.engine.views import (
-    CodeReloadResult,
-    EngineView,
-    EventView,
-    LogLine,
-    ReloadResult,
-    RestartResult,
-    ServiceView,
-    SignalResult,
-    Snapshot,
-    SnapshotEvent,
-    StartResult,
-    StopResult,
-)
+
+if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload's
+    # new image imports all of this before it reads the services' pipes again)
+    from tui_supervisor.engine.views import (
+        CodeReloadResult,
+        EngineView,
+        EventView,
+        LogLine,
+        ReloadResult,
+        RestartResult,
+        ServiceView,
+        SignalResult,
+        Snapshot,
+        SnapshotEvent,
+        StartResult,
+        StopResult,
+    )
 
 __all__ = ["Extension", "Supervisor"]
 
@@ -244,7 +247,7 @@ class Supervisor:
         view = svc.snapshot()
         for ext in self.extensions:
             view[ext.name] = ext.service_view(svc.name)
-        return cast(ServiceView, view)
+        return cast("ServiceView", view)
 
     async def snapshot(self) -> Snapshot:
         return self.snapshot_now()
@@ -312,7 +315,7 @@ class Supervisor:
         if self.code_reloader is None:
             r = {"ok": False, "errors": ["code reload is not available in this engine"]}
         else:
-            r = cast(CodeReloadResult, await self.code_reloader())
+            r = cast("CodeReloadResult", await self.code_reloader())
         if not r.get("ok"):  # said where every reload's outcome is: console, dashboards
             errors = list(r.get("errors") or [])
             self._notice("error", "code not reloaded: " + "; ".join(errors),
@@ -334,7 +337,7 @@ class Supervisor:
 async def _as_dicts(sub: Subscription) -> AsyncIterator[EventView]:
     try:
         async for item in sub:
-            yield cast(EventView, item.as_dict() if isinstance(item, Event | LogLines)
+            yield cast("EventView", item.as_dict() if isinstance(item, Event | LogLines)
                        else item)
     finally:
         sub.close()

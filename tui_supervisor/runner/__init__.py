@@ -1,7 +1,8 @@
 """The engine host (DESIGN.md §1, §2, §7): builds the engine, its control socket and
 watchers, owns the signal table, and runs the one boot → serve → hand over → boot-again
-loop with a front: the headless console or the dashboard. The command line calls the
-entry points below; nothing else imports this package.
+loop with a front: the headless console or the dashboard. The command line imports
+the entry point it needs from its module (a code reload's new image imports only its
+own front's modules); nothing else imports this package.
 
 - engine.py     one boot of the engine: Supervisor + metrics + socket + watchers
 - front.py      what a front is, and how it ended (UiOutcome)
@@ -13,10 +14,3 @@ entry points below; nothing else imports this package.
 - attach.py     the dashboard as a client of a running engine
 """
 
-from __future__ import annotations
-
-from tui_supervisor.runner.attach import attach
-from tui_supervisor.runner.dashboard import run_dashboard
-from tui_supervisor.runner.headless import run_headless
-
-__all__ = ["attach", "run_dashboard", "run_headless"]
