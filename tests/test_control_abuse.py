@@ -21,6 +21,7 @@ from conftest import child, make_config, spec, wait_for
 
 from tui_supervisor.control import protocol as p
 from tui_supervisor.control.client import RemoteSupervisor
+from tui_supervisor.control.resume import Reconnect
 from tui_supervisor.control.server import ControlServer, peer_allowed, peer_uid
 from tui_supervisor.engine.supervisor import Supervisor
 
@@ -219,6 +220,25 @@ async def test_slow_subscriber_dropped_with_a_notice(served, tmp_path: Path) -> 
     assert notice["event"]["message"] == "subscriber too slow: dropped"
     assert end == {"id": 1, "ok": True, "result": {"end": "dropped: too slow"}}
     raw.close()
+
+
+async def test_reconnecting_client_does_not_come_back_after_a_drop(served, tmp_path: Path
+                                                                  ) -> None:
+    """A client the engine dropped for being too slow ends its stream (the engine's
+    subscriber_dropped notice is its last item) instead of reconnecting: a new
+    subscription would fall behind the same way."""
+    sup, srv = await served(sleeper(tmp_path), sub_maxsize=1)  # any burst overflows
+    client = RemoteSupervisor(srv.path.parent, reconnect=Reconnect(give_up_after=5))
+    try:
+        it = await client.subscribe(logs=True)
+        assert (await anext(it))["kind"] == "snapshot"
+        await sup.restart(["a"])  # a burst of state events: more than the queue holds
+        items = [ev async for ev in it]  # ends: no reconnect, no "connection" item
+        assert items[-1]["kind"] == "notice"
+        assert items[-1]["topic"] == "subscriber_dropped"
+        assert not [ev for ev in items if ev["kind"] in ("connection", "snapshot")]
+    finally:
+        await client.close()
 
 
 def test_peer_check() -> None:

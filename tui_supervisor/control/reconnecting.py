@@ -55,6 +55,8 @@ class ReconnectingSubscription:
         self.pid = conn.hello.get("pid")
         self.marks = LogMarks()
         self.ended: str | None = None
+        self.dropped = False
+        """The engine ended the last subscription because this client fell behind."""
         """Why the engine ended the last stream (None: the connection was cut)."""
 
     async def events(self) -> AsyncIterator[EventView]:
@@ -73,7 +75,7 @@ class ReconnectingSubscription:
                     self.ended = None
                 except InSafeMode as e:
                     safe, self.ended = e, None
-                if self.ended is not None and self.ended.startswith("dropped"):
+                if self.dropped:
                     return  # too slow for the engine: reconnecting would not help
                 if lost_at is None:
                     lost_at = time.monotonic()
@@ -99,7 +101,7 @@ class ReconnectingSubscription:
     async def _one(self, lost_at: float | None) -> AsyncIterator[EventView]:
         """One subscription on `self.conn`. After a reconnect (`lost_at` set) its snapshot
         is followed by the lines missed in between and a "restored" item."""
-        self.ended = None
+        self.ended, self.dropped = None, False
         req_id, q = await self.conn.request("subscribe", {"logs": self.logs})
         first = True
         try:
@@ -128,6 +130,8 @@ class ReconnectingSubscription:
                     continue
                 if ev["kind"] == "log":
                     self.marks.saw(ev)
+                elif ev["kind"] == "notice" and ev.get("topic") == Topic.SUBSCRIBER_DROPPED:
+                    self.dropped = True  # the engine's last word to this subscriber
                 yield ev
         finally:
             self.conn.forget(req_id)
