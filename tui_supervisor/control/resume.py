@@ -52,6 +52,13 @@ class Mark:
     """Lines in that event (0: `offset` itself is the next line to give)."""
     end: int = 0
     """Where the next line starts (offset + size)."""
+    exact: bool = True
+    """`end` is known, not estimated (an engine older than the `size` field sends
+    none: the text's size is the estimate, wrong where bytes were not UTF-8)."""
+
+
+def _text_size(lines: list[str]) -> int:
+    return sum(len(t.encode()) + 1 for t in lines)
 
 
 @dataclass(slots=True)
@@ -69,8 +76,12 @@ class LogMarks:
 
     def saw(self, ev: LogEvent) -> None:
         """A log event was given to the subscriber."""
-        off = int(ev["offset"])
-        self.marks[ev["service"]] = Mark(off, len(ev["lines"]), off + int(ev["size"]))
+        off, lines, size = int(ev["offset"]), ev["lines"], ev.get("size")
+        if size is None:  # an engine from before `size` (upgraded under a running one)
+            self.marks[ev["service"]] = Mark(off, len(lines), off + _text_size(lines),
+                                             not any("\ufffd" in t for t in lines))
+        else:
+            self.marks[ev["service"]] = Mark(off, len(lines), off + int(size))
 
     def gaps(self, snap: SnapshotEvent) -> list[str]:
         """Services that wrote more than the subscriber got before `snap` (a new
@@ -78,7 +89,7 @@ class LogMarks:
         out = []
         for s in snap.get("services") or []:
             m = self.marks.get(s.get("name"))
-            if m is not None and int(s.get("log_offset") or 0) != m.end:
+            if m is not None and (int(s.get("log_offset") or 0) != m.end or not m.exact):
                 out.append(s["name"])
         return out
 
@@ -100,6 +111,7 @@ class LogMarks:
         picked = [x for x in mine[start:] if x["offset"] < upto]
         events: list[LogEvent] = [
             {"kind": "log", "t": x["t"], "service": service, "stream": x["stream"],
-             "offset": x["offset"], "lines": [x["text"]], "size": x["size"], "replayed": True}
+             "offset": x["offset"], "lines": [x["text"]],
+             "size": x.get("size", _text_size([x["text"]])), "replayed": True}
             for x in picked]
         return events, lost

@@ -181,7 +181,7 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool) -
         async for ev in it:
             if ev["kind"] == "log" and (wanted is None or ev["service"] in wanted):
                 _out(p.event(ev))
-            elif ev["kind"] == "notice" and ev["topic"] == Topic.SUBSCRIBER_DROPPED:
+            elif ev["kind"] == "notice" and ev.get("topic") == Topic.SUBSCRIBER_DROPPED:
                 _out("tui-supervisor: log stream dropped: this terminal reads too slowly "
                      "(every line is in the log files)\n", sys.stderr)
                 return 1
