@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import TEST_PREFIX, alive, child, wait_for
 
 from tui_supervisor.config import load_config
@@ -158,3 +159,65 @@ async def test_concurrent_reloads_end_in_the_last_files_state(engine_factory,
     r = await sup.reload()
     assert r["ok"] and r["added"] == ["b"] and r["restarted"] == ["a"], r
     await wait_for(lambda: sup.services["b"].pid, what="b up")
+
+
+async def _held_reloads(sup: Any, fail_at: int = 0) -> tuple[asyncio.Event, list[str]]:
+    """Make the engine's file reads slow and observable: each waits for `go` and is
+    logged; read number `fail_at` raises (an apply that failed inside)."""
+    go, reads = asyncio.Event(), []
+    real = sup.config_apply._read_and_apply
+
+    async def read_and_apply() -> Any:
+        reads.append("read")
+        await go.wait()
+        if len(reads) == fail_at:
+            raise RuntimeError("apply failed")
+        return await real()
+
+    sup.config_apply._read_and_apply = read_and_apply
+    return go, reads
+
+
+async def test_reloads_waiting_on_a_failed_one_read_the_file_themselves(
+        engine_factory, tmp_path: Path) -> None:
+    """Reloads queue behind one under way; the next takes the lock and reads for all who
+    asked before its read, but it raises: the others are not answered with the older
+    result, they read the file themselves."""
+    path = tmp_path / f"{TEST_PREFIX}fail.yaml"
+    write(path, config_text(svc_yaml("a")))
+    sup = await engine_on(path, engine_factory)
+    go, reads = await _held_reloads(sup, fail_at=2)
+    under_way = asyncio.ensure_future(sup.reload())
+    await wait_for(lambda: reads, what="a read under way")
+    failing, *others = [asyncio.ensure_future(sup.reload()) for _ in range(3)]
+    await asyncio.sleep(0)  # (they queue on the lock)
+    go.set()
+    assert (await under_way)["ok"]
+    with pytest.raises(RuntimeError):
+        await failing
+    assert all(r["ok"] for r in await asyncio.gather(*others))
+    assert len(reads) == 3  # one more read after the failed one, for both that waited
+
+
+async def test_a_reload_that_waited_on_a_closing_engine_is_refused(
+        engine_factory, tmp_path: Path) -> None:
+    """Once the engine closes (or hands its services over), a reload still queued must
+    not act on services it no longer owns; the one under way finishes before the stop,
+    so what it started is stopped too (the guard fixture checks nothing is left)."""
+    path = tmp_path / f"{TEST_PREFIX}closing.yaml"
+    write(path, config_text(svc_yaml("a")))
+    sup = await engine_on(path, engine_factory)
+    go, reads = await _held_reloads(sup)
+    first = asyncio.ensure_future(sup.reload())
+    await wait_for(lambda: reads, what="a read under way")
+    write(path, config_text(svc_yaml("a"), svc_yaml("b")))
+    queued = asyncio.ensure_future(sup.reload())
+    closing = asyncio.ensure_future(sup.close())
+    await wait_for(lambda: sup.retired, what="the engine closing")
+    go.set()
+    await first
+    r = await queued
+    assert not r["ok"] and "handed its services over" in r["errors"][0], r
+    await closing
+    assert (await first)["added"] == ["b"]  # it read the file after the write
+    assert all(s.pid is None for s in sup.services.values())

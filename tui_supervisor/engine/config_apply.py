@@ -20,6 +20,13 @@ if TYPE_CHECKING:
     from tui_supervisor.engine.views import ReloadResult
 
 
+def _retired() -> ReloadResult:
+    """The answer to a reload that waited while the engine stopped or handed over:
+    applying it would act on services another engine now owns."""
+    return {"ok": False, "errors": [
+        "this engine has stopped or handed its services over (a code reload): not applied"]}
+
+
 class ConfigApply:
     """Applies configs to one engine, serialised by `lock`."""
 
@@ -40,16 +47,24 @@ class ConfigApply:
         self._asked += 1
         ticket = self._asked
         async with self.lock:
+            if self.sup.retired:
+                return _retired()
             if self._served >= ticket and self._last is not None:
                 return self._last  # a read started after this ask covered it
-            self._served = self._asked
-            result = self._last = await self._read_and_apply()
+            served, self._served = self._served, self._asked
+            try:
+                result = self._last = await self._read_and_apply()
+            except BaseException:  # those who waited read the file themselves
+                self._served = served
+                raise
             return result
 
     async def apply(self, new: Config) -> ReloadResult:
         """Diff the running config against `new` and apply it (see `_apply`). Waits for a
         reload or apply under way (see `reload`)."""
         async with self.lock:
+            if self.sup.retired:
+                return _retired()
             return await self._apply(new)
 
     async def _read_and_apply(self) -> ReloadResult:

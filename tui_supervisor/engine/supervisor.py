@@ -70,6 +70,7 @@ class Supervisor:
         """How long applying the last config took (stopping changed services included)."""
         self.state_file = StateFile(self)
         self._closed = False
+        self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.code_reloader: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
         """Set by the host process (cli/tui), which owns the exec: `reload_code()`."""
@@ -166,6 +167,9 @@ class Supervisor:
         """Stop every service (signals sent in reverse config order), release the lock."""
         if self._closed:
             return
+        self._closing = True  # reloads still queued are refused from here
+        async with self.config_apply.lock:  # one under way finishes first (it may start some)
+            pass
         for ext in self.extensions:
             ext.stop()
         await self._stop_all(reversed(list(self.services.values())), "supervisor shutting down")
@@ -180,6 +184,11 @@ class Supervisor:
         if self.lock is not None:
             self.lock.release()
         self.bus.close()
+
+    @property
+    def retired(self) -> bool:
+        """Closing, closed, or handed over to another engine: it applies no config."""
+        return self._closing or self._closed
 
     def kill_all(self) -> None:
         """SIGKILL every process of every service now (a second Ctrl-C while stopping)."""
