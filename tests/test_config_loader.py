@@ -284,6 +284,11 @@ BAD: dict[str, tuple[str, dict[str, str], list[str]]] = {
             "4:43: services.web.crash_loop.window: must be greater than 0, got 0",
         ],
     ),
+    "crash-loop-too-many-failures": (
+        svc("command: [a]", "crash_loop: {max_failures: 100000, window: 60}"),
+        {},
+        ["4:32: services.web.crash_loop.max_failures: must be at most 10000, got 100000"],
+    ),
     "env-file-missing": (
         svc("command: [a]", "env_file: missing.env"),
         {},

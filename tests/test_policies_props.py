@@ -1,7 +1,8 @@
 """Backoff and crash-loop rules as properties (hypothesis): for every value the config
 loader accepts (config/services.py: initial and max are finite durations >= 0 with
 max >= initial, factor is a number >= 1 — `.inf` included —, jitter in [0, 1],
-crash_loop.max_failures an integer >= 1 and window a positive finite duration) and any
+crash_loop.max_failures an integer from 1 to 10,000 — the properties are checked far past
+that — and window a positive finite duration) and any
 failure count up to 10**7."""
 
 from __future__ import annotations

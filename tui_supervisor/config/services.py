@@ -62,7 +62,19 @@ BACKOFF = {
     "jitter": to_number(0, 1),
     "reset_after": parse_duration,
 }
-CRASH_LOOP = {"max_failures": to_int(1), "window": positive_duration}
+MAX_FAILURES_CAP = 10_000
+"""The failures inside the window are kept to decide a crash loop (and copied at each
+failure): a bound keeps that cheap; past it the rule would not be a loop detector."""
+
+
+def max_failures(value: Any) -> int:
+    n = to_int(1)(value)
+    if n > MAX_FAILURES_CAP:
+        raise ValueError(f"must be at most {MAX_FAILURES_CAP}, got {n}")
+    return n
+
+
+CRASH_LOOP = {"max_failures": max_failures, "window": positive_duration}
 STOP = {"signal": parse_signal, "timeout": parse_duration}
 LOG = {"max_bytes": parse_size, "backups": to_int(0), "ring_lines": to_int(1)}
 
