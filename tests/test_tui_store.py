@@ -40,6 +40,24 @@ def test_snapshot_then_events() -> None:
     assert st.counts_by_state() == {"starting": 1, "running": 1}
 
 
+def test_exits_without_a_process_status_keep_the_engines_last_exit() -> None:
+    """A failed spawn ran nothing: last_exit stays as it was (as in the engine's
+    record); a daemon's death has no uptime of its own (the engine keeps None)."""
+    st = Store()
+    before = {"pid": 9, "code": 1, "signal": None, "t": 1.0, "uptime": 2.0,
+              "text": "exit code 1"}
+    st.load_snapshot({"engine": {}, "services": [svc("a", last_exit=before)]})
+    st.apply({"kind": "exit", "t": 5.0, "service": "a", "pid": 0, "code": None,
+              "signal": None, "requested": False, "failure": True, "uptime": 0.0,
+              "cause": "spawn", "detail": "cannot spawn: command not found: x"})
+    assert st.services["a"].view["last_exit"] == before
+    st.apply({"kind": "exit", "t": 6.0, "service": "a", "pid": 77, "code": None,
+              "signal": 9, "requested": False, "failure": True, "uptime": 40.0,
+              "cause": "daemon"})
+    last = st.services["a"].view["last_exit"]
+    assert (last["pid"], last["uptime"], last["text"]) == (77, None, "killed by SIGKILL")
+
+
 def test_lines_are_bounded_and_taken_once() -> None:
     st = Store(per_service=3, merged=5)
     st.load_snapshot({"engine": {}, "services": [svc("a"), svc("b")]})

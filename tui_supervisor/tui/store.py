@@ -107,7 +107,9 @@ class Store:
             text = exit_text(ev.get("code"), ev.get("signal"))
             v["last_exit"] = {"pid": ev.get("pid"), "code": ev.get("code"),
                               "signal": ev.get("signal"), "t": ev.get("t"),
-                              "uptime": ev.get("uptime"), "text": text}
+                              # as the engine keeps it: a daemon's own uptime is unknown
+                              "uptime": None if ev.get("cause") == "daemon"
+                              else ev.get("uptime"), "text": text}
         elif kind == "spawn":
             v["pid"] = ev.get("pid")
         else:
