@@ -9,7 +9,7 @@ was handed to them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Generic, TypeVar
 
 from tui_supervisor.engine.states import State
@@ -52,35 +52,22 @@ class ServiceRecord:
 
     # -- handoff ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The record's part of `Service.detach()` (JSON-native; keys as since v1)."""
-        return {
-            "state": self.state.value, "reason": self.reason,
-            "state_since": self.state_since, "pid": self.pid, "pgid": self.pgid,
-            "started_mono": self.started_mono, "started_wall": self.started_wall,
-            "spawns": self.spawns, "restarts": self.restarts, "failures": self.failures,
-            "consecutive": self.consecutive, "failure_times": list(self.failure_times),
-            "recent_failures": list(self.recent_failures), "last_exit": self.last_exit,
-            "wanted": self.wanted, "backoff_until": self.backoff_until,
-            "daemon_pids": sorted(self.daemon_pids),
-            "operator_signal": self.operator_signal,
-        }
+        """The record's part of `Service.detach()`: every field, JSON-native (keys as
+        since v1)."""
+        return {f.name: _to_json(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServiceRecord:
         """Read a `to_dict` result, also one written by an earlier version (a code
-        reload execs new code with the old code's record)."""
-        return cls(
-            state=State(d["state"]), reason=d["reason"], state_since=d["state_since"],
-            pid=d["pid"], pgid=d["pgid"], started_mono=d["started_mono"],
-            started_wall=d["started_wall"], spawns=d["spawns"], restarts=d["restarts"],
-            failures=d["failures"], consecutive=d["consecutive"],
-            # older versions kept up to 1000 times whatever the threshold
-            failure_times=tuple(d["failure_times"]),
-            recent_failures=tuple(d["recent_failures"])[-RECENT_FAILURES:],
-            last_exit=d["last_exit"], wanted=d["wanted"], backoff_until=d["backoff_until"],
-            daemon_pids=frozenset(d["daemon_pids"]),
-            operator_signal=d.get("operator_signal", False),
-        )
+        reload execs new code with the old code's record): a field it lacks keeps its
+        default; older versions kept up to 1000 failure times whatever the threshold
+        (the next failure prunes them)."""
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        kw["state"] = State(kw["state"])
+        kw["failure_times"] = tuple(kw.get("failure_times", ()))
+        kw["recent_failures"] = tuple(kw.get("recent_failures", ()))[-RECENT_FAILURES:]
+        kw["daemon_pids"] = frozenset(kw.get("daemon_pids", ()))
+        return cls(**kw)
 
     # -- views ------------------------------------------------------------------------
     def up(self) -> bool:
@@ -117,6 +104,16 @@ class ServiceRecord:
         return replace(self, failures=self.failures + 1, consecutive=self.consecutive + 1,
                        failure_times=times,
                        recent_failures=(*self.recent_failures, note)[-RECENT_FAILURES:])
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, State):
+        return value.value
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 T = TypeVar("T")
