@@ -276,10 +276,23 @@ def test_daemon_death(policy: RestartPolicy, exit: ExitInfo, signalled: bool,
         assert effects[1:] == [SetState(State.EXITED, reason)]
 
 
-def test_daemon_death_with_processes_left_watches_those() -> None:
-    new, effects = run(DAEMONIZED, DaemonGone(7, KILLED, frozenset({9})))
+@pytest.mark.parametrize("exit", [OK, ExitInfo(None, None)], ids=["clean", "unknown"])
+def test_daemon_handing_over_to_processes_left_watches_those(exit: ExitInfo) -> None:
+    new, effects = run(DAEMONIZED, DaemonGone(7, exit, frozenset({9})))
     assert effects == [WatchDaemons(frozenset({9}))]  # not the end: no Exited
     assert new.daemon_pids == {9} and new.failures == 0
+
+
+@pytest.mark.parametrize("exit", [KILLED, BAD], ids=["killed", "failed"])
+def test_daemon_crash_leaving_workers_is_a_failure_cleared_before_respawn(
+        exit: ExitInfo) -> None:
+    """nginx's master SIGKILLed, its workers still holding the port."""
+    new, effects = run(DAEMONIZED, DaemonGone(7, exit, frozenset({9})))
+    (ev,) = exits(effects)
+    assert (ev.pid, ev.cause, ev.failure) == (7, "daemon", True)
+    assert new.failures == 1 and new.daemon_pids == frozenset()
+    assert effects[1].state is State.BACKOFF
+    assert isinstance(effects[-1], Respawn) and effects[-1].clear
 
 
 @pytest.mark.parametrize("state", [State.STOPPING, State.STOPPED, State.RUNNING])

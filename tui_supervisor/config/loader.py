@@ -162,11 +162,22 @@ def load_settings(
         metrics_listen=r.get(items, "metrics_listen", path, to_listen, None),
         watch_config=r.get(items, "watch_config", path, to_bool, True),
         watch_code=r.get(items, "watch_code", path, to_bool, None),
+        cgroups=r.get(items, "cgroups", path, to_cgroups_mode, "auto"),
     )
 
 
+def to_cgroups_mode(value: object) -> str:
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    if value in ("auto", "on", "off"):
+        return str(value)
+    raise ValueError(f"expected auto, on or off, got {value!r}")
+
+
 SETTINGS_KEYS = {"log_dir", "state_dir", "runtime_dir", "sample_interval", "metrics_listen",
-                 "watch_config", "watch_code"}
+                 "watch_config", "watch_code", "cgroups"}
 TOP_KEYS = {"version", "settings", "services"}
 
 

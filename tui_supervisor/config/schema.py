@@ -113,6 +113,8 @@ class Settings:
     watch_code: bool | None = None
     """Reload the supervisor's own code when its source changes; None: only when run
     from a source checkout or an editable install."""
+    cgroups: str = "auto"
+    """A cgroup per service: "on", "off", or "auto" (where delegated; engine/cgroups.py)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,9 @@ class DaemonGone:
     pid: int
     exit: ExitInfo
     leftovers: frozenset[int]
-    """Processes of the service found still alive (watched from now on instead)."""
+    """Processes of the service found still alive: after a clean exit (a daemon's
+    intermediate fork), the daemon now, watched instead; after a crash (a master
+    killed, its workers left), stopped before the service is started again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,8 @@ def _daemon_gone(rec: ServiceRecord, ev: DaemonGone, spec: ServiceSpec, now: Now
                  rand: float) -> tuple[ServiceRecord, list[Effect]]:
     if rec.state is not State.DAEMONIZED:
         return rec, []  # a stop is clearing them: it says how the service ended
-    if ev.leftovers:  # other processes of it live on: watch those instead
+    handed_over = ev.exit == ExitInfo(None, None) or is_clean(ev.exit, spec.success_codes)
+    if ev.leftovers and handed_over:  # it passed the service on: watch those instead
         return _track(rec, ev.leftovers, "")
     last_exit = {"pid": ev.pid, "code": ev.exit.code, "signal": ev.exit.signal,
                  "t": now.wall, "uptime": None, "text": ev.exit.describe()}
@@ -173,7 +176,7 @@ def _daemon_gone(rec: ServiceRecord, ev: DaemonGone, spec: ServiceSpec, now: Now
     uptime = now.mono - rec.started_mono if rec.started_mono is not None else 0.0
     return _after_exit(rec, spec, now, rand, _Ending(
         ev.exit, was_starting=False, requested=rec.operator_signal,
-        reason=f"daemon {ev.exit.describe()}", leftovers=frozenset(), pid=ev.pid,
+        reason=f"daemon {ev.exit.describe()}", leftovers=ev.leftovers, pid=ev.pid,
         uptime=max(0.0, uptime), cause="daemon"))
 
 

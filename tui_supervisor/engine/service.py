@@ -18,13 +18,14 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.bus import EventBus
+from tui_supervisor.engine.cgroups import Cgroups
 from tui_supervisor.engine.events import Spawned, StateChanged, Topic
 from tui_supervisor.engine.lifecycle import (
     Cleanup,
@@ -69,6 +70,12 @@ class EngineContext:
     changed: Callable[[], None]
     """Called after anything worth persisting changed (pids, states)."""
     rand: Callable[[], float] = random.random
+    claims: dict[int, str] = field(default_factory=dict)
+    """pid -> the service a process outside its tree was attributed to (tree.py)."""
+    session: int = field(default_factory=lambda: os.getsid(0))
+    """The engine's session: its own helper processes; never a service's."""
+    cgroups: Cgroups | None = None
+    """A cgroup per service, where the engine may create them (engine/cgroups.py)."""
 
 
 class Service(ProcessTree, ServiceOutput):
@@ -100,6 +107,7 @@ class Service(ProcessTree, ServiceOutput):
         self._known: dict[int, int] = {}
         """pid -> start time of processes seen to belong to the service (see _tree)."""
         self.killed_at: float | None = None
+        self.spawn_start: int | None = None
         self._exit_seen: float | None = None
         """Monotonic time the last exit nobody asked for was observed (respawn latency)."""
         self._respawn_delay = 0.0
@@ -221,7 +229,7 @@ class Service(ProcessTree, ServiceOutput):
         env = dict(self.spec.env)
         env[proc.MARKER_VAR] = self.marker
         try:
-            s = proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env, user=self.spec.user)
+            s = self._spawn_in_cgroup(env)
         except proc.SpawnError as e:
             self.pid = None
             self._exit_seen = time.monotonic()
@@ -232,6 +240,7 @@ class Service(ProcessTree, ServiceOutput):
         if auto and self._exit_seen is not None:
             latency = max(0.0, time.monotonic() - self._exit_seen - self._respawn_delay)
         self._exit_seen, self.killed_at = None, None
+        self.spawn_start = proc.create_time(s.pid)
         r = self.rec
         self.rec = replace(r, pid=s.pid, pgid=s.pid, restarts=r.restarts + auto,
                            spawns=r.spawns + 1, started_mono=time.monotonic(),
@@ -243,6 +252,20 @@ class Service(ProcessTree, ServiceOutput):
         self.ctx.bus.emit(Spawned(s.started_wall, self.name, s.pid, auto, latency))
         self._set_state(State.STARTING, why)
         self._arm_start_timer(self.spec.start_time)
+
+    def _spawn_in_cgroup(self, env: dict[str, str]) -> proc.Spawned:
+        cg = self.ctx.cgroups
+        if cg is not None:
+            try:
+                with cg.inside(self.name):
+                    return proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env,
+                                      user=self.spec.user)
+            except OSError as e:  # the subtree went away: say so, run without it
+                self._notice("warning", f"cannot use cgroup {cg.path(self.name)}: "
+                             f"{e.strerror}; processes found by ancestry instead",
+                             topic=Topic.PLATFORM, data={"feature": "cgroups"})
+                self.ctx.cgroups = None
+        return proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env, user=self.spec.user)
 
     def _arm_start_timer(self, delay: float) -> None:
         if delay <= 0:
@@ -267,7 +290,7 @@ class Service(ProcessTree, ServiceOutput):
         self.pid = None
         self._cancel_timer()
         requested = self._stopping or self.state is State.STOPPING
-        leftovers = frozenset() if requested else frozenset(self._leftovers())
+        leftovers = frozenset() if requested else self._roots(self._leftovers())
         self._drain_pipes()  # its last lines first: they explain the exit
         # when requested, the stop task finishes the job
         self._decide(MainExit(pid, exit, uptime, requested, leftovers, detect))
@@ -276,7 +299,7 @@ class Service(ProcessTree, ServiceOutput):
         self.daemon_pids = self.daemon_pids - {pid}
         if self.daemon_pids or self.state is not State.DAEMONIZED:
             return
-        self._decide(DaemonGone(pid, exit, frozenset(self._leftovers())))
+        self._decide(DaemonGone(pid, exit, self._roots(self._leftovers())))
 
     def _decide(self, event: LifecycleEvent) -> None:
         try:
@@ -401,6 +424,10 @@ class Service(ProcessTree, ServiceOutput):
             self.ctx.watcher.watch(self.pid, self._on_main_exit)
         for d in self.daemon_pids:
             self.ctx.watcher.watch(d, self._on_daemon_exit)
+        live = {p for p in (self.pid, *self.daemon_pids) if p is not None}
+        starts = [t for t in map(proc.create_time, live) if t is not None]
+        self.spawn_start = min(starts, default=None)
+        self.remember()
         self._resume(rec)
 
     def _resume(self, rec: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from tui_supervisor.config.units import parse_signal
 from tui_supervisor.engine import leftovers, proc
 from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.bus import EventBus, Subscription
+from tui_supervisor.engine.cgroups import Cgroups
 from tui_supervisor.engine.config_apply import ConfigApply
 from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topic
 from tui_supervisor.engine.extension import Extension
@@ -50,6 +51,8 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
 __all__ = ["Extension", "Supervisor"]
 
 RECENT_NOTICES = 100
+REMEMBER_EVERY = 2.0
+"""Seconds between notes of each service's descendants (see `tree.ProcessTree`)."""
 """Notices kept for a subscriber's first item (what happened before it came)."""
 
 
@@ -86,6 +89,25 @@ class Supervisor:
         self.config_lock = self.config_apply.lock
         """Held while a config is read and applied (see `ConfigApply.lock`)."""
         self.bus.add_listener(self._keep_notice)
+        self._remember_timer: asyncio.TimerHandle | None = None
+        self.cgroups: Cgroups | None = None
+        self.processes = "not started"
+        """How the engine knows a service's processes (the engine view says it)."""
+
+    def _remember(self) -> None:
+        """Note every service's descendants, so a process whose parent dies and whose
+        environment was rewritten is still known to be of its service."""
+        self._remember_timer = None
+        if self._closed:
+            return
+        for svc in tuple(self.services.values()):
+            try:
+                svc.remember()
+            except Exception as e:  # a /proc oddity must not end the timer
+                self._notice("error", f"{svc.name}: noting its processes failed: {e!r}",
+                             topic=Topic.INTERNAL)
+        assert self.ctx is not None
+        self._remember_timer = self.ctx.loop.call_later(REMEMBER_EVERY, self._remember)
 
     def _keep_notice(self, ev: AnyEvent) -> None:
         if isinstance(ev, Notice):
@@ -117,8 +139,15 @@ class Supervisor:
             self._notice("warning", "pidfd_open is not available: exits are detected via "
                          "SIGCHLD (slower with many services)",
                          topic=Topic.PLATFORM, data={"feature": "pidfd"})
+        self.cgroups, self.processes = Cgroups.detect(self.config.settings.cgroups,
+                                                      self.config.config_id)
         self.ctx = EngineContext(loop, self.bus, self.watcher, self.config.settings.log_dir,
-                                 self.config.config_id, self.state_file.changed)
+                                 self.config.config_id, self.state_file.changed,
+                                 cgroups=self.cgroups)
+        if self.cgroups is None and self.config.settings.cgroups == "on":
+            self._notice("warning", f"cgroups: on, but {self.processes}: processes are "
+                         "found by marker and ancestry", topic=Topic.PLATFORM,
+                         data={"feature": "cgroups"})
         if adopt is not None:
             for name in restore(self, adopt):  # adopted, but not in the config any more
                 task = asyncio.ensure_future(self._remove(name, "not in the config any more"))
@@ -132,6 +161,7 @@ class Supervisor:
         if autostart:
             self.autostart(fresh)
         self.state_file.write()
+        self._remember_timer = loop.call_later(REMEMBER_EVERY, self._remember)
         for ext in self.extensions:
             ext.start(self)
 
@@ -175,7 +205,10 @@ class Supervisor:
         await self._stop_all(reversed(list(self.services.values())), "supervisor shutting down")
         for svc in self.services.values():
             svc.close()
+        if self.ctx is not None and self.ctx.cgroups is not None:
+            self.ctx.cgroups.close()
         self._closed = True
+        self._stop_remembering()
         self.state_file.stop()
         with contextlib.suppress(OSError):
             self.state_path.unlink()
@@ -184,6 +217,11 @@ class Supervisor:
         if self.lock is not None:
             self.lock.release()
         self.bus.close()
+
+    def _stop_remembering(self) -> None:
+        if self._remember_timer is not None:
+            self._remember_timer.cancel()
+            self._remember_timer = None
 
     @property
     def retired(self) -> bool:
@@ -206,6 +244,7 @@ class Supervisor:
         for ext in self.extensions:
             ext.stop()
         record = handoff_record(self)
+        self._stop_remembering()
         self.state_file.stop()
         self.lock = None
         if self.watcher is not None:
@@ -218,13 +257,16 @@ class Supervisor:
         svc = self.services[name]
         await svc.stop(reason)
         svc.close()
+        if self.ctx is not None and self.ctx.cgroups is not None:
+            self.ctx.cgroups.remove(name)
         self.services.pop(name, None)
         self.state_file.changed()
 
     # -- a dead predecessor's leftovers -----------------------------------------------
     async def clear_leftovers(self) -> list[int]:
         """Stop processes a hard-killed earlier engine of this config left running."""
-        return await leftovers.clear_leftovers(self.config, self.state_path, self._notice)
+        return await leftovers.clear_leftovers(self.config, self.state_path, self._notice,
+                                               self.cgroups)
 
     def _notice(self, level: str, message: str, service: str | None = None, *,
                 topic: Topic = Topic.GENERAL, data: dict[str, Any] | None = None) -> None:
@@ -243,6 +285,8 @@ class Supervisor:
             "reload_failures": self.reload_failures,
             "last_reload_seconds": self.last_reload_seconds,
             "pidfd": bool(self.watcher and self.watcher.pidfd),
+            "processes": self.processes if self.ctx is None or self.ctx.cgroups
+            else f"marker and ancestry ({self.processes})",
         }
         extra = cast(dict[str, Any], engine)  # extensions add keys under their names
         for ext in self.extensions:

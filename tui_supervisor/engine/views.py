@@ -79,6 +79,9 @@ class EngineView(TypedDict):
     reload_failures: int
     last_reload_seconds: float | None
     pidfd: bool
+    processes: NotRequired[str]
+    """How a service's processes are known: "cgroup v2 at PATH", or "marker and
+    ancestry (why not cgroups)"."""
     latency: NotRequired[dict[str, Any]]
     resources: NotRequired[dict[str, Any]]
     prometheus: NotRequired[dict[str, Any]]
