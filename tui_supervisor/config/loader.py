@@ -219,6 +219,12 @@ def load_config(
         settings_items = r.mapping(top["settings"][1], "settings") if "settings" in top else {}
         settings = load_settings(r, settings_items or {}, abs_path.parent, config_id, env)
         services = load_services(r, top, root, abs_path.parent, env, check_system)
+        if not settings.sample_interval:
+            for name, spec in services.items():
+                if spec.limits.memory is not None:  # checked at each sample
+                    node = top["services"][1]
+                    r.add(node, f"services.{name}.limits.memory",
+                          "needs resource sampling: settings.sample_interval is 0")
     finally:
         loader.dispose()
     if r.issues:

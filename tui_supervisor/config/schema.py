@@ -54,6 +54,13 @@ class StopSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsSpec:
+    memory: int | None = None
+    """Bytes of resident memory the service's whole tree may use; over it (seen at a
+    sample) the service is restarted, as a failure."""
+
+
+@dataclass(frozen=True, slots=True)
 class LogSpec:
     max_bytes: int = 10 * 1024 * 1024
     """Rotate the service's log file when it would grow past this size (0 = never)."""
@@ -88,12 +95,16 @@ class ServiceSpec:
     crash_loop: CrashLoopSpec = CrashLoopSpec()
     stop: StopSpec = StopSpec()
     log: LogSpec = LogSpec()
+    limits: LimitsSpec = LimitsSpec()
+    rlimits: tuple[tuple[str, int, int], ...] = ()
+    """(resource name, soft, hard) set in the process before it starts (-1 = unlimited)."""
     line: int = 0
     """Line of the service's key in the config file (for messages); 0 if unknown."""
 
     def restart_key(self) -> tuple[object, ...]:
         """Fields whose change requires a restart of the running process."""
-        return (self.argv, self.cwd, tuple(sorted(self.env.items())), self.user)
+        return (self.argv, self.cwd, tuple(sorted(self.env.items())), self.user,
+                self.rlimits)
 
 
 @dataclass(frozen=True, slots=True)

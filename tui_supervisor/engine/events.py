@@ -146,6 +146,8 @@ class Topic(StrEnum):
     CRASH_LOOP = "crash_loop"
     """A service gave up (fatal); its state change says the same."""
     SPAWN_FAILED = "spawn_failed"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    """A service went over a resource limit and is restarted. data: {"limit", "value"}."""
     STOP_FAILED = "stop_failed"
     """Processes of a service outlived its stop (SIGKILL included)."""
     SUBSCRIBER_DROPPED = "subscriber_dropped"

@@ -123,6 +123,9 @@ class Service(ProcessTree, ServiceOutput):
         self._task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._ending: str | None = None
+        """Why the engine is ending the processes (a limit), until the exit it causes."""
+        self._end_task: asyncio.Task[None] | None = None
 
     # -- state ------------------------------------------------------------------------
     def _set_state(self, new: State, reason: str) -> None:
@@ -185,6 +188,25 @@ class Service(ProcessTree, ServiceOutput):
         self._stop_task = asyncio.ensure_future(self._do_stop(reason))
         await asyncio.shield(self._stop_task)
 
+    def end_for(self, why: str, data: dict[str, Any] | None = None) -> bool:
+        """End the processes for `why` (a resource limit exceeded): the exit that follows
+        is a failure with that reason, and the restart policy applies. False if the
+        service is not up, or is already being ended or stopped."""
+        if self.state not in (State.STARTING, State.RUNNING, State.DAEMONIZED) \
+                or self._ending is not None or self._stopping:
+            return False
+        self._ending = why
+        self._notice("warning", f"{why}: restarting it", topic=Topic.LIMIT_EXCEEDED,
+                     data=data)
+        self._end_task = asyncio.ensure_future(self._end())
+        return True
+
+    async def _end(self) -> None:
+        try:
+            await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
+        finally:
+            self._end_task = None
+
     async def restart(self) -> None:
         await self.stop("restarting by operator")
         self.start()
@@ -239,7 +261,7 @@ class Service(ProcessTree, ServiceOutput):
         latency = None
         if auto and self._exit_seen is not None:
             latency = max(0.0, time.monotonic() - self._exit_seen - self._respawn_delay)
-        self._exit_seen, self.killed_at = None, None
+        self._exit_seen, self.killed_at, self._ending = None, None, None
         self.spawn_start = proc.create_time(s.pid)
         r = self.rec
         self.rec = replace(r, pid=s.pid, pgid=s.pid, restarts=r.restarts + auto,
@@ -259,13 +281,14 @@ class Service(ProcessTree, ServiceOutput):
             try:
                 with cg.inside(self.name):
                     return proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env,
-                                      user=self.spec.user)
+                                      user=self.spec.user, rlimits=self.spec.rlimits)
             except OSError as e:  # the subtree went away: say so, run without it
                 self._notice("warning", f"cannot use cgroup {cg.path(self.name)}: "
                              f"{e.strerror}; processes found by ancestry instead",
                              topic=Topic.PLATFORM, data={"feature": "cgroups"})
                 self.ctx.cgroups = None
-        return proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env, user=self.spec.user)
+        return proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env, user=self.spec.user,
+                          rlimits=self.spec.rlimits)
 
     def _arm_start_timer(self, delay: float) -> None:
         if delay <= 0:
@@ -293,13 +316,15 @@ class Service(ProcessTree, ServiceOutput):
         leftovers = frozenset() if requested else self._roots(self._leftovers())
         self._drain_pipes()  # its last lines first: they explain the exit
         # when requested, the stop task finishes the job
-        self._decide(MainExit(pid, exit, uptime, requested, leftovers, detect))
+        ended_by, self._ending = self._ending, None
+        self._decide(MainExit(pid, exit, uptime, requested, leftovers, detect, ended_by))
 
     def _on_daemon_exit(self, pid: int, exit: ExitInfo) -> None:
         self.daemon_pids = self.daemon_pids - {pid}
         if self.daemon_pids or self.state is not State.DAEMONIZED:
             return
-        self._decide(DaemonGone(pid, exit, self._roots(self._leftovers())))
+        ended_by, self._ending = self._ending, None
+        self._decide(DaemonGone(pid, exit, self._roots(self._leftovers()), ended_by))
 
     def _decide(self, event: LifecycleEvent) -> None:
         try:
@@ -383,7 +408,7 @@ class Service(ProcessTree, ServiceOutput):
         """Stop watching (timers, pipes, pidfds) and return everything needed to carry on
         in another engine: the record, pipe fds and partial lines, the ring."""
         self._cancel_timer()
-        for t in (self._task, self._stop_task):
+        for t in (self._task, self._stop_task, self._end_task):
             if t is not None and not t.done():
                 t.cancel()
         for handle in self._paused.values():
