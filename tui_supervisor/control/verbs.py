@@ -75,6 +75,8 @@ def print_status(snap: Snapshot, file: TextIO | None = None) -> None:
     eng = snap["engine"]
     console.print(Text(f"engine pid {eng['pid']}, up {fmt_duration(eng['uptime'])}, "
                        f"{len(snap['services'])} services, config {eng['config']}"))
+    if eng.get("processes"):
+        console.print(Text(f"processes known by {eng['processes']}"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for h in status_header(snap):
         table.add_column(h, no_wrap=True, justify="right" if h in RIGHT else "left")
