@@ -68,3 +68,35 @@ def test_limit_settings_are_checked_at_load(tmp_path: Path) -> None:
     cfg.write_text("settings:\n  sample_interval: 0\n" + cfg.read_text())
     r = cli(tmp_path, "check", "-c", str(cfg))
     assert "services.a.limits.memory: needs resource sampling" in one_error_line(r)
+
+
+def _memory_controller() -> str | None:
+    """Why the kernel's memory.max cannot be tested here, or None if it can."""
+    from tui_supervisor.engine.cgroups import Cgroups
+
+    cg, why = Cgroups.detect("auto", "tst-probe-memory")
+    if cg is None:
+        return f"no cgroups for the engine here: {why}"
+    try:
+        return None if cg.memory_controller() else \
+            "the memory controller is not available to the engine's cgroup (cgroup v1 or hybrid)"
+    finally:
+        cg.close()
+
+
+def test_memory_max_in_the_cgroup_kills_and_says_why(tmp_path: Path) -> None:
+    import pytest
+
+    why = _memory_controller()
+    if why:
+        pytest.skip(why)
+    # sampling every minute: the kernel acts long before the sampler's check would
+    cfg = write_cfg(tmp_path, svc("hog", "hog", "0", "grow", extra="    limits: {memory: 64MB}\n"))
+    cfg.write_text("settings:\n  sample_interval: 60s\n" + cfg.read_text())
+    e = Headless(tmp_path, cfg)
+    try:
+        e.snapshot(lambda s: s["services"][0]["failures"] >= 1, 60, "the hog killed")
+        r = e.cli("incidents", "hog", "--json")
+        assert "memory limit 64 MB reached: killed by the kernel" in r.stdout, r.stdout
+    finally:
+        e.stop()

@@ -69,6 +69,7 @@ class Cgroups:
     """The engine's own cgroup (where it returns after each spawn)."""
     group: Path
     """`base/tuisup-<config_id>`: ours."""
+    _memory: bool | None = None
 
     @classmethod
     def detect(cls, mode: str, config_id: str) -> tuple[Cgroups | None, str]:
@@ -124,6 +125,40 @@ class Cgroups:
             return True
         except OSError:
             return False
+
+    def memory_controller(self) -> bool:
+        """Whether services' cgroups can have `memory.max` (the memory controller is
+        given to our group and enabled for its children; tried once)."""
+        if self._memory is None:
+            self._memory = False
+            try:
+                if "memory" in (self.group / "cgroup.controllers").read_text().split():
+                    _write(self.group / "cgroup.subtree_control", "+memory")
+                    self._memory = True
+            except OSError:
+                pass
+        return self._memory
+
+    def set_memory_max(self, service: str, limit: int | None) -> bool:
+        """The kernel's own guard under `limits.memory` (the sampler's check stays:
+        it words the incident); False where the controller is not ours."""
+        if not self.memory_controller():
+            return False
+        try:
+            _write(self.make(service) / "memory.max", "max" if limit is None else str(limit))
+            return True
+        except OSError:
+            return False
+
+    def oom_kills(self, service: str) -> int:
+        """Processes of the service the kernel killed at its memory.max so far."""
+        try:
+            for line in (self.path(service) / "memory.events").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 0
 
     def cpu_usec(self, service: str) -> int | None:
         try:

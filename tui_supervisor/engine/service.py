@@ -126,6 +126,8 @@ class Service(ProcessTree, ServiceOutput):
         self._ending: str | None = None
         """Why the engine is ending the processes (a limit), until the exit it causes."""
         self._end_task: asyncio.Task[None] | None = None
+        self._oom_kills: int | None = None
+        """The cgroup's oom_kill count at the spawn, where memory.max guards it."""
 
     # -- state ------------------------------------------------------------------------
     def _set_state(self, new: State, reason: str) -> None:
@@ -279,6 +281,9 @@ class Service(ProcessTree, ServiceOutput):
         cg = self.ctx.cgroups
         if cg is not None:
             try:
+                cg.make(self.name)
+                if cg.set_memory_max(self.name, self.spec.limits.memory):
+                    self._oom_kills = cg.oom_kills(self.name)
                 with cg.inside(self.name):
                     return proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env,
                                       user=self.spec.user, rlimits=self.spec.rlimits)
@@ -316,8 +321,16 @@ class Service(ProcessTree, ServiceOutput):
         leftovers = frozenset() if requested else self._roots(self._leftovers())
         self._drain_pipes()  # its last lines first: they explain the exit
         # when requested, the stop task finishes the job
-        ended_by, self._ending = self._ending, None
+        ended_by, self._ending = self._ending or self._killed_at_memory_max(), None
         self._decide(MainExit(pid, exit, uptime, requested, leftovers, detect, ended_by))
+
+    def _killed_at_memory_max(self) -> str | None:
+        cg, before = self.ctx.cgroups, self._oom_kills
+        limit = self.spec.limits.memory
+        if cg is None or before is None or limit is None or cg.oom_kills(self.name) <= before:
+            return None
+        self._oom_kills = cg.oom_kills(self.name)
+        return f"memory limit {limit / (1 << 20):.0f} MB reached: killed by the kernel"
 
     def _on_daemon_exit(self, pid: int, exit: ExitInfo) -> None:
         self.daemon_pids = self.daemon_pids - {pid}
@@ -385,6 +398,8 @@ class Service(ProcessTree, ServiceOutput):
     def update_spec(self, spec: ServiceSpec) -> None:
         """Take a new spec in place (policy, backoff, limits); the process is untouched."""
         self.spec = spec
+        if self.ctx.cgroups is not None:
+            self.ctx.cgroups.set_memory_max(self.name, spec.limits.memory)
         self.ring.resize(spec.log.ring_lines)
         self.log_file.max_bytes = spec.log.max_bytes
         self.log_file.backups = spec.log.backups
