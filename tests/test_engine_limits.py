@@ -26,7 +26,7 @@ def test_memory_limit_restarts_the_service_and_says_why(tmp_path: Path) -> None:
         snap = e.snapshot(lambda s: s["services"][0]["failures"] >= 2, 60,
                           "the hog restarted twice")
         hog, calm = snap["services"]
-        assert hog["spawns"] >= 3 and calm["failures"] == 0 and calm["spawns"] == 1
+        assert hog["spawns"] >= 2 and calm["failures"] == 0 and calm["spawns"] == 1
         assert hog["state"] in ("running", "starting", "backoff"), hog
         r = e.cli("incidents", "hog", "--json")
         assert r.returncode == 0, r.stderr
