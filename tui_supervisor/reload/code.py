@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import grp
 import json
 import os
-import pwd
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_supervisor.engine.events import Notice, Topic
+from tui_supervisor.engine.runtime import others_can_write
 from tui_supervisor.reload.preflight import preflight as _preflight
 from tui_supervisor.reload.preflight import start_warm, stop_warm
 from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, record_fds
@@ -107,7 +106,8 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
     else:
         argv = [sys.executable, *sys.orig_argv[1:]]
     for where, data in ((path, json.dumps(record).encode()), (boot, BOOT_SOURCE)):
-        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                     | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
     fds = record_fds(record)
@@ -175,40 +175,12 @@ def take_handoff() -> dict[str, Any] | None:
     return record
 
 
-def _others_can_write(st: os.stat_result, is_dir: bool) -> str | None:
-    """Why users other than us (and root) can change this file or directory, or None."""
-    if st.st_uid not in (0, os.getuid()):
-        return f"is owned by uid {st.st_uid}"
-    if is_dir and st.st_mode & 0o1000:  # sticky, like /tmp: others cannot replace ours
-        return None
-    if st.st_mode & 0o002:
-        return "is writable by other users"
-    if st.st_mode & 0o020 and not _private_group(st):
-        try:
-            name = grp.getgrgid(st.st_gid).gr_name
-        except KeyError:
-            name = str(st.st_gid)
-        return f"is writable by group {name}"
-    return None
-
-
-def _private_group(st: os.stat_result) -> bool:
-    """The owner's own group with nobody else in it (umask 002 with user private groups,
-    as Debian and Ubuntu set it up): group-writable then means nothing more."""
-    try:
-        group, owner = grp.getgrgid(st.st_gid), pwd.getpwuid(st.st_uid)
-    except KeyError:
-        return False
-    return (group.gr_name == owner.pw_name and owner.pw_gid == st.st_gid
-            and not group.gr_mem)
-
-
 def watch_refusal(root: Path = PACKAGE) -> str | None:
     """Why the package's own code must not be followed (None if it may be): never code
     that other users can change (a file, its directory or any directory above)."""
     for d in [root, *root.parents]:
         try:
-            why = _others_can_write(d.stat(), True)
+            why = others_can_write(d.stat(), True)
         except OSError:
             continue
         if why:
@@ -216,7 +188,7 @@ def watch_refusal(root: Path = PACKAGE) -> str | None:
     for path in sorted(root.rglob("*")):
         is_dir = path.is_dir()
         if is_dir or path.suffix in (".py", ".tcss"):
-            why = _others_can_write(path.stat(), is_dir)
+            why = others_can_write(path.stat(), is_dir)
             if why:
                 return f"{path} {why}"
     return None
