@@ -3,7 +3,9 @@ the engine's state to a new image of this same process, and pick it up there.
 
 The process keeps its PID, so the services stay its children; their pipes are inherited
 (marked inheritable for the exec only), the detach record goes through a 0600 file whose
-path is in TUISUP_HANDOFF (popped at start-up so services never see it).
+path is in TUISUP_HANDOFF (popped at start-up). Services never see it: their env is
+based on the environment of the engine's first launch, which the record carries on
+(`engine_environ`).
 """
 
 from __future__ import annotations
@@ -82,17 +84,49 @@ async def checked_reload(config_path: Path, then: Callable[[], object]) -> dict[
     return {"ok": True}
 
 
+INTERNAL_VARS = frozenset({HANDOFF_VAR})
+"""Variables the supervisor sets in its own environment: never part of a service's."""
+_handoff: list[dict[str, Any] | None] = []
+"""The predecessor's record once read ([] until then): read once per process."""
+
+
+def pending_handoff() -> dict[str, Any] | None:
+    """The predecessor's record if this process is a code reload's new image, else None.
+    Read at the first call: its variable leaves our environment and its file is removed
+    (an error is raised: this image cannot go on, the boot guard's safe mode takes over)."""
+    if not _handoff:
+        path = os.environ.pop(HANDOFF_VAR, None)
+        record = None
+        if path:
+            try:
+                with open(path) as f:
+                    record = json.load(f)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        _handoff.append(record)
+    return _handoff[0]
+
+
+def engine_environ() -> dict[str, str]:
+    """The environment the services' env is based on: the one of the engine's first
+    launch, carried in the hand-off record across any number of code reloads (this
+    image's own has the hand-off variable, and whatever an exec adds); at a first launch,
+    ours without the supervisor's internal variables. Call before loading the config."""
+    record = pending_handoff()
+    carried = record.get("environ") if record is not None else None
+    if isinstance(carried, dict):
+        return {str(k): str(v) for k, v in carried.items()}
+    return {k: v for k, v in os.environ.items() if k not in INTERNAL_VARS}
+
+
 def handoff_mode() -> str | None:
     """"hosted" if this process is the new image of a dashboard's engine, "headless" for
     a headless one, None if it is no code reload (the record stays for `take_handoff`)."""
-    path = os.environ.get(HANDOFF_VAR)
-    if not path:
+    record = pending_handoff()
+    if record is None:
         return None
-    try:
-        with open(path) as f:
-            return str((json.load(f).get("host") or {}).get("mode") or "headless")
-    except (OSError, ValueError):
-        return "headless"
+    return str((record.get("host") or {}).get("mode") or "headless")
 
 
 def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
@@ -162,16 +196,10 @@ def code_reloaded(record: dict[str, Any], services: int) -> Notice:
 
 
 def take_handoff() -> dict[str, Any] | None:
-    """The predecessor's record, if this process is a new image of a code reload."""
-    path = os.environ.pop(HANDOFF_VAR, None)
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            record: dict[str, Any] = json.load(f)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+    """The predecessor's record, if this process is a new image of a code reload (once:
+    the caller adopts it)."""
+    record = pending_handoff()
+    _handoff[:] = [None]
     return record
 
 
