@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_tui(path: Path, *, demo: bool = False) -> int:
     """Engine + dashboard in one process (DESIGN.md §1)."""
-    cfg = _load(path, demo=demo)
+    cfg = _load(path, demo=demo, environ=_engine_environ())
     if cfg is None:
         return 1
     from tui_supervisor.runner.dashboard import run_dashboard
@@ -151,12 +151,19 @@ def cmd_attach(path: Path) -> int:
     return attach(runtime_dir)
 
 
-def _load(path: Path, *, check_system: bool = False,
-          demo: bool = False) -> Config | None:
+def _engine_environ() -> dict[str, str]:
+    """What an engine bases its services' env on (its first launch's: reload/code.py)."""
+    from tui_supervisor.reload.code import engine_environ
+
+    return engine_environ()
+
+
+def _load(path: Path, *, check_system: bool = False, demo: bool = False,
+          environ: dict[str, str] | None = None) -> Config | None:
     from tui_supervisor.config import ConfigError, load_config
 
     try:
-        cfg = load_config(path, check_system=check_system)
+        cfg = load_config(path, check_system=check_system, environ=environ)
     except ConfigError as e:
         for issue in e.issues:
             print(issue, file=sys.stderr)
@@ -266,7 +273,7 @@ def _incidents_offline(args: argparse.Namespace, cfg_path: Path) -> int:
 
 
 def cmd_run(path: Path, *, quiet: bool, demo: bool = False, detach: bool = False) -> int:
-    cfg = _load(path, demo=demo)
+    cfg = _load(path, demo=demo, environ=_engine_environ())
     if cfg is None:
         return 1
     from tui_supervisor.runner.headless import run_headless

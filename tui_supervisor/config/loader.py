@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -229,4 +230,5 @@ def load_config(
         loader.dispose()
     if r.issues:
         raise ConfigError(r.issues)
-    return Config(path=abs_path, config_id=config_id, settings=settings, services=services)
+    return Config(path=abs_path, config_id=config_id, settings=settings, services=services,
+                  environ=MappingProxyType(env))

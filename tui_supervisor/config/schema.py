@@ -138,3 +138,7 @@ class Config:
     settings: Settings
     services: Mapping[str, ServiceSpec]
     """Services in file order."""
+    environ: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+    """The supervisor environment the services' env is based on, as loaded (None: built
+    by hand; a reload then reads `os.environ`). The engine loads its config again with
+    it, so the base stays the one of its first launch across config and code reloads."""

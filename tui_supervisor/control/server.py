@@ -106,7 +106,7 @@ class ControlServer:
         if self._conns:
             await asyncio.wait(tuple(self._conns), timeout=5)
         with contextlib.suppress(OSError):
-            if os.stat(self.path).st_ino == self._inode:
+            if os.lstat(self.path).st_ino == self._inode:  # ours, not one bound since
                 os.unlink(self.path)
 
     # -- one connection ---------------------------------------------------------------

@@ -27,7 +27,7 @@ from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topi
 from tui_supervisor.engine.extension import Extension
 from tui_supervisor.engine.persistence import StateFile, handoff_record, restore
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
-from tui_supervisor.engine.runtime import EngineLock
+from tui_supervisor.engine.runtime import EngineLock, make_dirs
 from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import State
 
@@ -133,6 +133,8 @@ class Supervisor:
             self.lock = EngineLock.adopt(Path(adopt["lock_path"]), adopt["lock_fd"])
         elif lock:
             self.lock = EngineLock.acquire(self.config.settings.runtime_dir)
+        with contextlib.suppress(OSError):  # (its writers say it, as notices)
+            make_dirs(self.config.settings.state_dir)  # 0700 before a log dir inside it
         self.watcher = get_watcher(loop)
         self.watcher.install()
         if not self.watcher.pidfd:

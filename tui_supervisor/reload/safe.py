@@ -27,6 +27,7 @@ import runpy
 import selectors
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -221,6 +222,7 @@ class SafeMode:
         self.pipes: dict[int, _Pipe] = {}
         self.conns: dict[socket.socket, bytearray] = {}
         self.listener: socket.socket | None = None
+        self.socket_ino = 0
         self.keep_pids = {p for s in record["services"]
                           for p in [s.get("pid"), *s.get("daemon_pids", [])] if p}
         self.reported: set[int] = set()
@@ -297,9 +299,11 @@ class SafeMode:
         try:  # through the directory's fd: sun_path is short, the runtime dir may not be
             name = f"/proc/self/fd/{dfd}/{os.path.basename(path)}"
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(name)
+                if stat.S_ISSOCK(os.lstat(name).st_mode):  # a stale one of ours; else
+                    os.unlink(name)  # bind says what is in the way
             s.bind(name)
             os.chmod(name, 0o600)
+            self.socket_ino = os.lstat(name).st_ino
             s.listen(16)
         except OSError as e:
             _say(f"control socket {path}: {e}")
@@ -571,7 +575,8 @@ class SafeMode:
         rec["safe_mode"] = {"seconds": time.monotonic() - self.since, "why": self.why}
         for path, data in ((self.handoff_path, json.dumps(rec).encode()),
                            (self.boot_path, self.boot_source)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                         | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
         for x in fds:
@@ -606,8 +611,9 @@ class SafeMode:
         self._drain()
         self._reap_all()
         if self.listener is not None and self.record.get("socket_path"):
-            with contextlib.suppress(OSError):
-                os.unlink(self.record["socket_path"])
+            with contextlib.suppress(OSError):  # ours only (not one bound since)
+                if os.lstat(self.record["socket_path"]).st_ino == self.socket_ino:
+                    os.unlink(self.record["socket_path"])
         _say("all stopped")
         os._exit(0)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from tui_supervisor.config import Config
 from tui_supervisor.engine.events import Topic
-from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
+from tui_supervisor.engine.runtime import AlreadyRunning, engine_running, make_dirs
 from tui_supervisor.engine.supervisor import Supervisor
 from tui_supervisor.reload.code import handoff_mode, take_handoff
 from tui_supervisor.runner.engine import emit_notice, print_error
@@ -146,7 +146,7 @@ def exit_now(app: Any, result: str) -> None:
 
 def append_log(log: Path, text: str) -> None:
     with contextlib.suppress(OSError):
-        log.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(log.parent)  # the state dir: 0700 if we make it
         with open(log, "a") as f:
             f.write(text)
 
