@@ -3,8 +3,9 @@
 `<runtime_dir>/control.sock` (dir 0700, socket 0600), only the engine's own uid (and root)
 may talk, checked with SO_PEERCRED. Each request runs as its own task, so a slow `stop`
 does not hold up a `snapshot` on the same connection. A bad client (garbage, huge lines,
-vanishing mid-stream, never reading) costs the engine at most one bounded subscription and
-one connection; it is dropped, never waited for.
+vanishing mid-stream, never reading, never asking) costs the engine at most one of
+MAX_CONNECTIONS connections and byte-bounded subscriptions (bus.py); it is dropped,
+never waited for (README "What a client can cost the engine").
 """
 
 from __future__ import annotations
