@@ -20,7 +20,7 @@ from tui_supervisor.config.schema import Config
 from tui_supervisor.config.units import parse_signal
 from tui_supervisor.engine import leftovers, proc
 from tui_supervisor.engine.api import UnknownService
-from tui_supervisor.engine.bus import EventBus, Subscription
+from tui_supervisor.engine.bus import SUB_MAX_BYTES, EventBus, Subscription
 from tui_supervisor.engine.cgroups import Cgroups
 from tui_supervisor.engine.config_apply import ConfigApply
 from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topic
@@ -307,15 +307,17 @@ class Supervisor:
     async def snapshot(self) -> Snapshot:
         return self.snapshot_now()
 
-    def subscribe_now(self, *, logs: bool = True, maxsize: int = 10_000) -> Subscription:
+    def subscribe_now(self, *, logs: bool = True, max_bytes: int = SUB_MAX_BYTES
+                      ) -> Subscription:
         """Snapshot and subscription in one step (no await between: nothing missed); the
-        snapshot carries the last notices ("notices": oldest first)."""
+        snapshot carries the last notices ("notices": oldest first). A subscriber more
+        than `max_bytes` behind is dropped (bus.py)."""
         snap = self.snapshot_now()
         first: SnapshotEvent = {"kind": "snapshot", "engine": snap["engine"],
                                 "services": snap["services"],
                                 "notices": [cast(Any, n.as_dict()) for n in self.notices]}
         accept = None if logs else (lambda ev: not isinstance(ev, LogLines))
-        return self.bus.subscribe(maxsize=maxsize, first=first, accept=accept)
+        return self.bus.subscribe(max_bytes=max_bytes, first=first, accept=accept)
 
     async def subscribe(self, *, logs: bool = True) -> AsyncIterator[EventView]:
         sub = self.subscribe_now(logs=logs)
