@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import child, spec, wait_for
+from support import alive, cli, wait_text, wait_until, write_cfg
+from support import svc as svc_yaml
 
 from tui_supervisor.config.schema import LogSpec
 from tui_supervisor.engine import supervisor as supervisor_mod
@@ -195,3 +199,68 @@ async def test_a_full_disk_is_said_once_per_episode(engine_factory, tmp_path: Pa
     await sup.stop(["s"])
     got = numbers(svc.log_file.path)  # whole lines only: a piece of one was taken back
     assert got == sorted(got) and len(got) + svc.log_lines_dropped == svc.ring.next_offset // 55
+
+
+# -- the verb and the signal, on a real engine process ---------------------------------
+def test_reopen_logs_verb_and_sigusr1_on_a_detached_engine(tmp_path: Path) -> None:
+    """`run --detach` (its output in the state dir's engine.log): logrotate renames the
+    service's log and engine.log, then runs `tui-supervisor reopen-logs`, or sends
+    SIGUSR1 (as to nginx). The engine lives on, writes new files, and loses no line."""
+    cfg = write_cfg(tmp_path, svc_yaml("tick", "counter", "0", "0.005"))
+    r = cli(tmp_path, "run", "--headless", "--detach", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    pid = int(r.stdout.split("(pid ")[1].split(")")[0])
+    engine_log = Path(r.stdout.strip().split("output in ")[1])
+    try:
+        snap = cli(tmp_path, "status", "--json", "-c", str(cfg))
+        log = Path(json.loads(snap.stdout)["services"][0]["log_file"])
+        wait_text(engine_log, "| line 0")
+        for n, how in ((1, "verb"), (2, "SIGUSR1")):
+            os.rename(log, f"{log}.{n}")
+            os.rename(engine_log, f"{engine_log}.{n}")
+            if how == "verb":
+                r = cli(tmp_path, "reopen-logs", "-c", str(cfg))
+                assert (r.returncode, r.stdout, r.stderr) == (0, "reopened 2 log files\n", "")
+            else:
+                os.kill(pid, signal.SIGUSR1)
+            wait_text(engine_log, "| line 0")  # a new engine.log, written to
+            wait_until(lambda: log.exists() and log.stat().st_size > 20 * 55, 20,
+                       f"a new {log}, written to")
+            assert alive(pid)
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not alive(pid), 20, "the engine to stop")
+        wait_text(engine_log, "all stopped")
+        got = numbers(Path(f"{log}.1"), Path(f"{log}.2"), log)
+        assert got == list(range(len(got)))
+        assert engine_log.stat().st_mode & 0o777 == 0o600
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_sigusr1_through_a_code_reload(engine) -> None:
+    """logrotate may send SIGUSR1 while the engine re-executes itself (a code reload):
+    from the exec until the new image handles it again, the signal must not end it."""
+    import threading
+
+    running_snap = engine.snapshot(lambda s: all(x["pid"] for x in s["services"]))
+    done = threading.Event()
+
+    def storm() -> None:
+        while not done.wait(0.01):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(engine.proc.pid, signal.SIGUSR1)
+
+    t = threading.Thread(target=storm)
+    t.start()
+    try:
+        r = engine.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr
+        engine.wait_out("code reloaded:")
+        engine.cli("status")  # answers: the new image handles signals again
+    finally:
+        done.set()
+        t.join()
+    assert engine.proc.poll() is None, engine.out
+    snap = engine.snapshot()
+    assert [x["pid"] for x in snap["services"]] == [x["pid"] for x in running_snap["services"]]

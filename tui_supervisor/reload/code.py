@@ -24,7 +24,12 @@ from typing import Any
 from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.reload.preflight import preflight as _preflight
 from tui_supervisor.reload.preflight import start_warm, stop_warm
-from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, record_fds
+from tui_supervisor.reload.safe import (
+    BOOT_MODULE,
+    HANDOFF_VAR,
+    execv_keeping_usr1,
+    record_fds,
+)
 from tui_supervisor.reload.watch import Watcher
 
 START_CWD = os.getcwd()
@@ -120,7 +125,7 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
         os.chdir(START_CWD)
         if os.environ.get("TUISUP_FAULT") == "exec-fail":  # fault injection for the tests
             raise OSError(errno.ENOEXEC, "injected exec failure (TUISUP_FAULT=exec-fail)")
-        os.execv(sys.executable, argv)
+        execv_keeping_usr1(sys.executable, argv)
     except OSError as e:
         os.environ.pop(HANDOFF_VAR, None)
         for x in fds:
