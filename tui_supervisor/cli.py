@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     rl = add("reload", "re-read the config and apply the difference")
     rl.add_argument("--code", action="store_true",
                     help="reload the supervisor's own code instead (services kept)")
+    add("reopen-logs", "open every log file again (the services' and the engine's own): "
+        "after logrotate renamed them (SIGUSR1 does the same)")
     inc = add("incidents", "list recent failures (crashes, failed starts): time, exit, "
               "uptime before it and the last output lines; newest last. Asks the running "
               "engine, or, when none runs, reads incidents.jsonl in the config's state dir "
@@ -89,7 +91,7 @@ def _count(text: str) -> int:
 
 
 CLIENT_VERBS = ("status", "start", "stop", "restart", "signal", "logs", "reload",
-                "incidents")
+                "incidents", "reopen-logs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +215,8 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
                 return await verbs.logs(api, args.names, args.n, args.follow)
             if args.cmd == "incidents":
                 return await verbs.incidents(api, args.name, args.n, as_json=args.json)
+            if args.cmd == "reopen-logs":
+                return await verbs.reopen_logs(api)
             return await verbs.reload(api, code=args.code)
 
     try:

@@ -137,7 +137,7 @@ class ControlServer:
             "snapshot": self._cmd_snapshot, "start": self._cmd_start,
             "stop": self._cmd_stop, "restart": self._cmd_restart,
             "signal": self._cmd_signal, "reload": self._cmd_reload, "logs": self._cmd_logs,
-            "query": self._cmd_query,
+            "query": self._cmd_query, "reopen_logs": self._cmd_reopen_logs,
         }
         """Every verb but `subscribe` (a stream, handled apart)."""
 
@@ -346,6 +346,10 @@ class ControlServer:
         if args.get("code") is True:
             return await self.sup.reload_code()
         return await self.sup.reload()
+
+    async def _cmd_reopen_logs(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, set())
+        return await self.sup.reopen_logs()
 
     async def _cmd_logs(self, args: dict[str, Any]) -> Any:
         _check_keys(args, {"names", "n"})

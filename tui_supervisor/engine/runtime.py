@@ -181,3 +181,49 @@ def stdio_to(fd: int) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(null)
+
+
+def _is_that_file(fd: int, path: Path) -> bool:
+    """Is `fd` the file at `path`, or that file renamed in its directory (`engine.log.1`,
+    `engine.log-20250101`) or removed since? Its /proc link still says which it was."""
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)")
+    except OSError:
+        return False
+    where, name = os.path.split(link)
+    return where == os.path.realpath(path.parent) and name.startswith(path.name)
+
+
+def reopen_stdio(path: Path, *, if_moved: bool = False) -> bool:
+    """Point stdout and stderr, those that write to the log file at `path` (the engine's
+    own log, which it opened when it left its terminal) or to it renamed or removed since,
+    at `path` again (created 0600 if missing). `if_moved`: only if it was renamed or
+    removed. True if one was; False if they write elsewhere (a terminal, a pipe, the
+    operator's own file: not ours to touch). OSError if `path` cannot be opened."""
+    try:
+        st = os.stat(path)
+        at_path: tuple[int, int] | None = (st.st_dev, st.st_ino)
+    except OSError:
+        at_path = None
+    fds = []
+    for fd in (1, 2):
+        try:
+            fst = os.fstat(fd)
+        except OSError:
+            continue
+        if not stat.S_ISREG(fst.st_mode):
+            continue
+        if (fst.st_dev, fst.st_ino) == at_path:
+            if not if_moved:
+                fds.append(fd)
+        elif _is_that_file(fd, path):
+            fds.append(fd)
+    if not fds:
+        return False
+    new = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        for fd in fds:
+            os.dup2(new, fd)
+    finally:
+        os.close(new)
+    return True

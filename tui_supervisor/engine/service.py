@@ -117,7 +117,6 @@ class Service(ProcessTree, ServiceOutput):
         self.ring = LogRing(spec.log.ring_lines)
         self.log_file = LogFile(ctx.log_dir / f"{spec.name}.log", spec.log.max_bytes,
                                 spec.log.backups)
-        self._log_error_reported = False
         self._epoch = 0
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None

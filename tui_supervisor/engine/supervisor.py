@@ -27,7 +27,7 @@ from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topi
 from tui_supervisor.engine.extension import Extension
 from tui_supervisor.engine.persistence import StateFile, handoff_record, restore
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
-from tui_supervisor.engine.runtime import EngineLock, make_dirs
+from tui_supervisor.engine.runtime import EngineLock, make_dirs, reopen_stdio
 from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import State
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
         EventView,
         LogLine,
         ReloadResult,
+        ReopenLogsResult,
         RestartResult,
         ServiceView,
         SignalResult,
@@ -54,6 +55,9 @@ RECENT_NOTICES = 100
 REMEMBER_EVERY = 2.0
 """Seconds between notes of each service's descendants (see `tree.ProcessTree`)."""
 """Notices kept for a subscriber's first item (what happened before it came)."""
+LOG_CHECK_INTERVAL = 1.0
+"""Seconds between two looks at whether a log file was renamed or removed from outside
+(logrotate, `rm`): at most this long of a service's output goes to the renamed file."""
 
 
 class Supervisor:
@@ -85,6 +89,11 @@ class Supervisor:
         metrics layers re-attach themselves on a new sample_interval or metrics_listen)."""
         self.notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
         """The last notices, whoever emitted them (a new UI shows what it missed)."""
+        self.stdio_log: Path | None = None
+        """The engine's own log (set by the host): when stdout/stderr write to it, they
+        are reopened with the services' logs (`reopen_logs`, `runtime.reopen_stdio`)."""
+        self._log_timer: asyncio.TimerHandle | None = None
+        self._stdio_failing = False
         self.config_apply = ConfigApply(self)
         self.config_lock = self.config_apply.lock
         """Held while a config is read and applied (see `ConfigApply.lock`)."""
@@ -164,6 +173,7 @@ class Supervisor:
             self.autostart(fresh)
         self.state_file.write()
         self._remember_timer = loop.call_later(REMEMBER_EVERY, self._remember)
+        self._log_timer = loop.call_later(LOG_CHECK_INTERVAL, self._check_logs)
         for ext in self.extensions:
             ext.start(self)
 
@@ -204,6 +214,7 @@ class Supervisor:
             pass
         for ext in self.extensions:
             ext.stop()
+        self._stop_log_checks()
         await self._stop_all(reversed(list(self.services.values())), "supervisor shutting down")
         for svc in self.services.values():
             svc.close()
@@ -245,6 +256,7 @@ class Supervisor:
         `open(adopt=record)` (same process or after an exec) continues from."""
         for ext in self.extensions:
             ext.stop()
+        self._stop_log_checks()
         record = handoff_record(self)
         self._stop_remembering()
         self.state_file.stop()
@@ -263,6 +275,50 @@ class Supervisor:
             self.ctx.cgroups.remove(name)
         self.services.pop(name, None)
         self.state_file.changed()
+
+    # -- log files renamed or removed from outside --------------------------------------
+    def _check_logs(self) -> None:
+        """Every LOG_CHECK_INTERVAL: reopen the log files another tool renamed or removed
+        (a stat and an fstat each: nothing on the output's hot path)."""
+        assert self.ctx is not None
+        self._log_timer = self.ctx.loop.call_later(LOG_CHECK_INTERVAL, self._check_logs)
+        self._reopen(if_moved=True)
+
+    def _stop_log_checks(self) -> None:
+        if self._log_timer is not None:
+            self._log_timer.cancel()
+            self._log_timer = None
+
+    def _reopen(self, *, if_moved: bool) -> tuple[list[str], list[str]]:
+        """(paths reopened, why others could not be)."""
+        done: list[str] = []
+        errors: list[str] = []
+        for svc in list(self.services.values()):
+            if svc.log_file.closed or (if_moved and not svc.log_file.moved()):
+                continue
+            try:
+                why = svc.reopen_log()
+            except Exception as e:  # an engine bug: said, and the other files go on
+                why = f"{svc.name}: {type(e).__name__}: {e}"
+                self._notice("error", f"reopening the log failed: {why}", svc.name,
+                             topic=Topic.INTERNAL)
+            if why:
+                errors.append(why)
+            else:
+                done.append(str(svc.log_file.path))
+        if self.stdio_log is not None:
+            try:
+                if reopen_stdio(self.stdio_log, if_moved=if_moved):
+                    done.append(str(self.stdio_log))
+                self._stdio_failing = False
+            except OSError as e:
+                why = f"cannot reopen {self.stdio_log}: {e.strerror or e}"
+                errors.append(why)
+                if not self._stdio_failing:  # said once until it works
+                    self._stdio_failing = True
+                    self._notice("error", why, topic=Topic.LOG_WRITE,
+                                 data={"path": str(self.stdio_log)})
+        return done, errors
 
     # -- a dead predecessor's leftovers -----------------------------------------------
     async def clear_leftovers(self) -> list[int]:
@@ -378,6 +434,10 @@ class Supervisor:
             self._notice("error", "code not reloaded: " + "; ".join(errors),
                          topic=Topic.CODE_REFUSED, data={"errors": errors})
         return r
+
+    async def reopen_logs(self) -> ReopenLogsResult:
+        done, errors = self._reopen(if_moved=False)
+        return {"ok": not errors, "reopened": done, "errors": errors}
 
     async def reload(self) -> ReloadResult:
         """Read the config file and apply it, one apply at a time (`ConfigApply.reload`:

@@ -247,6 +247,15 @@ class ReloadResult(TypedDict):
     errors: NotRequired[list[str]]
 
 
+class ReopenLogsResult(TypedDict):
+    """`reopen_logs`: the files opened again, and why others could not be (each one
+    line); ok when there are none of those."""
+
+    ok: bool
+    reopened: list[str]
+    errors: list[str]
+
+
 class CodeReloadResult(TypedDict):
     ok: bool
     errors: NotRequired[list[str]]

@@ -25,7 +25,12 @@ from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.engine.runtime import others_can_write
 from tui_supervisor.reload.preflight import preflight as _preflight
 from tui_supervisor.reload.preflight import start_warm, stop_warm
-from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, record_fds
+from tui_supervisor.reload.safe import (
+    BOOT_MODULE,
+    HANDOFF_VAR,
+    execv_keeping_usr1,
+    record_fds,
+)
 from tui_supervisor.reload.watch import Watcher
 
 START_CWD = os.getcwd()
@@ -154,7 +159,7 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
         os.chdir(START_CWD)
         if os.environ.get("TUISUP_FAULT") == "exec-fail":  # fault injection for the tests
             raise OSError(errno.ENOEXEC, "injected exec failure (TUISUP_FAULT=exec-fail)")
-        os.execv(sys.executable, argv)
+        execv_keeping_usr1(sys.executable, argv)
     except OSError as e:
         os.environ.pop(HANDOFF_VAR, None)
         for x in fds:
