@@ -262,3 +262,10 @@ def test_many_problems_are_cut_to_a_count(tmp_path: Path) -> None:
     got = issues(write(tmp_path, svc(f"success_codes: [{codes}]")))
     assert len(got) == MAX_ISSUES + 1
     assert got[-1] == f"... and {500 - MAX_ISSUES} more problems"
+
+
+def test_an_anchor_named_again_inside_itself_is_one_line(tmp_path: Path) -> None:
+    """(Found by the fuzz test: the composer's own bookkeeping raised KeyError.)"""
+    path = write(tmp_path, "services: &s\n  web: &s\n    command: [sleep, '1']\n")
+    assert issues(path) == ["2:8: invalid YAML: second occurrence (found duplicate anchor 's'; "
+                            "first occurrence at 1:11)"]

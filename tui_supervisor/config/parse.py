@@ -147,8 +147,8 @@ class Bounded:
         self.file = file
         self.anchors: dict[str, tuple[Node, int, int]] = {}
         """anchor -> (node, values under it, collections nested in it)."""
-        self.open_anchors: dict[str, int] = {}
-        """Anchors of the collections being composed -> their line."""
+        self.open_anchors: dict[str, Any] = {}
+        """Anchors of the collections being composed -> where they are (a Mark)."""
         self.alias_values = 0
 
     def refuse(self, event: Any, path: Path, message: str) -> ConfigError:
@@ -179,10 +179,11 @@ class Bounded:
         if kind is AliasEvent:
             return self.compose_alias(path, depth)
         anchor, tag = event.anchor, event.tag
-        if anchor is not None and anchor in self.anchors:
+        if anchor is not None and (anchor in self.anchors or anchor in self.open_anchors):
+            first = (self.open_anchors[anchor] if anchor in self.open_anchors
+                     else self.anchors[anchor][0].start_mark)
             raise ComposerError(f"found duplicate anchor {anchor!r}; first occurrence",
-                                self.anchors[anchor][0].start_mark, "second occurrence",
-                                event.start_mark)
+                                first, "second occurrence", event.start_mark)
         if tag is not None and tag != "!" and tag not in _STANDARD_TAGS:
             raise self.refuse(event, path, f"the YAML tag {_show_tag(tag)} is not allowed "
                               "(only !!str, !!int, !!float, !!bool, !!null, !!seq, !!map)")
@@ -198,7 +199,7 @@ class Bounded:
             if depth >= MAX_DEPTH:
                 raise self.refuse(event, path, f"nested more than {MAX_DEPTH} levels deep")
             if anchor is not None:
-                self.open_anchors[anchor] = event.start_mark.line + 1
+                self.open_anchors[anchor] = event.start_mark
             if kind is SequenceStartEvent:
                 node, size, height = self.compose_sequence(path, depth + 1)
             else:
@@ -214,7 +215,7 @@ class Bounded:
         anchor = event.anchor
         if anchor in self.open_anchors:
             raise self.refuse(event, path, f"*{anchor} refers to a node that contains it "
-                              f"(&{anchor} on line {self.open_anchors[anchor]})")
+                              f"(&{anchor} on line {self.open_anchors[anchor].line + 1})")
         if anchor not in self.anchors:
             raise ComposerError(None, None, f"found undefined alias {anchor!r}",
                                 event.start_mark)
