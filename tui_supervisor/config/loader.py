@@ -1,23 +1,21 @@
 """Load a YAML config file into the frozen specs of `schema.py`.
 
-The YAML is composed (not constructed) so that every value keeps its position; every user
-mistake becomes a `ConfigIssue` with file:line:col and a key path, and all issues of a
-file are reported together in one `ConfigError`.
+The YAML is composed (not constructed; bounded: `parse.py`) so that every value keeps its
+position; every user mistake becomes a `ConfigIssue` with file:line:col and a key path,
+and all issues of a file are reported together in one `ConfigError`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
-import yaml
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode
 
+from tui_supervisor.config.parse import TooBig, compose, decode, fail, read_capped
 from tui_supervisor.config.reader import (
     ConfigError,
     ConfigIssue,
@@ -31,7 +29,9 @@ from tui_supervisor.config.schema import (
 )
 from tui_supervisor.config.services import load_services
 from tui_supervisor.config.units import (
+    in_range,
     parse_duration,
+    show_duration,
     to_bool,
     to_listen,
 )
@@ -42,85 +42,24 @@ __all__ = ["ConfigError", "ConfigIssue", "load_config"]
 # --- files, paths and the top level ------------------------------------------------------
 
 
-def _fail(file: str, line: int, col: int, message: str) -> ConfigError:
-    return ConfigError([ConfigIssue(file, line, col, "", message)])
-
-
 def read_text(path: Path, file: str) -> str:
-    """The file as text, or ConfigError for unreadable, missing, directory, non-UTF-8."""
+    """The file as checked text, or ConfigError: unreadable, missing, a directory, over
+    MAX_FILE_BYTES, not UTF-8, or holding characters YAML does not allow."""
     try:
-        data = path.read_bytes()
+        data = read_capped(path)
     except FileNotFoundError:
-        raise _fail(file, 0, 0, "file not found") from None
+        raise fail(file, 0, 0, "file not found") from None
     except IsADirectoryError:
-        raise _fail(file, 0, 0, "is a directory, expected a YAML file") from None
+        raise fail(file, 0, 0, "is a directory, expected a YAML file") from None
     except PermissionError:
-        raise _fail(file, 0, 0, "cannot read the file: permission denied") from None
+        raise fail(file, 0, 0, "cannot read the file: permission denied") from None
     except (OSError, ValueError) as e:  # ValueError: NUL in the path
-        raise _fail(
+        raise fail(
             file, 0, 0, f"cannot read the file: {getattr(e, 'strerror', None) or e}"
         ) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        bad = f"0x{data[e.start]:02x}"
-        raise _fail(file, line, col, f"not valid UTF-8 (byte {bad}); save it as UTF-8") from None
-
-
-def fast_compose(text: str) -> tuple[Any, Node | None]:
-    """(loader, root) parsed by libyaml (10x faster on big files), or (None, None) when
-    libyaml is missing, the document is empty, or it has an error."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is None:
-        return None, None
-    loader = fast(text)
-    try:
-        root = loader.get_single_node()
-    except yaml.YAMLError:
-        root = None
-    if root is None:
-        loader.dispose()
-        return None, None
-    return loader, root
-
-
-def compose(loader: yaml.SafeLoader, text: str, file: str) -> Node | None:
-    """The root node, or ConfigError with a clean message for tabs and syntax errors."""
-    try:
-        return loader.get_single_node()
-    except yaml.MarkedYAMLError as e:
-        tabs = [
-            ConfigIssue(file, n, len(m.group(0)), "", "tab in indentation; YAML needs spaces")
-            for n, line in enumerate(text.splitlines(), start=1)
-            if (m := re.match(r"[ ]*\t", line)) and line.strip()
-        ]
-        if tabs:
-            raise ConfigError(tabs) from None
-        mark = e.problem_mark or e.context_mark
-        message = f"invalid YAML: {(e.problem or e.context or '').removeprefix('but ')}"
-        ctx = e.context_mark
-        if (
-            e.context
-            and e.problem
-            and ctx
-            and mark
-            and (ctx.line, ctx.column) != (mark.line, mark.column)
-        ):
-            message += f" ({e.context} at {ctx.line + 1}:{ctx.column + 1})"
-        if "<block" in message:
-            message += "; check the indentation"
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise _fail(file, line, col, message) from None
-    except yaml.reader.ReaderError as e:
-        line = text.count("\n", 0, e.position) + 1
-        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
-        raise _fail(
-            file, line, col, f"invalid YAML: character {ord(e.character):#x} not allowed"
-        ) from None
-    except yaml.YAMLError as e:
-        raise _fail(file, 1, 1, f"invalid YAML: {e}") from None
+    except TooBig as e:
+        raise fail(file, 0, 0, f"the file is {e}") from None
+    return decode(data, file)
 
 
 def make_config_id(path: Path) -> str:
@@ -159,7 +98,7 @@ def load_settings(
         log_dir=dirs.get("log_dir", state_dir / "logs"),
         state_dir=state_dir,
         runtime_dir=dirs.get("runtime_dir", runtime_dir),
-        sample_interval=r.get(items, "sample_interval", path, parse_duration, 1.0),
+        sample_interval=r.get(items, "sample_interval", path, SAMPLE_INTERVAL, 1.0),
         metrics_listen=r.get(items, "metrics_listen", path, to_listen, None),
         watch_config=r.get(items, "watch_config", path, to_bool, True),
         watch_code=r.get(items, "watch_code", path, to_bool, None),
@@ -177,6 +116,9 @@ def to_cgroups_mode(value: object) -> str:
     raise ValueError(f"expected auto, on or off, got {value!r}")
 
 
+SAMPLE_INTERVAL = in_range(parse_duration, 0.1, 3600.0, show_duration, off=True)
+"""Sampling every service's processes more often than 10 times a second costs the engine
+more than it tells; less often than hourly is not sampling."""
 SETTINGS_KEYS = {"log_dir", "state_dir", "runtime_dir", "sample_interval", "metrics_listen",
                  "watch_config", "watch_code", "cgroups"}
 TOP_KEYS = {"version", "settings", "services"}
@@ -199,15 +141,11 @@ def load_config(
     text = read_text(abs_path, file)
     abs_path = abs_path.resolve()
     env = dict(os.environ if environ is None else environ)
-    loader, root = fast_compose(text)
-    if loader is None:  # no libyaml, or an error: the pure parser words it best
-        loader = yaml.SafeLoader(text)
+    loader, root = compose(text, file)
     try:
-        if root is None:
-            root = compose(loader, text, file)
         r = Reader(file, loader)
         if root is None:
-            raise _fail(file, 1, 1, "config is empty; expected a mapping with a 'services' key")
+            raise fail(file, 1, 1, "config is empty; expected a mapping with a 'services' key")
         if not isinstance(root, MappingNode):
             got = r.describe(root)
             r.add(root, "", f"top level must be a mapping with a 'services' key, got {got}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,16 +37,36 @@ class ConfigIssue:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        where = self.file if not self.line else (
+            f"{self.file}:{self.line}:{self.col}" if self.col else f"{self.file}:{self.line}")
         path = f" {self.key_path}:" if self.key_path else ""
-        return f"{where}:{path} {self.message}"
+        return one_line(f"{where}:{path} {self.message}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters escaped (`\\n`, `\\x01`):
+    a key or a value quoted in a message cannot split it."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+
+
+MAX_ISSUES = 20
+"""Issues kept in a ConfigError: the first ones (by line) and a count of the rest."""
 
 
 class ConfigError(Exception):
-    """The config could not be loaded; `issues` lists every problem found, by line."""
+    """The config could not be loaded; `issues` lists the problems found, by line (the
+    first MAX_ISSUES, then one saying how many more there are)."""
 
     def __init__(self, issues: list[ConfigIssue]) -> None:
-        self.issues = sorted(issues, key=lambda i: (i.line, i.col))
+        ordered = sorted(issues, key=lambda i: (i.line, i.col))
+        self.issues = ordered[:MAX_ISSUES]
+        if len(ordered) > MAX_ISSUES:
+            more = len(ordered) - MAX_ISSUES
+            self.issues.append(ConfigIssue(ordered[0].file, 0, 0, "",
+                                           f"... and {more} more problems"))
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
@@ -73,33 +94,32 @@ class Reader:
         if isinstance(node, MappingNode):
             return {}
         try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError:
-            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            raise ValueError(f"cannot use the YAML tag {tag} here") from None
+            value = self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError):  # ValueError: an int of over 4300 digits, a
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")  # date like 2024-13-45
+            raise ValueError(f"cannot read {show(node.value)} as {tag}") from None
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"{show(value)} holds a NUL character (\\0), which no "
+                             "command, path or environment can hold")
+        return value
 
     def is_null(self, node: Node) -> bool:
         return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
 
-    def mapping(
-        self, node: Node, path: str, *, null_ok: bool = True, _seen: frozenset[int] = frozenset()
-    ) -> Items | None:
-        """Items of a mapping node (merge keys applied, duplicates reported), else None."""
+    def mapping(self, node: Node, path: str, *, null_ok: bool = True) -> Items | None:
+        """Items of a mapping node (merge keys applied, duplicates reported), else None.
+        (A mapping cannot merge itself: the composer refuses an alias inside its anchor.)"""
         if null_ok and self.is_null(node):
             return {}
         if not isinstance(node, MappingNode):
             self.add(node, path, f"expected a mapping, got {self.describe(node)}")
             return None
         items: Items = {}
-        seen = _seen | {id(node)}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 for src in sources:
-                    if id(src) in seen:
-                        self.add(src, path, "a mapping cannot merge itself ('<<')")
-                        continue
-                    merged = self.mapping(src, path, null_ok=False, _seen=seen) or {}
+                    merged = self.mapping(src, path, null_ok=False) or {}
                     for key, pair in merged.items():
                         items.setdefault(key, pair)
         inherited = set(items)

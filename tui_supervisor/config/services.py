@@ -7,13 +7,14 @@ import pwd
 import re
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from yaml.nodes import Node, SequenceNode
 
+from tui_supervisor.config.parse import TooBig, read_capped
 from tui_supervisor.config.reader import Items, Reader, expand_path, join
 from tui_supervisor.config.schema import (
     BackoffSpec,
@@ -25,12 +26,15 @@ from tui_supervisor.config.schema import (
     StopSpec,
 )
 from tui_supervisor.config.units import (
+    in_range,
     interpolate,
     parse_duration,
     parse_env_lines,
     parse_signal,
     parse_size,
     show,
+    show_duration,
+    show_size,
     to_bool,
     to_choice,
     to_int,
@@ -41,6 +45,10 @@ from tui_supervisor.config.units import (
 # --- services -----------------------------------------------------------------------------
 
 SERVICE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MAX_NAME = 64
+"""A service name is at most this long: its log files are `<name>.log.<N>` in log_dir, a
+name that must fit NAME_MAX (255 bytes) with room to spare, and names are columns of the
+dashboard and words of the CLI."""
 ENV_NAME = re.compile(r"[^=\x00]+")
 SERVICE_KEYS = {
     "command", "shell", "cwd", "env", "env_file", "user", "autostart", "start_time",
@@ -48,36 +56,55 @@ SERVICE_KEYS = {
 }  # fmt: skip
 UNSUPPORTED_KEYS = frozenset({"health", "depends_on", "replicas"})
 
+# --- bounds: every count, size and duration has a range (README, "Config") --------------
+
+MAX_DURATION = 24 * 3600.0
+"""No timer of a service is longer than a day (start rule, backoff, stop, windows)."""
+MAX_FAILURES_CAP = 10_000
+"""The failures inside the window are kept to decide a crash loop (and copied at each
+failure): a bound keeps that cheap; past it the rule would not be a loop detector."""
+MAX_BACKUPS = 100
+"""Each rotation renames every backup: the bound keeps a rotation a few milliseconds."""
+MIN_LOG_BYTES, MAX_LOG_BYTES = 16 * 1024, 1024**4
+"""A log file rotates at a size in this range (or never, 0): smaller would rotate at
+nearly every line of a busy service."""
+MAX_RING_LINES = 100_000
+"""Lines kept in memory per service (also capped at 4 MiB, `engine.logs.RING_BYTES`)."""
+
+
+def duration(lo: float = 0.0, hi: float = MAX_DURATION) -> Callable[[Any], float]:
+    return in_range(parse_duration, lo, hi, show_duration)
+
 
 def positive_duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
         raise ValueError(f"must be greater than 0, got {show(value)}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"must be at most {show_duration(MAX_DURATION)}, got {show(value)}")
     return seconds
 
 
 BACKOFF = {
-    "initial": parse_duration,
-    "factor": to_number(1),
-    "max": parse_duration,
+    "initial": duration(),
+    "factor": to_number(1, 100),
+    "max": duration(),
     "jitter": to_number(0, 1),
-    "reset_after": parse_duration,
+    "reset_after": duration(),
 }
-MAX_FAILURES_CAP = 10_000
-"""The failures inside the window are kept to decide a crash loop (and copied at each
-failure): a bound keeps that cheap; past it the rule would not be a loop detector."""
 
 
 def max_failures(value: Any) -> int:
     n = to_int(1)(value)
     if n > MAX_FAILURES_CAP:
-        raise ValueError(f"must be at most {MAX_FAILURES_CAP}, got {n}")
+        raise ValueError(f"must be at most {MAX_FAILURES_CAP}, got {show(n)}")
     return n
 
 
 CRASH_LOOP = {"max_failures": max_failures, "window": positive_duration}
-STOP = {"signal": parse_signal, "timeout": parse_duration}
-LOG = {"max_bytes": parse_size, "backups": to_int(0), "ring_lines": to_int(1)}
+STOP = {"signal": parse_signal, "timeout": duration()}
+LOG = {"max_bytes": in_range(parse_size, MIN_LOG_BYTES, MAX_LOG_BYTES, show_size, off=True),
+       "backups": to_int(0, MAX_BACKUPS), "ring_lines": to_int(1, MAX_RING_LINES)}
 
 
 def memory_limit(value: Any) -> int:
@@ -148,7 +175,12 @@ def load_services(
     base.setdefault("TUISUP_PYTHON", sys.executable)
     for name, (key_node, value_node) in items.items():
         if not SERVICE_NAME.fullmatch(name) or name in {".", ".."}:
-            msg = f"invalid service name {name!r}: use only letters, digits, '_', '.' and '-'"
+            msg = f"invalid service name {show(name)}: use only letters, digits, '_', '.' " \
+                  "and '-'"
+            r.add(key_node, "services", msg)
+            continue
+        if len(name) > MAX_NAME:
+            msg = f"service name {show(name)} is longer than {MAX_NAME} characters"
             r.add(key_node, "services", msg)
             continue
         spec = load_service(r, name, key_node, value_node, config_dir, base, check)
@@ -195,7 +227,7 @@ def load_service(
         env_files=env_files,
         user=r.text(items, "user", path, env),
         autostart=r.get(items, "autostart", path, to_bool, True),
-        start_time=r.get(items, "start_time", path, parse_duration, 1.0),
+        start_time=r.get(items, "start_time", path, duration(), 1.0),
         restart=RestartPolicy(
             r.get(
                 items, "restart", path, to_choice(tuple(p.value for p in RestartPolicy)), "always"
@@ -243,9 +275,11 @@ def load_env_files(
             continue
         files.append(file)
         try:
-            env.update(parse_env_lines(file.read_text(encoding="utf-8")))
+            env.update(parse_env_lines(read_capped(file).decode("utf-8")))
         except OSError as e:
             r.add(item, item_path, f"cannot read env file {file}: {e.strerror or e}")
+        except TooBig as e:
+            r.add(item, item_path, f"env file {file} is {e}")
         except UnicodeDecodeError:
             r.add(item, item_path, f"env file {file} is not valid UTF-8")
         except ValueError as e:

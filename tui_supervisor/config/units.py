@@ -23,6 +23,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*)")
 
 
+SHOWN_CHARS = 60
+"""A longer string is cut in messages (a message stays one short line)."""
+
+
 def show(value: object) -> str:
     """Render a YAML value for an error message: `'abc'`, `5`, `true`, `null`, `a list`."""
     if value is None:
@@ -30,25 +34,71 @@ def show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if len(value) > SHOWN_CHARS:
+            return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
         return repr(value)
     if isinstance(value, list | tuple):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        text = str(value)
+        return text if len(text) <= 20 else f"{text[:12]}... ({len(text)} digits)"
+    if isinstance(value, float):
         return str(value)
     return f"a {type(value).__name__}"
+
+
+def show_duration(seconds: float) -> str:
+    """`250ms`, `2s`, `1m`, `24h`: a bound as the config would write it."""
+    if seconds and seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def show_size(size: int) -> str:
+    """`16KB`, `1TB`: a bound as the config would write it (K = 1024)."""
+    for unit in ("TB", "GB", "MB", "KB"):
+        scale = _SIZE_UNITS[unit[0].lower()]
+        if size >= scale and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return f"{size}B"
+
+
+def in_range(conv: Callable[[Any], float], lo: float, hi: float,
+             shown: Callable[[Any], str] = str, *, off: bool = False) -> Callable[[Any], Any]:
+    """`conv`, then `lo <= value <= hi` (or 0, when `off`: the value that turns it off);
+    the message states the range as the config would write it."""
+    def conv_in(value: Any) -> Any:
+        result = conv(value)
+        if not lo <= result <= hi and not (off and result == 0):
+            allowed = f"between {shown(lo)} and {shown(hi)}" + (" (or 0: off)" if off else "")
+            raise ValueError(f"must be {allowed}, got {show(value)}")
+        return result
+
+    return conv_in
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _float(value: float, bad: str) -> float:
+    """float(value), a ValueError with message `bad` for an int too big for a float."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(bad) from None
+
+
 def parse_duration(value: object) -> float:
     """Seconds from a number (seconds) or a string like `250ms`, `2s`, `1.5m`, `1h30m`, `0`."""
     bad = f"expected a duration like 250ms, 2s or 1m, got {show(value)}"
     if _is_number(value):
-        seconds = float(value)  # type: ignore[arg-type]
+        seconds = _float(value, bad)  # type: ignore[arg-type]
     elif isinstance(value, str):
         text = value.strip()
         if _NUMBER.fullmatch(text):
@@ -73,13 +123,16 @@ def parse_size(value: object) -> int:
     """Bytes from an int or a string like `100B`, `512KB`, `1.5MB`, `1GB` (K = 1024)."""
     bad = f"expected a size like 512KB, 10MB or 1GB, got {show(value)}"
     if _is_number(value):
-        number = float(value)  # type: ignore[arg-type]
+        number = _float(value, bad)  # type: ignore[arg-type]
         if not math.isfinite(number) or number != int(number):
             raise ValueError(bad)
         size = int(number)
     elif isinstance(value, str) and (m := _SIZE.fullmatch(value.strip())):
         unit = (m.group(2) or "").lower()
-        size = int(float(m.group(1)) * _SIZE_UNITS[unit[:1]])
+        number = float(m.group(1)) * _SIZE_UNITS[unit[:1]]
+        if not math.isfinite(number):
+            raise ValueError(bad)
+        size = int(number)
     else:
         if isinstance(value, str) and value.strip().startswith("-"):
             raise ValueError(f"must not be negative, got {show(value)}")
@@ -144,6 +197,8 @@ def parse_env_lines(text: str) -> dict[str, str]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        if "\x00" in line:
+            raise ValueError(f"line {number}: holds a NUL character")
         m = _ENV_LINE.fullmatch(line)
         if not m:
             raise ValueError(f"line {number}: expected KEY=VALUE, got {show(line)}")
@@ -187,7 +242,7 @@ def to_number(lo: float, hi: float | None = None) -> Callable[[Any], float]:
         if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
             raise ValueError(f"expected a number, got {show(value)}")
         check_range(value, lo, hi)
-        return float(value)
+        return _float(value, f"expected a number, got {show(value)}")
 
     return conv
 
@@ -213,7 +268,7 @@ def to_listen(value: Any) -> str | None:
     if value is None:
         return None
     host, sep, port = to_str(value).rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit() and len(port) <= 5):
         raise ValueError(f"expected host:port like 127.0.0.1:9464, got {show(value)}")
     if not 1 <= int(port) <= 65535:
         raise ValueError(f"port must be between 1 and 65535, got {port}")

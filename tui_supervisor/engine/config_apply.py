@@ -1,5 +1,6 @@
-"""Config apply: read the config file, diff it against the running one and apply it, one
-apply at a time (a save, `R`, SIGHUP and the socket can each ask at any moment).
+"""Config apply: read the config file (off the event loop), diff it against the running
+one and apply it, all or nothing, one apply at a time (a save, `R`, SIGHUP and the socket
+can each ask at any moment).
 
 A part of `Supervisor` (its `reload()` and `apply_config()`), split out for size: it works
 on the engine's services and counters through the engine itself.
@@ -72,26 +73,58 @@ class ConfigApply:
 
         sup = self.sup
         try:
-            # the same base env as the running config (the engine's first launch's): a
-            # variable of this process's own (a code reload's) changes no service
-            new = load_config(sup.config.path, environ=sup.config.environ)
+            # In a thread: a big file parses for seconds, the services meanwhile do not
+            # wait. The same base env as the running config (the engine's first launch's):
+            # a variable of this process's own (a code reload's) changes no service.
+            new = await asyncio.to_thread(load_config, sup.config.path,
+                                          environ=sup.config.environ)
         except ConfigError as e:
-            sup.reload_failures += 1
-            errors = [str(i) for i in e.issues]
-            sup._notice("error", "config not reloaded: " + "; ".join(errors),
-                        topic=Topic.CONFIG_INVALID, data={"errors": errors})
-            return {"ok": False, "errors": errors}
+            return self._refused("config not reloaded", [str(i) for i in e.issues])
         return await self._apply(new)
 
+    def _refused(self, what: str, errors: list[str]) -> ReloadResult:
+        """Nothing of a new config was applied: count it, say why (once), answer so."""
+        self.sup.reload_failures += 1
+        self.sup._notice("error", f"{what}: " + "; ".join(errors),
+                         topic=Topic.CONFIG_INVALID, data={"errors": errors})
+        return {"ok": False, "errors": errors}
+
+    def _new_services(self, new: Config, names: tuple[str, ...]) -> dict[str, Service]:
+        """The added services, set up (their log files open) but not started. Raises
+        ConfigError naming the first that cannot be set up, the others closed again."""
+        from tui_supervisor.config import ConfigError, ConfigIssue
+
+        assert self.sup.ctx is not None
+        made: dict[str, Service] = {}
+        for name in names:
+            spec = new.services[name]
+            try:
+                made[name] = Service(spec, self.sup.ctx)
+            except (OSError, ValueError) as e:  # the log dir or file (ENAMETOOLONG, EACCES)
+                for svc in made.values():
+                    svc.close()
+                why = getattr(e, "strerror", None) or str(e)
+                where = getattr(e, "filename", None)
+                raise ConfigError([ConfigIssue(
+                    str(new.path), spec.line, 0, f"services.{name}",
+                    f"cannot set up the service: {why}" + (f" ({where})" if where else ""),
+                )]) from None
+        return made
+
     async def _apply(self, new: Config) -> ReloadResult:
-        """Stop removed, start added, restart changed, update in place the rest;
-        unchanged services are not touched."""
-        from tui_supervisor.config import diff
+        """All or nothing: first set up the added services (nothing changes if one cannot
+        be); then stop removed, start added, restart changed, update in place the rest.
+        Unchanged services are not touched."""
+        from tui_supervisor.config import ConfigError, diff
 
         sup = self.sup
         assert sup.ctx is not None
         began = time.monotonic()
         d = diff(sup.config, new)
+        try:
+            added = self._new_services(new, d.added)
+        except ConfigError as e:
+            return self._refused("config not applied", [str(i) for i in e.issues])
         old_settings, sup.config = sup.config.settings, new
         if d.settings_changed:
             for hook in tuple(sup.settings_hooks):
@@ -102,8 +135,7 @@ class ConfigApply:
         await sup._stop_all(changed, "config changed")
         for name in (*d.changed, *d.in_place):
             sup.services[name].update_spec(new.services[name])
-        for name in d.added:
-            sup.services[name] = Service(new.services[name], sup.ctx)
+        sup.services.update(added)
         sup.services = {n: sup.services[n] for n in new.services}  # config order
         sup.autostart(d.added)
         for name in restart:
