@@ -110,14 +110,14 @@ SNAPSHOT_KEYS = {
     "name", "state", "reason", "state_since", "pid", "daemon_pids", "wanted", "started_at",
     "uptime", "spawns", "restarts", "failures", "consecutive_failures", "recent_failures",
     "last_exit", "backoff_remaining", "log_file", "log_offset", "command", "cwd",
-    "restart_policy", "crash_loop",
+    "restart_policy", "crash_loop", "crash_looping",
 }
 DETACH_KEYS = {
     "name", "state", "reason", "state_since", "pid", "pgid", "started_mono", "started_wall",
     "spawns", "restarts", "failures", "consecutive", "failure_times", "recent_failures",
     "last_exit", "wanted", "backoff_until", "start_left", "daemon_pids", "cleanup",
     "operator_signal", "pipes", "ring", "argv", "cwd", "log_path", "log_max_bytes",
-    "log_backups",
+    "log_backups", "crash_looping",
 }
 
 

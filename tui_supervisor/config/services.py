@@ -74,7 +74,7 @@ def max_failures(value: Any) -> int:
     return n
 
 
-CRASH_LOOP = {"max_failures": max_failures, "window": positive_duration}
+CRASH_LOOP = {"max_failures": max_failures, "window": positive_duration, "give_up": to_bool}
 STOP = {"signal": parse_signal, "timeout": parse_duration}
 LOG = {"max_bytes": parse_size, "backups": to_int(0), "ring_lines": to_int(1)}
 

@@ -38,9 +38,11 @@ from tui_supervisor.engine.lifecycle import (
     Respawn,
     SetState,
     SpawnFailed,
+    StayedUp,
     Tell,
     WatchDaemons,
     decide,
+    stay_up_time,
 )
 from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
 from tui_supervisor.engine.output import ServiceOutput
@@ -90,6 +92,7 @@ class Service(ProcessTree, ServiceOutput):
     backoff_until = InRecord[float | None]()
     daemon_pids = InRecord[frozenset[int]]()
     operator_signal = InRecord[bool]()
+    crash_looping = InRecord[bool]()
 
     def __init__(self, spec: ServiceSpec, ctx: EngineContext) -> None:
         self.spec = spec
@@ -126,7 +129,7 @@ class Service(ProcessTree, ServiceOutput):
         self.rec = replace(self.rec, state=new, reason=reason, state_since=since,
                            backoff_until=self.backoff_until if new is State.BACKOFF else None)
         self.ctx.bus.emit(StateChanged(since, self.name, old.value, new.value,
-                                       self.pid, reason, self.wanted))
+                                       self.pid, reason, self.wanted, self.crash_looping))
         self.ctx.changed()
 
     def _cancel_timer(self) -> None:
@@ -148,7 +151,8 @@ class Service(ProcessTree, ServiceOutput):
         busy = self._task is not None and not self._task.done()
         self._cancel_task()
         self._cancel_timer()
-        self.rec = replace(self.rec, wanted=True, consecutive=0, failure_times=())
+        self.rec = replace(self.rec, wanted=True, consecutive=0, failure_times=(),
+                           crash_looping=False)
         if busy and self._leftovers():
             self._task = asyncio.ensure_future(self._start_after_cleanup(reason))
         else:
@@ -164,7 +168,7 @@ class Service(ProcessTree, ServiceOutput):
     async def stop(self, reason: str = "stopped by operator") -> None:
         """Stop the whole process tree: stop signal to the group, SIGKILL after the
         timeout, sweep what is left. Returns once nothing of the service is alive."""
-        self.wanted = False
+        self.rec = replace(self.rec, wanted=False, crash_looping=False)
         if self._stop_task is not None and not self._stop_task.done():
             await asyncio.shield(self._stop_task)
             return
@@ -247,6 +251,7 @@ class Service(ProcessTree, ServiceOutput):
     def _arm_start_timer(self, delay: float) -> None:
         if delay <= 0:
             self._set_state(State.RUNNING, "started")
+            self._arm_stay_up_timer()
             return
         epoch = self._epoch
         self._timer = self.ctx.loop.call_later(delay, self._started, epoch)
@@ -255,6 +260,21 @@ class Service(ProcessTree, ServiceOutput):
         self._timer = None
         if epoch == self._epoch and self.state is State.STARTING:
             self._set_state(State.RUNNING, f"up for {self.spec.start_time:g}s")
+            self._arm_stay_up_timer()
+
+    def _arm_stay_up_timer(self) -> None:
+        """Once up `start_time + reset_after`, its failures are forgotten (a crash loop is
+        over): a timer, so the mark goes when it recovers, not at its next exit."""
+        if self.state is not State.RUNNING or self.started_mono is None or \
+                not (self.consecutive or self.crash_looping):
+            return
+        left = stay_up_time(self.spec) - (time.monotonic() - self.started_mono)
+        self._timer = self.ctx.loop.call_later(max(0.0, left), self._stayed_up, self._epoch)
+
+    def _stayed_up(self, epoch: int) -> None:
+        self._timer = None
+        if epoch == self._epoch:
+            self._decide(StayedUp())
 
     # -- exits: observed here, decided by lifecycle.decide, carried out by _apply ------
     def _on_main_exit(self, pid: int, exit: ExitInfo) -> None:
@@ -304,7 +324,7 @@ class Service(ProcessTree, ServiceOutput):
         elif isinstance(effect, Cleanup):
             self._task = asyncio.ensure_future(self._cleanup())
         elif isinstance(effect, Tell):
-            self._notice(effect.level, effect.message, topic=effect.topic)
+            self._notice(effect.level, effect.message, topic=effect.topic, data=effect.data)
 
     def _give_up(self, e: Exception) -> None:
         """After an internal error: say it, and be `fatal` (a manual start recovers)
@@ -352,7 +372,8 @@ class Service(ProcessTree, ServiceOutput):
             "cwd": str(self.spec.cwd),
             "restart_policy": self.spec.restart.value,
             "crash_loop": {"max_failures": self.spec.crash_loop.max_failures,
-                           "window": self.spec.crash_loop.window},
+                           "window": self.spec.crash_loop.window,
+                           "give_up": self.spec.crash_loop.give_up},
         }
 
     # -- detach / adopt ---------------------------------------------------------------
@@ -407,6 +428,8 @@ class Service(ProcessTree, ServiceOutput):
         s = self.state
         if s is State.STARTING and self.pid is not None:
             self._arm_start_timer(rec["start_left"] or 0.0)
+        elif s is State.RUNNING:
+            self._arm_stay_up_timer()
         elif s is State.BACKOFF:
             self._task = asyncio.ensure_future(self._respawn_later(bool(self._leftovers())))
         elif s is State.STOPPING:
