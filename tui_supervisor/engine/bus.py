@@ -7,6 +7,7 @@ as no await sits between the two; `Supervisor.subscribe` relies on that.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from tui_supervisor.engine.events import AnyEvent, Notice, Topic
 
 Listener = Callable[[AnyEvent], None]
+log = logging.getLogger("tui_supervisor.engine")
 
 
 class Subscription:
@@ -66,9 +68,16 @@ class Subscription:
 
 
 class EventBus:
+    """Listeners are called in order at emit time. One that raises is contained: the
+    others, the subscribers and the emitter (a service's exit handling) carry on; its
+    traceback is logged and it is said once as a notice (topic internal)."""
+
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._subs: list[Subscription] = []
+        self._failed: set[tuple[str, str]] = set()
+        """(listener, exception type) already said."""
+        self.listener_errors = 0
 
     def add_listener(self, fn: Listener) -> Callable[[], None]:
         """Call `fn` synchronously for every event; returns a function that removes it."""
@@ -89,9 +98,32 @@ class EventBus:
 
     def emit(self, ev: AnyEvent) -> None:
         for fn in tuple(self._listeners):
-            fn(ev)
+            try:
+                fn(ev)
+            except Exception as e:
+                self._listener_failed(fn, ev, e)
         for sub in tuple(self._subs):
-            sub._push(ev)
+            try:
+                sub._push(ev)
+            except Exception as e:
+                self._listener_failed(sub._push, ev, e)
+
+    def _listener_failed(self, fn: Callable[..., Any], ev: AnyEvent, e: Exception) -> None:
+        self.listener_errors += 1
+        who = getattr(fn, "__qualname__", repr(fn))
+        key = (who, type(e).__name__)
+        if key in self._failed:
+            log.debug("listener %s failed again on %r: %r", who, ev, e)
+            return
+        self._failed.add(key)  # before the notice: a listener failing on it too is quiet
+        log.error("listener %s failed on %r", who, ev, exc_info=e)
+        service = getattr(ev, "service", None)
+        self.emit(Notice(time.time(), "error", f"internal error in {who} (an event "
+                         f"listener): {type(e).__name__}: {e} (traceback in the engine's "
+                         "log); the event was delivered to the others",
+                         service if isinstance(service, str) else None, Topic.INTERNAL,
+                         {"where": who, "error": f"{type(e).__name__}: {e}",
+                          "repairs": []}))
 
     def close(self) -> None:
         for sub in tuple(self._subs):

@@ -49,6 +49,7 @@ from tui_supervisor.engine.output import ServiceOutput
 from tui_supervisor.engine.policies import ExitInfo
 from tui_supervisor.engine.reaper import ChildWatcher
 from tui_supervisor.engine.record import InRecord, ServiceRecord
+from tui_supervisor.engine.repair import STOP_ROUNDS, Repair, contained
 from tui_supervisor.engine.states import (
     SIGNALLABLE_STATES,
     STARTABLE_STATES,
@@ -118,6 +119,8 @@ class Service(ProcessTree, ServiceOutput):
         self._task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.repair = Repair(self)
+        """Fault containment and the check against the processes (`repair.py`)."""
 
     # -- state ------------------------------------------------------------------------
     def _set_state(self, new: State, reason: str) -> None:
@@ -159,6 +162,7 @@ class Service(ProcessTree, ServiceOutput):
             self._spawn(reason)
         return True
 
+    @contained("start after cleanup")
     async def _start_after_cleanup(self, reason: str) -> None:
         await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
         if self.state is State.BACKOFF or self.state in STARTABLE_STATES:
@@ -170,7 +174,7 @@ class Service(ProcessTree, ServiceOutput):
         timeout, sweep what is left. Returns once nothing of the service is alive."""
         self.rec = replace(self.rec, wanted=False, crash_looping=False)
         if self._stop_task is not None and not self._stop_task.done():
-            await asyncio.shield(self._stop_task)
+            await self._stopped()
             return
         if self.state in (State.EXITED, State.FATAL):
             if self._task is not None:  # leftovers of the exited process are being cleared
@@ -179,7 +183,15 @@ class Service(ProcessTree, ServiceOutput):
         if self.state is State.STOPPED:
             return
         self._stop_task = asyncio.ensure_future(self._do_stop(reason))
-        await asyncio.shield(self._stop_task)
+        await self._stopped()
+
+    async def _stopped(self) -> None:
+        """Wait for the stop under way, and for the one it is retried by after a fault."""
+        for _ in range(STOP_ROUNDS):
+            task = self._stop_task
+            if task is None or task.done():
+                return
+            await asyncio.shield(task)
 
     async def restart(self) -> None:
         await self.stop("restarting by operator")
@@ -195,6 +207,7 @@ class Service(ProcessTree, ServiceOutput):
             self.killed_at = time.monotonic()
         return any(proc.signal_pid(p, sig) for p in targets)
 
+    @contained("stop")
     async def _do_stop(self, reason: str) -> None:
         self._cancel_timer()
         self._cancel_task()
@@ -256,6 +269,7 @@ class Service(ProcessTree, ServiceOutput):
         epoch = self._epoch
         self._timer = self.ctx.loop.call_later(delay, self._started, epoch)
 
+    @contained("start timer")
     def _started(self, epoch: int) -> None:
         self._timer = None
         if epoch == self._epoch and self.state is State.STARTING:
@@ -271,12 +285,14 @@ class Service(ProcessTree, ServiceOutput):
         left = stay_up_time(self.spec) - (time.monotonic() - self.started_mono)
         self._timer = self.ctx.loop.call_later(max(0.0, left), self._stayed_up, self._epoch)
 
+    @contained("stay-up timer")
     def _stayed_up(self, epoch: int) -> None:
         self._timer = None
         if epoch == self._epoch:
             self._decide(StayedUp())
 
     # -- exits: observed here, decided by lifecycle.decide, carried out by _apply ------
+    @contained("exit callback")
     def _on_main_exit(self, pid: int, exit: ExitInfo) -> None:
         if pid != self.pid:
             return
@@ -292,6 +308,7 @@ class Service(ProcessTree, ServiceOutput):
         # when requested, the stop task finishes the job
         self._decide(MainExit(pid, exit, uptime, requested, leftovers, detect))
 
+    @contained("daemon exit callback")
     def _on_daemon_exit(self, pid: int, exit: ExitInfo) -> None:
         self.daemon_pids = self.daemon_pids - {pid}
         if self.daemon_pids or self.state is not State.DAEMONIZED:
@@ -305,7 +322,7 @@ class Service(ProcessTree, ServiceOutput):
             for effect in effects:
                 self._apply(effect)
         except Exception as e:  # a bug here must not leave the service unsupervised
-            self._give_up(e)
+            self.repair.contain("lifecycle decision", e, event=event)
 
     def _apply(self, effect: Effect) -> None:
         if isinstance(effect, Emit):
@@ -327,8 +344,8 @@ class Service(ProcessTree, ServiceOutput):
             self._notice(effect.level, effect.message, topic=effect.topic, data=effect.data)
 
     def _give_up(self, e: Exception) -> None:
-        """After an internal error: say it, and be `fatal` (a manual start recovers)
-        rather than `running` with no process."""
+        """The last resort, when even `_fallback` failed: say it, and be `fatal` (a
+        manual start recovers) rather than `running` with no process."""
         why = f"internal error after an exit: {type(e).__name__}: {e}"
         self._notice("error", f"{why}; giving up on it until it is started again",
                      topic=Topic.INTERNAL)
@@ -338,6 +355,7 @@ class Service(ProcessTree, ServiceOutput):
                 if self._leftovers():
                     self._task = asyncio.ensure_future(self._cleanup())
 
+    @contained("backoff timer")
     async def _respawn_later(self, leftovers: bool) -> None:
         epoch = self._epoch
         if leftovers:
@@ -348,6 +366,7 @@ class Service(ProcessTree, ServiceOutput):
             self._task = None
             self._spawn("respawned", auto=True)
 
+    @contained("cleanup")
     async def _cleanup(self) -> None:
         try:
             await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
@@ -371,6 +390,7 @@ class Service(ProcessTree, ServiceOutput):
             "command": list(self.spec.argv),
             "cwd": str(self.spec.cwd),
             "restart_policy": self.spec.restart.value,
+            "internal_errors": self.repair.internal_errors,
             "crash_loop": {"max_failures": self.spec.crash_loop.max_failures,
                            "window": self.spec.crash_loop.window,
                            "give_up": self.spec.crash_loop.give_up},

@@ -55,6 +55,9 @@ class ServiceView(TypedDict):
     crash_looping: bool
     """A crash loop was detected and it has not stayed up since: retried every
     `backoff.max` (`state` is `backoff`, `starting` or `running` meanwhile)."""
+    internal_errors: int
+    """Exceptions inside the engine's handling of this service (each contained: logged,
+    said once, the service checked against its processes)."""
     recent_failures: list[RecentFailure]
     last_exit: LastExit | None
     backoff_remaining: float | None
