@@ -290,6 +290,11 @@ BAD: dict[str, tuple[str, dict[str, str], list[str]]] = {
         {},
         ["4:32: services.web.crash_loop.max_failures: must be at most 10000, got 100000"],
     ),
+    "crash-loop-give-up-not-a-boolean": (
+        svc("command: [a]", "crash_loop: {give_up: yes please}"),
+        {},
+        ["4:27: services.web.crash_loop.give_up: expected a boolean, got 'yes please'"],
+    ),
     "env-file-missing": (
         svc("command: [a]", "env_file: missing.env"),
         {},
@@ -626,7 +631,7 @@ def test_durations_sizes_signals_in_config(tmp_path: Path) -> None:
             "command: [a]",
             "start_time: 250ms",
             "backoff: {initial: 1.5s, factor: 3, max: 1m, jitter: 0, reset_after: 1h}",
-            "crash_loop: {max_failures: 2, window: 90}",
+            "crash_loop: {max_failures: 2, window: 90, give_up: true}",
             "stop: {signal: sigint, timeout: 0}",
             "log: {max_bytes: 1.5MB, backups: 0, ring_lines: 1}",
         ),
@@ -636,7 +641,7 @@ def test_durations_sizes_signals_in_config(tmp_path: Path) -> None:
     assert web.backoff == BackoffSpec(
         initial=1.5, factor=3.0, max=60.0, jitter=0.0, reset_after=3600.0
     )
-    assert web.crash_loop == CrashLoopSpec(max_failures=2, window=90.0)
+    assert web.crash_loop == CrashLoopSpec(max_failures=2, window=90.0, give_up=True)
     assert web.stop == StopSpec(signal=2, timeout=0.0)
     assert web.log == LogSpec(max_bytes=1572864, backups=0, ring_lines=1)
 

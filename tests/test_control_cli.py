@@ -258,3 +258,5 @@ def test_status_rows_format_metrics() -> None:
          "exit code 3"]]
     snap["services"] = [{**svc, "resources": {}}]
     assert "CPU" not in status_header(snap) and len(status_rows(snap)[0]) == 9
+    snap["services"] = [{**svc, "crash_looping": True}]
+    assert status_rows(snap)[0][1] == "crash-loop (exit code 3)"

@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tui_supervisor.config.schema import BackoffSpec, CrashLoopSpec, RestartPolicy, ServiceSpec
 from tui_supervisor.engine.events import Exited, Topic
@@ -23,6 +25,7 @@ from tui_supervisor.engine.lifecycle import (
     Respawn,
     SetState,
     SpawnFailed,
+    StayedUp,
     Tell,
     WatchDaemons,
     decide,
@@ -39,12 +42,15 @@ ALWAYS, ON_FAILURE, NEVER = RestartPolicy.ALWAYS, RestartPolicy.ON_FAILURE, Rest
 
 
 def make_spec(restart: RestartPolicy = ALWAYS, max_failures: int = 5, window: float = 60.0,
-              **kw: object) -> ServiceSpec:
+              give_up: bool = False, **kw: object) -> ServiceSpec:
     kw.setdefault("backoff", BackoffSpec(initial=1.0, factor=2.0, max=30.0, jitter=0.0,
                                          reset_after=30.0))
     return ServiceSpec(name="s", argv=("x",), cwd=Path("/"), restart=restart,
-                       start_time=1.0, crash_loop=CrashLoopSpec(max_failures, window),
+                       start_time=1.0, crash_loop=CrashLoopSpec(max_failures, window, give_up),
                        **kw)  # type: ignore[arg-type]
+
+
+GIVE_UP = make_spec(give_up=True)
 
 
 def up(state: State = State.RUNNING, **kw: object) -> ServiceRecord:
@@ -181,29 +187,104 @@ def test_a_long_run_resets_the_count(state: State, uptime: float, after: int) ->
 
 
 # -- crash loop -----------------------------------------------------------------------
+def loop_data(give_up: bool, max_failures: int = 5) -> dict[str, object]:
+    return {"crash_looping": not give_up, "give_up": give_up, "max_failures": max_failures,
+            "window": 60.0, "retry_every": None if give_up else 30.0}
+
+
 @pytest.mark.parametrize("max_failures", [1, 2, 5, 1000, 1001, 5000])
-def test_crash_loop_fires_at_the_threshold(max_failures: int) -> None:
+def test_crash_loop_is_marked_and_retried_at_the_cap(max_failures: int) -> None:
     spec = make_spec(max_failures=max_failures, window=60.0)
+    times = tuple(NOW.mono - 50 + i * 1e-3 for i in range(max_failures - 1))
+    rec = up(failure_times=times, consecutive=max_failures - 1)
+    new, effects = run(rec, main_exit(BAD), spec)
+    why = f"crash loop: {max_failures} failures in 60s (last: exit code 3)"
+    assert effects[1:] == [
+        SetState(State.BACKOFF, f"{why}; restarting in 30.00s"),
+        Tell("error", f"{why}; retrying every 30s until it stays up 31s", Topic.CRASH_LOOP,
+             loop_data(False, max_failures)),
+        Respawn(30.0, clear=False)]  # the cap, whatever the count: no hammering
+    assert exits(effects)[0].failure and new.failures == 1 and new.crash_looping
+    assert len(new.failure_times) == max_failures
+    assert new.backoff_until == NOW.mono + 30.0
+
+
+@pytest.mark.parametrize("max_failures", [1, 2, 5, 1000, 1001, 5000])
+def test_crash_loop_gives_up_when_told_to(max_failures: int) -> None:
+    spec = make_spec(max_failures=max_failures, window=60.0, give_up=True)
     times = tuple(NOW.mono - 50 + i * 1e-3 for i in range(max_failures - 1))
     rec = up(failure_times=times, consecutive=max_failures - 1)
     new, effects = run(rec, main_exit(BAD), spec)
     why = f"crash loop: {max_failures} failures in 60s (last: exit code 3)"
     assert effects[1:] == [SetState(State.FATAL, why),
                            Tell("error", f"crash loop, giving up: {why}",
-                                Topic.CRASH_LOOP)]
-    assert exits(effects)[0].failure and new.failures == 1
+                                Topic.CRASH_LOOP, loop_data(True, max_failures))]
+    assert exits(effects)[0].failure and new.failures == 1 and not new.crash_looping
     assert len(new.failure_times) == max_failures
+
+
+LOOPING = up(crash_looping=True, consecutive=7, failure_times=(NOW.mono - 30,))
+
+
+@pytest.mark.parametrize(("policy", "exit", "uptime", "state", "reason", "delay", "looping"), [
+    # another failure: at the cap again, marked (not said again in a notice)
+    (ALWAYS, BAD, 5.0, State.BACKOFF, "exit code 3", 30.0, True),
+    (ALWAYS, KILLED, 5.0, State.BACKOFF, "killed by SIGKILL", 30.0, True),
+    (ON_FAILURE, BAD, 5.0, State.BACKOFF, "exit code 3", 30.0, True),
+    # a job that finished is no failure: respawned at once, still marked
+    (ALWAYS, OK, 5.0, State.BACKOFF, "exit code 0", 0.0, True),
+    (ON_FAILURE, OK, 5.0, State.EXITED, "exit code 0", None, True),
+    (NEVER, BAD, 5.0, State.EXITED, "exit code 3", None, True),
+    # up start_time + reset_after before it died: recovered, a first failure again
+    (ALWAYS, BAD, 31.0, State.BACKOFF, "exit code 3", 0.0, False),
+])
+def test_a_crash_looping_service(policy: RestartPolicy, exit: ExitInfo, uptime: float,
+                                 state: State, reason: str, delay: float | None,
+                                 looping: bool) -> None:
+    new, effects = run(LOOPING, main_exit(exit, uptime=uptime), make_spec(policy))
+    assert not any(isinstance(e, Tell) for e in effects)
+    assert new.crash_looping is looping
+    if delay is None:
+        assert effects[1:] == [SetState(state, reason)]
+    else:
+        assert effects[1:] == [SetState(state, f"{reason}; restarting in {delay:.2f}s"),
+                               Respawn(delay, clear=False)]
+
+
+def test_a_crash_looping_service_is_retried_at_the_cap_with_jitter() -> None:
+    spec = make_spec(backoff=BackoffSpec(initial=1.0, factor=2.0, max=30.0, jitter=0.1))
+    assert run(LOOPING, main_exit(BAD), spec, rand=0.0)[1][-1] == Respawn(27.0, clear=False)
+    assert run(LOOPING, main_exit(BAD), spec, rand=0.5)[1][-1] == Respawn(30.0, clear=False)
+
+
+@pytest.mark.parametrize(("state", "up_for", "rec_kw", "after", "told"), [
+    (State.RUNNING, 31.0, {"crash_looping": True, "consecutive": 9}, (0, False), True),
+    (State.RUNNING, 31.0, {"consecutive": 3}, (0, False), False),
+    (State.RUNNING, 30.5, {"crash_looping": True, "consecutive": 9}, (9, True), False),
+    (State.STARTING, 99.0, {"crash_looping": True, "consecutive": 9}, (9, True), False),
+    (State.BACKOFF, 99.0, {"crash_looping": True, "consecutive": 9}, (9, True), False),
+    (State.RUNNING, 99.0, {}, (0, False), False),
+])
+def test_staying_up_forgets_the_failures(state: State, up_for: float,
+                                         rec_kw: dict[str, object],
+                                         after: tuple[int, bool], told: bool) -> None:
+    rec = up(state, started_mono=NOW.mono - up_for, failures=9, **rec_kw)
+    new, effects = run(rec, StayedUp())
+    assert (new.consecutive, new.crash_looping) == after
+    assert new.failures == 9 and new.state is state  # a count of history, kept
+    assert effects == ([Tell("info", f"recovered from its crash loop: up {up_for:.0f}s",
+                             Topic.CRASH_LOOP, {"crash_looping": False})] if told else [])
 
 
 def test_crash_loop_counts_only_the_window_and_keeps_only_what_it_needs() -> None:
     spec = make_spec(max_failures=3, window=60.0)
     old = (NOW.mono - 61, NOW.mono - 60.5, NOW.mono - 10)  # two fell out of the window
-    new, effects = run(up(failure_times=old), main_exit(BAD), spec)
-    assert final(up(), effects) is State.BACKOFF
+    new, _ = run(up(failure_times=old), main_exit(BAD), spec)
+    assert not new.crash_looping
     assert new.failure_times == (NOW.mono - 10, NOW.mono)
     many = tuple(NOW.mono - 1 - i for i in range(50))  # an older record kept up to 1000
-    new, effects = run(up(failure_times=many), main_exit(BAD), spec)
-    assert final(up(), effects) is State.FATAL and len(new.failure_times) == 3
+    new, _ = run(up(failure_times=many), main_exit(BAD), spec)
+    assert new.crash_looping and len(new.failure_times) == 3
 
 
 @pytest.mark.parametrize(("policy", "exit", "state"), [
@@ -247,8 +328,10 @@ def test_failing_exit_with_leftovers_clears_them(policy: RestartPolicy,
 
 def test_crash_loop_with_leftovers_clears_them() -> None:
     rec = up(failure_times=(NOW.mono,) * 4)
-    _, effects = run(rec, main_exit(KILLED, leftovers=frozenset({7})))
+    _, effects = run(rec, main_exit(KILLED, leftovers=frozenset({7})), GIVE_UP)
     assert final(rec, effects) is State.FATAL and effects[-1] == Cleanup()
+    _, effects = run(rec, main_exit(KILLED, leftovers=frozenset({7})))
+    assert final(rec, effects) is State.BACKOFF and effects[-1] == Respawn(30.0, clear=True)
 
 
 # -- daemon death -----------------------------------------------------------------------
@@ -325,7 +408,10 @@ def test_permanent_spawn_error_is_fatal_and_counted() -> None:
 
 def test_repeated_spawn_errors_are_a_crash_loop() -> None:
     rec = replace(STARTING, failure_times=(NOW.mono - 1,) * 4)
-    _, effects = run(rec, SpawnFailed("cannot start x: Resource busy", False))
+    new, effects = run(rec, SpawnFailed("cannot start x: Resource busy", False))
+    assert final(rec, effects) is State.BACKOFF and new.crash_looping
+    assert effects[-1] == Respawn(30.0, clear=False)
+    _, effects = run(rec, SpawnFailed("cannot start x: Resource busy", False), GIVE_UP)
     assert final(rec, effects) is State.FATAL
 
 
@@ -366,10 +452,42 @@ def test_record_of_the_previous_version_is_adopted() -> None:
     rec = ServiceRecord.from_dict(old)
     assert (rec.state, rec.failures, rec.consecutive, len(rec.failure_times)) == \
         (State.BACKOFF, 1500, 1100, 1000)
-    assert {k: v for k, v in old.items() if k in rec.to_dict()} == rec.to_dict()
+    assert {k: v for k, v in old.items() if k in rec.to_dict()} == \
+        {k: v for k, v in rec.to_dict().items() if k != "crash_looping"}
+    assert not rec.crash_looping  # a field that version lacked: its default
     # and the next failure of such a service is decided without trouble
     new, effects = run(replace(rec, state=State.RUNNING), main_exit(BAD), make_spec())
-    assert final(rec, effects) is State.FATAL and len(new.failure_times) <= 5
+    assert final(rec, effects) is State.BACKOFF and len(new.failure_times) <= 5
+    assert new.crash_looping
+
+
+# -- never stranded: a property over any run of exits ----------------------------------
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=20),
+       st.lists(st.tuples(st.sampled_from([OK, BAD, KILLED]),
+                          st.floats(min_value=0.0, max_value=100.0),
+                          st.floats(min_value=0.0, max_value=1.0, exclude_max=True)),
+                min_size=1, max_size=60))
+def test_by_default_a_wanted_service_is_always_retried_within_the_cap(
+        max_failures: int, run_of: list[tuple[ExitInfo, float, float]]) -> None:
+    spec = make_spec(max_failures=max_failures,
+                     backoff=BackoffSpec(initial=0.1, factor=2.0, max=30.0, jitter=0.1,
+                                         reset_after=30.0))
+    rec, mono = up(), NOW.mono
+    for exit, uptime, rand in run_of:
+        mono += uptime
+        now = Now(mono, NOW.wall + mono)
+        state = State.RUNNING if uptime >= spec.start_time else State.STARTING
+        rec = replace(rec, state=state, pid=100, started_mono=mono - uptime)
+        rec, effects = decide(rec, MainExit(100, exit, uptime, False, frozenset()), spec,
+                              now, rand)
+        assert final(rec, effects) is State.BACKOFF, effects  # never fatal, never exited
+        (respawn,) = [e for e in effects if isinstance(e, Respawn)]
+        assert 0.0 <= respawn.delay <= 33.0
+        if rec.crash_looping and exits(effects)[0].failure:
+            assert respawn.delay >= 27.0  # once marked: the cap, not a hammering
+        mono += respawn.delay
+
 
 
 # -- an exit the engine caused (a resource limit) ---------------------------------------

@@ -95,29 +95,39 @@ async def test_an_error_while_handling_an_exit_is_not_left_running(engine_factor
 
     sup.bus.add_listener(keep)
     assert sup.ctx is not None
-    sup.ctx.rand = broken  # the exit handling itself fails
+    sup.ctx.rand = broken  # the exit handling itself fails, and again when re-checked
     os.kill(pid, signal.SIGKILL)
-    await wait_for(lambda: svc.state.value == "fatal", what="fatal, not stuck running")
-    why = "internal error after an exit: RuntimeError: broken jitter source"
-    assert svc.reason == why and svc.pid is None
-    assert notices == [f"{why}; giving up on it until it is started again"]
+    # neither stuck running nor given up on: without a decision, a wanted service is
+    # respawned after backoff.max (at least 1 s)
+    await wait_for(lambda: svc.state.value == "backoff", what="backoff, not stuck running")
+    assert svc.pid is None and svc.reason == \
+        "internal error (RuntimeError: broken jitter source); restarting in 1.00s"
+    await wait_for(lambda: svc.state.value == "running" and svc.pid not in (None, pid),
+                   what="respawned without an operator")
+    assert notices == ["internal error in lifecycle decision: RuntimeError: broken jitter "
+                       "source (traceback in the engine's log); checked: running with "
+                       f"main process {pid} gone (killed by SIGKILL): handled as its exit, "
+                       "now backoff"]  # said once
+    assert svc.repair.internal_errors == 2  # the exit, then its re-check
     sup.ctx.rand = lambda: 0.5
-    assert svc.start()
-    await wait_for(lambda: svc.state.value == "running" and svc.pid not in (None, pid))
+    second = svc.pid
+    os.kill(second, signal.SIGKILL)  # and the next exit is decided as usual
+    await wait_for(lambda: svc.failures == 1 and svc.pid not in (None, second))
+    assert svc.reason != "" and "internal error" not in svc.reason
 
 
 SNAPSHOT_KEYS = {
     "name", "state", "reason", "state_since", "pid", "daemon_pids", "wanted", "started_at",
     "uptime", "spawns", "restarts", "failures", "consecutive_failures", "recent_failures",
     "last_exit", "backoff_remaining", "log_file", "log_offset", "command", "cwd",
-    "restart_policy", "crash_loop",
+    "restart_policy", "crash_loop", "crash_looping", "internal_errors",
 }
 DETACH_KEYS = {
     "name", "state", "reason", "state_since", "pid", "pgid", "started_mono", "started_wall",
     "spawns", "restarts", "failures", "consecutive", "failure_times", "recent_failures",
     "last_exit", "wanted", "backoff_until", "start_left", "daemon_pids", "cleanup",
     "operator_signal", "pipes", "ring", "argv", "cwd", "log_path", "log_max_bytes",
-    "log_backups",
+    "log_backups", "crash_looping",
 }
 
 

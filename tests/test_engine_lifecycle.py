@@ -58,12 +58,12 @@ async def test_backoff_resets_after_running_long_enough(engine_factory, tmp_path
     assert svc.consecutive <= 1
 
 
-async def test_crash_loop_goes_fatal(engine_factory, tmp_path: Path) -> None:
+async def test_crash_loop_goes_fatal_with_give_up(engine_factory, tmp_path: Path) -> None:
     from tui_supervisor.config.schema import BackoffSpec, CrashLoopSpec
 
     sup = await engine_factory(spec(
         "f", child("crash", "2"), tmp_path,
-        backoff=BackoffSpec(0.01, 1, 0.01, 0, 30), crash_loop=CrashLoopSpec(4, 60)))
+        backoff=BackoffSpec(0.01, 1, 0.01, 0, 30), crash_loop=CrashLoopSpec(4, 60, give_up=True)))
     svc = sup.services["f"]
     await wait_for(lambda: svc.state.value == "fatal", what="fatal")
     assert svc.failures == 4

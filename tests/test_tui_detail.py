@@ -153,7 +153,7 @@ async def test_a_crash_shows_as_incident_with_its_last_lines(engine_factory, tmp
     sup = await engine(engine_factory, tmp_path, spec(
         "c", child("lines", "8", "3"), tmp_path, restart="on-failure",
         crash_loop=dataclasses.replace(
-            spec("x", (), tmp_path).crash_loop, max_failures=1)))
+            spec("x", (), tmp_path).crash_loop, max_failures=1, give_up=True)))
     await wait_for(lambda: sup.services["c"].state.value in ("fatal", "exited"),
                    what="the crash to be final")
     incs = await sup.query("incidents", "list", {"service": "c"})

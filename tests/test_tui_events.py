@@ -105,6 +105,9 @@ def test_lifecycle_lines() -> None:
                 ) == ("warning", "web", "backoff: exit code 1; restarting in 0.40s")
     assert _fmt(**st, new="fatal", pid=None, reason="crash loop: 5 failures in 60s") == (
         "error", "web", "fatal: crash loop: 5 failures in 60s")
+    assert _fmt(**st, new="backoff", pid=None, reason="exit code 1; restarting in 30.00s",
+                crash_looping=True) == (
+        "error", "web", "crash-loop: exit code 1; restarting in 30.00s")
     assert _fmt(**st, new="stopped", pid=None, reason="stopped by operator") == (
         "info", "web", "stopped (stopped by operator)")
     assert _fmt(**st, new="stopping", pid=42, reason="stopped by operator") is None
@@ -129,6 +132,13 @@ def test_notices_and_what_is_left_out() -> None:
     assert _fmt(kind="notice", level="shout", message="?")[0] == "info"
     assert _fmt(kind="notice", level="error", service="web", topic="crash_loop",
                 message="crash loop, giving up: crash loop: 5 failures") is None
+    assert _fmt(kind="notice", level="error", service="web", topic="crash_loop",
+                message="crash loop: 5 failures", data={"crash_looping": True}) is None
+    # the end of a crash loop has no state change to say it
+    assert _fmt(kind="notice", level="info", service="web", topic="crash_loop",
+                message="recovered from its crash loop: up 31s",
+                data={"crash_looping": False, "give_up": False}) == (
+        "info", "web", "recovered from its crash loop: up 31s")
     assert _fmt(kind="log", service="web", lines=["x"]) is None
     assert _fmt(kind="spawn", service="web", pid=3, auto=True) is None
     assert _fmt(kind="snapshot") is None

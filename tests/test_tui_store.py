@@ -111,3 +111,26 @@ async def test_fed_by_a_real_engine_agrees_with_it(engine_factory, tmp_path: Pat
         assert [x.text for x in st.services["s"].lines][:1] == [f"ready {pid}"]
     finally:
         task.cancel()
+
+
+def test_the_crash_loop_mark_follows_state_events_and_its_end() -> None:
+    from tui_supervisor.tui.rows import state_text
+
+    st = Store()
+    st.load_snapshot({"engine": {"pid": 1}, "services": [svc("a")]})
+    st.take_dirty()
+    st.apply({"kind": "state", "t": 5.0, "service": "a", "old": "starting", "new": "backoff",
+              "pid": None, "reason": "crash loop: 5 failures in 60s (last: exit code 3); "
+              "restarting in 30.00s", "wanted": True, "crash_looping": True})
+    a = st.services["a"].view
+    assert a["crash_looping"] and state_text(a) == "crash-loop"
+    assert state_text({**a, "backoff_remaining": 28.04}) == "crash-loop: retry in 28.0s"
+    st.apply({"kind": "state", "t": 35.0, "service": "a", "old": "backoff", "new": "starting",
+              "pid": 12, "reason": "respawned", "wanted": True, "crash_looping": True})
+    assert state_text(a) == "crash-loop: starting"
+    st.apply({"kind": "state", "t": 35.2, "service": "a", "old": "starting", "new": "running",
+              "pid": 12, "reason": "up for 0.2s", "wanted": True, "crash_looping": True})
+    assert state_text(a) == "running" and st.take_dirty() == {"a"}
+    st.apply({"kind": "notice", "t": 66.0, "service": "a", "level": "info", "topic":
+              "crash_loop", "message": "recovered", "data": {"crash_looping": False}})
+    assert a["crash_looping"] is False and st.take_dirty() == {"a"}

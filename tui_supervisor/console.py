@@ -11,7 +11,7 @@ import time
 from collections import deque
 
 from tui_supervisor.engine.events import AnyEvent, Exited, LogLines, Notice, Spawned, StateChanged
-from tui_supervisor.formatting import ANSI, state_colour
+from tui_supervisor.formatting import ANSI, shown_state, state_colour
 
 COLORS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 
@@ -79,7 +79,8 @@ class Console:
                 head += self._paint("!", 31) + " "
             return "".join(f"{head}{line}\n" for line in ev.lines)
         if isinstance(ev, StateChanged):
-            state = self._paint(ev.new, ANSI.get(state_colour(ev.new), 0))
+            shown = shown_state(ev.new, ev.crash_looping)
+            state = self._paint(shown, ANSI.get(state_colour(shown), 0))
             pid = f" pid {ev.pid}" if ev.pid and ev.new in ("starting", "running") else ""
             why = f" ({ev.reason})" if ev.reason else ""
             return f"{stamp} {self.prefix_for(ev.service)} * {state}{pid}{why}\n"

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import math
 
+CRASH_LOOP = "crash-loop"
+"""How a crash-looping service's state shows between its attempts (`shown_state`)."""
+
 STATE_COLOURS: dict[str, str] = {
     "running": "green", "daemonized": "green", "starting": "cyan", "stopping": "yellow",
     "backoff": "yellow", "exited": "dim", "stopped": "dim", "fatal": "bold red",
+    CRASH_LOOP: "bold red",
 }
-"""The one state palette: state (a `State` value) -> colour name (Rich style syntax)."""
+"""The one state palette: state (a `State` value, or CRASH_LOOP) -> colour name (Rich
+style syntax)."""
 
 ANSI: dict[str, int] = {"green": 32, "cyan": 36, "yellow": 33, "dim": 90, "bold red": 91}
 """The palette's colour names -> SGR codes, for a plain terminal (the headless console:
@@ -20,6 +25,12 @@ grey for dim, bright red for bold red)."""
 def state_colour(state: str) -> str:
     """The palette's colour of a state ("" for one it does not know)."""
     return STATE_COLOURS.get(state, "")
+
+
+def shown_state(state: str, crash_looping: bool | None = False) -> str:
+    """The state as every front shows it: CRASH_LOOP for a crash-looping service that is
+    not up (waiting for its next attempt, or making it); else the state itself."""
+    return CRASH_LOOP if crash_looping and state in ("backoff", "starting") else state
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -30,19 +30,23 @@ class BackoffSpec:
     factor: float = 2.0
     """Multiplier per further consecutive failure."""
     max: float = 30.0
-    """Cap on the delay (seconds)."""
+    """Cap on the delay (seconds); a crash-looping service is retried this often."""
     jitter: float = 0.1
     """Relative jitter: the delay is scaled by a random factor in [1-jitter, 1+jitter]."""
     reset_after: float = 30.0
-    """Seconds of `running` after which the consecutive-failure count resets."""
+    """Seconds of `running` after which the consecutive-failure count resets (and a
+    crash-looping service counts as recovered)."""
 
 
 @dataclass(frozen=True, slots=True)
 class CrashLoopSpec:
     max_failures: int = 5
-    """This many failures inside `window` make the service `fatal`."""
+    """This many failures inside `window` are a crash loop."""
     window: float = 60.0
     """Sliding window (seconds)."""
+    give_up: bool = False
+    """On a crash loop, make the service `fatal` (it waits for a manual start) instead of
+    marking it crash-looping and retrying it every `backoff.max`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ def max_failures(value: Any) -> int:
     return n
 
 
-CRASH_LOOP = {"max_failures": max_failures, "window": positive_duration}
+CRASH_LOOP = {"max_failures": max_failures, "window": positive_duration, "give_up": to_bool}
 STOP = {"signal": parse_signal, "timeout": duration()}
 LOG = {"max_bytes": in_range(parse_size, MIN_LOG_BYTES, MAX_LOG_BYTES, show_size, off=True),
        "backups": to_int(0, MAX_BACKUPS), "ring_lines": to_int(1, MAX_RING_LINES)}

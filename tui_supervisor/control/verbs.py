@@ -21,6 +21,7 @@ from tui_supervisor.formatting import (
     fmt_percent,
     fmt_ratio,
     fmt_seconds,
+    shown_state,
     state_colour,
 )
 
@@ -47,8 +48,8 @@ def status_rows(snap: Snapshot) -> list[list[str]]:
         last: Mapping[str, Any] = s.get("last_exit") or {}
         rel = s.get("reliability") or {}
         res = s.get("resources") or {}
-        state = s["state"]
-        if state in ("backoff", "fatal", "exited") and s.get("reason"):
+        state = shown_state(s["state"], s.get("crash_looping"))
+        if state in ("backoff", "fatal", "exited", "crash-loop") and s.get("reason"):
             state = f"{state} ({s['reason']})"
         usage = [fmt_percent(res.get("cpu_percent")), fmt_bytes(res.get("rss_bytes"))] \
             if sampled else []
@@ -82,7 +83,7 @@ def print_status(snap: Snapshot, file: TextIO | None = None) -> None:
         table.add_column(h, no_wrap=True, justify="right" if h in RIGHT else "left")
     for s, row in zip(snap["services"], status_rows(snap), strict=True):
         cells = [Text(c) for c in row]
-        cells[1].stylize(state_colour(s["state"]))
+        cells[1].stylize(state_colour(shown_state(s["state"], s.get("crash_looping"))))
         table.add_row(*cells)
     console.print(table)
 

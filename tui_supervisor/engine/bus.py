@@ -12,6 +12,7 @@ so by a last `subscriber_dropped` notice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from typing import Any
 from tui_supervisor.engine.events import AnyEvent, LogLines, Notice, Topic
 
 Listener = Callable[[AnyEvent], None]
+log = logging.getLogger("tui_supervisor.engine")
 
 SUB_MAX_BYTES = 8 << 20
 """Bytes of events one subscriber may have queued (not yet taken) before it is dropped:
@@ -137,12 +139,19 @@ class Subscription:
 
 
 class EventBus:
+    """Listeners are called in order at emit time. One that raises is contained: the
+    others, the subscribers and the emitter (a service's exit handling) carry on; its
+    traceback is logged and it is said once as a notice (topic internal)."""
+
     def __init__(self, max_total: int = BUS_MAX_BYTES) -> None:
         self._listeners: list[Listener] = []
         self._subs: list[Subscription] = []
         self.max_total = max_total
         self.queued_bytes = 0
         """What every subscription has queued, together (`cost`)."""
+        self._failed: set[tuple[str, str]] = set()
+        """(listener, exception type) already said."""
+        self.listener_errors = 0
 
     def add_listener(self, fn: Listener) -> Callable[[], None]:
         """Call `fn` synchronously for every event; returns a function that removes it."""
@@ -167,13 +176,36 @@ class EventBus:
 
     def emit(self, ev: AnyEvent) -> None:
         for fn in tuple(self._listeners):
-            fn(ev)
+            try:
+                fn(ev)
+            except Exception as e:
+                self._listener_failed(fn, ev, e)
         for sub in tuple(self._subs):
-            sub._push(ev)
+            try:
+                sub._push(ev)
+            except Exception as e:
+                self._listener_failed(sub._push, ev, e)
         if self.queued_bytes > self.max_total and self._subs:
             worst = max(self._subs, key=lambda s: s.queued_bytes)
             worst.drop(f"furthest behind while subscribers held more than "
                        f"{self.max_total >> 20} MiB")
+
+    def _listener_failed(self, fn: Callable[..., Any], ev: AnyEvent, e: Exception) -> None:
+        self.listener_errors += 1
+        who = getattr(fn, "__qualname__", repr(fn))
+        key = (who, type(e).__name__)
+        if key in self._failed:
+            log.debug("listener %s failed again on %r: %r", who, ev, e)
+            return
+        self._failed.add(key)  # before the notice: a listener failing on it too is quiet
+        log.error("listener %s failed on %r", who, ev, exc_info=e)
+        service = getattr(ev, "service", None)
+        self.emit(Notice(time.time(), "error", f"internal error in {who} (an event "
+                         f"listener): {type(e).__name__}: {e} (traceback in the engine's "
+                         "log); the event was delivered to the others",
+                         service if isinstance(service, str) else None, Topic.INTERNAL,
+                         {"where": who, "error": f"{type(e).__name__}: {e}",
+                          "repairs": []}))
 
     def close(self) -> None:
         for sub in tuple(self._subs):

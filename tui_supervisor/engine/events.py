@@ -34,6 +34,9 @@ class StateChanged(Event):
     """Why, in words: "spawned", "exit code 1", "crash loop: 5 failures in 60s", ..."""
     wanted: bool = False
     """Whether the operator (or autostart) wants the service up, as of this change."""
+    crash_looping: bool = False
+    """The service is marked crash-looping (retried every `backoff.max`), as of this
+    change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +147,10 @@ class Topic(StrEnum):
     SOURCE_WATCH = "source_watch"
     """The supervisor's own source is not followed (saves do not reload the code)."""
     CRASH_LOOP = "crash_loop"
-    """A service gave up (fatal); its state change says the same."""
+    """A crash loop was detected, or is over. data: {"crash_looping": bool, "give_up":
+    bool, ...}: crash_looping true = it is retried every backoff.max (its `backoff` state
+    change says the same); give_up true = it went `fatal` (`crash_loop.give_up`); both
+    false = it stayed up long enough and recovered."""
     SPAWN_FAILED = "spawn_failed"
     LIMIT_EXCEEDED = "limit_exceeded"
     """A service went over a resource limit and is restarted. data: {"limit", "value"}."""
@@ -169,7 +175,10 @@ class Topic(StrEnum):
     METRICS = "metrics"
     """Serving /metrics, sampling resources or keeping incidents failed."""
     INTERNAL = "internal"
-    """An exception inside the engine's handling of a service (it is made `fatal`)."""
+    """An exception inside the engine (a service's handler, a listener, an extension), or
+    a state the invariant sweep found not to match the processes. The service is checked
+    against its processes again and carries on; the traceback is in the engine's log.
+    data: {"where": str, "error": str | None, "repairs": [str]}."""
     CONTROL = "control"
     """A control-socket request failed inside the engine."""
     REPLAY_GAP = "replay_gap"

@@ -15,13 +15,14 @@ FAILURES column and the metrics built on `Exited` (reliability, incidents) agree
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from tui_supervisor.config.schema import RestartPolicy, ServiceSpec
 from tui_supervisor.engine.events import Exited, Topic
 from tui_supervisor.engine.policies import (
     ExitInfo,
     backoff_delay,
+    capped_delay,
     crash_loop,
     is_clean,
     is_failure,
@@ -85,7 +86,13 @@ class OperatorSignal:
     """The operator signalled the service: the exit that follows is not a failure."""
 
 
-LifecycleEvent = MainExit | DaemonGone | SpawnFailed | OperatorSignal
+@dataclass(frozen=True, slots=True)
+class StayedUp:
+    """The service has been `running` for `start_time + backoff.reset_after` (a timer):
+    its failures so far no longer count towards the backoff, and a crash loop is over."""
+
+
+LifecycleEvent = MainExit | DaemonGone | SpawnFailed | OperatorSignal | StayedUp
 """A failed liveness probe will be one more: a failure without an exit yet."""
 
 
@@ -128,6 +135,7 @@ class Tell:
     level: Literal["info", "warning", "error"]
     message: str
     topic: Topic = Topic.GENERAL
+    data: dict[str, Any] | None = None
 
 
 Effect = Emit | SetState | WatchDaemons | Respawn | Cleanup | Tell
@@ -146,7 +154,27 @@ def decide(rec: ServiceRecord, event: LifecycleEvent, spec: ServiceSpec, now: No
         return _main_exit(rec, event, spec, now, rand)
     if isinstance(event, DaemonGone):
         return _daemon_gone(rec, event, spec, now, rand)
+    if isinstance(event, StayedUp):
+        return _stayed_up(rec, spec, now)
     return _spawn_failed(rec, event, spec, now, rand)
+
+
+def stay_up_time(spec: ServiceSpec) -> float:
+    """Seconds from a spawn after which a service still up has recovered."""
+    return spec.start_time + spec.backoff.reset_after
+
+
+def _stayed_up(rec: ServiceRecord, spec: ServiceSpec,
+               now: Now) -> tuple[ServiceRecord, list[Effect]]:
+    up_for = now.mono - rec.started_mono if rec.started_mono is not None else 0.0
+    if rec.state is not State.RUNNING or up_for < stay_up_time(spec) or \
+            (rec.consecutive == 0 and not rec.crash_looping):
+        return rec, []  # a timer of an earlier process, or nothing to forget
+    effects: list[Effect] = []
+    if rec.crash_looping:
+        effects.append(Tell("info", f"recovered from its crash loop: up {up_for:.0f}s",
+                            Topic.CRASH_LOOP, {"crash_looping": False}))
+    return replace(rec, consecutive=0, crash_looping=False), effects
 
 
 def _main_exit(rec: ServiceRecord, ev: MainExit, spec: ServiceSpec, now: Now,
@@ -157,7 +185,8 @@ def _main_exit(rec: ServiceRecord, ev: MainExit, spec: ServiceSpec, now: Now,
         consecutive = 0  # it ran well long enough: the next failure is a first one
     last_exit = {"pid": ev.pid, "code": ev.exit.code, "signal": ev.exit.signal,
                  "t": now.wall, "uptime": ev.uptime, "text": ev.exit.describe()}
-    rec = replace(rec, pid=None, consecutive=consecutive, last_exit=last_exit)
+    rec = replace(rec, pid=None, consecutive=consecutive, last_exit=last_exit,
+                  crash_looping=rec.crash_looping and consecutive > 0)
     if ev.requested:
         return rec, [Emit(Exited(now.wall, spec.name, ev.pid, ev.exit.code, ev.exit.signal,
                                  True, False, ev.uptime, ev.detect_latency))]
@@ -245,23 +274,40 @@ def _after_exit(rec: ServiceRecord, spec: ServiceSpec, now: Now, rand: float,
         rec = _count_failure(rec, spec, now, e)
     restart = rec.wanted and ((e.forced and spec.restart is not RestartPolicy.NEVER)
                               or should_restart(spec.restart, e.exit, codes, requested=False))
-    if failure and restart and crash_loop(spec.crash_loop, rec.failure_times, now.mono):
-        cl = spec.crash_loop
-        why = f"crash loop: {cl.max_failures} failures in {cl.window:g}s (last: {e.reason})"
+    cl = spec.crash_loop
+    looping = failure and restart and crash_loop(cl, rec.failure_times, now.mono)
+    why = f"crash loop: {cl.max_failures} failures in {cl.window:g}s (last: {e.reason})"
+    if looping and cl.give_up:
         effects += [SetState(State.FATAL, why), Tell("error", f"crash loop, giving up: {why}",
-                                                     Topic.CRASH_LOOP)]
+                                                     Topic.CRASH_LOOP, _loop_data(spec, True))]
         if e.leftovers:
             effects.append(Cleanup())
     elif restart:
-        delay = backoff_delay(spec.backoff, rec.consecutive, rand) if failure else 0.0
+        reason, said = e.reason, []
+        if looping and not rec.crash_looping:  # said once: the mark holds until it recovers
+            rec, reason = replace(rec, crash_looping=True), why
+            said = [Tell("error", f"{why}; retrying every {spec.backoff.max:g}s until it "
+                         f"stays up {stay_up_time(spec):g}s", Topic.CRASH_LOOP,
+                         _loop_data(spec, False))]
+        if rec.crash_looping and failure:  # it fails whatever we do: try at the cap only
+            delay = capped_delay(spec.backoff, rand)
+        else:
+            delay = backoff_delay(spec.backoff, rec.consecutive, rand) if failure else 0.0
         rec = replace(rec, backoff_until=now.mono + delay)
-        effects += [SetState(State.BACKOFF, f"{e.reason}; restarting in {delay:.2f}s"),
+        effects += [SetState(State.BACKOFF, f"{reason}; restarting in {delay:.2f}s"), *said,
                     Respawn(delay, clear=bool(e.leftovers))]
     else:
         effects.append(SetState(State.EXITED, e.reason))
         if e.leftovers:
             effects.append(Cleanup())
     return rec, effects
+
+
+def _loop_data(spec: ServiceSpec, give_up: bool) -> dict[str, Any]:
+    cl = spec.crash_loop
+    return {"crash_looping": not give_up, "give_up": give_up,
+            "max_failures": cl.max_failures, "window": cl.window,
+            "retry_every": None if give_up else spec.backoff.max}
 
 
 def _track(rec: ServiceRecord, pids: frozenset[int],

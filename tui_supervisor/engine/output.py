@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.events import LogLines, Notice, Topic
 from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
+from tui_supervisor.engine.repair import contained
 
 if TYPE_CHECKING:
     from tui_supervisor.engine.service import EngineContext
@@ -75,6 +76,7 @@ class ServiceOutput:
                 break
         return got
 
+    @contained("output reader")
     def _on_pipe(self, fd: int) -> None:
         got = self._read_pipe(fd, READS_PER_WAKEUP, until_short=True)
         if got is not None and got < SMALL_READ and fd in self._pausable:
@@ -89,6 +91,7 @@ class ServiceOutput:
         for fd in tuple(self.pipes):
             self._read_pipe(fd, DRAIN_READS, until_short=False)
 
+    @contained("output reader")
     def _resume_pipe(self, fd: int) -> None:
         self._paused.pop(fd, None)
         if fd in self.pipes:

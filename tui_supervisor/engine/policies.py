@@ -75,6 +75,13 @@ def backoff_delay(spec: BackoffSpec, consecutive: int, rand: float = 0.5) -> flo
     return max(0.0, min(spec.max * (1.0 + spec.jitter), base * scale, sys.float_info.max))
 
 
+def capped_delay(spec: BackoffSpec, rand: float = 0.5) -> float:
+    """Delay before respawning a crash-looping service: the cap, with jitter (what
+    `backoff_delay` reaches after enough failures)."""
+    scale = 1.0 + spec.jitter * (2.0 * rand - 1.0)
+    return max(0.0, min(spec.max * scale, sys.float_info.max))
+
+
 def _grown(initial: float, factor: float, cap: float, k: int) -> float:
     """min(cap, initial * factor**k) without computing a power that cannot matter
     (factor**k in floats overflows past ~1e308: OverflowError, not inf)."""

@@ -49,6 +49,9 @@ class ServiceRecord:
     """What a daemonized service is watched by."""
     operator_signal: bool = False
     """The operator signalled the current process: its exit is not a failure."""
+    crash_looping: bool = False
+    """A crash loop was detected and the service has not stayed up `backoff.reset_after`
+    since (nor been started or stopped by hand): it is retried every `backoff.max`."""
 
     # -- handoff ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class ServiceRecord:
             "restarts": self.restarts,
             "failures": self.failures,
             "consecutive_failures": self.consecutive,
+            "crash_looping": self.crash_looping,
             "recent_failures": list(self.recent_failures),
             "last_exit": self.last_exit,
             "backoff_remaining": max(0.0, self.backoff_until - now)

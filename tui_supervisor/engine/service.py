@@ -39,15 +39,18 @@ from tui_supervisor.engine.lifecycle import (
     Respawn,
     SetState,
     SpawnFailed,
+    StayedUp,
     Tell,
     WatchDaemons,
     decide,
+    stay_up_time,
 )
 from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
 from tui_supervisor.engine.output import ServiceOutput
 from tui_supervisor.engine.policies import ExitInfo
 from tui_supervisor.engine.reaper import ChildWatcher
 from tui_supervisor.engine.record import InRecord, ServiceRecord
+from tui_supervisor.engine.repair import STOP_ROUNDS, Repair, contained
 from tui_supervisor.engine.states import (
     SIGNALLABLE_STATES,
     STARTABLE_STATES,
@@ -97,6 +100,7 @@ class Service(ProcessTree, ServiceOutput):
     backoff_until = InRecord[float | None]()
     daemon_pids = InRecord[frozenset[int]]()
     operator_signal = InRecord[bool]()
+    crash_looping = InRecord[bool]()
 
     def __init__(self, spec: ServiceSpec, ctx: EngineContext) -> None:
         self.spec = spec
@@ -127,6 +131,8 @@ class Service(ProcessTree, ServiceOutput):
         self._end_task: asyncio.Task[None] | None = None
         self._oom_kills: int | None = None
         """The cgroup's oom_kill count at the spawn, where memory.max guards it."""
+        self.repair = Repair(self)
+        """Fault containment and the check against the processes (`repair.py`)."""
 
     # -- state ------------------------------------------------------------------------
     def _set_state(self, new: State, reason: str) -> None:
@@ -138,7 +144,7 @@ class Service(ProcessTree, ServiceOutput):
         self.rec = replace(self.rec, state=new, reason=reason, state_since=since,
                            backoff_until=self.backoff_until if new is State.BACKOFF else None)
         self.ctx.bus.emit(StateChanged(since, self.name, old.value, new.value,
-                                       self.pid, reason, self.wanted))
+                                       self.pid, reason, self.wanted, self.crash_looping))
         self.ctx.changed()
 
     def _cancel_timer(self) -> None:
@@ -160,13 +166,15 @@ class Service(ProcessTree, ServiceOutput):
         busy = self._task is not None and not self._task.done()
         self._cancel_task()
         self._cancel_timer()
-        self.rec = replace(self.rec, wanted=True, consecutive=0, failure_times=())
+        self.rec = replace(self.rec, wanted=True, consecutive=0, failure_times=(),
+                           crash_looping=False)
         if busy and self._leftovers():
             self._task = asyncio.ensure_future(self._start_after_cleanup(reason))
         else:
             self._spawn(reason)
         return True
 
+    @contained("start after cleanup")
     async def _start_after_cleanup(self, reason: str) -> None:
         await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
         if self.state is State.BACKOFF or self.state in STARTABLE_STATES:
@@ -176,9 +184,9 @@ class Service(ProcessTree, ServiceOutput):
     async def stop(self, reason: str = "stopped by operator") -> None:
         """Stop the whole process tree: stop signal to the group, SIGKILL after the
         timeout, sweep what is left. Returns once nothing of the service is alive."""
-        self.wanted = False
+        self.rec = replace(self.rec, wanted=False, crash_looping=False)
         if self._stop_task is not None and not self._stop_task.done():
-            await asyncio.shield(self._stop_task)
+            await self._stopped()
             return
         if self.state in (State.EXITED, State.FATAL):
             if self._task is not None:  # leftovers of the exited process are being cleared
@@ -187,7 +195,15 @@ class Service(ProcessTree, ServiceOutput):
         if self.state is State.STOPPED:
             return
         self._stop_task = asyncio.ensure_future(self._do_stop(reason))
-        await asyncio.shield(self._stop_task)
+        await self._stopped()
+
+    async def _stopped(self) -> None:
+        """Wait for the stop under way, and for the one it is retried by after a fault."""
+        for _ in range(STOP_ROUNDS):
+            task = self._stop_task
+            if task is None or task.done():
+                return
+            await asyncio.shield(task)
 
     def end_for(self, why: str, data: dict[str, Any] | None = None) -> bool:
         """End the processes for `why` (a resource limit exceeded): the exit that follows
@@ -202,6 +218,7 @@ class Service(ProcessTree, ServiceOutput):
         self._end_task = asyncio.ensure_future(self._end())
         return True
 
+    @contained("limit end")
     async def _end(self) -> None:
         try:
             await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
@@ -222,6 +239,7 @@ class Service(ProcessTree, ServiceOutput):
             self.killed_at = time.monotonic()
         return any(proc.signal_pid(p, sig) for p in targets)
 
+    @contained("stop")
     async def _do_stop(self, reason: str) -> None:
         self._cancel_timer()
         self._cancel_task()
@@ -297,16 +315,35 @@ class Service(ProcessTree, ServiceOutput):
     def _arm_start_timer(self, delay: float) -> None:
         if delay <= 0:
             self._set_state(State.RUNNING, "started")
+            self._arm_stay_up_timer()
             return
         epoch = self._epoch
         self._timer = self.ctx.loop.call_later(delay, self._started, epoch)
 
+    @contained("start timer")
     def _started(self, epoch: int) -> None:
         self._timer = None
         if epoch == self._epoch and self.state is State.STARTING:
             self._set_state(State.RUNNING, f"up for {self.spec.start_time:g}s")
+            self._arm_stay_up_timer()
+
+    def _arm_stay_up_timer(self) -> None:
+        """Once up `start_time + reset_after`, its failures are forgotten (a crash loop is
+        over): a timer, so the mark goes when it recovers, not at its next exit."""
+        if self.state is not State.RUNNING or self.started_mono is None or \
+                not (self.consecutive or self.crash_looping):
+            return
+        left = stay_up_time(self.spec) - (time.monotonic() - self.started_mono)
+        self._timer = self.ctx.loop.call_later(max(0.0, left), self._stayed_up, self._epoch)
+
+    @contained("stay-up timer")
+    def _stayed_up(self, epoch: int) -> None:
+        self._timer = None
+        if epoch == self._epoch:
+            self._decide(StayedUp())
 
     # -- exits: observed here, decided by lifecycle.decide, carried out by _apply ------
+    @contained("exit callback")
     def _on_main_exit(self, pid: int, exit: ExitInfo) -> None:
         if pid != self.pid:
             return
@@ -331,6 +368,7 @@ class Service(ProcessTree, ServiceOutput):
         self._oom_kills = cg.oom_kills(self.name)
         return f"memory limit {limit / (1 << 20):.0f} MB reached: killed by the kernel"
 
+    @contained("daemon exit callback")
     def _on_daemon_exit(self, pid: int, exit: ExitInfo) -> None:
         self.daemon_pids = self.daemon_pids - {pid}
         if self.daemon_pids or self.state is not State.DAEMONIZED:
@@ -345,7 +383,7 @@ class Service(ProcessTree, ServiceOutput):
             for effect in effects:
                 self._apply(effect)
         except Exception as e:  # a bug here must not leave the service unsupervised
-            self._give_up(e)
+            self.repair.contain("lifecycle decision", e, event=event)
 
     def _apply(self, effect: Effect) -> None:
         if isinstance(effect, Emit):
@@ -364,11 +402,11 @@ class Service(ProcessTree, ServiceOutput):
         elif isinstance(effect, Cleanup):
             self._task = asyncio.ensure_future(self._cleanup())
         elif isinstance(effect, Tell):
-            self._notice(effect.level, effect.message, topic=effect.topic)
+            self._notice(effect.level, effect.message, topic=effect.topic, data=effect.data)
 
     def _give_up(self, e: Exception) -> None:
-        """After an internal error: say it, and be `fatal` (a manual start recovers)
-        rather than `running` with no process."""
+        """The last resort, when even `_fallback` failed: say it, and be `fatal` (a
+        manual start recovers) rather than `running` with no process."""
         why = f"internal error after an exit: {type(e).__name__}: {e}"
         self._notice("error", f"{why}; giving up on it until it is started again",
                      topic=Topic.INTERNAL)
@@ -378,6 +416,7 @@ class Service(ProcessTree, ServiceOutput):
                 if self._leftovers():
                     self._task = asyncio.ensure_future(self._cleanup())
 
+    @contained("backoff timer")
     async def _respawn_later(self, leftovers: bool) -> None:
         epoch = self._epoch
         if leftovers:
@@ -388,6 +427,7 @@ class Service(ProcessTree, ServiceOutput):
             self._task = None
             self._spawn("respawned", auto=True)
 
+    @contained("cleanup")
     async def _cleanup(self) -> None:
         try:
             await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
@@ -413,8 +453,10 @@ class Service(ProcessTree, ServiceOutput):
             "command": list(self.spec.argv),
             "cwd": str(self.spec.cwd),
             "restart_policy": self.spec.restart.value,
+            "internal_errors": self.repair.internal_errors,
             "crash_loop": {"max_failures": self.spec.crash_loop.max_failures,
-                           "window": self.spec.crash_loop.window},
+                           "window": self.spec.crash_loop.window,
+                           "give_up": self.spec.crash_loop.give_up},
         }
 
     # -- detach / adopt ---------------------------------------------------------------
@@ -473,6 +515,8 @@ class Service(ProcessTree, ServiceOutput):
         s = self.state
         if s is State.STARTING and self.pid is not None:
             self._arm_start_timer(rec["start_left"] or 0.0)
+        elif s is State.RUNNING:
+            self._arm_stay_up_timer()
         elif s is State.BACKOFF:
             self._task = asyncio.ensure_future(self._respawn_later(bool(self._leftovers())))
         elif s is State.STOPPING:

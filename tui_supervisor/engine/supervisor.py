@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
 import os
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topi
 from tui_supervisor.engine.extension import Extension
 from tui_supervisor.engine.persistence import StateFile, handoff_record, restore
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
+from tui_supervisor.engine.repair import SWEEP_INTERVAL
 from tui_supervisor.engine.runtime import EngineLock, make_dirs, reopen_stdio
 from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import State
@@ -52,12 +54,11 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
 __all__ = ["Extension", "Supervisor"]
 
 RECENT_NOTICES = 100
-REMEMBER_EVERY = 2.0
-"""Seconds between notes of each service's descendants (see `tree.ProcessTree`)."""
 """Notices kept for a subscriber's first item (what happened before it came)."""
 LOG_CHECK_INTERVAL = 1.0
 """Seconds between two looks at whether a log file was renamed or removed from outside
 (logrotate, `rm`): at most this long of a service's output goes to the renamed file."""
+log = logging.getLogger("tui_supervisor.engine")
 
 
 class Supervisor:
@@ -98,25 +99,13 @@ class Supervisor:
         self.config_lock = self.config_apply.lock
         """Held while a config is read and applied (see `ConfigApply.lock`)."""
         self.bus.add_listener(self._keep_notice)
-        self._remember_timer: asyncio.TimerHandle | None = None
         self.cgroups: Cgroups | None = None
         self.processes = "not started"
         """How the engine knows a service's processes (the engine view says it)."""
-
-    def _remember(self) -> None:
-        """Note every service's descendants, so a process whose parent dies and whose
-        environment was rewritten is still known to be of its service."""
-        self._remember_timer = None
-        if self._closed:
-            return
-        for svc in tuple(self.services.values()):
-            try:
-                svc.remember()
-            except Exception as e:  # a /proc oddity must not end the timer
-                self._notice("error", f"{svc.name}: noting its processes failed: {e!r}",
-                             topic=Topic.INTERNAL)
-        assert self.ctx is not None
-        self._remember_timer = self.ctx.loop.call_later(REMEMBER_EVERY, self._remember)
+        self._sweep_timer: asyncio.TimerHandle | None = None
+        self.sweeps = 0
+        self._faults: set[str] = set()
+        """"where: ExceptionType" of the engine-level faults said (each said once)."""
 
     def _keep_notice(self, ev: AnyEvent) -> None:
         if isinstance(ev, Notice):
@@ -172,10 +161,43 @@ class Supervisor:
         if autostart:
             self.autostart(fresh)
         self.state_file.write()
-        self._remember_timer = loop.call_later(REMEMBER_EVERY, self._remember)
         self._log_timer = loop.call_later(LOG_CHECK_INTERVAL, self._check_logs)
         for ext in self.extensions:
-            ext.start(self)
+            self.guard(f"extension {ext.name} start", ext.start, self)
+        self._sweep_timer = loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _sweep(self) -> None:
+        """Every SWEEP_INTERVAL: check each service against its processes and repair
+        what does not match (`repair.Repair.sweep`)."""
+        if self.retired:
+            return
+        assert self.ctx is not None
+        self._sweep_timer = self.ctx.loop.call_later(SWEEP_INTERVAL, self._sweep)
+        self.sweeps += 1
+        for svc in tuple(self.services.values()):
+            self.guard(f"sweep of {svc.name}", svc.repair.sweep)
+            # note its descendants: known once their parent dies (tree.py)
+            self.guard(f"noting the processes of {svc.name}", svc.remember)
+
+    def guard(self, where: str, fn: Callable[..., Any], *args: Any,
+               default: Any = None) -> Any:
+        """Call a part that must not stop the engine (an extension hook, a sweep): an
+        exception is logged with its traceback and said once (topic internal)."""
+        try:
+            return fn(*args)
+        except Exception as e:
+            key = f"{where}: {type(e).__name__}"
+            if key in self._faults:
+                log.debug("exception in %s again: %r", where, e)
+                return default
+            self._faults.add(key)
+            log.error("exception in %s", where, exc_info=e)
+            self._notice("error", f"internal error in {where}: {type(e).__name__}: {e} "
+                         "(traceback in the engine's log); the engine carries on",
+                         topic=Topic.INTERNAL, data={"where": where, "error":
+                                                     f"{type(e).__name__}: {e}",
+                                                     "repairs": []})
+            return default
 
     def _hook(self, ext: Extension) -> None:
         ext.sup = self
@@ -187,11 +209,11 @@ class Supervisor:
         if ext not in self.extensions:
             self.extensions.append(ext)
         self._hook(ext)
-        ext.start(self)
+        self.guard(f"extension {ext.name} start", ext.start, self)
 
     def remove_extension(self, ext: Extension) -> None:
         """Stop a layer and take it off the engine."""
-        ext.stop()
+        self.guard(f"extension {ext.name} stop", ext.stop)
         unlisten = self._unlisten.pop(id(ext), None)
         if unlisten is not None:
             unlisten()
@@ -212,8 +234,10 @@ class Supervisor:
         self._closing = True  # reloads still queued are refused from here
         async with self.config_apply.lock:  # one under way finishes first (it may start some)
             pass
-        for ext in self.extensions:
-            ext.stop()
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+        for ext in self.extensions:  # a failing one must not keep services running
+            self.guard(f"extension {ext.name} stop", ext.stop)
         self._stop_log_checks()
         await self._stop_all(reversed(list(self.services.values())), "supervisor shutting down")
         for svc in self.services.values():
@@ -221,7 +245,6 @@ class Supervisor:
         if self.ctx is not None and self.ctx.cgroups is not None:
             self.ctx.cgroups.close()
         self._closed = True
-        self._stop_remembering()
         self.state_file.stop()
         with contextlib.suppress(OSError):
             self.state_path.unlink()
@@ -230,11 +253,6 @@ class Supervisor:
         if self.lock is not None:
             self.lock.release()
         self.bus.close()
-
-    def _stop_remembering(self) -> None:
-        if self._remember_timer is not None:
-            self._remember_timer.cancel()
-            self._remember_timer = None
 
     @property
     def retired(self) -> bool:
@@ -254,11 +272,12 @@ class Supervisor:
     def detach(self) -> dict[str, Any]:
         """Stop watching everything and hand over: a JSON-serialisable record that
         `open(adopt=record)` (same process or after an exec) continues from."""
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
         for ext in self.extensions:
-            ext.stop()
+            self.guard(f"extension {ext.name} stop", ext.stop)
         self._stop_log_checks()
         record = handoff_record(self)
-        self._stop_remembering()
         self.state_file.stop()
         self.lock = None
         if self.watcher is not None:
@@ -348,7 +367,8 @@ class Supervisor:
         }
         extra = cast(dict[str, Any], engine)  # extensions add keys under their names
         for ext in self.extensions:
-            view = ext.engine_view()
+            view = self.guard(f"extension {ext.name} engine view", ext.engine_view,
+                               default={})
             if view:
                 extra[ext.name] = view
         return {"engine": engine,
@@ -357,7 +377,8 @@ class Supervisor:
     def _service_view(self, svc: Service) -> ServiceView:
         view = svc.snapshot()
         for ext in self.extensions:
-            view[ext.name] = ext.service_view(svc.name)
+            view[ext.name] = self.guard(f"extension {ext.name} service view",
+                                         ext.service_view, svc.name, default={})
         return cast("ServiceView", view)
 
     async def snapshot(self) -> Snapshot:

@@ -32,6 +32,7 @@ class RecentFailure(TypedDict):
 class CrashLoopView(TypedDict):
     max_failures: int
     window: float
+    give_up: bool
 
 
 class ServiceView(TypedDict):
@@ -51,6 +52,12 @@ class ServiceView(TypedDict):
     restarts: int
     failures: int
     consecutive_failures: int
+    crash_looping: bool
+    """A crash loop was detected and it has not stayed up since: retried every
+    `backoff.max` (`state` is `backoff`, `starting` or `running` meanwhile)."""
+    internal_errors: int
+    """Exceptions inside the engine's handling of this service (each contained: logged,
+    said once, the service checked against its processes)."""
     recent_failures: list[RecentFailure]
     last_exit: LastExit | None
     backoff_remaining: float | None
@@ -102,6 +109,7 @@ class StateEvent(TypedDict):
     pid: int | None
     reason: str
     wanted: bool
+    crash_looping: bool
 
 
 class ExitEvent(TypedDict):

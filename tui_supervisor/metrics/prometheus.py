@@ -135,13 +135,18 @@ def families(snap: Snapshot) -> list[Metric]:
                            labels=["service"])
     state = GaugeMetricFamily("tuisup_service_state", "1 for the service's current state.",
                               labels=["service", "state"])
+    looping = GaugeMetricFamily("tuisup_service_crash_looping",
+                                "1 while a crash loop is marked: retried every backoff.max "
+                                "until it stays up (alert on this).", labels=["service"])
     for s in services:
         name, cur = str(s["name"]), str(s.get("state"))
         up.add_metric([name], 1 if cur in UP else 0)
         names = [st.value for st in State]
         for st in names if cur in names else [*names, cur]:
             state.add_metric([name, st], 1 if st == cur else 0)
-    out += [up, state]
+        if isinstance(s.get("crash_looping"), bool):
+            looping.add_metric([name], int(s["crash_looping"]))
+    out += [up, state, looping]
 
     for metric, counter, doc, path in SERVICE_VALUES:
         fam = _family(metric, counter, doc, ["service"])

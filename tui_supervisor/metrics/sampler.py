@@ -25,6 +25,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,7 +257,7 @@ class ResourceSampler(Extension):
         self._thread = threading.Thread(target=self._work, name="sampler", daemon=True)
         self._thread.start()
         self._next = loop.time()
-        self._timers[0] = loop.call_soon(self._tick)
+        self._timers[0] = loop.call_soon(self._guarded, self._tick)
         self._lag_due = loop.time() + LAG_PERIOD
         self._timers[1] = loop.call_at(self._lag_due, self._lag_probe)
 
@@ -271,6 +272,13 @@ class ResourceSampler(Extension):
             self._thread.join(5.0)
             self._thread = None
 
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run a loop callback of the sampler through the engine's guard: an exception
+        is logged and said once, and sampling goes on (both re-arm before they can
+        fail)."""
+        if self._sup is not None:
+            self._sup.guard("resource sampler", fn, *args)
+
     def _lag_probe(self) -> None:
         assert self._loop is not None
         now = self._loop.time()
@@ -283,7 +291,7 @@ class ResourceSampler(Extension):
         assert sup is not None and loop is not None
         now = loop.time()
         self._next = max(self._next + self.interval, now + self.interval / 2)
-        self._timers[0] = loop.call_at(self._next, self._tick)
+        self._timers[0] = loop.call_at(self._next, self._guarded, self._tick)
         self._count_logs(now)
         if self._busy:
             self.skipped += 1
@@ -321,7 +329,7 @@ class ResourceSampler(Extension):
             except Exception as e:  # a bug must not kill sampling for ever
                 res = e
             try:
-                loop.call_soon_threadsafe(self._apply, res)
+                loop.call_soon_threadsafe(self._guarded, self._apply, res)
             except RuntimeError:  # the loop is closed
                 return
 

@@ -112,8 +112,10 @@ def notice_text(n: Mapping[str, Any]) -> str:
 
 def _notice(t: float, who: str, n: Mapping[str, Any], earlier: bool) -> Entry | None:
     topic, level = n.get("topic"), str(n.get("level") or "info")
-    if topic == Topic.CRASH_LOOP and not earlier:
-        return None  # the "fatal" state change says it
+    data = n.get("data") if isinstance(n.get("data"), Mapping) else None
+    if topic == Topic.CRASH_LOOP and not earlier and (data is None or data.get(
+            "crash_looping") or data.get("give_up")):
+        return None  # its "fatal" or "backoff" state change says it (not: it recovered)
     if topic in (Topic.CONFIG_RELOADED, Topic.CODE_RELOADED):
         return Entry(t, "success", who, notice_text(n))
     return Entry(t, level if level in LEVELS else "info", who, notice_text(n))
@@ -127,6 +129,8 @@ def _state(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
     if new == "running":  # at once when start_time is 0: only a start rule's pass counts
         return Entry(t, "dim", who, f"running{why}") if reason.startswith("up for") \
             else None
+    if new == "backoff" and ev.get("crash_looping"):
+        return Entry(t, "error", who, f"crash-loop: {reason}")
     if new == "backoff":
         return Entry(t, "warning", who, f"backoff: {reason}")
     if new == "fatal":

@@ -12,6 +12,7 @@ from tui_supervisor.formatting import (
     fmt_percent,
     fmt_ratio,
     fmt_seconds,
+    shown_state,
 )
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -28,12 +29,17 @@ SORT_KEYS = ("name", "state", "cpu", "mem", "restarts", "failures", "uptime", "a
 
 def state_text(v: dict[str, Any], now: float | None = None) -> str:
     """The state in words; in backoff "restarting in 3.2s (4/5)" (consecutive failures out
-    of the crash-loop budget)."""
+    of the crash-loop budget); crash-looping, "crash-loop: retry in 28.0s"."""
     state = str(v.get("state", "?"))
+    looping = shown_state(state, v.get("crash_looping")) != state
+    if looping and state == "starting":
+        return "crash-loop: starting"
     if state == "backoff":
         left = v.get("backoff_remaining")
         if left is not None and v.get("_seen_at") is not None:
             left = max(0.0, left - ((now or time.monotonic()) - v["_seen_at"]))
+        if looping:
+            return f"crash-loop: retry in {left:.1f}s" if left is not None else "crash-loop"
         budget = (v.get("crash_loop") or {}).get("max_failures")
         count = v.get("consecutive_failures")
         of = f" ({count}/{budget})" if count and budget else ""

@@ -88,6 +88,7 @@ class Store:
             return
         if kind == "notice":
             self.notices.append(ev)
+            self._crash_loop_over(ev)
             return
         info = self.services.get(str(ev.get("service")))
         if info is None:
@@ -96,6 +97,7 @@ class Store:
         if kind == "state":
             v["state"], v["reason"], v["wanted"] = ev["new"], ev.get("reason", ""), \
                 ev.get("wanted", v.get("wanted"))
+            v["crash_looping"] = ev.get("crash_looping", v.get("crash_looping"))
             v["pid"] = ev.get("pid") if ev["new"] in ("starting", "running", "stopping",
                                                        "daemonized") else None
             v["state_since"] = ev.get("t")
@@ -115,6 +117,16 @@ class Store:
         else:
             return
         self.dirty.add(info.name)
+
+    def _crash_loop_over(self, ev: Mapping[str, Any]) -> None:
+        """A service recovered from its crash loop while running: no state change says
+        it, its notice does."""
+        data = ev.get("data")
+        info = self.services.get(str(ev.get("service")))
+        if ev.get("topic") == "crash_loop" and isinstance(data, Mapping) and \
+                data.get("crash_looping") is False and info is not None:
+            info.view["crash_looping"] = False
+            self.dirty.add(info.name)
 
     def _add_lines(self, ev: Mapping[str, Any]) -> None:
         name = str(ev.get("service"))

@@ -35,6 +35,7 @@ from tui_supervisor.formatting import (
     fmt_percent,
     fmt_ratio,
     fmt_seconds,
+    shown_state,
     state_colour,
 )
 from tui_supervisor.tui.store import Store
@@ -144,7 +145,7 @@ def ago(t: float | None, now: float) -> str:
 
 
 def header(view: dict[str, Any], now: float) -> RenderableType:
-    state = str(view.get("state", "?"))
+    state = shown_state(str(view.get("state", "?")), view.get("crash_looping"))
     out = Text()
     out.append(str(view.get("name", "?")), style="bold")
     out.append("  ")

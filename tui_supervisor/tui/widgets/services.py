@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from tui_supervisor.formatting import state_colour
+from tui_supervisor.formatting import shown_state, state_colour
 from tui_supervisor.tui.rows import COLUMNS, cells, sort_value
 
 RIGHT = {"pid", "restarts", "failures", "mttr", "avail", "cpu", "mem", "uptime"}
@@ -57,7 +57,8 @@ class ServicesTable(DataTable[Any]):
     def _cell(self, key: str, text: str, view: dict[str, Any]) -> Text:
         t = Text(text, justify="right" if key in RIGHT else "left", no_wrap=True)
         if key == "state":
-            t.stylize(state_colour(str(view.get("state"))))
+            t.stylize(state_colour(shown_state(str(view.get("state")),
+                                               view.get("crash_looping"))))
         elif key == "name":
             t.stylize("bold")
         return t
