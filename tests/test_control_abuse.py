@@ -226,21 +226,31 @@ async def test_slow_subscriber_dropped_with_a_notice(served, tmp_path: Path) -> 
     raw.close()
 
 
-async def test_reconnecting_client_does_not_come_back_after_a_drop(served, tmp_path: Path
-                                                                  ) -> None:
-    """A client the engine dropped for being too slow ends its stream (the engine's
-    subscriber_dropped notice is its last item) instead of reconnecting: a new
-    subscription would fall behind the same way."""
-    sup, srv = await served(sleeper(tmp_path), sub_max_bytes=1)  # any event overflows
+async def test_reconnecting_client_skips_to_the_present_after_a_drop(
+        served, tmp_path: Path) -> None:
+    """A client the engine dropped for being too slow (an attached dashboard under a
+    flood of output) says so and subscribes again from the present, without replaying
+    what it missed (that would fall behind again): it keeps showing the engine."""
+    sup, srv = await served(sleeper(tmp_path), sub_max_bytes=4096)
     client = RemoteSupervisor(srv.path.parent, reconnect=Reconnect(give_up_after=5))
     try:
         it = await client.subscribe(logs=True)
         assert (await anext(it))["kind"] == "snapshot"
-        await sup.restart(["a"])  # a burst of state events: more than the queue holds
-        items = [ev async for ev in it]  # ends: no reconnect, no "connection" item
-        assert items[-1]["kind"] == "notice"
-        assert items[-1]["topic"] == "subscriber_dropped"
-        assert not [ev for ev in items if ev["kind"] in ("connection", "snapshot")]
+        sup.bus._subs[0].max_bytes = 1  # this subscription overflows at the next event
+        await sup.restart(["a"])
+        items: list[dict[str, Any]] = []
+        async for ev in it:
+            items.append(dict(ev))
+            if ev["kind"] == "connection" and ev["state"] == "restored":
+                break
+        kinds = [(ev["kind"], ev.get("topic") or ev.get("state")) for ev in items]
+        drop = kinds.index(("notice", "subscriber_dropped"))
+        assert kinds[drop + 1:] == [("connection", "lost"), ("snapshot", None),
+                                    ("connection", "restored")], kinds
+        assert "skipping to the present" in items[drop + 1]["message"]
+        assert items[-1]["same_engine"]
+        await sup.restart(["a"])  # and it follows the engine again
+        assert (await asyncio.wait_for(anext(it), 10))["kind"] in ("state", "spawn")
     finally:
         await client.close()
 

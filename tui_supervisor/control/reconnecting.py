@@ -40,6 +40,8 @@ HELLO_WAIT = 5.0
 """Seconds a reconnect waits for the engine's hello."""
 SAFE_MODE_POLL = 1.0
 """Seconds between asks while the engine is in safe mode."""
+DROPPED_PAUSE = 1.0
+"""Seconds before a client the engine dropped for falling behind subscribes again."""
 
 
 class _GaveUp(Exception):
@@ -55,9 +57,10 @@ class ReconnectingSubscription:
         self.pid = conn.hello.get("pid")
         self.marks = LogMarks()
         self.ended: str | None = None
-        self.dropped = False
-        """The engine ended the last subscription because this client fell behind."""
         """Why the engine ended the last stream (None: the connection was cut)."""
+        self.dropped = False
+        """The engine ended the last subscription because this client fell behind: the
+        next one starts at the present (no replay)."""
 
     async def events(self) -> AsyncIterator[EventView]:
         try:
@@ -75,11 +78,14 @@ class ReconnectingSubscription:
                     self.ended = None
                 except InSafeMode as e:
                     safe, self.ended = e, None
-                if self.dropped:
-                    return  # too slow for the engine: reconnecting would not help
                 if lost_at is None:
                     lost_at = time.monotonic()
+                if self.dropped:  # too slow for a flood of output: skip to the present
+                    self.marks = LogMarks()  # no gaps: no replay (it would fall behind)
+                    await asyncio.sleep(DROPPED_PAUSE)
                 message = f"the engine is {safe}" if safe is not None else \
+                    "fell behind the engine's output: skipping to the present (the log " \
+                    "files have every line)…" if self.dropped else \
                     "engine went away (reloading?): reconnecting…"
                 if message != said:
                     said = message  # (stamped when it happened, not when read: the
