@@ -6,6 +6,7 @@ modules that import them from conftest)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import uuid
@@ -75,6 +76,26 @@ def make_config(tmp: Path, *specs: ServiceSpec, config_id: str | None = None) ->
                         runtime_dir=tmp / "run", sample_interval=0)
     return Config(path=tmp / "cfg.yaml", config_id=cid, settings=settings,
                   services=MappingProxyType({s.name: s for s in specs}))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_cgroups_left() -> Iterator[None]:
+    """Engines a test SIGKILLs leave their (empty) cgroups, as a real engine killed so
+    does until the next start of its config: remove the empty ones this run made."""
+    from tui_supervisor.engine.cgroups import PREFIX, _own_cgroup, _v2_mount
+
+    mount, own = _v2_mount(), _own_cgroup()
+    base = mount / own.lstrip("/") if mount and own else None
+
+    def ours() -> set[Path]:
+        return set(base.glob(f"{PREFIX}{TEST_PREFIX}*")) if base else set()
+
+    before = ours()
+    yield
+    for group in ours() - before:
+        for d in [*group.glob("svc-*"), group]:
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 @pytest.fixture(autouse=True)

@@ -266,7 +266,8 @@ def test_safe_mode_rotates_logs_as_the_engine_does(tmp_path: Path) -> None:
         good = cli.read_text()
         cli.write_text(good.replace(
             BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
-        assert e.cli("reload", "--code").returncode == 0
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr + e.out
         e.wait_out("safe mode: the new code failed at start-up")
         wait_until(lambda: len(list(log.parent.glob("tick.log.*"))) > 8, 60,
                    "more than 8 rotated files of tick's log, in safe mode")
@@ -283,3 +284,41 @@ def test_safe_mode_rotates_logs_as_the_engine_does(tmp_path: Path) -> None:
     assert max(f.stat().st_size for f in files) <= 20 * 1024 + 64 * 1024
     numbers = [int(line.split()[1]) for f in files for line in f.read_text().splitlines()]
     assert numbers == list(range(len(numbers))), "every line once, in order, across files"
+
+
+@pytest.mark.parametrize("cgroups", ["off", "auto"])
+def test_sigterm_in_safe_mode_stops_a_daemonized_service(tmp_path: Path, cgroups: str
+                                                         ) -> None:
+    """A daemon left its process group (setsid): safe mode's stop signals it too (and
+    ends the services' cgroups, then removes them, where the engine made them)."""
+    from support import CHILDREN, PY
+
+    pkg = copy_package(tmp_path)
+    pidfile = tmp_path / "daemon.pid"
+    cfg = tmp_path / "tst-code.yaml"
+    cfg.write_text(f"settings: {{cgroups: {cgroups}, watch_code: false}}\nservices:\n"
+                   f"  d:\n    command: [{PY}, {CHILDREN / 'daemon.py'}, {pidfile}]\n"
+                   "    start_time: 0\n")
+    e = Headless(tmp_path, cfg, pkg, quiet=True)
+    daemon = None
+    try:
+        snap = e.snapshot(lambda s: s["services"][0]["state"] == "daemonized", 30,
+                          "daemonized")
+        daemon = int(pidfile.read_text())
+        mode = snap["engine"]["processes"]
+        cli = pkg / "tui_supervisor" / "runner" / "headless.py"
+        cli.write_text(cli.read_text().replace(
+            BREAK_AT, BREAK_AT + "    raise RuntimeError('broken start-up')\n"))
+        r = e.cli("reload", "--code")
+        assert r.returncode == 0, r.stderr + e.out
+        e.wait_out("safe mode: the new code failed at start-up")
+        assert alive(daemon)
+        e.proc.send_signal(signal.SIGTERM)
+        assert e.proc.wait(30) == 0
+        wait_until(lambda: not alive(daemon), 10, "the daemon stopped by safe mode")
+        if mode.startswith("cgroup v2 at "):
+            assert not Path(mode.removeprefix("cgroup v2 at ")).exists()
+    finally:
+        e.stop()
+        if daemon is not None and alive(daemon):
+            os.kill(daemon, signal.SIGKILL)

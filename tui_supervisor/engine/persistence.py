@@ -88,6 +88,8 @@ def handoff_record(sup: Supervisor) -> dict[str, Any]:
         # the first four only: Notice.from_record reads both)
         "notices": [n.as_record() for n in sup.notices],
         "lock_path": str(sup.lock.path) if sup.lock else None,
+        # the services' cgroups (engine/cgroups.py): safe mode's stop ends them all
+        "cgroups": str(sup.cgroups.group) if sup.cgroups is not None else None,
         # when the pipes stopped being read (CLOCK_MONOTONIC is the same in a successor
         # exec'd on this boot): the successor says how long that lasted
         "detached_mono": time.monotonic(),

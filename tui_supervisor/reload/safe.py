@@ -34,6 +34,7 @@ import sys
 import time
 import traceback
 import types
+from pathlib import Path
 from typing import Any
 
 HANDOFF_VAR = "TUISUP_HANDOFF"
@@ -641,22 +642,39 @@ class SafeMode:
                     os.set_inheritable(x, False)
 
     def _stop_all(self) -> None:
-        """SIGTERM to every service's group, SIGKILL after STOP_TIMEOUT; then exit."""
+        """SIGTERM to every service's group and daemon, SIGKILL after STOP_TIMEOUT (and
+        `cgroup.kill` where the services have cgroups); then exit."""
         _say("stopping all services")
         groups = {s.get("pgid") or s.get("pid") for s in self.record["services"]} - {None}
-        for g in groups:
-            with contextlib.suppress(OSError):
-                os.killpg(g, signal.SIGTERM)
+        daemons = {p for s in self.record["services"] for p in s.get("daemon_pids") or ()}
+        cgroups = sorted(Path(self.record["cgroups"]).glob("svc-*")) \
+            if self.record.get("cgroups") else []
+        for sig in (signal.SIGTERM, signal.SIGCONT):
+            for g in groups:
+                with contextlib.suppress(OSError):
+                    os.killpg(g, sig)
+            for p in daemons:
+                with contextlib.suppress(OSError):
+                    os.kill(p, sig)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and self._alive(groups):
+        while time.monotonic() < deadline and self._alive(groups, cgroups):
             self._drain()
             time.sleep(0.05)
         for g in groups:
             with contextlib.suppress(OSError):
                 os.killpg(g, signal.SIGKILL)
+        for p in daemons:
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+        for cg in cgroups:
+            with contextlib.suppress(OSError):
+                (cg / "cgroup.kill").write_text("1")
         time.sleep(0.05)
         self._drain()
         self._reap_all()
+        for cg in [*cgroups, *[c.parent for c in cgroups[:1]]]:
+            with contextlib.suppress(OSError):  # empty now: the engine made them
+                cg.rmdir()
         if self.listener is not None and self.record.get("socket_path"):
             with contextlib.suppress(OSError):  # ours only (not one bound since)
                 if os.lstat(self.record["socket_path"]).st_ino == self.socket_ino:
@@ -669,8 +687,8 @@ class SafeMode:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
 
-    def _alive(self, groups: set[int]) -> bool:
-        """Some group still has a live member (zombies of ours are reaped first)."""
+    def _alive(self, groups: set[int], cgroups: list[Path]) -> bool:
+        """Some group or cgroup still has a live member (zombies of ours reaped first)."""
         self._reap_all()
         for g in groups:
             try:
@@ -678,6 +696,10 @@ class SafeMode:
                 return True
             except OSError:
                 continue
+        for cg in cgroups:
+            with contextlib.suppress(OSError):
+                if (cg / "cgroup.procs").read_text().strip():
+                    return True
         return False
 
 
