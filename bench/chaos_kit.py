@@ -310,13 +310,29 @@ class Engine:
         return r, time.monotonic() - t0
 
 
+def connect(path: Path, timeout: float | None = 30, rcvbuf: int = 0) -> socket.socket:
+    """A unix socket connected to `path` (a long path through /proc/self/fd, as the
+    engine binds it: sun_path holds 108 bytes, a test's tmp dir can be longer)."""
+    from tui_supervisor.control.protocol import bindable
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        with bindable(path) as name:
+            s.connect(name)  # blocking: a full backlog waits (with a timeout, EAGAIN)
+        s.settimeout(timeout)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 class Connection:
     """A plain control-socket client: the hello read, then requests one at a time."""
 
-    def __init__(self, path: Path, timeout: float = 30) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
+    def __init__(self, path: Path, timeout: float | None = 30) -> None:
+        self.sock = connect(path, timeout)
         self.file = self.sock.makefile("rb")
         self.hello = self.read()
         self.next_id = 0
@@ -361,7 +377,7 @@ class Subscriber:
     `events` as (time received, event)."""
 
     def __init__(self, path: Path, kinds: tuple[str, ...] = ("spawn", "notice")) -> None:
-        self.conn = Connection(path, timeout=None)  # type: ignore[arg-type]
+        self.conn = Connection(path, timeout=None)
         self.kinds = kinds
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.conn.send("subscribe", {"logs": False})

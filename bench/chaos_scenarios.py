@@ -34,6 +34,7 @@ from chaos_kit import (
     alive,
     become_subreaper,
     child,
+    connect,
     fd_count,
     is_leader,
     marked,
@@ -210,18 +211,13 @@ class Abuse:
         self.random_bytes = 0
         self.deaf_dropped = self.stopped = False
         for _ in range(idle):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                s.connect(str(path))
+                self.socks.append(connect(path))
             except OSError:
                 self.idle_refused += 1
-                s.close()
                 continue
-            self.socks.append(s)
             self.idle_open += 1
-        self.deaf = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.deaf.connect(str(path))
+        self.deaf = connect(path, rcvbuf=4096)
         self.deaf.sendall(b'{"id": 1, "cmd": "subscribe", "args": {"logs": true}}\n')
         self.threads = [threading.Thread(target=f, daemon=True)
                         for f in (self._long_line, self._random)]
@@ -296,9 +292,11 @@ def socket_abuse(work: Path, full: bool) -> Result:
         time.sleep(phase / 2)
         t1 = time.monotonic()
         spawns_before = e.services()["loop"]["spawns"]
+        fds_quiet = fd_count(e.pid)
         abuse = Abuse(e.runtime / "control.sock", idle, t1 + phase)
         c.callback(abuse.stop)
         time.sleep(phase / 2)
+        fds_abused = fd_count(e.pid)
         status, status_s = e.cli("status", timeout=120)
         with contextlib.suppress(OSError, RuntimeError, ValueError):
             snap_ok = bool(e.snapshot(timeout=60))
@@ -306,6 +304,9 @@ def socket_abuse(work: Path, full: bool) -> Result:
         t2 = time.monotonic()
         spawns_during = e.services()["loop"]["spawns"] - spawns_before
         abuse.stop()
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: fd_count(e.pid) <= fds_quiet + 8, 20, "connections closed")
+        fds_after = fd_count(e.pid)
         quiet = sub.respawn_latencies("loop", t0, t1)
         loud = sub.respawn_latencies("loop", t1, t2)
         r.figures.update({
@@ -316,6 +317,8 @@ def socket_abuse(work: Path, full: bool) -> Result:
             "respawns during abuse": spawns_during,
             "`status` quiet / abused": f"{quiet_s:.2f} s / {status_s:.2f} s",
             "idle connections open / refused": f"{abuse.idle_open} / {abuse.idle_refused}",
+            "engine fds quiet / abused / after": f"{fds_quiet} / {fds_abused} / "
+                                                 f"{fds_after}",
             "10 MB line answered": abuse.long_line_answer or "(connection closed)",
             "random bytes sent": mib(abuse.random_bytes),
             "never-reading subscriber cut off": "yes" if abuse.deaf_dropped else "no"})
@@ -325,6 +328,8 @@ def socket_abuse(work: Path, full: bool) -> Result:
                 status.stderr.strip()[-300:])
         r.check("`status` answers when quiet", quiet_status.returncode == 0)
         r.check("a socket request answers with the idle connections open", snap_ok)
+        r.check("the engine's fds back to quiet once the clients are gone",
+                fds_after <= fds_quiet + 8, f"{fds_quiet} -> {fds_after}")
         r.check("engine alive", e.proc.poll() is None, e.out[-2000:])
         _stopped_clean(r, e, set())
     return r
