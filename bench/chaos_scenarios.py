@@ -37,6 +37,7 @@ from chaos_kit import (
     connect,
     fd_count,
     is_leader,
+    kill_pids,
     marked,
     mib,
     ms,
@@ -588,6 +589,32 @@ def hostile(work: Path, full: bool) -> Result:
     return r
 
 
+def ghost(work: Path, full: bool) -> Result:
+    """A service's grandchild that leaves every trace of it: its own session, its parent
+    gone (so it is the engine's, a subreaper), its environment (the marker) wiped."""
+    pidfile = work / "ghost.pid"
+    r = Result("ghost-child", did="a service double-forks a grandchild into its own session "
+               "that wipes its environment block (no marker), then the service is stopped "
+               "with `tui-supervisor stop NAME`, and the engine stopped")
+    services = service_yaml("haunted", child("hostile", f"ghost={pidfile}"),
+                            stop={"signal": "TERM", "timeout": "1s"})
+    with Cleanup() as c:
+        become_subreaper()
+        e = c.engine(Engine(work, "ghost", services)).start()
+        e.wait_ready(60, lambda s: pidfile.exists())
+        ghost_pid = int(pidfile.read_text())
+        c.callback(kill_pids, [ghost_pid])  # it has no marker: cleanup would miss it
+        res, _ = e.cli("stop", "haunted", timeout=120)
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: not alive(ghost_pid), 3, "the ghost gone")
+        r.check("`stop` stops the grandchild that hid", res.returncode == 0
+                and not alive(ghost_pid), f"rc {res.returncode}, pid {ghost_pid} "
+                f"{'alive' if alive(ghost_pid) else 'gone'}")
+        r.figures["ghost alive after stop"] = "yes" if alive(ghost_pid) else "no"
+        _stopped_clean(r, e, {ghost_pid})
+    return r
+
+
 SCENARIOS: dict[str, Callable[[Path, bool], Result]] = {
     "kill-storm": kill_storm,
     "crash-loop": crash_loop,
@@ -596,6 +623,7 @@ SCENARIOS: dict[str, Callable[[Path, bool], Result]] = {
     "code-reload": code_reloads,
     "disk-full": disk_full,
     "hostile-services": hostile,
+    "ghost-child": ghost,
 }
 
 
