@@ -353,7 +353,7 @@ class Ours(Driver):
                 "restart": "always" if p.autorestart else "never",
                 "backoff": {"initial": "0ms", "factor": 1, "max": "0ms", "jitter": 0,
                             "reset_after": "1s"},
-                "crash_loop": {"max_failures": 1_000_000, "window": "1s"},
+                "crash_loop": {"max_failures": 10_000, "window": "1s"},  # the most allowed
                 "stop": {"signal": "TERM", "timeout": "10s"},
                 "log": {"max_bytes": 0, "backups": 0},
             }

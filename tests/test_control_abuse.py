@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Callable
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from conftest import child, make_config, spec, wait_for
 
 from tui_supervisor.control import protocol as p
 from tui_supervisor.control.client import RemoteSupervisor
+from tui_supervisor.control.errors import ControlError
 from tui_supervisor.control.resume import Reconnect
 from tui_supervisor.control.server import ControlServer, peer_allowed, peer_uid
 from tui_supervisor.engine.supervisor import Supervisor
@@ -204,7 +208,7 @@ async def test_client_vanishing_mid_subscribe(served, tmp_path: Path) -> None:
 async def test_slow_subscriber_dropped_with_a_notice(served, tmp_path: Path) -> None:
     sup, srv = await served(sleeper(tmp_path),
                             spec("c", child("counter", "0", "0.0002"), tmp_path),
-                            sub_maxsize=100)
+                            sub_max_bytes=100 * 1024)
     raw = await Raw.open(srv.path, limit=1 << 16)
     await raw.send({"id": 1, "cmd": "subscribe", "args": {"logs": True}})
     await wait_for(lambda: sup.bus._subs, what="subscribed")
@@ -227,7 +231,7 @@ async def test_reconnecting_client_does_not_come_back_after_a_drop(served, tmp_p
     """A client the engine dropped for being too slow ends its stream (the engine's
     subscriber_dropped notice is its last item) instead of reconnecting: a new
     subscription would fall behind the same way."""
-    sup, srv = await served(sleeper(tmp_path), sub_maxsize=1)  # any burst overflows
+    sup, srv = await served(sleeper(tmp_path), sub_max_bytes=1)  # any event overflows
     client = RemoteSupervisor(srv.path.parent, reconnect=Reconnect(give_up_after=5))
     try:
         it = await client.subscribe(logs=True)
@@ -323,4 +327,123 @@ async def test_runtime_dir_too_long_for_sun_path(served, tmp_path: Path) -> None
     await client.close()
     await srv.close()
     assert not srv.path.exists()
+    await still_supervises(sup)
+
+
+@contextlib.contextmanager
+def loop_errors() -> Iterator[list[dict[str, Any]]]:
+    """What the loop would print as errors ("Task exception was never retrieved", ...)
+    while the block runs; collected garbage included."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: seen.append(ctx))
+    try:
+        yield seen
+        gc.collect()
+    finally:
+        loop.set_exception_handler(old)
+
+
+async def test_subscriber_that_leaves_is_freed_at_once(served, tmp_path: Path) -> None:
+    """Subscribe, read nothing while a service prints, disconnect: the subscription and
+    what it had queued are freed then, not at the next full collection (a cancelled
+    request task used to keep them through a reference cycle), and nothing is left for
+    the loop to complain about."""
+    sup, srv = await served(sleeper(tmp_path),
+                            spec("c", child("counter", "0", "0.0005"), tmp_path))
+    with loop_errors() as errors:
+        for _ in range(3):
+            raw = await Raw.open(srv.path, limit=1 << 16)
+            await raw.send({"id": 1, "cmd": "subscribe"})
+            await wait_for(lambda: sup.bus.subscribers == 1, what="subscribed")
+            sub = weakref.ref(sup.bus._subs[0])
+            await wait_for(lambda: sup.bus.queued_bytes > 20_000, 30, "lines queued")
+            gc.disable()
+            try:
+                raw.close()
+                await wait_for(lambda s=sub: s() is None, 10,  # type: ignore[misc]
+                               lambda s=sub: f"it freed: {gc.get_referrers(s())}")
+            finally:
+                gc.enable()
+            assert sup.bus.subscribers == 0 and sup.bus.queued_bytes == 0
+            await wait_for(lambda: not srv._conns, what="the connection gone")
+    assert not errors, errors
+    await still_supervises(sup)
+
+
+async def test_connection_cap_refuses_with_one_line(served, tmp_path: Path) -> None:
+    sup, srv = await served(sleeper(tmp_path), max_connections=5)
+    held = [await Raw.open(srv.path) for _ in range(5)]
+    reader, writer = await asyncio.open_unix_connection(str(srv.path))
+    try:
+        lines = (await asyncio.wait_for(reader.read(), 10)).splitlines()
+    finally:
+        writer.transport.abort()
+    assert len(lines) == 1, lines  # no hello: one error line, then closed
+    err = json.loads(lines[0])
+    assert err["ok"] is False and err["error"]["code"] == "busy"
+    assert "too many connections (5 open)" in err["error"]["message"]
+    with pytest.raises(ControlError, match="too many connections") as e:
+        await RemoteSupervisor(srv.path.parent).snapshot()
+    assert e.value.code == "busy"
+    for h in held:  # the held ones are served as before
+        assert (await h.call({"id": 1, "cmd": "snapshot"}))["ok"] is True
+    held.pop().close()
+    await wait_for(lambda: len(srv._conns) == 4, what="a slot free")
+    client = RemoteSupervisor(srv.path.parent)
+    assert (await client.snapshot())["services"]
+    assert (await client.snapshot())["engine"]["control"]["connections"] == 5
+    await client.close()
+    for h in held:
+        h.close()
+    await still_supervises(sup)
+
+
+async def test_silent_connection_times_out_a_quiet_subscription_never(
+        served, tmp_path: Path) -> None:
+    """A connection that sends no request in `first_request_timeout` is closed with an
+    `idle_timeout` line; one that sent a request, and a subscription with nothing to
+    read for much longer, stay."""
+    sup, srv = await served(sleeper(tmp_path), first_request_timeout=0.5)
+    silent = await Raw.open(srv.path)
+    asked = await Raw.open(srv.path)
+    assert (await asked.call({"id": 1, "cmd": "snapshot"}))["ok"] is True
+    quiet = await Raw.open(srv.path)
+    await quiet.send({"id": "s", "cmd": "subscribe", "args": {"logs": False}})
+    assert (await quiet.recv())["event"]["kind"] == "snapshot"  # type: ignore[index]
+    err = await silent.recv()
+    assert err is not None and err["error"]["code"] == "idle_timeout", err
+    assert "no request in 0.5s" in err["error"]["message"]
+    assert await silent.recv() is None
+    await asyncio.sleep(2)  # four timeouts' worth of nothing on the other two
+    assert (await asked.call({"id": 2, "cmd": "snapshot"}))["ok"] is True
+    await sup.restart(["a"])
+    ev = await quiet.recv()
+    assert ev is not None and ev["event"]["kind"] == "state"
+    asked.close()
+    quiet.close()
+    await still_supervises(sup)
+
+
+async def test_random_bytes_get_errors_or_a_close_never_a_traceback(
+        served, tmp_path: Path) -> None:
+    sup, srv = await served(sleeper(tmp_path))
+    rnd = random.Random(12)
+    with loop_errors() as errors:
+        for i in range(20):
+            raw = await Raw.open(srv.path)
+            junk = rnd.randbytes(rnd.choice((10, 1000, 100_000, 3 << 20)))
+            with contextlib.suppress(ConnectionError):
+                raw.writer.write(junk + b"\n" * (i % 2))
+                await asyncio.wait_for(raw.writer.drain(), 10)
+                raw.writer.write_eof()  # (a last line without a newline is read at EOF)
+            with contextlib.suppress(ConnectionError):
+                while (r := await raw.recv()) is not None:  # error lines, then closed
+                    assert r["ok"] is False, r
+                    assert r["error"]["code"] in ("bad_request", "line_too_long"), r
+            raw.close()
+        await wait_for(lambda: not srv._conns, what="the connections gone")
+    assert not errors, errors
+    assert not [n for n in sup.notices if n.topic == "control"]
     await still_supervises(sup)

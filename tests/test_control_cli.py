@@ -51,6 +51,8 @@ def test_status_table_and_json(tmp_path: Path, engines) -> None:
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"engine pid {e.proc.pid}, up ")
+    assert lines[1].startswith(("processes known by cgroup v2 at ",
+                                "processes known by marker and ancestry ("))
     header = next(line for line in lines if "NAME" in line).split()
     sampled = "CPU" in header  # once the first resource sample is in
     assert [h for h in header if h not in ("CPU", "MEM")] == [

@@ -276,10 +276,23 @@ def test_daemon_death(policy: RestartPolicy, exit: ExitInfo, signalled: bool,
         assert effects[1:] == [SetState(State.EXITED, reason)]
 
 
-def test_daemon_death_with_processes_left_watches_those() -> None:
-    new, effects = run(DAEMONIZED, DaemonGone(7, KILLED, frozenset({9})))
+@pytest.mark.parametrize("exit", [OK, ExitInfo(None, None)], ids=["clean", "unknown"])
+def test_daemon_handing_over_to_processes_left_watches_those(exit: ExitInfo) -> None:
+    new, effects = run(DAEMONIZED, DaemonGone(7, exit, frozenset({9})))
     assert effects == [WatchDaemons(frozenset({9}))]  # not the end: no Exited
     assert new.daemon_pids == {9} and new.failures == 0
+
+
+@pytest.mark.parametrize("exit", [KILLED, BAD], ids=["killed", "failed"])
+def test_daemon_crash_leaving_workers_is_a_failure_cleared_before_respawn(
+        exit: ExitInfo) -> None:
+    """nginx's master SIGKILLed, its workers still holding the port."""
+    new, effects = run(DAEMONIZED, DaemonGone(7, exit, frozenset({9})))
+    (ev,) = exits(effects)
+    assert (ev.pid, ev.cause, ev.failure) == (7, "daemon", True)
+    assert new.failures == 1 and new.daemon_pids == frozenset()
+    assert effects[1].state is State.BACKOFF
+    assert isinstance(effects[-1], Respawn) and effects[-1].clear
 
 
 @pytest.mark.parametrize("state", [State.STOPPING, State.STOPPED, State.RUNNING])
@@ -357,3 +370,28 @@ def test_record_of_the_previous_version_is_adopted() -> None:
     # and the next failure of such a service is decided without trouble
     new, effects = run(replace(rec, state=State.RUNNING), main_exit(BAD), make_spec())
     assert final(rec, effects) is State.FATAL and len(new.failure_times) <= 5
+
+
+# -- an exit the engine caused (a resource limit) ---------------------------------------
+LIMIT = "memory limit 64 MB exceeded: 130 MB"
+
+
+@pytest.mark.parametrize("policy", [ALWAYS, ON_FAILURE, NEVER])
+@pytest.mark.parametrize("exit", [OK, BAD, ExitInfo(None, signal.SIGTERM)],
+                         ids=["clean", "failed", "termed"])
+def test_exit_ended_by_the_engine_is_a_failure_with_its_reason(
+        policy: RestartPolicy, exit: ExitInfo) -> None:
+    ev = MainExit(100, exit, 5.0, False, frozenset(), None, LIMIT)
+    new, effects = run(up(), ev, make_spec(policy))
+    (ex,) = exits(effects)
+    assert ex.failure and ex.detail == LIMIT and new.failures == 1
+    state = final(up(), effects)
+    assert state is (State.EXITED if policy is NEVER else State.BACKOFF)
+    assert effects[1].reason.startswith(LIMIT)
+
+
+def test_daemon_ended_by_the_engine_is_not_handed_over() -> None:
+    new, effects = run(DAEMONIZED, DaemonGone(7, OK, frozenset({9}), LIMIT))
+    (ex,) = exits(effects)
+    assert ex.failure and ex.cause == "daemon" and new.daemon_pids == frozenset()
+    assert isinstance(effects[-1], Respawn) and effects[-1].clear

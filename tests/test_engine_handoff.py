@@ -106,7 +106,7 @@ async def test_subscribe_snapshot_then_events(engine_factory, tmp_path: Path) ->
 
 async def test_slow_subscriber_is_dropped_with_notice(engine_factory, tmp_path: Path) -> None:
     sup = await engine_factory(spec("f", child("counter", "5000"), tmp_path, restart="never"))
-    sub = sup.subscribe_now(maxsize=5)
+    sub = sup.subscribe_now(max_bytes=5 * 1024)
     svc = sup.services["f"]
     await wait_for(lambda: svc.state.value == "exited" and not svc.pipes)
     items = []

@@ -112,16 +112,19 @@ def test_runtime_dir_refuses_a_parent_made_by_someone_else(tmp_path: Path) -> No
     ok = tmp_path / "mine" / "cfg-1"
     ensure_private_dir(ok)
     assert oct(ok.stat().st_mode & 0o777) == oct(ok.parent.stat().st_mode & 0o777) == "0o700"
-    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
     (tmp_path / "trap").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(RuntimeDirError, match="not a directory"):
-        ensure_private_dir(tmp_path / "trap" / "cfg-1")
+        ensure_private_dir(tmp_path / "trap")  # the runtime dir itself: no symlink
     if os.geteuid() == 0:
         theirs = tmp_path / "theirs"
         theirs.mkdir()
         os.chown(theirs, 65534, 65534)
         with pytest.raises(RuntimeDirError, match="owned by uid 65534"):
             ensure_private_dir(theirs / "cfg-1")
+        os.lchown(tmp_path / "trap", 65534, 65534)  # their symlink (in /tmp) to our dir
+        with pytest.raises(RuntimeDirError, match="trap: owned by uid 65534"):
+            ensure_private_dir(tmp_path / "trap" / "cfg-1")
 
 
 async def test_reload_respects_what_the_operator_stopped(engine_factory, tmp_path: Path) -> None:

@@ -87,6 +87,22 @@ def test_safe_mode_keeps_services_until_the_fix(broken) -> None:
         "every line exactly once, in order, through the failed start and safe mode"
 
 
+def test_sigusr1_in_safe_mode_reopens_the_logs(broken) -> None:
+    """logrotate's SIGUSR1 (`reopen-logs`) while the engine is in safe mode: it lives on
+    (by default the signal ends a process: the services would be stranded) and writes a
+    renamed log file at its path again, no line lost."""
+    e, _cli, _good, first = broken
+    log = Path(next(s for s in first["services"] if s["name"] == "tick")["log_file"])
+    moved = log.with_name(log.name + ".moved")
+    os.rename(log, moved)
+    e.proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: log.exists() and log.stat().st_size > 100 * 55, 30,
+               f"a new {log}, written to in safe mode")
+    assert e.proc.poll() is None and all(alive(p) for p in pids(first).values())
+    numbers = [int(x.split()[1]) for f in (moved, log) for x in f.read_text().splitlines()]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+
 def test_sigterm_in_safe_mode_stops_everything(broken) -> None:
     e, _cli, _good, first = broken
     e.proc.send_signal(signal.SIGTERM)

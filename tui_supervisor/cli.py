@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     rl = add("reload", "re-read the config and apply the difference")
     rl.add_argument("--code", action="store_true",
                     help="reload the supervisor's own code instead (services kept)")
+    add("reopen-logs", "open every log file again (the services' and the engine's own): "
+        "after logrotate renamed them (SIGUSR1 does the same)")
     inc = add("incidents", "list recent failures (crashes, failed starts): time, exit, "
               "uptime before it and the last output lines; newest last. Asks the running "
               "engine, or, when none runs, reads incidents.jsonl in the config's state dir "
@@ -89,7 +91,7 @@ def _count(text: str) -> int:
 
 
 CLIENT_VERBS = ("status", "start", "stop", "restart", "signal", "logs", "reload",
-                "incidents")
+                "incidents", "reopen-logs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_tui(path: Path, *, demo: bool = False) -> int:
     """Engine + dashboard in one process (DESIGN.md §1)."""
-    cfg = _load(path, demo=demo)
+    cfg = _load(path, demo=demo, environ=_engine_environ())
     if cfg is None:
         return 1
     from tui_supervisor.runner.dashboard import run_dashboard
@@ -151,12 +153,19 @@ def cmd_attach(path: Path) -> int:
     return attach(runtime_dir)
 
 
-def _load(path: Path, *, check_system: bool = False,
-          demo: bool = False) -> Config | None:
+def _engine_environ() -> dict[str, str]:
+    """What an engine bases its services' env on (its first launch's: reload/code.py)."""
+    from tui_supervisor.reload.code import engine_environ
+
+    return engine_environ()
+
+
+def _load(path: Path, *, check_system: bool = False, demo: bool = False,
+          environ: dict[str, str] | None = None) -> Config | None:
     from tui_supervisor.config import ConfigError, load_config
 
     try:
-        cfg = load_config(path, check_system=check_system)
+        cfg = load_config(path, check_system=check_system, environ=environ)
     except ConfigError as e:
         for issue in e.issues:
             print(issue, file=sys.stderr)
@@ -206,6 +215,8 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
                 return await verbs.logs(api, args.names, args.n, args.follow)
             if args.cmd == "incidents":
                 return await verbs.incidents(api, args.name, args.n, as_json=args.json)
+            if args.cmd == "reopen-logs":
+                return await verbs.reopen_logs(api)
             return await verbs.reload(api, code=args.code)
 
     try:
@@ -266,7 +277,7 @@ def _incidents_offline(args: argparse.Namespace, cfg_path: Path) -> int:
 
 
 def cmd_run(path: Path, *, quiet: bool, demo: bool = False, detach: bool = False) -> int:
-    cfg = _load(path, demo=demo)
+    cfg = _load(path, demo=demo, environ=_engine_environ())
     if cfg is None:
         return 1
     from tui_supervisor.runner.headless import run_headless

@@ -13,6 +13,7 @@ from tui_supervisor.engine.views import (
     EventView,
     LogLine,
     ReloadResult,
+    ReopenLogsResult,
     RestartResult,
     SignalResult,
     Snapshot,
@@ -126,6 +127,9 @@ class FixedAPI:
 
     async def reload_code(self) -> CodeReloadResult:
         return {"ok": False, "errors": ["a fixed story: no code to reload"]}
+
+    async def reopen_logs(self) -> ReopenLogsResult:
+        return {"ok": True, "reopened": [], "errors": []}
 
 
 async def settle_picture(pilot: Any) -> None:

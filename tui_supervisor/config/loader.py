@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -162,11 +163,22 @@ def load_settings(
         metrics_listen=r.get(items, "metrics_listen", path, to_listen, None),
         watch_config=r.get(items, "watch_config", path, to_bool, True),
         watch_code=r.get(items, "watch_code", path, to_bool, None),
+        cgroups=r.get(items, "cgroups", path, to_cgroups_mode, "auto"),
     )
 
 
+def to_cgroups_mode(value: object) -> str:
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    if value in ("auto", "on", "off"):
+        return str(value)
+    raise ValueError(f"expected auto, on or off, got {value!r}")
+
+
 SETTINGS_KEYS = {"log_dir", "state_dir", "runtime_dir", "sample_interval", "metrics_listen",
-                 "watch_config", "watch_code"}
+                 "watch_config", "watch_code", "cgroups"}
 TOP_KEYS = {"version", "settings", "services"}
 
 
@@ -208,8 +220,15 @@ def load_config(
         settings_items = r.mapping(top["settings"][1], "settings") if "settings" in top else {}
         settings = load_settings(r, settings_items or {}, abs_path.parent, config_id, env)
         services = load_services(r, top, root, abs_path.parent, env, check_system)
+        if not settings.sample_interval:
+            for name, spec in services.items():
+                if spec.limits.memory is not None:  # checked at each sample
+                    node = top["services"][1]
+                    r.add(node, f"services.{name}.limits.memory",
+                          "needs resource sampling: settings.sample_interval is 0")
     finally:
         loader.dispose()
     if r.issues:
         raise ConfigError(r.issues)
-    return Config(path=abs_path, config_id=config_id, settings=settings, services=services)
+    return Config(path=abs_path, config_id=config_id, settings=settings, services=services,
+                  environ=MappingProxyType(env))

@@ -54,6 +54,13 @@ class StopSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsSpec:
+    memory: int | None = None
+    """Bytes of resident memory the service's whole tree may use; over it (seen at a
+    sample) the service is restarted, as a failure."""
+
+
+@dataclass(frozen=True, slots=True)
 class LogSpec:
     max_bytes: int = 10 * 1024 * 1024
     """Rotate the service's log file when it would grow past this size (0 = never)."""
@@ -88,12 +95,16 @@ class ServiceSpec:
     crash_loop: CrashLoopSpec = CrashLoopSpec()
     stop: StopSpec = StopSpec()
     log: LogSpec = LogSpec()
+    limits: LimitsSpec = LimitsSpec()
+    rlimits: tuple[tuple[str, int, int], ...] = ()
+    """(resource name, soft, hard) set in the process before it starts (-1 = unlimited)."""
     line: int = 0
     """Line of the service's key in the config file (for messages); 0 if unknown."""
 
     def restart_key(self) -> tuple[object, ...]:
         """Fields whose change requires a restart of the running process."""
-        return (self.argv, self.cwd, tuple(sorted(self.env.items())), self.user)
+        return (self.argv, self.cwd, tuple(sorted(self.env.items())), self.user,
+                self.rlimits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,8 @@ class Settings:
     watch_code: bool | None = None
     """Reload the supervisor's own code when its source changes; None: only when run
     from a source checkout or an editable install."""
+    cgroups: str = "auto"
+    """A cgroup per service: "on", "off", or "auto" (where delegated; engine/cgroups.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +138,7 @@ class Config:
     settings: Settings
     services: Mapping[str, ServiceSpec]
     """Services in file order."""
+    environ: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+    """The supervisor environment the services' env is based on, as loaded (None: built
+    by hand; a reload then reads `os.environ`). The engine loads its config again with
+    it, so the base stays the one of its first launch across config and code reloads."""

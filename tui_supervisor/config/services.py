@@ -18,6 +18,7 @@ from tui_supervisor.config.reader import Items, Reader, expand_path, join
 from tui_supervisor.config.schema import (
     BackoffSpec,
     CrashLoopSpec,
+    LimitsSpec,
     LogSpec,
     RestartPolicy,
     ServiceSpec,
@@ -43,7 +44,7 @@ SERVICE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 ENV_NAME = re.compile(r"[^=\x00]+")
 SERVICE_KEYS = {
     "command", "shell", "cwd", "env", "env_file", "user", "autostart", "start_time",
-    "restart", "success_codes", "backoff", "crash_loop", "stop", "log",
+    "restart", "success_codes", "backoff", "crash_loop", "stop", "log", "limits", "rlimits",
 }  # fmt: skip
 UNSUPPORTED_KEYS = frozenset({"health", "depends_on", "replicas"})
 
@@ -77,6 +78,56 @@ def max_failures(value: Any) -> int:
 CRASH_LOOP = {"max_failures": max_failures, "window": positive_duration}
 STOP = {"signal": parse_signal, "timeout": parse_duration}
 LOG = {"max_bytes": parse_size, "backups": to_int(0), "ring_lines": to_int(1)}
+
+
+def memory_limit(value: Any) -> int:
+    size = parse_size(value)
+    if size < 1 << 20:
+        raise ValueError(f"must be at least 1MB, got {show(value)}")
+    return size
+
+
+LIMITS = {"memory": memory_limit}
+RLIMITS = ("as", "core", "cpu", "data", "fsize", "memlock", "msgqueue", "nice",
+           "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
+"""setrlimit(2)'s resources, by the names ulimit and systemd (Limit*=) use."""
+
+
+def rlimit_value(value: Any) -> tuple[int, int]:
+    """(soft, hard) from `65536` (both), `unlimited`, or `"1024:4096"`."""
+    def one(v: Any) -> int:
+        if isinstance(v, str) and v.strip().lower() in ("unlimited", "infinity"):
+            return -1
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v.strip())
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v >= 1 << 63:
+            raise ValueError(f"expected a number, 'unlimited' or 'SOFT:HARD', got {show(value)}")
+        return v
+    if isinstance(value, str) and ":" in value:
+        soft, _, hard = value.partition(":")
+        s, h = one(soft), one(hard)
+    else:
+        s = h = one(value)
+    if h != -1 and (s == -1 or s > h):
+        raise ValueError(f"soft limit above the hard one in {show(value)}")
+    return s, h
+
+
+def load_rlimits(r: Reader, items: Items, path: str) -> tuple[tuple[str, int, int], ...]:
+    if "rlimits" not in items:
+        return ()
+    sub = join(path, "rlimits")
+    found = r.mapping(items["rlimits"][1], sub)
+    if not found:
+        return ()
+    r.check_keys(found, set(RLIMITS), sub)
+    out = []
+    for name in RLIMITS:
+        if name in found:
+            pair = r.get(found, name, sub, rlimit_value, None)
+            if pair is not None:
+                out.append((name, *pair))
+    return tuple(out)
 
 
 def load_services(
@@ -155,6 +206,8 @@ def load_service(
         crash_loop=r.section(items, "crash_loop", path, CrashLoopSpec(), CRASH_LOOP),
         stop=r.section(items, "stop", path, StopSpec(), STOP),
         log=r.section(items, "log", path, LogSpec(), LOG),
+        limits=r.section(items, "limits", path, LimitsSpec(), LIMITS),
+        rlimits=load_rlimits(r, items, path),
         line=key_node.start_mark.line + 1,
     )
     if check:
@@ -269,6 +322,14 @@ def check_service(r: Reader, spec: ServiceSpec, items: Items, path: str, key_nod
         r.add(cwd_node, join(path, "cwd"), f"directory {str(spec.cwd)!r} does not exist")
     elif not spec.cwd.is_dir():
         r.add(cwd_node, join(path, "cwd"), f"{str(spec.cwd)!r} is not a directory")
+    if spec.rlimits and os.geteuid() != 0:
+        import resource
+
+        for name, _soft, hard in spec.rlimits:
+            cur = resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}"))[1]
+            if cur != resource.RLIM_INFINITY and (hard == -1 or hard > cur):
+                r.add(items["rlimits"][1], join(join(path, "rlimits"), name),
+                      f"needs root to raise the hard limit above {cur}")
     if spec.user:
         user_node, user_path = items["user"][1], join(path, "user")
         try:

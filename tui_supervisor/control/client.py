@@ -23,6 +23,7 @@ from tui_supervisor.engine.views import (
     EventView,
     LogLine,
     ReloadResult,
+    ReopenLogsResult,
     RestartResult,
     SignalResult,
     Snapshot,
@@ -103,6 +104,9 @@ class RemoteSupervisor:
 
     async def reload_code(self) -> CodeReloadResult:
         return cast(CodeReloadResult, await self._call("reload", code=True))
+
+    async def reopen_logs(self) -> ReopenLogsResult:
+        return cast(ReopenLogsResult, await self._call("reopen_logs"))
 
     async def logs(self, names: list[str] | None = None, n: int = 100) -> list[LogLine]:
         return cast(list[LogLine], await self._call(

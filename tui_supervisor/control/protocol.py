@@ -1,7 +1,8 @@
 """The control protocol: JSON lines over a Unix socket.
 
 On connect the server sends a hello, `{"hello": "tui-supervisor", "protocol": 1, "pid",
-"version"}`, or an error line and closes (a refused peer). Then, each way, one JSON object
+"version"}`, or an error line and closes (a refused peer: `permission_denied`; too many
+connections: `busy`). Then, each way, one JSON object
 per line:
 
 - request: `{"id": 1, "cmd": "stop", "args": {"names": ["web"]}}`
@@ -11,7 +12,8 @@ per line:
   ends the stream.
 
 A request line longer than MAX_LINE gets a `line_too_long` error and the connection is
-closed. Stdlib only.
+closed; so does a connection that sends no request in its first minute (`idle_timeout`).
+Stdlib only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ BAD_ARGS = "bad_args"
 UNKNOWN_SERVICE = "unknown_service"
 BAD_SIGNAL = "bad_signal"
 PERMISSION_DENIED = "permission_denied"
+BUSY = "busy"
+"""(On connect, instead of the hello) the engine has as many connections as it takes."""
+IDLE_TIMEOUT = "idle_timeout"
+"""A connection sent no request in its first minute (server.FIRST_REQUEST_TIMEOUT)."""
 INTERNAL = "internal"
 SAFE_MODE = "safe_mode"
 """Every verb but `reload {code: true}` while the engine is in safe mode (reload/safe.py:

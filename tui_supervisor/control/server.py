@@ -3,8 +3,9 @@
 `<runtime_dir>/control.sock` (dir 0700, socket 0600), only the engine's own uid (and root)
 may talk, checked with SO_PEERCRED. Each request runs as its own task, so a slow `stop`
 does not hold up a `snapshot` on the same connection. A bad client (garbage, huge lines,
-vanishing mid-stream, never reading) costs the engine at most one bounded subscription and
-one connection; it is dropped, never waited for.
+vanishing mid-stream, never reading, never asking) costs the engine at most one of
+MAX_CONNECTIONS connections and byte-bounded subscriptions (bus.py); it is dropped,
+never waited for (README "What a client can cost the engine").
 """
 
 from __future__ import annotations
@@ -22,15 +23,46 @@ from typing import Any
 from tui_supervisor import __version__
 from tui_supervisor.control import protocol as p
 from tui_supervisor.engine.api import UnknownService
+from tui_supervisor.engine.bus import SUB_MAX_BYTES, Subscription
 from tui_supervisor.engine.events import Notice, Topic
+from tui_supervisor.engine.extension import Extension
 from tui_supervisor.engine.supervisor import Supervisor
 
-SUB_MAXSIZE = 10_000
-"""Events a subscriber may fall behind before the bus drops it."""
+MAX_CONNECTIONS = 128
+"""Connections open at once; one more is refused with a `busy` error line. (A dashboard
+holds two, a CLI verb one for its run.)"""
+FIRST_REQUEST_TIMEOUT = 60.0
+"""Seconds a new connection may stay without sending a complete request; then it is
+closed with an `idle_timeout` error line. Once it has sent one it is never timed out
+(a client may hold it between commands; a subscription may be quiet for hours)."""
+REPLY_TIMEOUT = 60.0
+"""Seconds a reply may wait for its client to read it before the connection is cut."""
+WRITE_BUFFER = 64 * 1024
+"""What the transport holds for a client beyond the kernel's socket buffer before the
+engine waits for it to read (asyncio's high-water mark): a stream's next event is not
+taken off the bus until the client has read down to a quarter of it."""
 MAX_INFLIGHT = 64
 """Requests of one connection running at once."""
 DROP_GRACE = 5.0
 """Seconds a dropped subscriber gets to read its notice before the connection is cut."""
+
+
+async def _drain(writer: asyncio.StreamWriter, timeout: float) -> None:
+    """Wait for the client to read what was written; cut it off after `timeout`."""
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.drain()
+    except TimeoutError:
+        writer.transport.abort()
+        raise
+
+
+async def _refuse(writer: asyncio.StreamWriter, code: str, message: str) -> None:
+    """One error line (no id: it answers the connection), then the connection closes."""
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        writer.write(p.encode(p.error(None, code, message)))
+        await _drain(writer, 1.0)
+    writer.transport.abort()
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -68,14 +100,34 @@ def _check_keys(args: dict[str, Any], allowed: set[str]) -> None:
         raise BadArgs(f"unexpected argument: {extra[0]}")
 
 
+class ControlStats(Extension):
+    """The socket's load in the snapshot (`engine.control`): connections open, the bus's
+    subscribers and the bytes queued for them (a client that stopped reading shows)."""
+
+    name = "control"
+
+    def __init__(self, server: ControlServer) -> None:
+        self.server = server
+
+    def engine_view(self) -> dict[str, Any]:
+        bus = self.server.sup.bus
+        return {"connections": len(self.server._conns), "subscribers": bus.subscribers,
+                "queued_bytes": bus.queued_bytes}
+
+
 class ControlServer:
     """Serves one Supervisor on `<runtime_dir>/control.sock`."""
 
     def __init__(self, sup: Supervisor, runtime_dir: Path, *,
-                 sub_maxsize: int = SUB_MAXSIZE) -> None:
+                 sub_max_bytes: int = SUB_MAX_BYTES,
+                 max_connections: int = MAX_CONNECTIONS,
+                 first_request_timeout: float = FIRST_REQUEST_TIMEOUT) -> None:
         self.sup = sup
         self.path = p.socket_path(runtime_dir)
-        self.sub_maxsize = sub_maxsize
+        self.sub_max_bytes = sub_max_bytes
+        self.max_connections = max_connections
+        self.first_request_timeout = first_request_timeout
+        self.stats = ControlStats(self)
         self._server: asyncio.AbstractServer | None = None
         self._inode: int | None = None
         self._conns: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
@@ -85,7 +137,7 @@ class ControlServer:
             "snapshot": self._cmd_snapshot, "start": self._cmd_start,
             "stop": self._cmd_stop, "restart": self._cmd_restart,
             "signal": self._cmd_signal, "reload": self._cmd_reload, "logs": self._cmd_logs,
-            "query": self._cmd_query,
+            "query": self._cmd_query, "reopen_logs": self._cmd_reopen_logs,
         }
         """Every verb but `subscribe` (a stream, handled apart)."""
 
@@ -95,9 +147,13 @@ class ControlServer:
                                                            limit=p.MAX_LINE)
         os.chmod(self.path, 0o600)
         self._inode = os.stat(self.path).st_ino
+        if self.stats not in self.sup.extensions:
+            self.sup.extensions.append(self.stats)  # a view only: nothing to start
 
     async def close(self) -> None:
         """Stop listening, end every connection, remove the socket file."""
+        if self.stats in self.sup.extensions:
+            self.sup.extensions.remove(self.stats)
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -106,7 +162,7 @@ class ControlServer:
         if self._conns:
             await asyncio.wait(tuple(self._conns), timeout=5)
         with contextlib.suppress(OSError):
-            if os.stat(self.path).st_ino == self._inode:
+            if os.lstat(self.path).st_ino == self._inode:  # ours, not one bound since
                 os.unlink(self.path)
 
     # -- one connection ---------------------------------------------------------------
@@ -114,30 +170,41 @@ class ControlServer:
                      writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._conns) >= self.max_connections:
+            await _refuse(writer, p.BUSY, f"too many connections ({len(self._conns)} "
+                          "open): try again when some have closed")
+            return
         self._conns[task] = writer
+        writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         streams: set[asyncio.Task[Any]] = set()
         inflight = asyncio.Semaphore(MAX_INFLIGHT)
         try:
             uid = peer_uid(writer.get_extra_info("socket"))
             if not peer_allowed(uid, self.own_uid):
-                writer.write(p.encode(p.error(None, p.PERMISSION_DENIED,
-                                              f"uid {uid} may not control this engine")))
-                await asyncio.wait_for(writer.drain(), 1.0)
+                await _refuse(writer, p.PERMISSION_DENIED,
+                              f"uid {uid} may not control this engine")
                 return
             writer.write(p.encode(p.hello(os.getpid(), __version__)))
-            await writer.drain()
+            await _drain(writer, REPLY_TIMEOUT)
+            first = True
             while True:
                 try:
-                    line = await reader.readline()
+                    async with asyncio.timeout(self.first_request_timeout if first
+                                               else None):
+                        line = await reader.readline()
                 except ValueError:  # longer than MAX_LINE
-                    writer.write(p.encode(p.error(
-                        None, p.LINE_TOO_LONG, f"request longer than {p.MAX_LINE} bytes")))
-                    await asyncio.wait_for(writer.drain(), 1.0)
+                    await _refuse(writer, p.LINE_TOO_LONG,
+                                  f"request longer than {p.MAX_LINE} bytes")
+                    return
+                except TimeoutError:
+                    await _refuse(writer, p.IDLE_TIMEOUT, "no request in "
+                                  f"{self.first_request_timeout:g}s: closing")
                     return
                 if not line:
                     return
                 if not line.strip():
                     continue
+                first = False
                 # commands run to the end even if the client goes; streams do not.
                 # A client that pipelines more than MAX_INFLIGHT waits (it is not read).
                 await inflight.acquire()
@@ -172,13 +239,15 @@ class ControlServer:
                 if not isinstance(args, dict):
                     raise p.ProtocolError(p.BAD_ARGS, "args: expected an object")
                 if cmd == "subscribe":
-                    task = asyncio.current_task()
-                    assert task is not None
-                    streams.add(task)
+                    # (no local names this task: a cancelled task keeps its frames
+                    # through its exception, and a cycle would keep them till a full GC)
+                    streams.add(asyncio.current_task())  # type: ignore[arg-type]
                     try:
                         await self._subscribe(req_id, args, writer)
+                    except ConnectionError:
+                        pass  # the client went, or was cut off: not an engine failure
                     finally:
-                        streams.discard(task)
+                        streams.discard(asyncio.current_task())
                     return
                 handler = self.verbs.get(cmd)
                 if handler is None:
@@ -195,49 +264,53 @@ class ControlServer:
                 self.sup.bus.emit(Notice(time.time(), "error",
                                          f"control request failed: {type(e).__name__}: {e}",
                                          topic=Topic.CONTROL))
+            if writer.transport.is_closing():
+                return  # (writing to it would only log "socket.send() raised")
             writer.write(p.encode(out))
-            await writer.drain()
-        except (ConnectionError, OSError):
+            await _drain(writer, REPLY_TIMEOUT)
+        except (ConnectionError, OSError, TimeoutError):
             pass
 
     async def _subscribe(self, req_id: Any, args: dict[str, Any],
                          writer: asyncio.StreamWriter) -> None:
-        """Snapshot first, then every event; the reply `{"end": reason}` ends it."""
+        """Snapshot first, then every event; the reply `{"end": reason}` ends it.
+
+        The bus bounds what waits for this client (bus.py); here it is taken off the bus
+        only as fast as the client reads (WRITE_BUFFER)."""
         _check_keys(args, {"logs"})
         logs = args.get("logs", True)
         if not isinstance(logs, bool):
             raise BadArgs("logs: expected true or false")
-        sub = self.sup.subscribe_now(logs=logs, maxsize=self.sub_maxsize)
+        sub = self.sup.subscribe_now(logs=logs, max_bytes=self.sub_max_bytes)
         try:
             async for item in sub:
                 ev = item if isinstance(item, dict) else item.as_dict()
                 writer.write(p.encode(p.event(req_id, ev)))
-                await self._drain(writer, sub)
+                del item, ev  # (what the client has not read is the transport's)
+                await self._drain_stream(writer, sub)
             writer.write(p.encode(p.reply(req_id, {
                 "end": "dropped: too slow" if sub.dropped else "engine closing"})))
-            await self._drain(writer, sub)
+            await self._drain_stream(writer, sub)
         finally:
             sub.close()
 
-    async def _drain(self, writer: asyncio.StreamWriter, sub: Any) -> None:
-        """Wait for the client to read; cut it off if the bus dropped it and it still does
-        not read within DROP_GRACE."""
-        fut = asyncio.ensure_future(writer.drain())
+    @staticmethod
+    async def _drain_stream(writer: asyncio.StreamWriter, sub: Subscription) -> None:
+        """Wait for the client to read, as long as it likes while it is subscribed (the
+        bus drops it if it falls too far behind); once dropped, it has DROP_GRACE to
+        read its notice before the connection is cut."""
         waited = 0.0
-        try:
-            while True:
-                done, _ = await asyncio.wait({fut}, timeout=0.5)
-                if done:
-                    fut.result()
-                    return
+        while True:
+            try:
+                async with asyncio.timeout(0.5):
+                    await writer.drain()
+                return
+            except TimeoutError:
                 if sub.dropped:
                     waited += 0.5
                     if waited >= DROP_GRACE:
                         writer.transport.abort()
-                        raise ConnectionAbortedError
-        finally:
-            if not fut.done():
-                fut.cancel()
+                        raise ConnectionAbortedError from None
 
     # -- verbs ------------------------------------------------------------------------
     async def _cmd_snapshot(self, args: dict[str, Any]) -> Any:
@@ -273,6 +346,10 @@ class ControlServer:
         if args.get("code") is True:
             return await self.sup.reload_code()
         return await self.sup.reload()
+
+    async def _cmd_reopen_logs(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, set())
+        return await self.sup.reopen_logs()
 
     async def _cmd_logs(self, args: dict[str, Any]) -> Any:
         _check_keys(args, {"names", "n"})

@@ -1,6 +1,6 @@
 """The client verbs of the command line (status, start/stop/restart, signal, logs, reload,
-incidents), each an async function of a SupervisorAPI that prints its result and returns
-an exit code.
+reopen-logs, incidents), each an async function of a SupervisorAPI that prints its result
+and returns an exit code.
 Errors are raised (UnknownService, ValueError, ...) for the CLI to turn into one line."""
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def print_status(snap: Snapshot, file: TextIO | None = None) -> None:
     eng = snap["engine"]
     console.print(Text(f"engine pid {eng['pid']}, up {fmt_duration(eng['uptime'])}, "
                        f"{len(snap['services'])} services, config {eng['config']}"))
+    if eng.get("processes"):
+        console.print(Text(f"processes known by {eng['processes']}"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for h in status_header(snap):
         table.add_column(h, no_wrap=True, justify="right" if h in RIGHT else "left")
@@ -138,6 +140,14 @@ async def reload(api: SupervisorAPI, code: bool = False) -> int:
              if (v := changes.get(k))]
     _out("reloaded: " + ("; ".join(parts) if parts else "nothing changed") + "\n")
     return 0
+
+
+async def reopen_logs(api: SupervisorAPI) -> int:
+    r = await api.reopen_logs()
+    for e in r["errors"]:
+        _out(f"tui-supervisor: {e}\n", sys.stderr)
+    _out(f"reopened {len(r['reopened'])} log files\n")
+    return 0 if r["ok"] else 1
 
 
 class _LogPrinter:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
         EventView,
         LogLine,
         ReloadResult,
+        ReopenLogsResult,
         RestartResult,
         SignalResult,
         Snapshot,
@@ -53,6 +54,13 @@ class SupervisorAPI(Protocol):
     async def reload(self) -> ReloadResult:
         """Re-read the config file and apply the difference. An invalid file changes
         nothing: {"ok": False, "errors": [...]}."""
+        ...
+
+    async def reopen_logs(self) -> ReopenLogsResult:
+        """Open every log file again at its path: the services' and, when its output goes
+        there, the engine's own (after another tool rotated them: logrotate's `create`
+        mode; the engine also notices a renamed or removed file by itself within a
+        second). What was written before stays in the renamed file."""
         ...
 
     async def logs(self, names: list[str] | None = None, n: int = 100) -> list[LogLine]:

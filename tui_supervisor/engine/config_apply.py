@@ -72,7 +72,9 @@ class ConfigApply:
 
         sup = self.sup
         try:
-            new = load_config(sup.config.path)
+            # the same base env as the running config (the engine's first launch's): a
+            # variable of this process's own (a code reload's) changes no service
+            new = load_config(sup.config.path, environ=sup.config.environ)
         except ConfigError as e:
             sup.reload_failures += 1
             errors = [str(i) for i in e.issues]

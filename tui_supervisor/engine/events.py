@@ -146,6 +146,8 @@ class Topic(StrEnum):
     CRASH_LOOP = "crash_loop"
     """A service gave up (fatal); its state change says the same."""
     SPAWN_FAILED = "spawn_failed"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    """A service went over a resource limit and is restarted. data: {"limit", "value"}."""
     STOP_FAILED = "stop_failed"
     """Processes of a service outlived its stop (SIGKILL included)."""
     SUBSCRIBER_DROPPED = "subscriber_dropped"
@@ -153,6 +155,13 @@ class Topic(StrEnum):
     LEFTOVERS = "leftovers"
     """A dead engine's processes found / stopped. data: {"pids": [int]} (or "alive")."""
     LOG_WRITE = "log_write"
+    """A service's log file cannot be written (or reopened). data: {"path"}."""
+    DISK_FULL = "disk_full"
+    """A service's log file cannot be written: the disk is full (or the quota reached).
+    Said once until a write works again (then `log_resumed`). data: {"path"}."""
+    LOG_RESUMED = "log_resumed"
+    """A log file that could not be written (`disk_full`, `log_write`) is written again.
+    data: {"path", "dropped": lines not written meanwhile}."""
     LOG_ROTATION = "log_rotation"
     STATE_FILE = "state_file"
     PLATFORM = "platform"

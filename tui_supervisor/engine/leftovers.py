@@ -15,6 +15,7 @@ from typing import Any
 
 from tui_supervisor.config.schema import Config
 from tui_supervisor.engine import proc
+from tui_supervisor.engine.cgroups import Cgroups
 from tui_supervisor.engine.events import Topic
 from tui_supervisor.engine.runtime import read_state
 
@@ -24,11 +25,17 @@ NoticeFn = Callable[..., None]
 """`Supervisor._notice`: (level, message, *, topic, data)."""
 
 
-async def clear_leftovers(config: Config, state_path: Path, notice: NoticeFn) -> list[int]:
+async def clear_leftovers(config: Config, state_path: Path, notice: NoticeFn,
+                          cgroups: Cgroups | None = None) -> list[int]:
     """Stop processes a hard-killed earlier engine of this config left running (found
-    by their marker, and by the state file's pid + start time); the pids found."""
+    by their marker, their cgroup, and by the state file's pid + start time); the pids
+    found."""
     prefix = f"{config.config_id}/"
     found = proc.pids_with_marker(prefix)
+    if cgroups is not None:
+        for name in config.services:
+            for pid in cgroups.procs(name):
+                found.setdefault(pid, prefix + name)
     prev: dict[str, Any] = read_state(state_path) or {}
     for info in (prev.get("services") or {}).values():
         pid = info.get("pid")

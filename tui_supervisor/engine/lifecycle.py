@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from tui_supervisor.config.schema import ServiceSpec
+from tui_supervisor.config.schema import RestartPolicy, ServiceSpec
 from tui_supervisor.engine.events import Exited, Topic
 from tui_supervisor.engine.policies import (
     ExitInfo,
@@ -53,6 +53,8 @@ class MainExit:
     leftovers: frozenset[int]
     """Other processes of the service still alive (empty when `requested`)."""
     detect_latency: float | None = None
+    ended_by: str | None = None
+    """The engine ended it (a resource limit): a failure whatever the exit, said so."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,11 @@ class DaemonGone:
     pid: int
     exit: ExitInfo
     leftovers: frozenset[int]
-    """Processes of the service found still alive (watched from now on instead)."""
+    """Processes of the service found still alive: after a clean exit (a daemon's
+    intermediate fork), the daemon now, watched instead; after a crash (a master
+    killed, its workers left), stopped before the service is started again."""
+    ended_by: str | None = None
+    """As `MainExit.ended_by`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,15 +163,17 @@ def _main_exit(rec: ServiceRecord, ev: MainExit, spec: ServiceSpec, now: Now,
                                  True, False, ev.uptime, ev.detect_latency))]
     return _after_exit(rec, spec, now, rand, _Ending(
         ev.exit, was_starting=rec.state is State.STARTING, requested=rec.operator_signal,
-        reason=ev.exit.describe(), leftovers=ev.leftovers, pid=ev.pid, uptime=ev.uptime,
-        detect_latency=ev.detect_latency, cause="exit"))
+        reason=ev.ended_by or ev.exit.describe(), leftovers=ev.leftovers, pid=ev.pid,
+        uptime=ev.uptime, detect_latency=ev.detect_latency, cause="exit",
+        detail=ev.ended_by, forced=ev.ended_by is not None))
 
 
 def _daemon_gone(rec: ServiceRecord, ev: DaemonGone, spec: ServiceSpec, now: Now,
                  rand: float) -> tuple[ServiceRecord, list[Effect]]:
     if rec.state is not State.DAEMONIZED:
         return rec, []  # a stop is clearing them: it says how the service ended
-    if ev.leftovers:  # other processes of it live on: watch those instead
+    handed_over = ev.exit == ExitInfo(None, None) or is_clean(ev.exit, spec.success_codes)
+    if ev.leftovers and handed_over and ev.ended_by is None:  # passed on: watch those
         return _track(rec, ev.leftovers, "")
     last_exit = {"pid": ev.pid, "code": ev.exit.code, "signal": ev.exit.signal,
                  "t": now.wall, "uptime": None, "text": ev.exit.describe()}
@@ -173,8 +181,9 @@ def _daemon_gone(rec: ServiceRecord, ev: DaemonGone, spec: ServiceSpec, now: Now
     uptime = now.mono - rec.started_mono if rec.started_mono is not None else 0.0
     return _after_exit(rec, spec, now, rand, _Ending(
         ev.exit, was_starting=False, requested=rec.operator_signal,
-        reason=f"daemon {ev.exit.describe()}", leftovers=frozenset(), pid=ev.pid,
-        uptime=max(0.0, uptime), cause="daemon"))
+        reason=ev.ended_by or f"daemon {ev.exit.describe()}", leftovers=ev.leftovers,
+        pid=ev.pid, uptime=max(0.0, uptime), cause="daemon", detail=ev.ended_by,
+        forced=ev.ended_by is not None))
 
 
 def _spawn_failed(rec: ServiceRecord, ev: SpawnFailed, spec: ServiceSpec, now: Now,
@@ -207,6 +216,8 @@ class _Ending:
     cause: str
     detect_latency: float | None = None
     detail: str | None = None
+    forced: bool = False
+    """Ended by the engine (a limit): a failure whatever the exit status."""
 
 
 def _exited(spec: ServiceSpec, now: Now, e: _Ending, *, failure: bool) -> Exited:
@@ -223,16 +234,17 @@ def _count_failure(rec: ServiceRecord, spec: ServiceSpec, now: Now,
 def _after_exit(rec: ServiceRecord, spec: ServiceSpec, now: Now, rand: float,
                 e: _Ending) -> tuple[ServiceRecord, list[Effect]]:
     codes = spec.success_codes
-    daemonized = bool(e.leftovers) and is_clean(e.exit, codes)
-    failure = not daemonized and is_failure(e.exit, codes, was_starting=e.was_starting,
-                                            requested=e.requested)
+    daemonized = bool(e.leftovers) and is_clean(e.exit, codes) and not e.forced
+    failure = e.forced or (not daemonized and is_failure(
+        e.exit, codes, was_starting=e.was_starting, requested=e.requested))
     effects: list[Effect] = [Emit(_exited(spec, now, e, failure=failure))]
     if daemonized:  # it forked into the background and its parent finished
         rec, more = _track(rec, e.leftovers, f"main process {e.exit.describe()}")
         return rec, effects + more
     if failure:
         rec = _count_failure(rec, spec, now, e)
-    restart = rec.wanted and should_restart(spec.restart, e.exit, codes, requested=False)
+    restart = rec.wanted and ((e.forced and spec.restart is not RestartPolicy.NEVER)
+                              or should_restart(spec.restart, e.exit, codes, requested=False))
     if failure and restart and crash_loop(spec.crash_loop, rec.failure_times, now.mono):
         cl = spec.crash_loop
         why = f"crash loop: {cl.max_failures} failures in {cl.window:g}s (last: {e.reason})"

@@ -7,11 +7,13 @@ when somebody asks for them. Positions in a service's output are byte offsets (s
 and stderr together, in the order read), so clients can resume without gaps.
 
 Files are written with os.write/os.writev on an O_APPEND fd: no Python-level buffer that
-an exec could lose.
+an exec could lose. A write that fails half-way (a full disk) is taken back off the file,
+so a file never holds a piece of a line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -120,7 +122,11 @@ class LineSplitter:
 
 
 class LogFile:
-    """Append-only log file rotated at line boundaries: `name.log`, `name.log.1`, ..."""
+    """Append-only log file rotated at line boundaries: `name.log`, `name.log.1`, ...
+
+    Another tool may rename or remove the file (logrotate, `rm`): `moved` tells, and
+    `reopen` writes at the path again (a file written to under another name, or under no
+    name, is lost to whoever reads `path`, and a removed one keeps its disk space)."""
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         self.path = path
@@ -137,22 +143,76 @@ class LogFile:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
         return os.open(self.path, flags, 0o644)
 
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def moved(self) -> bool:
+        """Is the file written to no longer the one at `path` (renamed, removed or
+        replaced from outside)? One stat and one fstat; False once closed."""
+        if self._fd < 0:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:  # gone (or its directory)
+            return True
+        fst = os.fstat(self._fd)
+        return (st.st_ino, st.st_dev) != (fst.st_ino, fst.st_dev)
+
+    def reopen(self) -> None:
+        """Write at `path` from now on: the file there, or a new one (made as at the
+        start, its directory too). What was written before stays where it is (in the file
+        logrotate renamed). OSError if `path` cannot be opened: the old file is kept.
+        Nothing to do once closed."""
+        if self._fd < 0:
+            return
+        try:
+            fd = self._open()
+        except FileNotFoundError:  # the directory was removed
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = self._open()
+        os.close(self._fd)
+        self._fd = fd
+        self.size = os.fstat(fd).st_size
+
+    def room(self) -> int:
+        """Free bytes on the file's file system (root's reserve included: a write tells
+        for sure); a large number if unknown."""
+        try:
+            st = os.fstatvfs(self._fd)
+        except OSError:
+            return 1 << 62
+        return st.f_bfree * st.f_frsize
+
     def write_segments(self, segments: Segments, size: int) -> None:
         """Write newline-terminated segments: one writev when no rotation falls inside."""
         if self.max_bytes > 0 and self.size + size > self.max_bytes:
             self.write(b"".join(segments))
             return
         n = os.writev(self._fd, segments)
-        self.size += n
         if n < size:  # short write (a full disk, a signal): finish it byte-exact
-            self._write_all(b"".join(segments)[n:])
+            self._write_all(b"".join(segments), n)
+        else:
+            self.size += n
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, data: bytes, done: int = 0) -> None:
+        """Write data[done:] (the rest of `data`, whose first `done` bytes are written). On
+        an error the part of `data` written is taken off the file again: lines are
+        dropped whole, never cut (the next line would be glued to the piece)."""
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            while done < len(data):
+                done += os.write(self._fd, view[done:])
+        except OSError:
+            if done:
+                self._take_back(done)
+            raise
         self.size += len(data)
+
+    def _take_back(self, n: int) -> None:
+        """Cut the last `n` bytes off the file (ours: the fd appends)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, max(0, os.fstat(self._fd).st_size - n))
 
     def write(self, data: bytes) -> None:
         """Write complete lines, rotating between lines so a line is never split across
@@ -175,6 +235,14 @@ class LogFile:
                 self.rotate()
 
     def rotate(self) -> None:
+        if self.moved():  # rotated from outside meanwhile: `path` is a new file, or none
+            try:
+                self.reopen()
+            except OSError as e:  # go on with the file open: lose no line
+                self.rotate_error, self.size = str(e.strerror or e), 0
+                return
+            if self.size < self.max_bytes:
+                return
         os.close(self._fd)
         self._fd = -1  # never write to a closed fd's number: it may be reused (a pipe)
         base = str(self.path)

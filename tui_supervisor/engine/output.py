@@ -4,6 +4,7 @@ log file and ring, and published. Mixed into `Service`."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ a service printing line by line is then read in batches (4x less engine CPU for 
 lines), at the cost of showing its lines up to 2 ms later. Only for pipes of at least
 PAUSABLE_PIPE bytes: a 64 KiB pipe would fill and stall the writer meanwhile."""
 PAUSABLE_PIPE = 512 * 1024
+RESUME_ROOM = 256 * 1024
+"""Free bytes on a full disk's file system before writing its log file is tried again."""
 DRAIN_READS = 8
 """Reads per pipe when draining at an exit: 2 MiB, more than a full pipe (proc.PIPE_SIZE)."""
 
@@ -36,10 +39,14 @@ class ServiceOutput:
     _pausable: set[int]
     ring: LogRing
     log_file: LogFile
-    _log_error_reported: bool
     log_lines_dropped: int = 0
     """Lines not written to the log file because the write failed (a full disk, a
     removed directory); they still reach the ring and subscribers."""
+    _log_down: int | None = None
+    """`log_lines_dropped` when writing the log file began to fail; None while it works.
+    A failure is said once, when it begins, and its end once (a full disk freed)."""
+    _disk_full = False
+    _reopen_failing: bool = False
 
     def _add_pipe(self, fd: int, stream: str, partial: bytes = b"") -> None:
         self.pipes[fd] = (stream, LineSplitter(partial))
@@ -100,14 +107,16 @@ class ServiceOutput:
     def _ingest(self, stream: str, segments: list[bytes | memoryview], size: int) -> None:
         if not size:
             return
-        try:
-            self.log_file.write_segments(segments, size)
-        except OSError as e:
+        if self._log_down is None or self._log_may_work():
+            try:
+                self.log_file.write_segments(segments, size)
+            except OSError as e:
+                self._log_failed(e, sum(bytes(s).count(b"\n") for s in segments))
+            else:
+                if self._log_down is not None:
+                    self._log_back()
+        else:
             self.log_lines_dropped += sum(bytes(s).count(b"\n") for s in segments)
-            if not self._log_error_reported:
-                self._log_error_reported = True
-                self._notice("error", f"cannot write {self.log_file.path}: {e.strerror}",
-                             topic=Topic.LOG_WRITE, data={"path": str(self.log_file.path)})
         if self.log_file.rotate_error is not None:
             self._notice("warning", f"cannot rotate {self.log_file.path}: "
                          f"{self.log_file.rotate_error}; it keeps growing",
@@ -116,6 +125,53 @@ class ServiceOutput:
         t = time.time()
         offset = self.ring.add(t, stream, segments, size)
         self.ctx.bus.emit(LogLines(t, self.name, stream, offset, segments, size))
+
+    def _log_may_work(self) -> bool:
+        """While the disk is full, is there room again? Writes are not even tried before
+        (a piece of a line taken back leaves a few bytes free: a line would fit, and the
+        disk would be "full" again at the next read)."""
+        return not self._disk_full or self.log_file.room() >= RESUME_ROOM
+
+    def _log_failed(self, e: OSError, lines: int) -> None:
+        self._disk_full = e.errno == errno.ENOSPC
+        if self._log_down is None:
+            self._log_down = self.log_lines_dropped
+            path = str(self.log_file.path)
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._notice("error", f"disk full: cannot write {path}; its lines are "
+                             "dropped (the latest stay in memory) until there is room",
+                             topic=Topic.DISK_FULL, data={"path": path})
+            else:
+                self._notice("error", f"cannot write {path}: {e.strerror or e}",
+                             topic=Topic.LOG_WRITE, data={"path": path})
+        self.log_lines_dropped += lines
+
+    def _log_back(self) -> None:
+        assert self._log_down is not None
+        dropped, self._log_down = self.log_lines_dropped - self._log_down, None
+        self._disk_full = False
+        path = str(self.log_file.path)
+        self._notice("info", f"writing {path} again ({dropped} lines were not written)",
+                     topic=Topic.LOG_RESUMED, data={"path": path, "dropped": dropped})
+
+    def reopen_log(self, *, if_moved: bool = False) -> str | None:
+        """Open the log file's path again (if_moved: only if the file was renamed or
+        removed from outside). Returns why it failed (said once until it works), or None.
+        """
+        lf = self.log_file
+        try:
+            if if_moved and not lf.moved():
+                return None
+            lf.reopen()
+        except OSError as e:
+            why = f"cannot reopen {lf.path}: {e.strerror or e}"
+            if not self._reopen_failing:
+                self._reopen_failing = True
+                self._notice("error", why + "; writing on to the file as it was",
+                             topic=Topic.LOG_WRITE, data={"path": str(lf.path)})
+            return why
+        self._reopen_failing = False
+        return None
 
     def _notice(self, level: str, message: str, *, topic: Topic = Topic.GENERAL,
                 data: dict[str, Any] | None = None) -> None:

@@ -75,6 +75,8 @@ def handoff_record(sup: Supervisor) -> dict[str, Any]:
         "engine_pid": os.getpid(),
         "config_path": str(sup.config.path),
         "config_id": sup.config.config_id,
+        # the base of every service's env, fixed at the first launch (reload/code.py)
+        "environ": None if sup.config.environ is None else dict(sup.config.environ),
         "started_wall": sup.started_wall,
         "reloads": sup.reloads,
         "reload_failures": sup.reload_failures,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import grp
 import json
 import os
+import pwd
 import stat
 from pathlib import Path
 from typing import Any
@@ -23,18 +25,74 @@ class RuntimeDirError(Exception):
     pass
 
 
+def make_dirs(path: Path) -> bool:
+    """Create `path` and whatever is missing above it, each 0700 (they are ours: nobody
+    else needs them); never change a directory that exists. True if `path` was made."""
+    missing = []
+    p = path
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # (made meanwhile: checked by the caller)
+            os.mkdir(d, 0o700)
+    return bool(missing)
+
+
 def ensure_private_dir(path: Path) -> None:
-    """Create `path` and its parent (0700) or check existing ones are ours and closed to
-    others (the fallback parent lives in /tmp, where anybody could have made it first)."""
-    for i, p in enumerate((path.parent, path)):
-        p.mkdir(exist_ok=True, mode=0o700, parents=i == 0)
-        st = os.lstat(p)
-        if not stat.S_ISDIR(st.st_mode):
-            raise RuntimeDirError(f"{p}: not a directory (a symlink?)")
-        if st.st_uid != os.getuid():
-            raise RuntimeDirError(f"{p}: owned by uid {st.st_uid}, not by us")
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            os.chmod(p, 0o700)
+    """Make the runtime dir (and what is missing above it) 0700, or check existing ones:
+    the dir itself must be ours and closed to others (it holds the control socket, the
+    lock and the code-reload files); its parent must be ours or root's, and others must
+    not be able to rename the dir away (the fallback parent lives in /tmp, where anybody
+    could have made it first). Changes the mode of nothing: RuntimeDirError says why and
+    how to fix it."""
+    make_dirs(path)
+    parent = path.parent
+    for st in (os.lstat(parent), os.stat(parent)):  # a symlink, then what it leads to
+        if st.st_uid not in (0, os.getuid()):
+            raise RuntimeDirError(f"{parent}: owned by uid {st.st_uid}, not by us")
+    why = others_can_write(os.stat(parent), True)
+    if why:
+        raise RuntimeDirError(f"{parent} {why}: they could replace the runtime dir "
+                              f"{path.name}; choose another runtime_dir")
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise RuntimeDirError(f"{path}: not a directory (a symlink?)")
+    if st.st_uid != os.getuid():
+        raise RuntimeDirError(f"{path}: owned by uid {st.st_uid}, not by us")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        what = "replace" if mode & 0o022 else "reach"
+        raise RuntimeDirError(f"{path}: mode {mode:04o} lets other users {what} the control "
+                              f"socket; chmod 700 {path} or choose another runtime_dir")
+
+
+def others_can_write(st: os.stat_result, is_dir: bool) -> str | None:
+    """Why users other than us (and root) can change this file or directory, or None."""
+    if st.st_uid not in (0, os.getuid()):
+        return f"is owned by uid {st.st_uid}"
+    if is_dir and st.st_mode & 0o1000:  # sticky, like /tmp: others cannot replace ours
+        return None
+    if st.st_mode & 0o002:
+        return "is writable by other users"
+    if st.st_mode & 0o020 and not _private_group(st):
+        try:
+            name = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            name = str(st.st_gid)
+        return f"is writable by group {name}"
+    return None
+
+
+def _private_group(st: os.stat_result) -> bool:
+    """The owner's own group with nobody else in it (umask 002 with user private groups,
+    as Debian and Ubuntu set it up): group-writable then means nothing more."""
+    try:
+        group, owner = grp.getgrgid(st.st_gid), pwd.getpwuid(st.st_uid)
+    except KeyError:
+        return False
+    return (group.gr_name == owner.pw_name and owner.pw_gid == st.st_gid
+            and not group.gr_mem)
 
 
 class EngineLock:
@@ -97,8 +155,8 @@ def engine_running(runtime_dir: Path) -> int | None:
 
 
 def write_state(path: Path, data: dict[str, Any]) -> None:
-    """Atomic write (tmp + rename), 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomic write (tmp + rename), 0600; the state dir made 0700 if missing."""
+    make_dirs(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -123,3 +181,49 @@ def stdio_to(fd: int) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(null)
+
+
+def _is_that_file(fd: int, path: Path) -> bool:
+    """Is `fd` the file at `path`, or that file renamed in its directory (`engine.log.1`,
+    `engine.log-20250101`) or removed since? Its /proc link still says which it was."""
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)")
+    except OSError:
+        return False
+    where, name = os.path.split(link)
+    return where == os.path.realpath(path.parent) and name.startswith(path.name)
+
+
+def reopen_stdio(path: Path, *, if_moved: bool = False) -> bool:
+    """Point stdout and stderr, those that write to the log file at `path` (the engine's
+    own log, which it opened when it left its terminal) or to it renamed or removed since,
+    at `path` again (created 0600 if missing). `if_moved`: only if it was renamed or
+    removed. True if one was; False if they write elsewhere (a terminal, a pipe, the
+    operator's own file: not ours to touch). OSError if `path` cannot be opened."""
+    try:
+        st = os.stat(path)
+        at_path: tuple[int, int] | None = (st.st_dev, st.st_ino)
+    except OSError:
+        at_path = None
+    fds = []
+    for fd in (1, 2):
+        try:
+            fst = os.fstat(fd)
+        except OSError:
+            continue
+        if not stat.S_ISREG(fst.st_mode):
+            continue
+        if (fst.st_dev, fst.st_ino) == at_path:
+            if not if_moved:
+                fds.append(fd)
+        elif _is_that_file(fd, path):
+            fds.append(fd)
+    if not fds:
+        return False
+    new = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        for fd in fds:
+            os.dup2(new, fd)
+    finally:
+        os.close(new)
+    return True

@@ -18,13 +18,14 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.bus import EventBus
+from tui_supervisor.engine.cgroups import Cgroups
 from tui_supervisor.engine.events import Spawned, StateChanged, Topic
 from tui_supervisor.engine.lifecycle import (
     Cleanup,
@@ -69,6 +70,12 @@ class EngineContext:
     changed: Callable[[], None]
     """Called after anything worth persisting changed (pids, states)."""
     rand: Callable[[], float] = random.random
+    claims: dict[int, str] = field(default_factory=dict)
+    """pid -> the service a process outside its tree was attributed to (tree.py)."""
+    session: int = field(default_factory=lambda: os.getsid(0))
+    """The engine's session: its own helper processes; never a service's."""
+    cgroups: Cgroups | None = None
+    """A cgroup per service, where the engine may create them (engine/cgroups.py)."""
 
 
 class Service(ProcessTree, ServiceOutput):
@@ -100,6 +107,7 @@ class Service(ProcessTree, ServiceOutput):
         self._known: dict[int, int] = {}
         """pid -> start time of processes seen to belong to the service (see _tree)."""
         self.killed_at: float | None = None
+        self.spawn_start: int | None = None
         self._exit_seen: float | None = None
         """Monotonic time the last exit nobody asked for was observed (respawn latency)."""
         self._respawn_delay = 0.0
@@ -109,12 +117,16 @@ class Service(ProcessTree, ServiceOutput):
         self.ring = LogRing(spec.log.ring_lines)
         self.log_file = LogFile(ctx.log_dir / f"{spec.name}.log", spec.log.max_bytes,
                                 spec.log.backups)
-        self._log_error_reported = False
         self._epoch = 0
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._ending: str | None = None
+        """Why the engine is ending the processes (a limit), until the exit it causes."""
+        self._end_task: asyncio.Task[None] | None = None
+        self._oom_kills: int | None = None
+        """The cgroup's oom_kill count at the spawn, where memory.max guards it."""
 
     # -- state ------------------------------------------------------------------------
     def _set_state(self, new: State, reason: str) -> None:
@@ -177,6 +189,25 @@ class Service(ProcessTree, ServiceOutput):
         self._stop_task = asyncio.ensure_future(self._do_stop(reason))
         await asyncio.shield(self._stop_task)
 
+    def end_for(self, why: str, data: dict[str, Any] | None = None) -> bool:
+        """End the processes for `why` (a resource limit exceeded): the exit that follows
+        is a failure with that reason, and the restart policy applies. False if the
+        service is not up, or is already being ended or stopped."""
+        if self.state not in (State.STARTING, State.RUNNING, State.DAEMONIZED) \
+                or self._ending is not None or self._stopping:
+            return False
+        self._ending = why
+        self._notice("warning", f"{why}: restarting it", topic=Topic.LIMIT_EXCEEDED,
+                     data=data)
+        self._end_task = asyncio.ensure_future(self._end())
+        return True
+
+    async def _end(self) -> None:
+        try:
+            await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
+        finally:
+            self._end_task = None
+
     async def restart(self) -> None:
         await self.stop("restarting by operator")
         self.start()
@@ -221,7 +252,7 @@ class Service(ProcessTree, ServiceOutput):
         env = dict(self.spec.env)
         env[proc.MARKER_VAR] = self.marker
         try:
-            s = proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env, user=self.spec.user)
+            s = self._spawn_in_cgroup(env)
         except proc.SpawnError as e:
             self.pid = None
             self._exit_seen = time.monotonic()
@@ -231,7 +262,8 @@ class Service(ProcessTree, ServiceOutput):
         latency = None
         if auto and self._exit_seen is not None:
             latency = max(0.0, time.monotonic() - self._exit_seen - self._respawn_delay)
-        self._exit_seen, self.killed_at = None, None
+        self._exit_seen, self.killed_at, self._ending = None, None, None
+        self.spawn_start = proc.create_time(s.pid)
         r = self.rec
         self.rec = replace(r, pid=s.pid, pgid=s.pid, restarts=r.restarts + auto,
                            spawns=r.spawns + 1, started_mono=time.monotonic(),
@@ -243,6 +275,24 @@ class Service(ProcessTree, ServiceOutput):
         self.ctx.bus.emit(Spawned(s.started_wall, self.name, s.pid, auto, latency))
         self._set_state(State.STARTING, why)
         self._arm_start_timer(self.spec.start_time)
+
+    def _spawn_in_cgroup(self, env: dict[str, str]) -> proc.Spawned:
+        cg = self.ctx.cgroups
+        if cg is not None:
+            try:
+                cg.make(self.name)
+                if cg.set_memory_max(self.name, self.spec.limits.memory):
+                    self._oom_kills = cg.oom_kills(self.name)
+                with cg.inside(self.name):
+                    return proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env,
+                                      user=self.spec.user, rlimits=self.spec.rlimits)
+            except OSError as e:  # the subtree went away: say so, run without it
+                self._notice("warning", f"cannot use cgroup {cg.path(self.name)}: "
+                             f"{e.strerror}; processes found by ancestry instead",
+                             topic=Topic.PLATFORM, data={"feature": "cgroups"})
+                self.ctx.cgroups = None
+        return proc.spawn(self.spec.argv, cwd=str(self.spec.cwd), env=env, user=self.spec.user,
+                          rlimits=self.spec.rlimits)
 
     def _arm_start_timer(self, delay: float) -> None:
         if delay <= 0:
@@ -267,16 +317,26 @@ class Service(ProcessTree, ServiceOutput):
         self.pid = None
         self._cancel_timer()
         requested = self._stopping or self.state is State.STOPPING
-        leftovers = frozenset() if requested else frozenset(self._leftovers())
+        leftovers = frozenset() if requested else self._roots(self._leftovers())
         self._drain_pipes()  # its last lines first: they explain the exit
         # when requested, the stop task finishes the job
-        self._decide(MainExit(pid, exit, uptime, requested, leftovers, detect))
+        ended_by, self._ending = self._ending or self._killed_at_memory_max(), None
+        self._decide(MainExit(pid, exit, uptime, requested, leftovers, detect, ended_by))
+
+    def _killed_at_memory_max(self) -> str | None:
+        cg, before = self.ctx.cgroups, self._oom_kills
+        limit = self.spec.limits.memory
+        if cg is None or before is None or limit is None or cg.oom_kills(self.name) <= before:
+            return None
+        self._oom_kills = cg.oom_kills(self.name)
+        return f"memory limit {limit / (1 << 20):.0f} MB reached: killed by the kernel"
 
     def _on_daemon_exit(self, pid: int, exit: ExitInfo) -> None:
         self.daemon_pids = self.daemon_pids - {pid}
         if self.daemon_pids or self.state is not State.DAEMONIZED:
             return
-        self._decide(DaemonGone(pid, exit, frozenset(self._leftovers())))
+        ended_by, self._ending = self._ending, None
+        self._decide(DaemonGone(pid, exit, self._roots(self._leftovers()), ended_by))
 
     def _decide(self, event: LifecycleEvent) -> None:
         try:
@@ -337,6 +397,8 @@ class Service(ProcessTree, ServiceOutput):
     def update_spec(self, spec: ServiceSpec) -> None:
         """Take a new spec in place (policy, backoff, limits); the process is untouched."""
         self.spec = spec
+        if self.ctx.cgroups is not None:
+            self.ctx.cgroups.set_memory_max(self.name, spec.limits.memory)
         self.ring.resize(spec.log.ring_lines)
         self.log_file.max_bytes = spec.log.max_bytes
         self.log_file.backups = spec.log.backups
@@ -360,7 +422,7 @@ class Service(ProcessTree, ServiceOutput):
         """Stop watching (timers, pipes, pidfds) and return everything needed to carry on
         in another engine: the record, pipe fds and partial lines, the ring."""
         self._cancel_timer()
-        for t in (self._task, self._stop_task):
+        for t in (self._task, self._stop_task, self._end_task):
             if t is not None and not t.done():
                 t.cancel()
         for handle in self._paused.values():
@@ -401,6 +463,10 @@ class Service(ProcessTree, ServiceOutput):
             self.ctx.watcher.watch(self.pid, self._on_main_exit)
         for d in self.daemon_pids:
             self.ctx.watcher.watch(d, self._on_daemon_exit)
+        live = {p for p in (self.pid, *self.daemon_pids) if p is not None}
+        starts = [t for t in map(proc.create_time, live) if t is not None]
+        self.spawn_start = min(starts, default=None)
+        self.remember()
         self._resume(rec)
 
     def _resume(self, rec: dict[str, Any]) -> None:

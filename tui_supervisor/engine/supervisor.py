@@ -20,13 +20,14 @@ from tui_supervisor.config.schema import Config
 from tui_supervisor.config.units import parse_signal
 from tui_supervisor.engine import leftovers, proc
 from tui_supervisor.engine.api import UnknownService
-from tui_supervisor.engine.bus import EventBus, Subscription
+from tui_supervisor.engine.bus import SUB_MAX_BYTES, EventBus, Subscription
+from tui_supervisor.engine.cgroups import Cgroups
 from tui_supervisor.engine.config_apply import ConfigApply
 from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topic
 from tui_supervisor.engine.extension import Extension
 from tui_supervisor.engine.persistence import StateFile, handoff_record, restore
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
-from tui_supervisor.engine.runtime import EngineLock
+from tui_supervisor.engine.runtime import EngineLock, make_dirs, reopen_stdio
 from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import State
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
         EventView,
         LogLine,
         ReloadResult,
+        ReopenLogsResult,
         RestartResult,
         ServiceView,
         SignalResult,
@@ -50,7 +52,12 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
 __all__ = ["Extension", "Supervisor"]
 
 RECENT_NOTICES = 100
+REMEMBER_EVERY = 2.0
+"""Seconds between notes of each service's descendants (see `tree.ProcessTree`)."""
 """Notices kept for a subscriber's first item (what happened before it came)."""
+LOG_CHECK_INTERVAL = 1.0
+"""Seconds between two looks at whether a log file was renamed or removed from outside
+(logrotate, `rm`): at most this long of a service's output goes to the renamed file."""
 
 
 class Supervisor:
@@ -82,10 +89,34 @@ class Supervisor:
         metrics layers re-attach themselves on a new sample_interval or metrics_listen)."""
         self.notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
         """The last notices, whoever emitted them (a new UI shows what it missed)."""
+        self.stdio_log: Path | None = None
+        """The engine's own log (set by the host): when stdout/stderr write to it, they
+        are reopened with the services' logs (`reopen_logs`, `runtime.reopen_stdio`)."""
+        self._log_timer: asyncio.TimerHandle | None = None
+        self._stdio_failing = False
         self.config_apply = ConfigApply(self)
         self.config_lock = self.config_apply.lock
         """Held while a config is read and applied (see `ConfigApply.lock`)."""
         self.bus.add_listener(self._keep_notice)
+        self._remember_timer: asyncio.TimerHandle | None = None
+        self.cgroups: Cgroups | None = None
+        self.processes = "not started"
+        """How the engine knows a service's processes (the engine view says it)."""
+
+    def _remember(self) -> None:
+        """Note every service's descendants, so a process whose parent dies and whose
+        environment was rewritten is still known to be of its service."""
+        self._remember_timer = None
+        if self._closed:
+            return
+        for svc in tuple(self.services.values()):
+            try:
+                svc.remember()
+            except Exception as e:  # a /proc oddity must not end the timer
+                self._notice("error", f"{svc.name}: noting its processes failed: {e!r}",
+                             topic=Topic.INTERNAL)
+        assert self.ctx is not None
+        self._remember_timer = self.ctx.loop.call_later(REMEMBER_EVERY, self._remember)
 
     def _keep_notice(self, ev: AnyEvent) -> None:
         if isinstance(ev, Notice):
@@ -111,14 +142,23 @@ class Supervisor:
             self.lock = EngineLock.adopt(Path(adopt["lock_path"]), adopt["lock_fd"])
         elif lock:
             self.lock = EngineLock.acquire(self.config.settings.runtime_dir)
+        with contextlib.suppress(OSError):  # (its writers say it, as notices)
+            make_dirs(self.config.settings.state_dir)  # 0700 before a log dir inside it
         self.watcher = get_watcher(loop)
         self.watcher.install()
         if not self.watcher.pidfd:
             self._notice("warning", "pidfd_open is not available: exits are detected via "
                          "SIGCHLD (slower with many services)",
                          topic=Topic.PLATFORM, data={"feature": "pidfd"})
+        self.cgroups, self.processes = Cgroups.detect(self.config.settings.cgroups,
+                                                      self.config.config_id)
         self.ctx = EngineContext(loop, self.bus, self.watcher, self.config.settings.log_dir,
-                                 self.config.config_id, self.state_file.changed)
+                                 self.config.config_id, self.state_file.changed,
+                                 cgroups=self.cgroups)
+        if self.cgroups is None and self.config.settings.cgroups == "on":
+            self._notice("warning", f"cgroups: on, but {self.processes}: processes are "
+                         "found by marker and ancestry", topic=Topic.PLATFORM,
+                         data={"feature": "cgroups"})
         if adopt is not None:
             for name in restore(self, adopt):  # adopted, but not in the config any more
                 task = asyncio.ensure_future(self._remove(name, "not in the config any more"))
@@ -132,6 +172,8 @@ class Supervisor:
         if autostart:
             self.autostart(fresh)
         self.state_file.write()
+        self._remember_timer = loop.call_later(REMEMBER_EVERY, self._remember)
+        self._log_timer = loop.call_later(LOG_CHECK_INTERVAL, self._check_logs)
         for ext in self.extensions:
             ext.start(self)
 
@@ -172,10 +214,14 @@ class Supervisor:
             pass
         for ext in self.extensions:
             ext.stop()
+        self._stop_log_checks()
         await self._stop_all(reversed(list(self.services.values())), "supervisor shutting down")
         for svc in self.services.values():
             svc.close()
+        if self.ctx is not None and self.ctx.cgroups is not None:
+            self.ctx.cgroups.close()
         self._closed = True
+        self._stop_remembering()
         self.state_file.stop()
         with contextlib.suppress(OSError):
             self.state_path.unlink()
@@ -184,6 +230,11 @@ class Supervisor:
         if self.lock is not None:
             self.lock.release()
         self.bus.close()
+
+    def _stop_remembering(self) -> None:
+        if self._remember_timer is not None:
+            self._remember_timer.cancel()
+            self._remember_timer = None
 
     @property
     def retired(self) -> bool:
@@ -205,7 +256,9 @@ class Supervisor:
         `open(adopt=record)` (same process or after an exec) continues from."""
         for ext in self.extensions:
             ext.stop()
+        self._stop_log_checks()
         record = handoff_record(self)
+        self._stop_remembering()
         self.state_file.stop()
         self.lock = None
         if self.watcher is not None:
@@ -218,13 +271,60 @@ class Supervisor:
         svc = self.services[name]
         await svc.stop(reason)
         svc.close()
+        if self.ctx is not None and self.ctx.cgroups is not None:
+            self.ctx.cgroups.remove(name)
         self.services.pop(name, None)
         self.state_file.changed()
+
+    # -- log files renamed or removed from outside --------------------------------------
+    def _check_logs(self) -> None:
+        """Every LOG_CHECK_INTERVAL: reopen the log files another tool renamed or removed
+        (a stat and an fstat each: nothing on the output's hot path)."""
+        assert self.ctx is not None
+        self._log_timer = self.ctx.loop.call_later(LOG_CHECK_INTERVAL, self._check_logs)
+        self._reopen(if_moved=True)
+
+    def _stop_log_checks(self) -> None:
+        if self._log_timer is not None:
+            self._log_timer.cancel()
+            self._log_timer = None
+
+    def _reopen(self, *, if_moved: bool) -> tuple[list[str], list[str]]:
+        """(paths reopened, why others could not be)."""
+        done: list[str] = []
+        errors: list[str] = []
+        for svc in list(self.services.values()):
+            if svc.log_file.closed or (if_moved and not svc.log_file.moved()):
+                continue
+            try:
+                why = svc.reopen_log()
+            except Exception as e:  # an engine bug: said, and the other files go on
+                why = f"{svc.name}: {type(e).__name__}: {e}"
+                self._notice("error", f"reopening the log failed: {why}", svc.name,
+                             topic=Topic.INTERNAL)
+            if why:
+                errors.append(why)
+            else:
+                done.append(str(svc.log_file.path))
+        if self.stdio_log is not None:
+            try:
+                if reopen_stdio(self.stdio_log, if_moved=if_moved):
+                    done.append(str(self.stdio_log))
+                self._stdio_failing = False
+            except OSError as e:
+                why = f"cannot reopen {self.stdio_log}: {e.strerror or e}"
+                errors.append(why)
+                if not self._stdio_failing:  # said once until it works
+                    self._stdio_failing = True
+                    self._notice("error", why, topic=Topic.LOG_WRITE,
+                                 data={"path": str(self.stdio_log)})
+        return done, errors
 
     # -- a dead predecessor's leftovers -----------------------------------------------
     async def clear_leftovers(self) -> list[int]:
         """Stop processes a hard-killed earlier engine of this config left running."""
-        return await leftovers.clear_leftovers(self.config, self.state_path, self._notice)
+        return await leftovers.clear_leftovers(self.config, self.state_path, self._notice,
+                                               self.cgroups)
 
     def _notice(self, level: str, message: str, service: str | None = None, *,
                 topic: Topic = Topic.GENERAL, data: dict[str, Any] | None = None) -> None:
@@ -243,6 +343,8 @@ class Supervisor:
             "reload_failures": self.reload_failures,
             "last_reload_seconds": self.last_reload_seconds,
             "pidfd": bool(self.watcher and self.watcher.pidfd),
+            "processes": self.processes if self.ctx is None or self.ctx.cgroups
+            else f"marker and ancestry ({self.processes})",
         }
         extra = cast(dict[str, Any], engine)  # extensions add keys under their names
         for ext in self.extensions:
@@ -261,15 +363,17 @@ class Supervisor:
     async def snapshot(self) -> Snapshot:
         return self.snapshot_now()
 
-    def subscribe_now(self, *, logs: bool = True, maxsize: int = 10_000) -> Subscription:
+    def subscribe_now(self, *, logs: bool = True, max_bytes: int = SUB_MAX_BYTES
+                      ) -> Subscription:
         """Snapshot and subscription in one step (no await between: nothing missed); the
-        snapshot carries the last notices ("notices": oldest first)."""
+        snapshot carries the last notices ("notices": oldest first). A subscriber more
+        than `max_bytes` behind is dropped (bus.py)."""
         snap = self.snapshot_now()
         first: SnapshotEvent = {"kind": "snapshot", "engine": snap["engine"],
                                 "services": snap["services"],
                                 "notices": [cast(Any, n.as_dict()) for n in self.notices]}
         accept = None if logs else (lambda ev: not isinstance(ev, LogLines))
-        return self.bus.subscribe(maxsize=maxsize, first=first, accept=accept)
+        return self.bus.subscribe(max_bytes=max_bytes, first=first, accept=accept)
 
     async def subscribe(self, *, logs: bool = True) -> AsyncIterator[EventView]:
         sub = self.subscribe_now(logs=logs)
@@ -330,6 +434,10 @@ class Supervisor:
             self._notice("error", "code not reloaded: " + "; ".join(errors),
                          topic=Topic.CODE_REFUSED, data={"errors": errors})
         return r
+
+    async def reopen_logs(self) -> ReopenLogsResult:
+        done, errors = self._reopen(if_moved=False)
+        return {"ok": not errors, "reopened": done, "errors": errors}
 
     async def reload(self) -> ReloadResult:
         """Read the config file and apply it, one apply at a time (`ConfigApply.reload`:

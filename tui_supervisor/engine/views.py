@@ -79,6 +79,9 @@ class EngineView(TypedDict):
     reload_failures: int
     last_reload_seconds: float | None
     pidfd: bool
+    processes: NotRequired[str]
+    """How a service's processes are known: "cgroup v2 at PATH", or "marker and
+    ancestry (why not cgroups)"."""
     latency: NotRequired[dict[str, Any]]
     resources: NotRequired[dict[str, Any]]
     prometheus: NotRequired[dict[str, Any]]
@@ -242,6 +245,15 @@ class ReloadResult(TypedDict):
     restarted: NotRequired[list[str]]
     in_place: NotRequired[list[str]]
     errors: NotRequired[list[str]]
+
+
+class ReopenLogsResult(TypedDict):
+    """`reopen_logs`: the files opened again, and why others could not be (each one
+    line); ok when there are none of those."""
+
+    ok: bool
+    reopened: list[str]
+    errors: list[str]
 
 
 class CodeReloadResult(TypedDict):

@@ -19,6 +19,7 @@ from typing import Any
 from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.events import AnyEvent, Exited, Notice, Topic
 from tui_supervisor.engine.policies import ExitInfo
+from tui_supervisor.engine.runtime import make_dirs
 from tui_supervisor.engine.supervisor import Extension, Supervisor
 
 LAST_LINES = 50
@@ -109,7 +110,7 @@ class IncidentFile:
     def append(self, inc: dict[str, Any]) -> None:
         """Raises OSError (a full or read-only disk): the caller decides."""
         data = (json.dumps(inc, separators=(",", ":")) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)  # the state dir: 0700 if we make it
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:

@@ -74,6 +74,8 @@ class Result:
     engine_ticks: int = 0
     totals: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    roots: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """The job's roots per service: a limit acts only on the processes it measured."""
 
 
 def _stat(pid: int) -> list[bytes] | None:
@@ -149,7 +151,8 @@ class Scanner:
                     roots[orphans[key]].append(pid)  # type: ignore[index]
         self.owners = orphans
         with self.lock:
-            res = Result(mono, wall, mono - self.last_mono if self.last_mono else None)
+            res = Result(mono, wall, mono - self.last_mono if self.last_mono else None,
+                         roots=dict(job.services))
             seen: dict[tuple[int, int], int] = {}
             visited: set[int] = {self.me}
             for name, start in roots.items():
@@ -196,6 +199,10 @@ class Scanner:
     def load(self, d: dict[str, Any]) -> None:
         self.seen = {(p, s): t for p, s, t in d["seen"]}
         self.totals = dict(d["totals"])
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MB"
 
 
 def _tree_view(tree: Tree, dt: float | None, total: int, wall: float) -> dict[str, Any]:
@@ -339,6 +346,7 @@ class ResourceSampler(Extension):
                 h = self.history[name] = History(self.interval, self.points)
             h.record(res.wall, {"cpu_percent": view["cpu_percent"] if up else None,
                                 "rss_bytes": tree.rss if up else None, "procs": tree.procs})
+            self._enforce(name, tree, res.roots.get(name, ()))
         for gone in set(self.history) - set(res.services):
             self.history.pop(gone)
             self.views.pop(gone, None)
@@ -355,6 +363,19 @@ class ResourceSampler(Extension):
         self.engine_history.record(res.wall, {
             "cpu_percent": eng["cpu_percent"], "rss_bytes": eng["rss_bytes"],
             "loop_lag": worst, "log_bytes_per_s": self.engine.get("log_bytes_per_s")})
+
+    def _enforce(self, name: str, tree: Tree, roots: tuple[int, ...]) -> None:
+        """`limits.memory`: a tree over it is ended (a failure; the restart policy
+        applies), if it is still the one measured (not respawned since)."""
+        assert self._sup is not None
+        svc = self._sup.services.get(name)
+        limit = svc.spec.limits.memory if svc is not None else None
+        if svc is None or limit is None or tree.rss <= limit or not roots:
+            return
+        now = tuple(p for p in (svc.pid, *sorted(svc.daemon_pids)) if p is not None)
+        if now == roots:
+            svc.end_for(f"memory limit {_mb(limit)} exceeded: {_mb(tree.rss)}",
+                        {"limit": "memory", "max": limit, "value": tree.rss})
 
     # -- Extension --------------------------------------------------------------------
     def service_view(self, service: str) -> dict[str, Any]:

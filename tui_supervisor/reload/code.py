@@ -3,7 +3,9 @@ the engine's state to a new image of this same process, and pick it up there.
 
 The process keeps its PID, so the services stay its children; their pipes are inherited
 (marked inheritable for the exec only), the detach record goes through a 0600 file whose
-path is in TUISUP_HANDOFF (popped at start-up so services never see it).
+path is in TUISUP_HANDOFF (popped at start-up). Services never see it: their env is
+based on the environment of the engine's first launch, which the record carries on
+(`engine_environ`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import grp
 import json
 import os
-import pwd
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -22,9 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from tui_supervisor.engine.events import Notice, Topic
+from tui_supervisor.engine.runtime import others_can_write
 from tui_supervisor.reload.preflight import preflight as _preflight
 from tui_supervisor.reload.preflight import start_warm, stop_warm
-from tui_supervisor.reload.safe import BOOT_MODULE, HANDOFF_VAR, record_fds
+from tui_supervisor.reload.safe import (
+    BOOT_MODULE,
+    HANDOFF_VAR,
+    execv_keeping_usr1,
+    record_fds,
+)
 from tui_supervisor.reload.watch import Watcher
 
 START_CWD = os.getcwd()
@@ -83,17 +89,49 @@ async def checked_reload(config_path: Path, then: Callable[[], object]) -> dict[
     return {"ok": True}
 
 
+INTERNAL_VARS = frozenset({HANDOFF_VAR})
+"""Variables the supervisor sets in its own environment: never part of a service's."""
+_handoff: list[dict[str, Any] | None] = []
+"""The predecessor's record once read ([] until then): read once per process."""
+
+
+def pending_handoff() -> dict[str, Any] | None:
+    """The predecessor's record if this process is a code reload's new image, else None.
+    Read at the first call: its variable leaves our environment and its file is removed
+    (an error is raised: this image cannot go on, the boot guard's safe mode takes over)."""
+    if not _handoff:
+        path = os.environ.pop(HANDOFF_VAR, None)
+        record = None
+        if path:
+            try:
+                with open(path) as f:
+                    record = json.load(f)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        _handoff.append(record)
+    return _handoff[0]
+
+
+def engine_environ() -> dict[str, str]:
+    """The environment the services' env is based on: the one of the engine's first
+    launch, carried in the hand-off record across any number of code reloads (this
+    image's own has the hand-off variable, and whatever an exec adds); at a first launch,
+    ours without the supervisor's internal variables. Call before loading the config."""
+    record = pending_handoff()
+    carried = record.get("environ") if record is not None else None
+    if isinstance(carried, dict):
+        return {str(k): str(v) for k, v in carried.items()}
+    return {k: v for k, v in os.environ.items() if k not in INTERNAL_VARS}
+
+
 def handoff_mode() -> str | None:
     """"hosted" if this process is the new image of a dashboard's engine, "headless" for
     a headless one, None if it is no code reload (the record stays for `take_handoff`)."""
-    path = os.environ.get(HANDOFF_VAR)
-    if not path:
+    record = pending_handoff()
+    if record is None:
         return None
-    try:
-        with open(path) as f:
-            return str((json.load(f).get("host") or {}).get("mode") or "headless")
-    except (OSError, ValueError):
-        return "headless"
+    return str((record.get("host") or {}).get("mode") or "headless")
 
 
 def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
@@ -107,7 +145,8 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
     else:
         argv = [sys.executable, *sys.orig_argv[1:]]
     for where, data in ((path, json.dumps(record).encode()), (boot, BOOT_SOURCE)):
-        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                     | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
     fds = record_fds(record)
@@ -120,7 +159,7 @@ def exec_self(record: dict[str, Any], runtime_dir: Path) -> OSError:
         os.chdir(START_CWD)
         if os.environ.get("TUISUP_FAULT") == "exec-fail":  # fault injection for the tests
             raise OSError(errno.ENOEXEC, "injected exec failure (TUISUP_FAULT=exec-fail)")
-        os.execv(sys.executable, argv)
+        execv_keeping_usr1(sys.executable, argv)
     except OSError as e:
         os.environ.pop(HANDOFF_VAR, None)
         for x in fds:
@@ -162,45 +201,11 @@ def code_reloaded(record: dict[str, Any], services: int) -> Notice:
 
 
 def take_handoff() -> dict[str, Any] | None:
-    """The predecessor's record, if this process is a new image of a code reload."""
-    path = os.environ.pop(HANDOFF_VAR, None)
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            record: dict[str, Any] = json.load(f)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+    """The predecessor's record, if this process is a new image of a code reload (once:
+    the caller adopts it)."""
+    record = pending_handoff()
+    _handoff[:] = [None]
     return record
-
-
-def _others_can_write(st: os.stat_result, is_dir: bool) -> str | None:
-    """Why users other than us (and root) can change this file or directory, or None."""
-    if st.st_uid not in (0, os.getuid()):
-        return f"is owned by uid {st.st_uid}"
-    if is_dir and st.st_mode & 0o1000:  # sticky, like /tmp: others cannot replace ours
-        return None
-    if st.st_mode & 0o002:
-        return "is writable by other users"
-    if st.st_mode & 0o020 and not _private_group(st):
-        try:
-            name = grp.getgrgid(st.st_gid).gr_name
-        except KeyError:
-            name = str(st.st_gid)
-        return f"is writable by group {name}"
-    return None
-
-
-def _private_group(st: os.stat_result) -> bool:
-    """The owner's own group with nobody else in it (umask 002 with user private groups,
-    as Debian and Ubuntu set it up): group-writable then means nothing more."""
-    try:
-        group, owner = grp.getgrgid(st.st_gid), pwd.getpwuid(st.st_uid)
-    except KeyError:
-        return False
-    return (group.gr_name == owner.pw_name and owner.pw_gid == st.st_gid
-            and not group.gr_mem)
 
 
 def watch_refusal(root: Path = PACKAGE) -> str | None:
@@ -208,7 +213,7 @@ def watch_refusal(root: Path = PACKAGE) -> str | None:
     that other users can change (a file, its directory or any directory above)."""
     for d in [root, *root.parents]:
         try:
-            why = _others_can_write(d.stat(), True)
+            why = others_can_write(d.stat(), True)
         except OSError:
             continue
         if why:
@@ -216,7 +221,7 @@ def watch_refusal(root: Path = PACKAGE) -> str | None:
     for path in sorted(root.rglob("*")):
         is_dir = path.is_dir()
         if is_dir or path.suffix in (".py", ".tcss"):
-            why = _others_can_write(path.stat(), is_dir)
+            why = others_can_write(path.stat(), is_dir)
             if why:
                 return f"{path} {why}"
     return None

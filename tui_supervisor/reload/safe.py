@@ -27,6 +27,7 @@ import runpy
 import selectors
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -62,6 +63,23 @@ MAX_LINE = 64 * 1024
 def _say(msg: str) -> None:
     with contextlib.suppress(OSError, ValueError):
         os.write(2, f"{time.strftime('%F %T')} safe mode: {msg}\n".encode(errors="replace"))
+
+
+def execv_keeping_usr1(path: str, argv: list[str]) -> None:
+    """os.execv with SIGUSR1 ignored across it. A caught signal is back to its default
+    action (the end of the process) in the new image until it handles it again, a while
+    (the interpreter starts, the package is imported): logrotate's SIGUSR1 then must not
+    end the engine and strand its services. Raises as execv; SIGUSR1 restored then."""
+    try:
+        old = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    except ValueError:  # not the main thread: cannot change it
+        old = None
+    try:
+        os.execv(path, argv)
+    except OSError:
+        if old is not None:
+            signal.signal(signal.SIGUSR1, old)
+        raise
 
 
 def record_fds(record: dict[str, Any]) -> list[int]:
@@ -173,6 +191,25 @@ class _Log:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                        0o644)
 
+    def reopen(self, if_moved: bool) -> None:
+        """Write at the path again (after logrotate renamed the file, or `rm`); `if_moved`:
+        only if the file there is not the one written to."""
+        try:
+            if if_moved:
+                try:
+                    st = os.stat(self.path)
+                    fst = os.fstat(self.fd)
+                    if (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino):
+                        return
+                except FileNotFoundError:
+                    pass
+            fd = self._open()
+        except OSError as e:
+            _say(f"{self.name}: cannot reopen its log file: {e}")
+            return
+        os.close(self.fd)
+        self.fd, self.size = fd, os.fstat(fd).st_size
+
     def write(self, data: bytes) -> None:
         try:
             if self.max_bytes > 0 and self.size and self.size + len(data) > self.max_bytes:
@@ -221,11 +258,13 @@ class SafeMode:
         self.pipes: dict[int, _Pipe] = {}
         self.conns: dict[socket.socket, bytearray] = {}
         self.listener: socket.socket | None = None
+        self.socket_ino = 0
         self.keep_pids = {p for s in record["services"]
                           for p in [s.get("pid"), *s.get("daemon_pids", [])] if p}
         self.reported: set[int] = set()
         self.retry = False
         self.stop = False
+        self.reopen = False
         self.sigchld = True
         self.package = record["launch"].get("package")
         self.watch = [p for p in [record.get("config_path")] if p]
@@ -252,7 +291,7 @@ class SafeMode:
         self.wake_r = r
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2, signal.SIGCHLD,
-                    signal.SIGHUP):
+                    signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, self._on_signal)
         self.sel.register(r, selectors.EVENT_READ, "wake")
         self._open_pipes()
@@ -297,9 +336,11 @@ class SafeMode:
         try:  # through the directory's fd: sun_path is short, the runtime dir may not be
             name = f"/proc/self/fd/{dfd}/{os.path.basename(path)}"
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(name)
+                if stat.S_ISSOCK(os.lstat(name).st_mode):  # a stale one of ours; else
+                    os.unlink(name)  # bind says what is in the way
             s.bind(name)
             os.chmod(name, 0o600)
+            self.socket_ino = os.lstat(name).st_ino
             s.listen(16)
         except OSError as e:
             _say(f"control socket {path}: {e}")
@@ -319,6 +360,8 @@ class SafeMode:
             self.retry = True
         elif sig == signal.SIGCHLD:
             self.sigchld = True
+        elif sig == signal.SIGUSR1:
+            self.reopen = True
         # SIGHUP: nothing to reload (and a dashboard's terminal may be gone: stay)
 
     def _loop(self) -> None:
@@ -340,16 +383,24 @@ class SafeMode:
             if self.sigchld:
                 self.sigchld = False
                 self._reap()
+            if self.reopen:
+                self.reopen = False
+                self._reopen_logs(if_moved=False)
             if self.retry:
                 self.retry = False
                 self._try_again("asked to")
             elif time.monotonic() >= next_look:
                 next_look = time.monotonic() + POLL
                 self._reap()  # (a SIGCHLD that came before our handler was in place)
+                self._reopen_logs(if_moved=True)
                 if self._signature() != self.signature:
                     time.sleep(0.2)  # an editor's burst of writes
                     self.signature = self._signature()
                     self._try_again("the code or config changed")
+
+    def _reopen_logs(self, if_moved: bool) -> None:
+        for log in {id(p.log): p.log for p in self.pipes.values() if p.log}.values():
+            log.reopen(if_moved)
 
     def _read(self, pipe: _Pipe) -> bool:
         """Read what the pipe holds now (False: nothing, or it was closed)."""
@@ -571,7 +622,8 @@ class SafeMode:
         rec["safe_mode"] = {"seconds": time.monotonic() - self.since, "why": self.why}
         for path, data in ((self.handoff_path, json.dumps(rec).encode()),
                            (self.boot_path, self.boot_source)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                         | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
         for x in fds:
@@ -580,8 +632,8 @@ class SafeMode:
         launch = rec["launch"]
         try:
             os.chdir(launch.get("cwd") or "/")
-            os.execv(sys.executable, [sys.executable, *launch.get("opts", []),
-                                      self.boot_path, *launch["argv"][1:]])
+            execv_keeping_usr1(sys.executable, [sys.executable, *launch.get("opts", []),
+                                                self.boot_path, *launch["argv"][1:]])
         except OSError as e:
             _say(f"could not start the new image ({e}); staying in safe mode")
             for x in fds:
@@ -606,8 +658,9 @@ class SafeMode:
         self._drain()
         self._reap_all()
         if self.listener is not None and self.record.get("socket_path"):
-            with contextlib.suppress(OSError):
-                os.unlink(self.record["socket_path"])
+            with contextlib.suppress(OSError):  # ours only (not one bound since)
+                if os.lstat(self.record["socket_path"]).st_ino == self.socket_ino:
+                    os.unlink(self.record["socket_path"])
         _say("all stopped")
         os._exit(0)
 

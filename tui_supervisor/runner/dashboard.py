@@ -22,10 +22,10 @@ from typing import Any
 
 from tui_supervisor.config import Config
 from tui_supervisor.engine.events import Topic
-from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
+from tui_supervisor.engine.runtime import AlreadyRunning, engine_running, make_dirs
 from tui_supervisor.engine.supervisor import Supervisor
 from tui_supervisor.reload.code import handoff_mode, take_handoff
-from tui_supervisor.runner.engine import emit_notice, print_error
+from tui_supervisor.runner.engine import ENGINE_LOG, emit_notice, print_error
 from tui_supervisor.runner.fork import fork_engine, leave_terminal, tell_parent_left
 from tui_supervisor.runner.front import Ending, Front, UiOutcome
 from tui_supervisor.runner.headless import HeadlessFront, serve_headless
@@ -146,7 +146,7 @@ def exit_now(app: Any, result: str) -> None:
 
 def append_log(log: Path, text: str) -> None:
     with contextlib.suppress(OSError):
-        log.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(log.parent)  # the state dir: 0700 if we make it
         with open(log, "a") as f:
             f.write(text)
 
@@ -187,7 +187,7 @@ def run_dashboard(cfg: Config) -> int:
     if running is not None:
         print_error(str(AlreadyRunning(running if running > 0 else None)))
         return 1
-    log = cfg.settings.state_dir / "engine.log"
+    log = cfg.settings.state_dir / ENGINE_LOG
 
     def engine(parent_fd: int) -> int:
         return asyncio.run(Host(cfg, DashboardFront(log, parent_fd)).run(None))

@@ -19,6 +19,9 @@ from tui_supervisor.reload.code import hand_over, stop_warm, watch_own_code
 from tui_supervisor.reload.config import ConfigWatcher
 
 PROG = "tui-supervisor"
+ENGINE_LOG = "engine.log"
+"""In the state dir: the engine's output once it left its terminal (`run --detach`, after
+the dashboard), and the UI's failures."""
 
 
 def print_error(msg: str) -> None:
@@ -45,6 +48,7 @@ class Engine:
         self.sup = Supervisor(cfg)
         attach_metrics(self.sup)
         self.sup.code_reloader = code_reloader
+        self.sup.stdio_log = cfg.settings.state_dir / ENGINE_LOG
         self.server = ControlServer(self.sup, cfg.settings.runtime_dir)
         self.config_watch: ConfigWatcher | None = None
         self.code_watch: Any = None

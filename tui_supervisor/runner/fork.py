@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tui_supervisor.engine.runtime import stdio_to
+from tui_supervisor.engine.runtime import make_dirs, stdio_to
 from tui_supervisor.runner.engine import print_error
 
 LEFT = b"left\n"
@@ -27,7 +27,7 @@ def detach(log: Path) -> tuple[int | None, int | None]:
     None) once the child listens on its socket (or failed); in the child: (None, fd) where
     the child reports "ok" or its error."""
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(log.parent)  # the state dir: 0700 if we make it
         log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     except OSError as e:
         print_error(f"cannot start: {log}: {e.strerror}")
@@ -138,7 +138,7 @@ def leave_terminal(log: Path) -> None:
     with contextlib.suppress(OSError):
         os.setsid()
     with contextlib.suppress(OSError):
-        log.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(log.parent)  # the state dir: 0700 if we make it
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         stdio_to(fd)
         os.close(fd)

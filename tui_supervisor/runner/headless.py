@@ -17,7 +17,7 @@ from tui_supervisor.engine.events import AnyEvent, LogLines
 from tui_supervisor.engine.runtime import AlreadyRunning, engine_running
 from tui_supervisor.engine.supervisor import Supervisor
 from tui_supervisor.reload.code import take_handoff
-from tui_supervisor.runner.engine import print_error
+from tui_supervisor.runner.engine import ENGINE_LOG, print_error
 from tui_supervisor.runner.fork import detach
 from tui_supervisor.runner.front import Ending, Front, UiOutcome
 from tui_supervisor.runner.host import Host
@@ -124,7 +124,7 @@ def run_headless(cfg: Config, *, quiet: bool, detached: bool = False) -> int:
         if running is not None:
             print_error(str(AlreadyRunning(running if running > 0 else None)))
             return 1
-        parent_rc, ready_fd = detach(cfg.settings.state_dir / "engine.log")
+        parent_rc, ready_fd = detach(cfg.settings.state_dir / ENGINE_LOG)
         if parent_rc is not None:
             return parent_rc
     try:

@@ -32,7 +32,7 @@ class Host:
         """`adopt`: a code reload's record (this process is the new image). Returns the
         exit code."""
         remove_signals = install(asyncio.get_running_loop(), signal_table(
-            self._stop_signal, self._hangup_signal, self._code_signal))
+            self._stop_signal, self._hangup_signal, self._code_signal, self._reopen_signal))
         carried = adopt is None  # False until a new image has adopted its services
         try:
             engine = self.engine = self._build()
@@ -106,6 +106,10 @@ class Host:
     def _code_signal(self) -> None:
         if self.engine is not None:
             self._spawn(self.engine.sup.reload_code())
+
+    def _reopen_signal(self) -> None:
+        if self.engine is not None:
+            self._spawn(self.engine.sup.reopen_logs())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -5,6 +5,9 @@
 | SIGTERM, SIGINT | stop all (a second one: SIGKILL)  | same          |
 | SIGHUP          | the terminal is gone: go headless | reload config |
 | SIGUSR2         | code reload                       | code reload   |
+| SIGUSR1         | reopen the log files              | same          |
+
+SIGUSR1 is what logrotate's `postrotate` sends (as to nginx): `reopen_logs`.
 
 What differs is the front's (`Front.hangup`); the host keeps the table installed for its
 whole life, so a signal that lands between two fronts is never the default (death)."""
@@ -18,10 +21,10 @@ from collections.abc import Callable, Mapping
 Handler = Callable[[], object]
 
 
-def signal_table(stop: Handler, hangup: Handler, reload_code: Handler
-                 ) -> dict[signal.Signals, Handler]:
+def signal_table(stop: Handler, hangup: Handler, reload_code: Handler,
+                 reopen_logs: Handler) -> dict[signal.Signals, Handler]:
     return {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: hangup,
-            signal.SIGUSR2: reload_code}
+            signal.SIGUSR2: reload_code, signal.SIGUSR1: reopen_logs}
 
 
 def install(loop: asyncio.AbstractEventLoop,
