@@ -18,16 +18,7 @@ report = importlib.import_module("chaos_report")
 pytestmark = pytest.mark.timeout(180)
 
 
-KNOWN = {
-    "ghost-child": "issue 12 defect (ancestry/cgroup process attribution, fixed on another "
-                   "branch): a grandchild that setsids, loses its parent and wipes its "
-                   "marker outlives `stop` and the engine",
-}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=KNOWN[n])) if n in KNOWN
-    else n for n in scenarios.SCENARIOS])
+@pytest.mark.parametrize("name", list(scenarios.SCENARIOS))
 def test_quick_form(name: str, tmp_path: Path) -> None:
     r = scenarios.run(name, tmp_path / name, full=False)
     if r.skipped:
