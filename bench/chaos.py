@@ -6,6 +6,7 @@ real headless engine. Run it with the dev venv's python:
     python bench/chaos.py --full     # full forms (~10 min on 2 cores); figures into
                                      # docs/RELIABILITY.md
     python bench/chaos.py --only kill-storm,crash-loop [--full]   # some; prints only
+    python bench/chaos.py --render   # the doc again from bench/results/chaos.json
 
 Prints each scenario's figures and checks; exit 1 if any check failed. Only a complete
 --full run rewrites docs/RELIABILITY.md (and bench/results/chaos.json). The disk-full
@@ -50,9 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     form.add_argument("--full", action="store_true", help="full forms; writes the doc")
     ap.add_argument("--only", default="", help="comma-separated scenario names: "
                     + ", ".join(SCENARIOS))
+    ap.add_argument("--render", action="store_true", help="only render the doc again from "
+                    "bench/results/chaos.json")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (configs, "
                     "engine output, logs)")
     args = ap.parse_args(argv)
+    if args.render:
+        saved = json.loads(RESULTS.read_text())
+        DOC.write_text(render(saved["meta"], saved["results"]))
+        return 0
     names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:

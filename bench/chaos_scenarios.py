@@ -535,12 +535,32 @@ def disk_full(work: Path, full: bool) -> Result:
         except TimeoutError:
             resumed = False
         tail = writer_log.read_bytes()[-200:].splitlines()[-1:]
-        log_notices = [n for n in sub.notices() if n.get("topic") == "log_write"]
+
+        def about_writer(topic: str) -> list[dict[str, Any]]:
+            return [n for n in sub.notices() if n.get("topic") == topic
+                    and str((n.get("data") or {}).get("path", "")).endswith("writer.log")]
+
+        # the disk_full / log_resumed topics (once per episode) exist on newer engines:
+        # checked where the engine has them, else only reported
+        from tui_supervisor.engine.events import Topic
+
+        episodes = "disk_full" in {t.value for t in Topic}
+        if episodes:
+            with contextlib.suppress(TimeoutError):
+                wait_until(lambda: about_writer("log_resumed"), 10, "log_resumed")
+        full_n, resumed = about_writer("disk_full"), about_writer("log_resumed")
         r.figures.update({"victim respawned while full": "yes" if respawned else "no",
                           "writer log grew while full": f"{grew_while_full} B",
-                          "log_write notices": len(log_notices),
-                          "first notice": (log_notices[0]["message"][:80]
-                                           if log_notices else "-")})
+                          "writer's disk_full / log_resumed / log_write notices":
+                              f"{len(full_n)} / {len(resumed)} / "
+                              f"{len(about_writer('log_write'))}",
+                          "lines dropped (log_resumed)": ", ".join(
+                              str((n.get("data") or {}).get("dropped")) for n in resumed)
+                          or "-"})
+        if episodes:
+            r.check("the full disk said once for the writer (disk_full), then log_resumed",
+                    len(full_n) == 1 and len(resumed) == 1,
+                    f"{len(full_n)} disk_full, {len(resumed)} log_resumed")
         r.check("a SIGKILLed service is respawned while the disk is full", respawned)
         r.check("`status` answers while the disk is full", status.returncode == 0,
                 status.stderr[-300:])
