@@ -152,3 +152,36 @@ async def test_collector_on_a_real_engine(engine_factory, tmp_path) -> None:
     finally:
         if not sup._closed:
             await sup.close()
+
+
+def test_a_long_crash_loop_costs_bounded_memory_and_keeps_the_sums() -> None:
+    """100,000 failures and recoveries inside one window (a crash loop at hundreds a
+    second): each series keeps at most MAX_RECENT entries, and the window's figures are
+    still exact (merged entries keep their sums)."""
+    from tui_supervisor.metrics.reliability import MAX_RECENT
+
+    r = Reliability(window=1e9)
+    r.set_wanted(0, True)
+    t = 0.0
+    for _ in range(100_000):
+        r.set_up(t, True)
+        t += 0.003
+        r.failure(t)
+        t += 0.001
+    s = r.snapshot(t)
+    assert max(len(r.failure_times), len(r._outages), len(r._up.recent or ()),
+               len(r._down.recent or ())) <= MAX_RECENT
+    assert s["failures_window"] == s["failures"] == 100_000
+    assert s["downtime_window"] == pytest.approx(s["downtime"]) == pytest.approx(100.0)
+    assert s["availability_window"] == pytest.approx(s["availability"]) == pytest.approx(0.75)
+    assert s["mttr_window"] == pytest.approx(s["mttr"]) == pytest.approx(0.001)
+
+
+def test_an_older_engines_record_is_read() -> None:
+    old = {"window": 100, "wanted": [10.0, 0.0, [[0.0, 10.0]]], "up": [5.0, None,
+           [[0.0, 5.0]]], "down": [3.0, None, [[5.0, 8.0]]], "failures": 1,
+           "failure_times": [5.0], "outage_start": None, "outages": [[5.0, 8.0]],
+           "outage_total": 3.0, "outage_count": 1}
+    s = Reliability.from_dict(old).snapshot(10)
+    assert s["failures_window"] == 1 and s["mttr_window"] == pytest.approx(3.0)
+    assert s["downtime_window"] == pytest.approx(3.0)

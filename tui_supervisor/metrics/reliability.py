@@ -21,14 +21,29 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+MAX_RECENT = 2048
+"""Entries kept per rolling-window series. Past it the two oldest merge into one that
+keeps their sum (the window's figures stay exact, but for the entry straddling the
+window's start, prorated): a crash loop of hundreds of failures a second costs bounded
+memory, not one entry per failure for an hour."""
+
+
+def _squeeze(d: deque[tuple[float, ...]]) -> None:
+    """Merge the two oldest entries while over MAX_RECENT: (first's start, second's end,
+    then the sums of the rest)."""
+    while len(d) > MAX_RECENT:
+        a, b = d.popleft(), d.popleft()
+        d.appendleft((a[0], b[1], *(x + y for x, y in zip(a[2:], b[2:], strict=True))))
+
 
 @dataclass
 class _Span:
-    """Total time a condition held, plus its recent intervals for the rolling window."""
+    """Total time a condition held, plus its recent intervals for the rolling window:
+    (start, end, time held inside)."""
 
     total: float = 0.0
     since: float | None = None
-    recent: deque[tuple[float, float]] | None = None
+    recent: deque[tuple[float, float, float]] | None = None
 
     def set(self, t: float, on: bool) -> None:
         if on and self.since is None:
@@ -37,7 +52,8 @@ class _Span:
             self.total += t - self.since
             if self.recent is None:
                 self.recent = deque()
-            self.recent.append((self.since, t))
+            self.recent.append((self.since, t, t - self.since))
+            _squeeze(self.recent)  # type: ignore[arg-type]
             self.since = None
 
     def lifetime(self, now: float) -> float:
@@ -47,9 +63,9 @@ class _Span:
         """Time the condition held inside [start, now]."""
         held = 0.0
         recent = self.recent or ()
-        for a, b in recent:
+        for a, b, h in recent:
             if b > start:
-                held += b - max(a, start)
+                held += h if a >= start else h * (b - start) / (b - a)
         if self.since is not None:
             held += now - max(self.since, start)
         return held
@@ -66,9 +82,11 @@ class Reliability:
         self._up = _Span()
         self._down = _Span()
         self.failures = 0
-        self.failure_times: deque[float] = deque()
+        self.failure_times: deque[tuple[float, float, int]] = deque()
+        """(first, last, how many) failure times, for the window's count."""
         self._outage_start: float | None = None
-        self._outages: deque[tuple[float, float]] = deque()  # (start, end) of ended outages
+        self._outages: deque[tuple[float, float, float, int]] = deque()
+        """Ended outages: (start, end, their total duration, how many)."""
         self._outage_total = 0.0
         self._outage_count = 0
 
@@ -84,7 +102,8 @@ class Reliability:
         if up:
             self._down.set(t, False)
         if up and self._outage_start is not None:
-            self._outages.append((self._outage_start, t))
+            self._outages.append((self._outage_start, t, t - self._outage_start, 1))
+            _squeeze(self._outages)  # type: ignore[arg-type]
             self._outage_total += t - self._outage_start
             self._outage_count += 1
             self._outage_start = None
@@ -92,7 +111,8 @@ class Reliability:
     def failure(self, t: float) -> None:
         """An exit nobody asked for (a crash, or a failed start)."""
         self.failures += 1
-        self.failure_times.append(t)
+        self.failure_times.append((t, t, 1))
+        _squeeze(self.failure_times)  # type: ignore[arg-type]
         self._up.set(t, False)
         self._down.set(t, True)
         if self._outage_start is None:
@@ -105,11 +125,11 @@ class Reliability:
             span.prune(start)
         while self._outages and self._outages[0][1] < start:
             self._outages.popleft()
-        while self.failure_times and self.failure_times[0] < start:
+        while self.failure_times and self.failure_times[0][1] < start:
             self.failure_times.popleft()
         up, down = self._up.lifetime(now), self._down.lifetime(now)
         up_w, down_w = self._up.within(start, now), self._down.within(start, now)
-        window_outages = [b - a for a, b in self._outages]
+        outages_w = sum(o[3] for o in self._outages)
         return {
             "up_time": up,
             "wanted_time": self._wanted.lifetime(now),
@@ -118,9 +138,9 @@ class Reliability:
             "availability_window": up_w / (up_w + down_w) if up_w + down_w > 0 else None,
             "downtime_window": down_w,
             "failures": self.failures,
-            "failures_window": len(self.failure_times),
+            "failures_window": sum(n for _, _, n in self.failure_times),
             "mttr": self._outage_total / self._outage_count if self._outage_count else None,
-            "mttr_window": sum(window_outages) / len(window_outages) if window_outages else None,
+            "mttr_window": sum(o[2] for o in self._outages) / outages_w if outages_w else None,
             "mtbf": up / self.failures if self.failures else None,
             "outage_open_since": self._outage_start,
         }
@@ -132,7 +152,8 @@ class Reliability:
 
         return {"window": self.window, "wanted": span(self._wanted), "up": span(self._up),
                 "down": span(self._down),
-                "failures": self.failures, "failure_times": list(self.failure_times),
+                "failures": self.failures,
+                "failure_times": [list(x) for x in self.failure_times],
                 "outage_start": self._outage_start,
                 "outages": [list(x) for x in self._outages],
                 "outage_total": self._outage_total, "outage_count": self._outage_count}
@@ -141,13 +162,18 @@ class Reliability:
     def from_dict(cls, d: dict[str, Any]) -> Reliability:
         r = cls(d["window"])
         spans = [(r._wanted, d["wanted"]), (r._up, d["up"]), (r._down, d["down"])]
+        # (an older engine's record: intervals as (start, end), failure times bare,
+        # outages as (start, end))
         for sp, (total, since, recent) in spans:
             sp.total, sp.since = total, since
-            sp.recent = deque((a, b) for a, b in recent)
+            sp.recent = deque((x[0], x[1], x[2] if len(x) > 2 else x[1] - x[0])
+                              for x in recent)
         r.failures = d["failures"]
-        r.failure_times.extend(d["failure_times"])
+        r.failure_times.extend((x, x, 1) if isinstance(x, int | float) else (x[0], x[1], x[2])
+                               for x in d["failure_times"])
         r._outage_start = d["outage_start"]
-        r._outages.extend((a, b) for a, b in d["outages"])
+        r._outages.extend((x[0], x[1], x[2], x[3]) if len(x) > 2 else
+                          (x[0], x[1], x[1] - x[0], 1) for x in d["outages"])
         r._outage_total, r._outage_count = d["outage_total"], d["outage_count"]
         return r
 
