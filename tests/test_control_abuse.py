@@ -382,9 +382,36 @@ async def test_subscriber_that_leaves_is_freed_at_once(served, tmp_path: Path) -
     await still_supervises(sup)
 
 
+async def test_idle_connections_make_room_for_a_client(served, tmp_path: Path) -> None:
+    """Full of connections that never asked anything (idle, or abuse): a new client is
+    served, the oldest idle one closed with one line; none that asked is touched."""
+    sup, srv = await served(sleeper(tmp_path), max_connections=5)
+    busy = await Raw.open(srv.path)
+    assert (await busy.call({"id": 1, "cmd": "snapshot"}))["ok"] is True
+    idle = [await Raw.open(srv.path) for _ in range(4)]
+    client = RemoteSupervisor(srv.path.parent)
+    try:
+        assert (await client.snapshot())["services"]  # served: `status` is not locked out
+        first = await idle[0].recv()
+        assert first is not None and first["error"]["code"] == "idle_timeout", first
+        assert "closed to make room" in first["error"]["message"]
+        assert await idle[0].recv() is None  # then closed
+        assert (await busy.call({"id": 2, "cmd": "snapshot"}))["ok"] is True
+        for h in idle[1:]:  # the younger idle ones stay
+            assert (await h.call({"id": 1, "cmd": "snapshot"}))["ok"] is True
+    finally:
+        await client.close()
+        for h in [busy, *idle]:
+            h.close()
+    await still_supervises(sup)
+
+
 async def test_connection_cap_refuses_with_one_line(served, tmp_path: Path) -> None:
+    """Full of connections that all asked something: one more is refused, one line."""
     sup, srv = await served(sleeper(tmp_path), max_connections=5)
     held = [await Raw.open(srv.path) for _ in range(5)]
+    for h in held:  # each has asked something: none is idle, none can be evicted
+        assert (await h.call({"id": 1, "cmd": "snapshot"}))["ok"] is True
     reader, writer = await asyncio.open_unix_connection(str(srv.path))
     try:
         lines = (await asyncio.wait_for(reader.read(), 10)).splitlines()
@@ -398,7 +425,7 @@ async def test_connection_cap_refuses_with_one_line(served, tmp_path: Path) -> N
         await RemoteSupervisor(srv.path.parent).snapshot()
     assert e.value.code == "busy"
     for h in held:  # the held ones are served as before
-        assert (await h.call({"id": 1, "cmd": "snapshot"}))["ok"] is True
+        assert (await h.call({"id": 2, "cmd": "snapshot"}))["ok"] is True
     held.pop().close()
     await wait_for(lambda: len(srv._conns) == 4, what="a slot free")
     client = RemoteSupervisor(srv.path.parent)

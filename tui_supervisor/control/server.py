@@ -131,6 +131,8 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
         self._inode: int | None = None
         self._conns: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._silent: dict[asyncio.Task[None], None] = {}
+        """Connections that have sent no request yet, oldest first (evicted first)."""
         self._requests: set[asyncio.Task[None]] = set()
         self.own_uid = os.getuid()
         self.verbs: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
@@ -170,11 +172,23 @@ class ControlServer:
                      writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._conns) >= self.max_connections and self._silent:
+            # make room: the oldest connection that never asked anything goes (else
+            # idle connections could lock every client out until their timeout)
+            oldest = next(iter(self._silent))
+            self._silent.pop(oldest)
+            old = self._conns.pop(oldest, None)  # (its task ends on its own)
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    old.write(p.encode(p.error(None, p.IDLE_TIMEOUT, "closed to make room: "
+                                               "no request yet, and the engine is full")))
+                old.transport.abort()
         if len(self._conns) >= self.max_connections:
             await _refuse(writer, p.BUSY, f"too many connections ({len(self._conns)} "
                           "open): try again when some have closed")
             return
         self._conns[task] = writer
+        self._silent[task] = None
         writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         streams: set[asyncio.Task[Any]] = set()
         inflight = asyncio.Semaphore(MAX_INFLIGHT)
@@ -205,6 +219,7 @@ class ControlServer:
                 if not line.strip():
                     continue
                 first = False
+                self._silent.pop(task, None)
                 # commands run to the end even if the client goes; streams do not.
                 # A client that pipelines more than MAX_INFLIGHT waits (it is not read).
                 await inflight.acquire()
@@ -219,6 +234,7 @@ class ControlServer:
                 t.cancel()
             writer.transport.abort()
             self._conns.pop(task, None)
+            self._silent.pop(task, None)
 
     async def _request(self, line: bytes, writer: asyncio.StreamWriter,
                        streams: set[asyncio.Task[Any]]) -> None:
