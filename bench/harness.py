@@ -362,7 +362,10 @@ class Ours(Driver):
             "settings": {"log_dir": str(self.workdir / "logs"),
                          "state_dir": str(self.workdir / "state"),
                          "runtime_dir": str(self.workdir / "run"),
-                         "sample_interval": self.sample_interval},
+                         "sample_interval": self.sample_interval,
+                         # auto: a cgroup per service where the engine may (the default);
+                         # TUISUP_BENCH_CGROUPS=off measures marker-and-ancestry mode
+                         "cgroups": os.environ.get("TUISUP_BENCH_CGROUPS", "auto")},
             "services": services,
         }
         path = self.workdir / "tui-supervisor.yaml"
