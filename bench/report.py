@@ -510,6 +510,12 @@ def render(results: dict[str, Any]) -> str:
         f"- tui-supervisor {m['ours_version']} (git {m['ours_commit']}); supervisor "
         f"{m['supervisord_version']} from PyPI in `bench/.venv-supervisord` "
         "(created by `bench/setup.sh` or automatically by `bench/run.py`)",
+        f"- The engine's `settings.cgroups`: {m.get('cgroups', 'auto')} "
+        "(`TUISUP_BENCH_CGROUPS`). In cgroup mode a spawn moves the engine into the "
+        "service's cgroup and back; after the hierarchy was idle for a few ms the kernel "
+        "makes that move wait for an RCU grace period (~6 ms on this machine), which is "
+        "most of the respawn latency below; `TUISUP_BENCH_CGROUPS=off` measures the "
+        "marker-and-ancestry mode.",
         "",
         *table(results),
         "",

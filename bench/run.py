@@ -78,6 +78,7 @@ def machine() -> dict[str, Any]:
         "ours_version": Ours.version(),
         "ours_commit": ours_commit(),
         "supervisord_version": Supervisord.version(),
+        "cgroups": os.environ.get("TUISUP_BENCH_CGROUPS", "auto"),
     }
 
 
