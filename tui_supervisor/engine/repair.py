@@ -43,8 +43,9 @@ log = logging.getLogger("tui_supervisor.engine")
 FAULT_RETRY = 1.0
 """Seconds before a timer or task that failed is tried again (a fault that repeats must
 not spin the loop)."""
-SWEEP_INTERVAL = 2.0
-"""Seconds between two checks of every service by the engine's sweep."""
+SWEEP_INTERVAL = 5.0
+"""Seconds between two checks of every service by the engine's sweep ("every few
+seconds": at 2 s it cost an idle engine 0.03 % of a core for 100 services)."""
 STOP_ROUNDS = 3
 """Stops a `stop()` call waits for: the one it started and its retries after faults (the
 sweep goes on retrying after that, in the background)."""
