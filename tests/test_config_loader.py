@@ -149,17 +149,17 @@ BAD: dict[str, tuple[str, dict[str, str], list[str]]] = {
     "health-not-supported": (
         svc("command: [a]", "health: {http: /}"),
         {},
-        ["4:5: services.web.health: not supported yet"],
+        ["4:5: services.web.health: not supported yet (issue 14)"],
     ),
     "depends-on-not-supported": (
         svc("command: [a]", "depends_on: [db]"),
         {},
-        ["4:5: services.web.depends_on: not supported yet"],
+        ["4:5: services.web.depends_on: not supported yet (issue 14)"],
     ),
     "replicas-not-supported": (
         svc("command: [a]", "replicas: 2"),
         {},
-        ["4:5: services.web.replicas: not supported yet"],
+        ["4:5: services.web.replicas: not supported yet (issue 14)"],
     ),
     "bool-expected": (
         svc("command: [a]", "autostart: maybe"),
@@ -472,7 +472,7 @@ def test_all_errors_reported_at_once_sorted_by_line(tmp_path: Path) -> None:
         f"{path}:6:35: services.web.stop.timeout: expected a duration like 250ms, 2s or 1m,"
         " got '1x'",
         f"{path}:8:14: services.db.command: command is empty",
-        f"{path}:9:5: services.db.replicas: not supported yet",
+        f"{path}:9:5: services.db.replicas: not supported yet (issue 14)",
         f"{path}:10:3: services: duplicate key 'web' (first defined on line 3)",
         f"{path}:12:29: settings.sample_interval: must not be negative, got -1",
     ]

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from tui_supervisor.config.peers import LATER
 from tui_supervisor.config.units import (
     interpolate,
     show,
@@ -150,13 +151,28 @@ class Reader:
         allowed: Mapping[str, object] | set[str],
         path: str,
         unsupported: frozenset[str] = frozenset(),
+        advice: Callable[[str, Any], str | None] | None = None,
     ) -> None:
-        for key, (key_node, _) in items.items():
+        """Report keys not in `allowed`: `unsupported` ones as not supported yet; one
+        `advice(key, value)` knows (another tool's key) with its advice, at the key's
+        path; any other with a did-you-mean."""
+        for key, (key_node, value_node) in items.items():
             if key in unsupported:
-                self.add(key_node, join(path, key), "not supported yet")
+                self.add(key_node, join(path, key), LATER)
             elif key not in allowed:
+                said = advice(key, self.value_or_none(value_node)) if advice else None
+                if said:
+                    self.add(key_node, join(path, key), f"unknown key {key!r} {said}")
+                    continue
                 hint = suggest(key, [*allowed, *unsupported])
                 self.add(key_node, path, f"unknown key {key!r}{hint}")
+
+    def value_or_none(self, node: Node) -> Any:
+        """`plain(node)`, or None when it cannot be read (a bad tag, a huge int)."""
+        try:
+            return self.plain(node)
+        except ValueError:
+            return None
 
     def get(
         self, items: Items, key: str, path: str, conv: Callable[[Any], Any], default: Any

@@ -15,6 +15,7 @@ from typing import Any
 from yaml.nodes import Node, SequenceNode
 
 from tui_supervisor.config.parse import TooBig, read_capped
+from tui_supervisor.config.peers import peer_advice, restart_value
 from tui_supervisor.config.reader import Items, Reader, expand_path, join
 from tui_supervisor.config.schema import (
     BackoffSpec,
@@ -26,6 +27,7 @@ from tui_supervisor.config.schema import (
     StopSpec,
 )
 from tui_supervisor.config.units import (
+    Undefined,
     in_range,
     interpolate,
     parse_duration,
@@ -197,7 +199,7 @@ def load_service(
     items = r.mapping(node, path, null_ok=False)
     if items is None:
         return None
-    r.check_keys(items, SERVICE_KEYS, path, UNSUPPORTED_KEYS)
+    r.check_keys(items, SERVICE_KEYS, path, UNSUPPORTED_KEYS, peer_advice)
     if "command" not in items:
         r.add(key_node, path, "missing required key 'command'")
     env = dict(base)
@@ -228,11 +230,7 @@ def load_service(
         user=r.text(items, "user", path, env),
         autostart=r.get(items, "autostart", path, to_bool, True),
         start_time=r.get(items, "start_time", path, duration(), 1.0),
-        restart=RestartPolicy(
-            r.get(
-                items, "restart", path, to_choice(tuple(p.value for p in RestartPolicy)), "always"
-            )
-        ),
+        restart=RestartPolicy(r.get(items, "restart", path, restart_policy, "always")),
         success_codes=load_codes(r, items, path),
         backoff=backoff,
         crash_loop=r.section(items, "crash_loop", path, CrashLoopSpec(), CRASH_LOOP),
@@ -245,6 +243,14 @@ def load_service(
     if check:
         check_service(r, spec, items, path, key_node)
     return spec
+
+
+def restart_policy(value: Any) -> str:
+    """`restart`: one of ours; compose's values (`unless-stopped`, `no`) say what to write."""
+    advice = restart_value(value)
+    if advice:
+        raise ValueError(advice)
+    return to_choice(tuple(p.value for p in RestartPolicy))(value)
 
 
 def env_value(r: Reader, node: Node) -> str:
@@ -314,7 +320,7 @@ def load_command(r: Reader, items: Items, path: str, env: Mapping[str, str]) -> 
             if not isinstance(value, str):
                 raise ValueError(f"expected a list of strings or a string, got {show(value)}")
             if shell:
-                argv = ["/bin/sh", "-c", interpolate(value, env)] if value.strip() else []
+                argv = ["/bin/sh", "-c", shell_text(value, env)] if value.strip() else []
             else:
                 try:
                     words = shlex.split(value)
@@ -328,6 +334,16 @@ def load_command(r: Reader, items: Items, path: str, env: Mapping[str, str]) -> 
         r.add(node, cmd_path, "command is empty")
         return ()
     return tuple(argv)
+
+
+def shell_text(value: str, env: Mapping[str, str]) -> str:
+    """A `shell: true` command interpolated; an undefined `${f}` there is most likely the
+    shell's own variable, so the message says how to pass it through."""
+    try:
+        return interpolate(value, env)
+    except Undefined as e:
+        raise ValueError(f"{e} (write $${{{e.name}}} for a shell variable, or define "
+                         f"{e.name} in env)") from None
 
 
 def load_codes(r: Reader, items: Items, path: str) -> frozenset[int]:

@@ -162,6 +162,14 @@ def parse_signal(value: object) -> int:
     return int(signal.Signals[name])
 
 
+class Undefined(ValueError):
+    """`${NAME}` with NAME not in the environment (and no `:-default`)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"undefined variable ${{{name}}}")
+        self.name = name
+
+
 def interpolate(text: str, env: Mapping[str, str]) -> str:
     """Replace `${VAR}` (and `${VAR:-default}`) from `env`; `$$` is a literal `$`.
 
@@ -181,7 +189,7 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             return env[name]
         if sep:
             return default
-        raise ValueError(f"undefined variable ${{{name}}}")
+        raise Undefined(name)
 
     return _VAR.sub(repl, text)
 
