@@ -168,7 +168,7 @@ def _errors(results: dict[str, Any]) -> list[str]:
 
 
 SAMPLER_TARGET_PCT = 5.0
-"""The resource sampler's share of one core at 1 Hz (DESIGN.md §3, issue 4)."""
+"""The resource sampler's share of one core at 1 Hz (docs/ARCHITECTURE.md §7, issue 4)."""
 
 
 def sampler_section(results: dict[str, Any]) -> list[str]:

@@ -1,6 +1,6 @@
 """The engine host (runner/): one signal table and one start-up for every front. The
 dashboard's engine stops on SIGTERM and SIGINT alike, a second one does not wait for stop
-timeouts, and it refuses to start where the headless engine refuses (DESIGN.md §7)."""
+timeouts, and it refuses to start where the headless engine refuses (docs/ARCHITECTURE.md §5)."""
 
 from __future__ import annotations
 

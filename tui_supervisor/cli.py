@@ -1,5 +1,5 @@
-"""The command line (DESIGN.md §6): argument parsing and dispatch, and the client verbs' glue.
-The engine's host is runner/; nothing imports this module."""
+"""The command line (docs/ARCHITECTURE.md §8): argument parsing and dispatch, and the
+client verbs' glue. The engine's host is runner/; nothing imports this module."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_tui(path: Path, *, demo: bool = False) -> int:
-    """Engine + dashboard in one process (DESIGN.md §1)."""
+    """Engine + dashboard in one process (docs/ARCHITECTURE.md §2)."""
     cfg = _load(path, demo=demo, environ=_engine_environ())
     if cfg is None:
         return 1

@@ -48,7 +48,7 @@ class SupervisorAPI(Protocol):
 
     async def reload_code(self) -> CodeReloadResult:
         """Check the supervisor's own code on disk and re-exec with it, keeping every
-        service (DESIGN.md §2). A failed check changes nothing: {"ok": False, ...}."""
+        service (docs/ARCHITECTURE.md §6). A failed check changes nothing: {"ok": False, ...}."""
         ...
 
     async def reload(self) -> ReloadResult:

@@ -1,4 +1,4 @@
-"""Metrics built on the engine's events and process sampling (DESIGN.md §3,
+"""Metrics built on the engine's events and process sampling (docs/ARCHITECTURE.md §7,
 docs/METRICS.md). The engine never imports this package."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Prometheus exposition (DESIGN.md §3). `families(snapshot)` is pure: an engine snapshot
+"""Prometheus exposition (docs/ARCHITECTURE.md §7). `families(snapshot)` is pure: an engine snapshot
 (`Supervisor.snapshot_now()`, `status --json`) as metric families; `render` turns them into
 the text format. `PrometheusExporter` serves GET /metrics on `settings.metrics_listen` from
 the engine's own loop, rendering a fresh snapshot per scrape (no thread reads engine state).

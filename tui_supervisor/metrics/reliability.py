@@ -1,7 +1,7 @@
 """Reliability of one service: availability, downtime, MTTR, MTBF — lifetime and over a
 rolling window. Pure: the caller says what happened and when (monotonic seconds).
 
-Definitions (DESIGN.md §3):
+Definitions (docs/METRICS.md; docs/ARCHITECTURE.md §7):
 - *wanted*: the operator (or autostart) wants the service up; *up*: it is `running` (or
   `daemonized`).
 - An *outage* starts at a failure (an exit nobody asked for: a crash or a failed start)

@@ -1,4 +1,4 @@
-"""Resource sampling (DESIGN.md §3): CPU, memory, fds, threads of each service's whole
+"""Resource sampling (docs/ARCHITECTURE.md §7): CPU, memory, fds, threads of each service's whole
 process tree and of the engine itself, event-loop lag, log volume; with a history ring
 per series that a code reload carries over.
 

@@ -1,4 +1,4 @@
-"""Code reload by exec handoff (DESIGN.md §2, RELOAD-NOTES.md): check the new code, hand
+"""Code reload by exec handoff (docs/ARCHITECTURE.md §6): check the new code, hand
 the engine's state to a new image of this same process, and pick it up there.
 
 The process keeps its PID, so the services stay its children; their pipes are inherited

@@ -1,4 +1,4 @@
-"""The engine host (DESIGN.md §1, §2, §7): builds the engine, its control socket and
+"""The engine host (docs/ARCHITECTURE.md §2, §5, §6): builds the engine, its control socket and
 watchers, owns the signal table, and runs the one boot → serve → hand over → boot-again
 loop with a front: the headless console or the dashboard. The command line imports
 the entry point it needs from its module (a code reload's new image imports only its

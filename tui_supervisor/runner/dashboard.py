@@ -1,4 +1,4 @@
-"""The dashboard front: the engine with its UI in this process (DESIGN.md §1, §7).
+"""The dashboard front: the engine with its UI in this process (docs/ARCHITECTURE.md §2, §5).
 
 `run_dashboard` forks (fork.py): the parent stays in the shell's foreground job and only
 waits; the child is the engine and runs the UI on the terminal. When the UI goes away —
@@ -170,7 +170,7 @@ def run_hosted(cfg: Config) -> int:
 
 
 def run_dashboard(cfg: Config) -> int:
-    """Engine + dashboard in one process (DESIGN.md §1); or, for a code reload's new
+    """Engine + dashboard in one process (docs/ARCHITECTURE.md §2); or, for a code reload's new
     image, whichever the old image was: hosted, or headless once its UI had gone."""
     mode = handoff_mode()
     if mode == "hosted":

@@ -41,7 +41,7 @@ class Front(Protocol):
         """End `serve` with `outcome` (a signal, a checked code reload)."""
 
     def hangup(self, sup: Supervisor) -> None:
-        """SIGHUP (DESIGN.md §7)."""
+        """SIGHUP (docs/ARCHITECTURE.md §5)."""
 
     def say(self, msg: str) -> None:
         """A line of the host's own (where this front's output goes)."""

@@ -108,7 +108,7 @@ class HeadlessFront:
 
 async def serve_headless(cfg: Config, *, quiet: bool, ready_fd: int | None = None,
                          stamp: bool = False) -> int:
-    """Run the engine headless until SIGTERM/SIGINT (DESIGN.md §2, §7); this process may
+    """Run the engine headless until SIGTERM/SIGINT (docs/ARCHITECTURE.md §5, §6); this process may
     be a code reload's new image (then it adopts the services)."""
     handoff = take_handoff()
     front = HeadlessFront(list(cfg.services), quiet=quiet, ready_fd=ready_fd, stamp=stamp)

@@ -1,4 +1,4 @@
-"""The engine's signal table (DESIGN.md §7), one for every front:
+"""The engine's signal table (docs/ARCHITECTURE.md §5), one for every front:
 
 | signal          | under the dashboard               | headless      |
 |-----------------|-----------------------------------|---------------|
