@@ -57,14 +57,17 @@ SNAP: dict[str, Any] = {
         "pid": 4242, "version": "9.8.7", "uptime": 12.5, "reloads": 2, "reload_failures": 1,
         "resources": {"cpu_percent": 3.0, "cpu_seconds_total": 4.25, "rss_bytes": 50_000_000,
                       "fds": 12, "threads": 3, "loop_lag_p99": 0.002, "loop_lag_max": 0.01,
+                      "loop_lag_histogram": {"buckets": [0.001, 0.01], "counts": [90, 9, 1],
+                                             "sum": 0.125, "count": 100},
                       "log_bytes_total": 123456, "log_bytes_per_s": 10.0,
                       "log_lines_dropped": 0, "sample_seconds": 0.001, "sample_interval": 1.0},
         "prometheus": {"listen": "127.0.0.1:9101"},
     },
     "services": [
         {"name": "web", "state": "running", "restarts": 3, "failures": 4, "uptime": 100.5,
-         "crash_looping": False,
+         "crash_looping": False, "started_at": 1_700_000_000.25,
          "reliability": {"availability": 0.75, "availability_window": 0.5, "downtime": 25.0,
+                         "up_time": 75.0, "outages": 3, "repair_time": 7.5,
                          "mttr": 2.5, "mttr_window": 1.5, "mtbf": 18.75, "failures": 4},
          "resources": {"procs": 2, "cpu_percent": 1.0, "cpu_seconds_total": 7.5,
                        "rss_bytes": 2048, "fds": 9, "threads": 4, "sampled_at": 1.0},
@@ -76,6 +79,7 @@ SNAP: dict[str, Any] = {
         {"name": "job", "state": "backoff", "restarts": 0, "failures": 1, "uptime": None,
          "crash_looping": True,
          "reliability": {"availability": None, "availability_window": None, "downtime": 0.0,
+                         "up_time": 0.0, "outages": 0, "repair_time": 0.0,
                          "mttr": None, "mttr_window": None, "mtbf": None},
          "resources": {}},
     ],
@@ -104,15 +108,22 @@ def test_every_sample_matches_the_snapshot() -> None:
         k("tuisup_service_uptime_seconds", **web): 100.5,
         k("tuisup_service_availability_ratio", **web): 0.75,
         k("tuisup_service_availability_window_ratio", **web): 0.5,
-        k("tuisup_service_downtime_seconds", **web): 25.0,
-        k("tuisup_service_downtime_seconds", **job): 0.0,
+        k("tuisup_service_start_time_seconds", **web): 1_700_000_000.25,
+        k("tuisup_service_up_seconds_total", **web): 75.0,
+        k("tuisup_service_up_seconds_total", **job): 0.0,
+        k("tuisup_service_downtime_seconds_total", **web): 25.0,
+        k("tuisup_service_downtime_seconds_total", **job): 0.0,
+        k("tuisup_service_outages_total", **web): 3,
+        k("tuisup_service_outages_total", **job): 0,
+        k("tuisup_service_repair_seconds_total", **web): 7.5,
+        k("tuisup_service_repair_seconds_total", **job): 0.0,
         k("tuisup_service_mttr_seconds", **web): 2.5,
         k("tuisup_service_mttr_window_seconds", **web): 1.5,
         k("tuisup_service_mtbf_seconds", **web): 18.75,
         k("tuisup_service_cpu_seconds_total", **web): 7.5,
-        k("tuisup_service_memory_bytes", **web): 2048,
+        k("tuisup_service_resident_memory_bytes", **web): 2048,
         k("tuisup_service_processes", **web): 2,
-        k("tuisup_service_fds", **web): 9,
+        k("tuisup_service_open_fds", **web): 9,
         k("tuisup_service_threads", **web): 4,
         # per-bucket counts [1, 0, 2, 1] -> cumulative 1, 1, 3, 4
         k("tuisup_respawn_latency_seconds_bucket", le="0.001", **web): 1,
@@ -130,10 +141,15 @@ def test_every_sample_matches_the_snapshot() -> None:
         k("tuisup_engine_reloads_total"): 2,
         k("tuisup_engine_reload_failures_total"): 1,
         k("tuisup_engine_cpu_seconds_total"): 4.25,
-        k("tuisup_engine_memory_bytes"): 50_000_000,
-        k("tuisup_engine_fds"): 12,
+        k("tuisup_engine_resident_memory_bytes"): 50_000_000,
+        k("tuisup_engine_open_fds"): 12,
         k("tuisup_engine_threads"): 3,
-        k("tuisup_engine_loop_lag_p99_seconds"): 0.002,
+        # a histogram, not a precomputed quantile: [90, 9, 1] -> 90, 99, 100
+        k("tuisup_engine_loop_lag_seconds_bucket", le="0.001"): 90,
+        k("tuisup_engine_loop_lag_seconds_bucket", le="0.01"): 99,
+        k("tuisup_engine_loop_lag_seconds_bucket", le="+Inf"): 100,
+        k("tuisup_engine_loop_lag_seconds_count"): 100,
+        k("tuisup_engine_loop_lag_seconds_sum"): 0.125,
         k("tuisup_engine_log_bytes_total"): 123456,
         k("tuisup_engine_log_lines_dropped_total"): 0,
         k("tuisup_engine_info", version="9.8.7"): 1,
@@ -141,10 +157,33 @@ def test_every_sample_matches_the_snapshot() -> None:
     assert samples == expected
     assert types["tuisup_service_restarts"] == "counter"
     assert types["tuisup_service_cpu_seconds"] == "counter"
-    assert types["tuisup_service_memory_bytes"] == "gauge"
+    assert types["tuisup_service_resident_memory_bytes"] == "gauge"
+    for counter in ("up_seconds", "downtime_seconds", "outages", "repair_seconds"):
+        assert types[f"tuisup_service_{counter}"] == "counter", counter
+    assert types["tuisup_service_availability_ratio"] == "gauge"
+    assert types["tuisup_engine_loop_lag_seconds"] == "histogram"
     assert types["tuisup_respawn_latency_seconds"] == "histogram"
     assert types["tuisup_detect_latency_seconds"] == "histogram"
     assert types["tuisup_engine_log_lines_dropped"] == "counter"
+
+
+def documented_series() -> dict[str, tuple[str, str]]:
+    """docs/METRICS.md's Prometheus table: series -> (type, HELP)."""
+    text = (Path(__file__).parent.parent / "docs" / "METRICS.md").read_text()
+    table = text.split("| series | type | HELP |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = [r.strip("|").split(" | ", 2) for r in table.splitlines()]
+    return {name.strip(" `"): (kind, doc.rstrip(" |")) for name, kind, doc in rows}
+
+
+def test_help_texts_are_the_documented_definitions() -> None:
+    """Every exported family is in docs/METRICS.md with its type and exactly its HELP
+    (availability's HELP once said "up time / wanted time", a definition the docs had
+    dropped), and the docs list nothing that is not exported."""
+    exported = {}
+    for fam in text_string_to_metric_families(render(SNAP).decode()):
+        suffix = "_total" if fam.type == "counter" else ""
+        exported[fam.name + suffix] = (fam.type, fam.documentation)
+    assert exported == documented_series()
 
 
 def test_missing_and_none_are_left_out_not_zero() -> None:
