@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -235,13 +237,15 @@ def test_parse_listen() -> None:
 
 @pytest.fixture
 async def metrics_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """make(*specs, listen=...) -> (engine with attach_metrics, notices it emitted)."""
+    """make(*specs, listen=..., **settings) -> (engine with attach_metrics, notices it
+    emitted)."""
     made: list[Supervisor] = []
 
-    async def make(*specs: Any, listen: str) -> tuple[Supervisor, list[Notice]]:
+    async def make(*specs: Any, listen: str, **settings: Any
+                   ) -> tuple[Supervisor, list[Notice]]:
         cfg = make_config(tmp_path, *specs)
-        cfg = dataclasses.replace(
-            cfg, settings=dataclasses.replace(cfg.settings, metrics_listen=listen))
+        cfg = dataclasses.replace(cfg, settings=dataclasses.replace(
+            cfg.settings, metrics_listen=listen, **settings))
         sup = Supervisor(cfg)
         notices: list[Notice] = []
 
@@ -492,3 +496,105 @@ async def test_config_reload_moves_metrics_and_sampling(metrics_engine, tmp_path
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port2)
     assert not [n for n in notices if n.level == "error"]
+
+
+# -- a real Prometheus server scraping a real engine ----------------------------------
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+
+
+async def prom_query(base: str, promql: str) -> list[dict[str, Any]]:
+    """An instant query's result vector (`/api/v1/query`)."""
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    status, _, body = await fetch(url)
+    assert status == 200, body
+    reply = json.loads(body)
+    assert reply["status"] == "success", reply
+    return reply["data"]["result"]
+
+
+async def prom_value(base: str, promql: str) -> float | None:
+    """The one value of an instant query for service "s" (None: no sample yet)."""
+    result = [r for r in await prom_query(base, promql)
+              if r["metric"].get("service") == "s"]
+    return float(result[0]["value"][1]) if result else None
+
+
+@pytest.mark.skipif(not PROMETHEUS.exists(),
+                    reason="no /usr/bin/prometheus (apt-get install prometheus; .ci/run does)")
+async def test_a_real_prometheus_server_agrees(metrics_engine, tmp_path: Path) -> None:
+    """A real Prometheus scrapes the engine every second across a crash and the recovery:
+    PromQL over the counters gives what the engine's snapshot says (the outage counted
+    once, MTTR over the window = increase(repair) / increase(outages) = the snapshot's
+    MTTR, up time a counter), and the loop lag is a histogram it can take quantiles of."""
+    port = free_port()
+    sup, notices = await metrics_engine(spec("s", child("sleeper"), tmp_path),
+                                        listen=f"127.0.0.1:{port}", sample_interval=0.5)
+    svc = sup.services["s"]
+    pid = await wait_for(lambda: svc.state.value == "running" and svc.pid)
+    web = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - {{job_name: tuisup, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}\n")
+    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 (closed below)
+    prom = subprocess.Popen(
+        [str(PROMETHEUS), f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{web}"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    base = f"http://127.0.0.1:{web}"
+
+    async def ready() -> bool:
+        if prom.poll() is not None:
+            raise AssertionError(f"prometheus exited: {(tmp_path / 'prometheus.log').read_text()}")
+        with contextlib.suppress(OSError):
+            return await prom_value(base, "tuisup_service_outages_total") == 0
+        return False
+
+    try:
+        await wait_for(ready, timeout=20, interval=0.2, what="a first scrape")
+        # two scrapes of the healthy service, then a crash and its recovery
+        await wait_for(lambda: prom_value(base, "count_over_time(tuisup_service_up[1m])"),
+                       timeout=10, interval=0.2)
+        os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: svc.pid not in (None, pid) and svc.state.value == "running")
+        snap = sup.snapshot_now()["services"][0]["reliability"]
+        assert (snap["outages"], snap["failures"]) == (1, 1)
+
+        async def scraped_recovery() -> bool:
+            return await prom_value(base, "tuisup_service_outages_total") == 1 \
+                and await prom_value(base, "tuisup_service_up") == 1
+        await wait_for(scraped_recovery, timeout=10, interval=0.2, what="the recovery scraped")
+
+        async def q(promql: str) -> float:
+            v = await prom_value(base, promql)
+            assert v is not None, promql
+            return v
+
+        assert await q("tuisup_service_failures_total") == 1
+        assert await q("tuisup_service_repair_seconds_total") == pytest.approx(
+            snap["repair_time"], rel=1e-9)
+        # increase() extrapolates to the window's edges: one outage reads as 1 to ~1.5
+        assert 1 <= await q("increase(tuisup_service_outages_total[1m])") < 2
+        mttr = await q("increase(tuisup_service_repair_seconds_total[1m])"
+                       " / increase(tuisup_service_outages_total[1m])")
+        assert mttr == pytest.approx(snap["mttr"], rel=1e-6) and mttr > 0
+        up = await q("tuisup_service_up_seconds_total")
+        now = sup.snapshot_now()["services"][0]["reliability"]
+        assert 0 < up <= now["up_time"]
+        assert await q("tuisup_service_downtime_seconds_total") == pytest.approx(
+            now["downtime"], rel=1e-9)  # the outage is over: downtime no longer grows
+        assert await q("tuisup_service_start_time_seconds") == pytest.approx(
+            sup.snapshot_now()["services"][0]["started_at"], abs=1e-3)
+        lag = await prom_query(base, "histogram_quantile(0.99, "
+                                     "rate(tuisup_engine_loop_lag_seconds_bucket[1m]))")
+        assert lag and float(lag[0]["value"][1]) >= 0  # buckets, not a precomputed p99
+        assert not [n for n in notices if n.level == "error"]
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(10)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+            prom.wait(10)
+        log.close()
