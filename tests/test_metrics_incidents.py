@@ -250,6 +250,8 @@ async def test_handoff_carries_the_list(engine_factory, tmp_path: Path) -> None:
     second = Incidents()
     await engine_factory(config=cfg, extensions=[second], adopt=record)
     assert second.book.items == [inc]  # not twice (once adopted, once from the file)
+    # where the service's current process began in its output: its incident's lines
+    assert second.spawn_offsets == first.spawn_offsets == {"a": first.spawn_offsets["a"]}
 
 
 # -- query, locally and over the socket -------------------------------------------------
