@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,14 @@ from support import cli, one_error_line, svc, write_cfg
 
 from tui_supervisor.config import load_config
 from tui_supervisor.engine.api import UnknownService
-from tui_supervisor.engine.events import Notice
+from tui_supervisor.engine.events import Exited, Notice
 from tui_supervisor.engine.supervisor import Supervisor
 from tui_supervisor.metrics.incidents import (
     FILE_NAME,
     IncidentBook,
     IncidentFile,
     Incidents,
+    own_lines,
 )
 
 LINES_11_TO_60 = [f"line {i}" for i in range(11, 61)]
@@ -64,6 +66,51 @@ async def test_crash_keeps_exactly_the_last_50_lines(engine_factory, tmp_path: P
         assert all(inc["t"] >= x["t"] for x in inc["lines"])
     assert len({inc["pid"] for inc in incs}) == len(incs)
     assert file_lines(sup)[:4] == incs[:4]
+
+
+TRACEBACK = ("import os, sys\n"
+             "pid = os.getpid()\n"
+             "print(f'started {pid}', flush=True)\n"
+             "for i in range(1, 4): print(f'  frame {i} of {pid}', file=sys.stderr, flush=True)\n"
+             "os._exit(3)\n")
+
+
+async def test_each_incident_holds_only_its_own_process_lines(engine_factory,
+                                                              tmp_path: Path) -> None:
+    """A service that prints unique lines once per process, then crashes, respawned 3
+    times: each incident holds exactly the lines its own pid printed (before the fix the
+    ring's tail went back into the earlier processes' output: the 2nd incident had the
+    1st process's lines too, the 4th had all four)."""
+    ext = Incidents()
+    sup = await engine_factory(spec("a", (sys.executable, "-c", TRACEBACK), tmp_path,
+                                    restart="always"), extensions=[ext])
+    incs = (await incidents_of(ext, 4))[:4]
+    await sup.stop(["a"])
+    for inc in incs:
+        pid = inc["pid"]
+        texts = [x["text"] for x in inc["lines"]]
+        assert sorted(texts) == sorted([f"started {pid}",
+                                        *(f"  frame {i} of {pid}" for i in (1, 2, 3))]), texts
+        assert len(set(texts)) == len(texts)
+    assert len({inc["pid"] for inc in incs}) == 4
+    assert file_lines(sup)[:4] == incs  # the file tells the same
+
+
+def _exit(cause: str = "exit", t: float = 100.0, uptime: float = 10.0) -> Exited:
+    return Exited(t, "a", 7, 1, None, False, True, uptime, cause=cause)
+
+
+@pytest.mark.parametrize(("since", "ev", "kept"), [
+    (20, _exit(), [20, 30]),                    # the offset at its spawn decides
+    (0, _exit(), [0, 10, 20, 30]),              # the first process: everything
+    (40, _exit(), []),                          # printed nothing
+    (None, _exit(t=100.0, uptime=8.0), [20, 30]),   # offset unknown: read since its start
+    (20, _exit(cause="spawn", uptime=0.0), []),  # never ran: no lines are its own
+])
+def test_own_lines_table(since: int | None, ev: Exited, kept: list[int]) -> None:
+    lines = [(0, 80.0, "stdout", "a"), (10, 91.0, "stdout", "b"),
+             (20, 92.0, "stderr", "c"), (30, 99.0, "stdout", "d")]
+    assert [x[0] for x in own_lines(lines, since, ev)] == kept
 
 
 async def test_sigkill_records_signal_9(engine_factory, tmp_path: Path) -> None:
@@ -203,6 +250,8 @@ async def test_handoff_carries_the_list(engine_factory, tmp_path: Path) -> None:
     second = Incidents()
     await engine_factory(config=cfg, extensions=[second], adopt=record)
     assert second.book.items == [inc]  # not twice (once adopted, once from the file)
+    # where the service's current process began in its output: its incident's lines
+    assert second.spawn_offsets == first.spawn_offsets == {"a": first.spawn_offsets["a"]}
 
 
 # -- query, locally and over the socket -------------------------------------------------

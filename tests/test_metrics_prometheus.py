@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -57,14 +59,17 @@ SNAP: dict[str, Any] = {
         "pid": 4242, "version": "9.8.7", "uptime": 12.5, "reloads": 2, "reload_failures": 1,
         "resources": {"cpu_percent": 3.0, "cpu_seconds_total": 4.25, "rss_bytes": 50_000_000,
                       "fds": 12, "threads": 3, "loop_lag_p99": 0.002, "loop_lag_max": 0.01,
+                      "loop_lag_histogram": {"buckets": [0.001, 0.01], "counts": [90, 9, 1],
+                                             "sum": 0.125, "count": 100},
                       "log_bytes_total": 123456, "log_bytes_per_s": 10.0,
                       "log_lines_dropped": 0, "sample_seconds": 0.001, "sample_interval": 1.0},
         "prometheus": {"listen": "127.0.0.1:9101"},
     },
     "services": [
         {"name": "web", "state": "running", "restarts": 3, "failures": 4, "uptime": 100.5,
-         "crash_looping": False,
+         "crash_looping": False, "started_at": 1_700_000_000.25,
          "reliability": {"availability": 0.75, "availability_window": 0.5, "downtime": 25.0,
+                         "up_time": 75.0, "outages": 3, "repair_time": 7.5,
                          "mttr": 2.5, "mttr_window": 1.5, "mtbf": 18.75, "failures": 4},
          "resources": {"procs": 2, "cpu_percent": 1.0, "cpu_seconds_total": 7.5,
                        "rss_bytes": 2048, "fds": 9, "threads": 4, "sampled_at": 1.0},
@@ -76,6 +81,7 @@ SNAP: dict[str, Any] = {
         {"name": "job", "state": "backoff", "restarts": 0, "failures": 1, "uptime": None,
          "crash_looping": True,
          "reliability": {"availability": None, "availability_window": None, "downtime": 0.0,
+                         "up_time": 0.0, "outages": 0, "repair_time": 0.0,
                          "mttr": None, "mttr_window": None, "mtbf": None},
          "resources": {}},
     ],
@@ -104,15 +110,22 @@ def test_every_sample_matches_the_snapshot() -> None:
         k("tuisup_service_uptime_seconds", **web): 100.5,
         k("tuisup_service_availability_ratio", **web): 0.75,
         k("tuisup_service_availability_window_ratio", **web): 0.5,
-        k("tuisup_service_downtime_seconds", **web): 25.0,
-        k("tuisup_service_downtime_seconds", **job): 0.0,
+        k("tuisup_service_start_time_seconds", **web): 1_700_000_000.25,
+        k("tuisup_service_up_seconds_total", **web): 75.0,
+        k("tuisup_service_up_seconds_total", **job): 0.0,
+        k("tuisup_service_downtime_seconds_total", **web): 25.0,
+        k("tuisup_service_downtime_seconds_total", **job): 0.0,
+        k("tuisup_service_outages_total", **web): 3,
+        k("tuisup_service_outages_total", **job): 0,
+        k("tuisup_service_repair_seconds_total", **web): 7.5,
+        k("tuisup_service_repair_seconds_total", **job): 0.0,
         k("tuisup_service_mttr_seconds", **web): 2.5,
         k("tuisup_service_mttr_window_seconds", **web): 1.5,
         k("tuisup_service_mtbf_seconds", **web): 18.75,
         k("tuisup_service_cpu_seconds_total", **web): 7.5,
-        k("tuisup_service_memory_bytes", **web): 2048,
+        k("tuisup_service_resident_memory_bytes", **web): 2048,
         k("tuisup_service_processes", **web): 2,
-        k("tuisup_service_fds", **web): 9,
+        k("tuisup_service_open_fds", **web): 9,
         k("tuisup_service_threads", **web): 4,
         # per-bucket counts [1, 0, 2, 1] -> cumulative 1, 1, 3, 4
         k("tuisup_respawn_latency_seconds_bucket", le="0.001", **web): 1,
@@ -130,10 +143,15 @@ def test_every_sample_matches_the_snapshot() -> None:
         k("tuisup_engine_reloads_total"): 2,
         k("tuisup_engine_reload_failures_total"): 1,
         k("tuisup_engine_cpu_seconds_total"): 4.25,
-        k("tuisup_engine_memory_bytes"): 50_000_000,
-        k("tuisup_engine_fds"): 12,
+        k("tuisup_engine_resident_memory_bytes"): 50_000_000,
+        k("tuisup_engine_open_fds"): 12,
         k("tuisup_engine_threads"): 3,
-        k("tuisup_engine_loop_lag_p99_seconds"): 0.002,
+        # a histogram, not a precomputed quantile: [90, 9, 1] -> 90, 99, 100
+        k("tuisup_engine_loop_lag_seconds_bucket", le="0.001"): 90,
+        k("tuisup_engine_loop_lag_seconds_bucket", le="0.01"): 99,
+        k("tuisup_engine_loop_lag_seconds_bucket", le="+Inf"): 100,
+        k("tuisup_engine_loop_lag_seconds_count"): 100,
+        k("tuisup_engine_loop_lag_seconds_sum"): 0.125,
         k("tuisup_engine_log_bytes_total"): 123456,
         k("tuisup_engine_log_lines_dropped_total"): 0,
         k("tuisup_engine_info", version="9.8.7"): 1,
@@ -141,10 +159,33 @@ def test_every_sample_matches_the_snapshot() -> None:
     assert samples == expected
     assert types["tuisup_service_restarts"] == "counter"
     assert types["tuisup_service_cpu_seconds"] == "counter"
-    assert types["tuisup_service_memory_bytes"] == "gauge"
+    assert types["tuisup_service_resident_memory_bytes"] == "gauge"
+    for counter in ("up_seconds", "downtime_seconds", "outages", "repair_seconds"):
+        assert types[f"tuisup_service_{counter}"] == "counter", counter
+    assert types["tuisup_service_availability_ratio"] == "gauge"
+    assert types["tuisup_engine_loop_lag_seconds"] == "histogram"
     assert types["tuisup_respawn_latency_seconds"] == "histogram"
     assert types["tuisup_detect_latency_seconds"] == "histogram"
     assert types["tuisup_engine_log_lines_dropped"] == "counter"
+
+
+def documented_series() -> dict[str, tuple[str, str]]:
+    """docs/METRICS.md's Prometheus table: series -> (type, HELP)."""
+    text = (Path(__file__).parent.parent / "docs" / "METRICS.md").read_text()
+    table = text.split("| series | type | HELP |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = [r.strip("|").split(" | ", 2) for r in table.splitlines()]
+    return {name.strip(" `"): (kind, doc.rstrip(" |")) for name, kind, doc in rows}
+
+
+def test_help_texts_are_the_documented_definitions() -> None:
+    """Every exported family is in docs/METRICS.md with its type and exactly its HELP
+    (availability's HELP once said "up time / wanted time", a definition the docs had
+    dropped), and the docs list nothing that is not exported."""
+    exported = {}
+    for fam in text_string_to_metric_families(render(SNAP).decode()):
+        suffix = "_total" if fam.type == "counter" else ""
+        exported[fam.name + suffix] = (fam.type, fam.documentation)
+    assert exported == documented_series()
 
 
 def test_missing_and_none_are_left_out_not_zero() -> None:
@@ -196,13 +237,15 @@ def test_parse_listen() -> None:
 
 @pytest.fixture
 async def metrics_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """make(*specs, listen=...) -> (engine with attach_metrics, notices it emitted)."""
+    """make(*specs, listen=..., **settings) -> (engine with attach_metrics, notices it
+    emitted)."""
     made: list[Supervisor] = []
 
-    async def make(*specs: Any, listen: str) -> tuple[Supervisor, list[Notice]]:
+    async def make(*specs: Any, listen: str, **settings: Any
+                   ) -> tuple[Supervisor, list[Notice]]:
         cfg = make_config(tmp_path, *specs)
-        cfg = dataclasses.replace(
-            cfg, settings=dataclasses.replace(cfg.settings, metrics_listen=listen))
+        cfg = dataclasses.replace(cfg, settings=dataclasses.replace(
+            cfg.settings, metrics_listen=listen, **settings))
         sup = Supervisor(cfg)
         notices: list[Notice] = []
 
@@ -453,3 +496,105 @@ async def test_config_reload_moves_metrics_and_sampling(metrics_engine, tmp_path
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port2)
     assert not [n for n in notices if n.level == "error"]
+
+
+# -- a real Prometheus server scraping a real engine ----------------------------------
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+
+
+async def prom_query(base: str, promql: str) -> list[dict[str, Any]]:
+    """An instant query's result vector (`/api/v1/query`)."""
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    status, _, body = await fetch(url)
+    assert status == 200, body
+    reply = json.loads(body)
+    assert reply["status"] == "success", reply
+    return reply["data"]["result"]
+
+
+async def prom_value(base: str, promql: str) -> float | None:
+    """The one value of an instant query for service "s" (None: no sample yet)."""
+    result = [r for r in await prom_query(base, promql)
+              if r["metric"].get("service") == "s"]
+    return float(result[0]["value"][1]) if result else None
+
+
+@pytest.mark.skipif(not PROMETHEUS.exists(),
+                    reason="no /usr/bin/prometheus (apt-get install prometheus; .ci/run does)")
+async def test_a_real_prometheus_server_agrees(metrics_engine, tmp_path: Path) -> None:
+    """A real Prometheus scrapes the engine every second across a crash and the recovery:
+    PromQL over the counters gives what the engine's snapshot says (the outage counted
+    once, MTTR over the window = increase(repair) / increase(outages) = the snapshot's
+    MTTR, up time a counter), and the loop lag is a histogram it can take quantiles of."""
+    port = free_port()
+    sup, notices = await metrics_engine(spec("s", child("sleeper"), tmp_path),
+                                        listen=f"127.0.0.1:{port}", sample_interval=0.5)
+    svc = sup.services["s"]
+    pid = await wait_for(lambda: svc.state.value == "running" and svc.pid)
+    web = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - {{job_name: tuisup, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}\n")
+    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 (closed below)
+    prom = subprocess.Popen(
+        [str(PROMETHEUS), f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{web}"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    base = f"http://127.0.0.1:{web}"
+
+    async def ready() -> bool:
+        if prom.poll() is not None:
+            raise AssertionError(f"prometheus exited: {(tmp_path / 'prometheus.log').read_text()}")
+        with contextlib.suppress(OSError):
+            return await prom_value(base, "tuisup_service_outages_total") == 0
+        return False
+
+    try:
+        await wait_for(ready, timeout=20, interval=0.2, what="a first scrape")
+        # two scrapes of the healthy service, then a crash and its recovery
+        await wait_for(lambda: prom_value(base, "count_over_time(tuisup_service_up[1m])"),
+                       timeout=10, interval=0.2)
+        os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: svc.pid not in (None, pid) and svc.state.value == "running")
+        snap = sup.snapshot_now()["services"][0]["reliability"]
+        assert (snap["outages"], snap["failures"]) == (1, 1)
+
+        async def scraped_recovery() -> bool:
+            return await prom_value(base, "tuisup_service_outages_total") == 1 \
+                and await prom_value(base, "tuisup_service_up") == 1
+        await wait_for(scraped_recovery, timeout=10, interval=0.2, what="the recovery scraped")
+
+        async def q(promql: str) -> float:
+            v = await prom_value(base, promql)
+            assert v is not None, promql
+            return v
+
+        assert await q("tuisup_service_failures_total") == 1
+        assert await q("tuisup_service_repair_seconds_total") == pytest.approx(
+            snap["repair_time"], rel=1e-9)
+        # increase() extrapolates to the window's edges: one outage reads as 1 to ~1.5
+        assert 1 <= await q("increase(tuisup_service_outages_total[1m])") < 2
+        mttr = await q("increase(tuisup_service_repair_seconds_total[1m])"
+                       " / increase(tuisup_service_outages_total[1m])")
+        assert mttr == pytest.approx(snap["mttr"], rel=1e-6) and mttr > 0
+        up = await q("tuisup_service_up_seconds_total")
+        now = sup.snapshot_now()["services"][0]["reliability"]
+        assert 0 < up <= now["up_time"]
+        assert await q("tuisup_service_downtime_seconds_total") == pytest.approx(
+            now["downtime"], rel=1e-9)  # the outage is over: downtime no longer grows
+        assert await q("tuisup_service_start_time_seconds") == pytest.approx(
+            sup.snapshot_now()["services"][0]["started_at"], abs=1e-3)
+        lag = await prom_query(base, "histogram_quantile(0.99, "
+                                     "rate(tuisup_engine_loop_lag_seconds_bucket[1m]))")
+        assert lag and float(lag[0]["value"][1]) >= 0  # buckets, not a precomputed p99
+        assert not [n for n in notices if n.level == "error"]
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(10)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+            prom.wait(10)
+        log.close()

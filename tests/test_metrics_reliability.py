@@ -45,6 +45,14 @@ def test_crash_backoff_recovery() -> None:
     assert s["availability"] == pytest.approx(300 / 304)
     assert s["mtbf"] == pytest.approx(300 / 3)
     assert s["outage_open_since"] is None
+    # the counters behind MTTR over any window: increase(repair_time) / increase(outages)
+    assert (s["outages"], s["repair_time"]) == (2, pytest.approx(3 + 1))
+    r.failure(404)          # an open outage is in neither counter yet
+    s2 = r.snapshot(410)
+    assert (s2["outages"], s2["repair_time"]) == (2, pytest.approx(4))
+    r.set_up(410, True)     # it recovers after 6 s: both counters grow together
+    s3 = r.snapshot(420)
+    assert (s3["repair_time"] - s["repair_time"]) / (s3["outages"] - s["outages"]) == 6
 
 
 def test_open_outage_is_downtime_not_mttr() -> None:

@@ -48,7 +48,10 @@ async def test_a_tree_of_three_processes(engine_factory, tmp_path: Path) -> None
     e = engine_res(sup)
     assert set(e) == {"cpu_percent", "cpu_seconds_total", "rss_bytes", "fds", "threads",
                       "loop_lag_p99", "loop_lag_max", "log_bytes_total", "log_bytes_per_s",
-                      "log_lines_dropped", "sample_seconds", "sample_interval"}
+                      "log_lines_dropped", "sample_seconds", "sample_interval",
+                      "loop_lag_histogram"}
+    lag = e["loop_lag_histogram"]  # every probe since the start, for Prometheus
+    assert lag["count"] == sum(lag["counts"]) > 0 and len(lag["counts"]) == len(lag["buckets"]) + 1
     assert e["threads"] >= 2  # the loop's and the sampler's
     assert e["rss_bytes"] > 10 << 20 and e["sample_interval"] == FAST
     assert 0 < e["sample_seconds"] < 1 and e["cpu_seconds_total"] > 0
@@ -215,10 +218,13 @@ async def test_handoff_keeps_history_and_counters(engine_factory, tmp_path: Path
     points = before["history"]["b"]["series"]["procs"]
     counter = before["views"]["b"]["cpu_seconds_total"]
     counter_c = before["views"]["c"]["cpu_seconds_total"]
+    lags = before["lag_histogram"]["count"]
+    assert lags > 0
     assert sampler_threads() == []  # stopped by detach
     second = ResourceSampler(FAST)
     sup2 = await engine_factory(config=cfg, adopt=record, extensions=[second])
     assert res(sup2, "b")["cpu_seconds_total"] == counter  # carried before any tick
+    assert second.lag_histogram.count >= lags  # the lag counters carry on, not from 0
     await wait_for(lambda: len(second.query("history", {"service": "b"})["series"]["procs"])
                    > len(points))
     after = second.query("history", {"service": "b"})["series"]["procs"]

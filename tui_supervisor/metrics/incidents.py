@@ -1,5 +1,6 @@
 """Crash forensics: every failure (crash or failed start) kept with its exit, the uptime
-before it and the service's last output lines; bounded in memory and appended to
+before it and the last output lines of the process that failed (only what it printed
+since its spawn: never an earlier process's lines); bounded in memory and appended to
 `<state_dir>/incidents.jsonl`, so they survive an engine restart (even a hard kill).
 
 `IncidentBook` holds the bounds (pure); `IncidentFile` the JSON-lines file; `Incidents`
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_supervisor.engine.api import UnknownService
-from tui_supervisor.engine.events import AnyEvent, Exited, Notice, Topic
+from tui_supervisor.engine.events import AnyEvent, Exited, Notice, Spawned, Topic
 from tui_supervisor.engine.policies import ExitInfo
 from tui_supervisor.engine.runtime import make_dirs
 from tui_supervisor.engine.supervisor import Extension, Supervisor
@@ -59,6 +60,20 @@ def make_incident(ev: Exited, state: str, restarts: int,
         "lines": [{"t": t, "stream": stream, "text": _cut(text)}
                   for _, t, stream, text in lines],
     }
+
+
+def own_lines(lines: Iterable[tuple[int, float, str, str]], since: int | None,
+              ev: Exited) -> list[tuple[int, float, str, str]]:
+    """The lines the failing process printed: those at or past `since`, the service's log
+    offset when it was spawned. A spawn that failed printed nothing. Without a known
+    offset (a service spawned before this layer was attached), the lines read since the
+    process started (by wall clock: the exit time less its uptime). Pure."""
+    if ev.cause == "spawn":
+        return []
+    if since is not None:
+        return [x for x in lines if x[0] >= since]
+    start = ev.t - ev.uptime
+    return [x for x in lines if x[1] >= start]
 
 
 def _cut(text: str) -> str:
@@ -167,6 +182,8 @@ class Incidents(Extension):
         self.max_file = max_file
         self._adopted = False
         self._write_failed = False
+        self.spawn_offsets: dict[str, int] = {}
+        """service -> its log offset when its current process was spawned."""
 
     @classmethod
     def attach(cls, sup: Supervisor, **kw: Any) -> Incidents:
@@ -192,12 +209,21 @@ class Incidents(Extension):
     def on_event(self, ev: AnyEvent) -> None:
         # Listeners run at emit time: the service is still in the state it died in,
         # and the engine drained its pipes before emitting (its last lines are in).
-        if not (isinstance(ev, Exited) and ev.failure) or self.sup is None:
+        if self.sup is None:
+            return
+        if isinstance(ev, Spawned):
+            # emitted before the loop reads the new pipes: whatever comes next is its own
+            spawned = self.sup.services.get(ev.service)
+            if spawned is not None:
+                self.spawn_offsets[ev.service] = spawned.ring.next_offset
+            return
+        if not (isinstance(ev, Exited) and ev.failure):
             return
         svc = self.sup.services.get(ev.service)
         if svc is None:
             return
-        inc = make_incident(ev, svc.state.value, svc.restarts, svc.ring.tail(LAST_LINES))
+        lines = own_lines(svc.ring.tail(LAST_LINES), self.spawn_offsets.get(ev.service), ev)
+        inc = make_incident(ev, svc.state.value, svc.restarts, lines)
         self.book.add(inc)
         try:
             self.file.append(inc)
@@ -229,11 +255,15 @@ class Incidents(Extension):
         return self.book.list(service, n)
 
     def detach(self) -> dict[str, Any]:
-        return {"items": list(self.book.items)}
+        return {"items": list(self.book.items), "spawn_offsets": dict(self.spawn_offsets)}
 
     def adopt(self, record: dict[str, Any]) -> None:
         self.book.items = []
         self.book.extend(record.get("items", []))
+        offsets = record.get("spawn_offsets")
+        if isinstance(offsets, dict):  # (an older engine's record has none)
+            self.spawn_offsets = {k: v for k, v in offsets.items()
+                                  if isinstance(k, str) and isinstance(v, int)}
         self._adopted = True
 
 

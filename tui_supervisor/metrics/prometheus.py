@@ -34,7 +34,8 @@ Snapshot = Mapping[str, Any]
 """An engine snapshot (`views.Snapshot`), read loosely: keys layers add may be absent."""
 UP = frozenset(s.value for s in UP_STATES)
 
-# (metric name, counter?, help, path in the service snapshot)
+# (metric name, counter?, help, path in the service snapshot). The help texts say what
+# docs/METRICS.md defines (a test holds them to it).
 SERVICE_VALUES: tuple[tuple[str, bool, str, tuple[str, ...]], ...] = (
     ("tuisup_service_restarts_total", True, "Respawns done by the restart policy.",
      ("restarts",)),
@@ -42,28 +43,42 @@ SERVICE_VALUES: tuple[tuple[str, bool, str, tuple[str, ...]], ...] = (
      ("failures",)),
     ("tuisup_service_uptime_seconds", False, "Seconds since the current process started.",
      ("uptime",)),
-    ("tuisup_service_availability_ratio", False, "Up time / wanted time, lifetime.",
+    ("tuisup_service_start_time_seconds", False,
+     "Start time of the current main process since the unix epoch in seconds.",
+     ("started_at",)),
+    ("tuisup_service_up_seconds_total", True, "Time up (running or daemonized), lifetime.",
+     ("reliability", "up_time")),
+    ("tuisup_service_downtime_seconds_total", True,
+     "Time in outages (a failure until up again or stopped by the operator), lifetime.",
+     ("reliability", "downtime")),
+    ("tuisup_service_outages_total", True,
+     "Outages recovered (a failure until up again). MTTR over a window: "
+     "increase(tuisup_service_repair_seconds_total) / increase(tuisup_service_outages_total).",
+     ("reliability", "outages")),
+    ("tuisup_service_repair_seconds_total", True,
+     "Summed duration of the recovered outages (failure until up again, backoff included).",
+     ("reliability", "repair_time")),
+    ("tuisup_service_availability_ratio", False,
+     "Up time / (up time + downtime), lifetime; downtime is time in outages.",
      ("reliability", "availability")),
     ("tuisup_service_availability_window_ratio", False,
-     "Up time / wanted time over the rolling window (default 1 h).",
+     "Up time / (up time + downtime) over the rolling window (1 h).",
      ("reliability", "availability_window")),
-    ("tuisup_service_downtime_seconds", False, "Wanted time not up, lifetime.",
-     ("reliability", "downtime")),
     ("tuisup_service_mttr_seconds", False,
-     "Mean time to recover: mean duration of ended outages, backoff included, lifetime.",
+     "Mean time to recover: mean duration of recovered outages, backoff included, lifetime.",
      ("reliability", "mttr")),
     ("tuisup_service_mttr_window_seconds", False,
-     "Mean duration of outages that ended within the rolling window (default 1 h).",
+     "Mean duration of outages that ended within the rolling window (1 h).",
      ("reliability", "mttr_window")),
     ("tuisup_service_mtbf_seconds", False, "Mean time between failures: up time / failures.",
      ("reliability", "mtbf")),
     ("tuisup_service_cpu_seconds_total", True, "CPU time of the whole process tree.",
      ("resources", "cpu_seconds_total")),
-    ("tuisup_service_memory_bytes", False, "RSS of the whole process tree.",
+    ("tuisup_service_resident_memory_bytes", False, "RSS summed over the process tree.",
      ("resources", "rss_bytes")),
     ("tuisup_service_processes", False, "Processes in the service's tree.",
      ("resources", "procs")),
-    ("tuisup_service_fds", False, "Open file descriptors of the process tree.",
+    ("tuisup_service_open_fds", False, "Open file descriptors of the process tree.",
      ("resources", "fds")),
     ("tuisup_service_threads", False, "Threads of the process tree.", ("resources", "threads")),
 )
@@ -81,17 +96,21 @@ ENGINE_VALUES: tuple[tuple[str, bool, str, tuple[str, ...]], ...] = (
      ("reload_failures",)),
     ("tuisup_engine_cpu_seconds_total", True, "CPU time of the supervisor process.",
      ("resources", "cpu_seconds_total")),
-    ("tuisup_engine_memory_bytes", False, "RSS of the supervisor process.",
+    ("tuisup_engine_resident_memory_bytes", False, "RSS of the supervisor process.",
      ("resources", "rss_bytes")),
-    ("tuisup_engine_fds", False, "Open file descriptors of the supervisor.",
+    ("tuisup_engine_open_fds", False, "Open file descriptors of the supervisor.",
      ("resources", "fds")),
     ("tuisup_engine_threads", False, "Threads of the supervisor.", ("resources", "threads")),
-    ("tuisup_engine_loop_lag_p99_seconds", False, "Event-loop lag, 99th percentile.",
-     ("resources", "loop_lag_p99")),
     ("tuisup_engine_log_bytes_total", True, "Bytes of service output handled.",
      ("resources", "log_bytes_total")),
     ("tuisup_engine_log_lines_dropped_total", True,
      "Log lines dropped (must stay 0).", ("resources", "log_lines_dropped")),
+)
+
+ENGINE_HISTOGRAMS = (
+    ("tuisup_engine_loop_lag_seconds",
+     "How late a periodic event-loop callback ran (probed every 0.1 s).",
+     ("resources", "loop_lag_histogram")),
 )
 
 
@@ -171,8 +190,16 @@ def families(snap: Snapshot) -> list[Metric]:
             fam = _family(metric, counter, doc, [])
             fam.add_metric([], v)
             out.append(fam)
+    for metric, doc, hpath in ENGINE_HISTOGRAMS:
+        hist = HistogramMetricFamily(metric, doc, labels=[])
+        h: Any = engine
+        for key in hpath:
+            h = h.get(key) if isinstance(h, dict) else None
+        _histogram(hist, [], h)
+        out.append(hist)
     if engine.get("version") is not None:
-        out.append(InfoMetricFamily("tuisup_engine", "The supervisor's version.",
+        out.append(InfoMetricFamily("tuisup_engine",
+                                    "The supervisor's version (label `version`; always 1).",
                                     value={"version": str(engine["version"])}))
     return [f for f in out if f.samples]
 

@@ -13,6 +13,9 @@ Definitions (docs/METRICS.md; docs/ARCHITECTURE.md §7):
 - MTTR = mean duration of outages that recovered (backoff included). An outage still open
   is downtime, not MTTR; one ended by an operator stop never recovered: downtime, not MTTR.
 - MTBF = total up time / failures.
+- As counters (they only grow, for Prometheus): up time, downtime, `outages` (recovered
+  outages) and `repair_time` (their summed duration), so MTTR over any window is the
+  increase of `repair_time` over the increase of `outages`.
 """
 
 from __future__ import annotations
@@ -139,6 +142,8 @@ class Reliability:
             "downtime_window": down_w,
             "failures": self.failures,
             "failures_window": sum(n for _, _, n in self.failure_times),
+            "outages": self._outage_count,
+            "repair_time": self._outage_total,
             "mttr": self._outage_total / self._outage_count if self._outage_count else None,
             "mttr_window": sum(o[2] for o in self._outages) / outages_w if outages_w else None,
             "mtbf": up / self.failures if self.failures else None,

@@ -32,6 +32,7 @@ from typing import Any
 from tui_supervisor.engine.events import Notice, Topic
 from tui_supervisor.engine.supervisor import Extension, Supervisor
 from tui_supervisor.metrics.history import DEFAULT_POINTS, History, LagWindow, ResettableSum
+from tui_supervisor.metrics.latency import Histogram
 
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -202,6 +203,12 @@ class Scanner:
         self.totals = dict(d["totals"])
 
 
+def _buckets(h: Histogram) -> dict[str, Any]:
+    """A histogram's buckets only (the snapshot's histogram shape, no percentiles)."""
+    return {"buckets": list(h.buckets), "counts": list(h.counts), "sum": h.sum,
+            "count": h.count}
+
+
 def _mb(n: int) -> str:
     return f"{n / (1 << 20):.0f} MB"
 
@@ -228,6 +235,9 @@ class ResourceSampler(Extension):
         self.views: dict[str, dict[str, Any]] = {}
         self.engine: dict[str, Any] = {}
         self.lags = LagWindow(LAG_WINDOW)
+        self.lag_histogram = Histogram()
+        """Every lag probe since the engine started (kept across a code reload): the
+        buckets Prometheus computes any quantile over any window from."""
         self.log_bytes = ResettableSum()
         self.log_dropped = ResettableSum()
         self.skipped = 0
@@ -283,6 +293,7 @@ class ResourceSampler(Extension):
         assert self._loop is not None
         now = self._loop.time()
         self.lags.add(now, now - self._lag_due)
+        self.lag_histogram.observe(max(0.0, now - self._lag_due))
         self._lag_due = now + LAG_PERIOD
         self._timers[1] = self._loop.call_at(self._lag_due, self._lag_probe)
 
@@ -365,6 +376,7 @@ class ResourceSampler(Extension):
             "cpu_percent": eng["cpu_percent"], "cpu_seconds_total": eng["cpu_seconds_total"],
             "rss_bytes": eng["rss_bytes"], "fds": eng["fds"], "threads": eng["threads"],
             "loop_lag_p99": self.lags.p99(), "loop_lag_max": self.lags.max(),
+            "loop_lag_histogram": _buckets(self.lag_histogram),
             **self._log_view, "sample_seconds": res.seconds,
             "sample_interval": self.interval}
         self.engine.setdefault("log_bytes_per_s", None)
@@ -424,6 +436,7 @@ class ResourceSampler(Extension):
                 "history": {n: h.to_dict() for n, h in self.history.items()},
                 "engine_history": self.engine_history.to_dict(),
                 "log_bytes": self.log_bytes.to_dict(), "log_dropped": self.log_dropped.to_dict(),
+                "lag_histogram": self.lag_histogram.to_dict(),
                 "views": self.views, "engine": self.engine}
 
     def adopt(self, record: dict[str, Any]) -> None:
@@ -437,3 +450,5 @@ class ResourceSampler(Extension):
             self.log_dropped = ResettableSum.from_dict(record["log_dropped"])
             self.views = record["views"]
             self.engine = record["engine"]
+            if "lag_histogram" in record:  # (an older engine's record has none)
+                self.lag_histogram = Histogram.from_dict(record["lag_histogram"])
