@@ -92,11 +92,11 @@ def final(rec: ServiceRecord, effects: list[Effect]) -> State:
 
 
 # -- main exit: failure x restart policy --------------------------------------------
-FAILURE = [  # state it died in, how, operator signalled it -> a failure
+FAILURE = [  # state it died in, how, operator signalled it -> a failure (unless DONE)
     (State.RUNNING, OK, False, False),  # a job that finished
     (State.RUNNING, BAD, False, True),
     (State.RUNNING, KILLED, False, True),
-    (State.STARTING, OK, False, True),  # too quick: a failed start
+    (State.STARTING, OK, False, True),  # too quick: a failed start, under `always`
     (State.STARTING, BAD, False, True),
     (State.STARTING, KILLED, False, True),
     (State.RUNNING, OK, True, False),
@@ -111,6 +111,9 @@ RESTART = {  # policy, how -> respawned (when wanted)
     (ON_FAILURE, OK): False, (ON_FAILURE, BAD): True, (ON_FAILURE, KILLED): True,
     (NEVER, OK): False, (NEVER, BAD): False, (NEVER, KILLED): False,
 }
+DONE = {(ON_FAILURE, OK), (NEVER, OK)}
+"""policy, how -> a job that is done (`completed`, whatever the state it ended in): a
+clean exit under a policy that does not restart on success."""
 
 
 @pytest.mark.parametrize("policy", [ALWAYS, ON_FAILURE, NEVER])
@@ -119,13 +122,18 @@ def test_main_exit(policy: RestartPolicy, state: State, exit: ExitInfo, signalle
                    failure: bool) -> None:
     rec = up(state, operator_signal=signalled, consecutive=0)
     new, effects = run(rec, main_exit(exit), make_spec(policy))
+    done = (policy, exit) in DONE
+    failure = failure and not done
     (ev,) = exits(effects)
     assert (ev.pid, ev.code, ev.signal, ev.failure, ev.requested, ev.cause) == \
         (100, exit.code, exit.signal, failure, False, "exit")
     assert new.failures == int(failure) and new.consecutive == int(failure)
     assert new.last_exit is not None and new.last_exit["text"] == exit.describe()
     assert new.pid is None
-    if RESTART[policy, exit]:
+    assert new.wanted is not done, "a job that is done is no longer wanted"
+    if done:
+        assert effects[1:] == [SetState(State.COMPLETED, exit.describe())]
+    elif RESTART[policy, exit]:
         assert final(rec, effects) is State.BACKOFF
         assert effects[-1] == Respawn(0.0, clear=False)  # a first failure: at once
         assert new.backoff_until == NOW.mono
@@ -231,9 +239,9 @@ LOOPING = up(crash_looping=True, consecutive=7, failure_times=(NOW.mono - 30,))
     (ALWAYS, BAD, 5.0, State.BACKOFF, "exit code 3", 30.0, True),
     (ALWAYS, KILLED, 5.0, State.BACKOFF, "killed by SIGKILL", 30.0, True),
     (ON_FAILURE, BAD, 5.0, State.BACKOFF, "exit code 3", 30.0, True),
-    # a job that finished is no failure: respawned at once, still marked
+    # a job that finished is no failure: respawned at once, still marked; or done
     (ALWAYS, OK, 5.0, State.BACKOFF, "exit code 0", 0.0, True),
-    (ON_FAILURE, OK, 5.0, State.EXITED, "exit code 0", None, True),
+    (ON_FAILURE, OK, 5.0, State.COMPLETED, "exit code 0", None, False),
     (NEVER, BAD, 5.0, State.EXITED, "exit code 3", None, True),
     # up start_time + reset_after before it died: recovered, a first failure again
     (ALWAYS, BAD, 31.0, State.BACKOFF, "exit code 3", 0.0, False),
@@ -289,7 +297,7 @@ def test_crash_loop_counts_only_the_window_and_keeps_only_what_it_needs() -> Non
 
 @pytest.mark.parametrize(("policy", "exit", "state"), [
     (NEVER, BAD, State.EXITED),  # it would not be respawned anyway: it just exited
-    (ON_FAILURE, OK, State.EXITED),  # a clean exit of a running job is no failure...
+    (ON_FAILURE, OK, State.COMPLETED),  # a clean exit of a job is no failure...
     (ALWAYS, OK, State.BACKOFF),  # ... nor a step towards a crash loop
 ])
 def test_crash_loop_needs_a_failure_that_would_be_respawned(
@@ -297,6 +305,49 @@ def test_crash_loop_needs_a_failure_that_would_be_respawned(
     rec = up(failure_times=(NOW.mono - 1,) * 4)
     _, effects = run(rec, main_exit(exit), make_spec(policy, max_failures=5))
     assert final(rec, effects) is state
+
+
+# -- a run-once job: completed -----------------------------------------------------------
+@pytest.mark.parametrize("policy", [NEVER, ON_FAILURE])
+@pytest.mark.parametrize(("state", "uptime"), [(State.STARTING, 0.3), (State.RUNNING, 5.0)])
+def test_a_clean_exit_of_a_job_is_completed_however_fast(
+        policy: RestartPolicy, state: State, uptime: float) -> None:
+    """`sh -c 'echo done'` in 0.3 s: done, not a failed start; no longer wanted (so out
+    of availability and downtime), its crash-loop history over."""
+    rec = up(state, consecutive=2, crash_looping=True, failure_times=(NOW.mono - 1,) * 2)
+    new, effects = run(rec, main_exit(OK, uptime=uptime), make_spec(policy))
+    (ev,) = exits(effects)
+    assert not ev.failure and new.failures == 0
+    assert effects[1:] == [SetState(State.COMPLETED, "exit code 0")]  # no Tell, no Respawn
+    assert (new.wanted, new.consecutive, new.crash_looping) == (False, 0, False)
+    assert State.STARTING in TRANSITIONS[State.COMPLETED]  # `start` runs it again
+
+
+@pytest.mark.parametrize(("codes", "exit", "state", "failure"), [
+    (frozenset({0, 3}), BAD, State.COMPLETED, False),  # exit 3 is a success here
+    (frozenset({3}), OK, State.EXITED, True),  # exit 0 is not
+    (frozenset({0}), KILLED, State.EXITED, True),  # a signal death never is
+])
+def test_success_codes_say_what_completes(codes: frozenset[int], exit: ExitInfo,
+                                          state: State, failure: bool) -> None:
+    rec = up(State.STARTING)
+    new, effects = run(rec, main_exit(exit, uptime=0.3), make_spec(NEVER, success_codes=codes))
+    assert final(rec, effects) is state and exits(effects)[0].failure is failure
+    assert new.wanted is not (state is State.COMPLETED)
+
+
+def test_under_always_a_quick_clean_exit_is_a_failed_start_with_a_hint() -> None:
+    """`restart: always` says the service keeps running: exiting 0 at once is a failed
+    start (a loop of them a crash loop), and the first one says how to write a job."""
+    new, effects = run(up(State.STARTING), main_exit(OK, uptime=0.3))
+    assert exits(effects)[0].failure and new.failures == 1 and new.wanted
+    (tell,) = [e for e in effects if isinstance(e, Tell)]
+    assert tell.level == "warning" and "restart: never or on-failure" in tell.message
+    assert final(up(), effects) is State.BACKOFF
+    _, again = run(new, main_exit(OK, uptime=0.3))  # said once per run of failures
+    assert not any(isinstance(e, Tell) for e in again)
+    _, later = run(up(State.RUNNING), main_exit(OK))  # up start_time: a clean restart
+    assert not exits(later)[0].failure and not any(isinstance(e, Tell) for e in later)
 
 
 # -- leftovers and daemonizing ----------------------------------------------------------
@@ -353,7 +404,9 @@ def test_daemon_death(policy: RestartPolicy, exit: ExitInfo, signalled: bool,
     assert new.failures == int(failure) and new.daemon_pids == frozenset()
     assert new.last_exit is not None and new.last_exit["uptime"] is None
     reason = f"daemon {exit.describe()}"
-    if RESTART[policy, exit]:
+    if (policy, exit) in DONE:  # the daemon finished its work
+        assert effects[1:] == [SetState(State.COMPLETED, reason)] and not new.wanted
+    elif RESTART[policy, exit]:
         assert effects[1].state is State.BACKOFF and effects[1].reason.startswith(reason)
     else:
         assert effects[1:] == [SetState(State.EXITED, reason)]

@@ -88,9 +88,9 @@ async def test_subscribe_snapshot_then_events(engine_factory, tmp_path: Path) ->
             kinds.append((ev["old"], ev["new"]))
         if ev["kind"] == "log":
             lines.extend(ev["lines"])
-        if ev["kind"] == "state" and ev["new"] == "exited":
+        if ev["kind"] == "state" and ev["new"] == "completed":
             break
-    assert kinds == [("stopped", "starting"), ("starting", "running"), ("running", "exited")]
+    assert kinds == [("stopped", "starting"), ("starting", "running"), ("running", "completed")]
     await wait_for(lambda: not sup.services["s"].pipes)
     while True:  # lines that arrived after the exit event, then 0.1 s with nothing more
         try:
@@ -108,7 +108,7 @@ async def test_slow_subscriber_is_dropped_with_notice(engine_factory, tmp_path: 
     sup = await engine_factory(spec("f", child("counter", "5000"), tmp_path, restart="never"))
     sub = sup.subscribe_now(max_bytes=5 * 1024)
     svc = sup.services["f"]
-    await wait_for(lambda: svc.state.value == "exited" and not svc.pipes)
+    await wait_for(lambda: svc.state.value == "completed" and not svc.pipes)
     items = []
     async for item in sub:
         items.append(item)

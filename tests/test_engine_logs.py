@@ -29,7 +29,7 @@ async def test_200k_fast_lines_complete_in_order_across_rotation(engine_factory,
     got: list[str] = []
     sup.bus.add_listener(lambda ev: got.extend(ev.lines) if isinstance(ev, LogLines) else None)
     svc = sup.services["fast"]
-    await wait_for(lambda: svc.state.value == "exited" and not svc.pipes, timeout=60)
+    await wait_for(lambda: svc.state.value == "completed" and not svc.pipes, timeout=60)
     expect = [f"line {i:08d} {'x' * 40}" for i in range(n)]
     assert got == expect
     on_disk = read_rotated(svc.log_file.path)
@@ -44,7 +44,7 @@ async def test_stdout_and_stderr_kept_apart(engine_factory, tmp_path: Path) -> N
     sup = await engine_factory(spec("b", child("counter", "100", "0", "both"), tmp_path,
                                     restart="never"))
     svc = sup.services["b"]
-    await wait_for(lambda: svc.state.value == "exited" and not svc.pipes)
+    await wait_for(lambda: svc.state.value == "completed" and not svc.pipes)
     lines = svc.ring.tail()
     out = [t for _, _, s, t in lines if s == "stdout"]
     err = [t for _, _, s, t in lines if s == "stderr"]
@@ -59,7 +59,7 @@ async def test_long_line_split_and_bad_utf8_replaced(engine_factory, tmp_path: P
     sup = await engine_factory(spec("l", (child("crash")[0], "-c", script), tmp_path,
                                     restart="never"))
     svc = sup.services["l"]
-    await wait_for(lambda: svc.state.value == "exited" and not svc.pipes)
+    await wait_for(lambda: svc.state.value == "completed" and not svc.pipes)
     texts = [t for *_, t in svc.ring.tail()]
     assert [len(t) for t in texts[:4]] == [MAX_LINE, MAX_LINE, MAX_LINE, 200000 - 3 * MAX_LINE]
     assert texts[4] == "ok \ufffd\ufffd end"
@@ -212,7 +212,7 @@ async def test_a_failed_rotation_is_a_notice(engine_factory, tmp_path: Path) -> 
     sup.bus.add_listener(lambda ev: notes.append(ev.message) if isinstance(ev, Notice)
                          else None)
     svc = sup.services["s"]
-    await wait_for(lambda: svc.state.value == "exited" and not svc.pipes, timeout=30)
+    await wait_for(lambda: svc.state.value == "completed" and not svc.pipes, timeout=30)
     assert any(n.startswith(f"cannot rotate {svc.log_file.path}: ") for n in notes), notes
     lines = svc.log_file.path.read_text().splitlines()
     assert [int(x.split()[1]) for x in lines] == list(range(200))

@@ -192,7 +192,7 @@ async def test_log_bytes_and_lines_dropped(engine_factory, tmp_path: Path) -> No
     await wait_for(lambda: svc.ring.next_offset >= LINE, timeout=10)
     written = svc.ring.next_offset // LINE
     svc.log_file.close()  # every later write fails (EBADF)
-    await wait_for(lambda: svc.state.value == "exited")
+    await wait_for(lambda: svc.state.value == "completed")
     await wait_for(lambda: engine_res(sup).get("log_lines_dropped") == 20 - written)
     assert engine_res(sup)["log_bytes_total"] == 20 * LINE
     assert (tmp_path / "logs" / "c.log").stat().st_size == written * LINE

@@ -9,6 +9,7 @@ from tui_supervisor.engine.policies import (
     ExitInfo,
     backoff_delay,
     crash_loop,
+    is_completion,
     is_failure,
     should_restart,
 )
@@ -36,6 +37,15 @@ def test_failure_classification() -> None:
     assert is_failure(OK, CODES, was_starting=True, requested=False) is True  # too quick
     assert is_failure(BAD, CODES, was_starting=False, requested=False) is True
     assert is_failure(KILLED, CODES, was_starting=False, requested=True) is False
+
+
+@pytest.mark.parametrize(("policy", "exit", "expect"), [
+    (RestartPolicy.NEVER, OK, True), (RestartPolicy.ON_FAILURE, ExitInfo(2, None), True),
+    (RestartPolicy.NEVER, BAD, False), (RestartPolicy.ON_FAILURE, KILLED, False),
+    (RestartPolicy.ALWAYS, OK, False),  # meant to keep running: a clean exit is no end
+])
+def test_completion(policy: RestartPolicy, exit: ExitInfo, expect: bool) -> None:
+    assert is_completion(policy, exit, CODES) is expect
 
 
 def test_backoff_sequence_caps() -> None:

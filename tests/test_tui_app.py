@@ -158,7 +158,7 @@ async def test_views_and_help(make_app, tmp_path: Path) -> None:
 
 async def test_history_is_backfilled_once(make_app, tmp_path: Path) -> None:
     sup, app = await make_app(spec("a", child("counter", "30"), tmp_path, restart="never"))
-    await wait_for(lambda: sup.services["a"].state.value == "exited")
+    await wait_for(lambda: sup.services["a"].state.value == "completed")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, lambda: len(app.store.services.get("a", None).lines
                                         if "a" in app.store.services else []) >= 30)

@@ -11,7 +11,8 @@ CRASH_LOOP = "crash-loop"
 
 STATE_COLOURS: dict[str, str] = {
     "running": "green", "daemonized": "green", "starting": "cyan", "stopping": "yellow",
-    "backoff": "yellow", "exited": "dim", "stopped": "dim", "fatal": "bold red",
+    "completed": "green", "backoff": "yellow", "exited": "dim", "stopped": "dim",
+    "fatal": "bold red",
     CRASH_LOOP: "bold red",
 }
 """The one state palette: state (a `State` value, or CRASH_LOOP) -> colour name (Rich

@@ -25,6 +25,7 @@ from tui_supervisor.engine.policies import (
     capped_delay,
     crash_loop,
     is_clean,
+    is_completion,
     is_failure,
     recent_failures,
     should_restart,
@@ -264,14 +265,20 @@ def _after_exit(rec: ServiceRecord, spec: ServiceSpec, now: Now, rand: float,
                 e: _Ending) -> tuple[ServiceRecord, list[Effect]]:
     codes = spec.success_codes
     daemonized = bool(e.leftovers) and is_clean(e.exit, codes) and not e.forced
-    failure = e.forced or (not daemonized and is_failure(
+    completed = not daemonized and not e.forced and is_completion(spec.restart, e.exit, codes)
+    failure = e.forced or (not daemonized and not completed and is_failure(
         e.exit, codes, was_starting=e.was_starting, requested=e.requested))
     effects: list[Effect] = [Emit(_exited(spec, now, e, failure=failure))]
     if daemonized:  # it forked into the background and its parent finished
         rec, more = _track(rec, e.leftovers, f"main process {e.exit.describe()}")
         return rec, effects + more
+    if completed:  # a job that is done: no longer wanted, so never counted as down
+        rec = replace(rec, wanted=False, consecutive=0, crash_looping=False)
+        return rec, [*effects, SetState(State.COMPLETED, e.reason)]
     if failure:
         rec = _count_failure(rec, spec, now, e)
+        if e.was_starting and is_clean(e.exit, codes) and rec.consecutive == 1:
+            effects.append(_job_hint(spec, e))
     restart = rec.wanted and ((e.forced and spec.restart is not RestartPolicy.NEVER)
                               or should_restart(spec.restart, e.exit, codes, requested=False))
     cl = spec.crash_loop
@@ -301,6 +308,14 @@ def _after_exit(rec: ServiceRecord, spec: ServiceSpec, now: Now, rand: float,
         if e.leftovers:
             effects.append(Cleanup())
     return rec, effects
+
+
+def _job_hint(spec: ServiceSpec, e: _Ending) -> Tell:
+    """Said at the first of a run of clean exits before `start_time` under `restart:
+    always` (each a failed start: the policy says the service should keep running)."""
+    return Tell("warning", f"{e.reason} before start_time ({spec.start_time:g}s): a failed "
+                "start under restart: always; a run-once job wants restart: never or "
+                "on-failure (then a clean exit is `completed`)")
 
 
 def _loop_data(spec: ServiceSpec, give_up: bool) -> dict[str, Any]:

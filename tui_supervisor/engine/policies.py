@@ -38,10 +38,21 @@ def is_clean(exit: ExitInfo, success_codes: frozenset[int]) -> bool:
     return exit.signal is None and exit.code in success_codes
 
 
+def is_completion(policy: RestartPolicy, exit: ExitInfo,
+                  success_codes: frozenset[int]) -> bool:
+    """A job that is done: a clean exit under a policy that does not restart on success
+    (`never`, `on-failure`), however fast; it is no failure, not even while `starting`.
+    Under `always` a clean exit is not an end (the service is meant to keep running):
+    `is_failure` decides."""
+    return is_clean(exit, success_codes) and not should_restart(
+        policy, exit, success_codes, requested=False)
+
+
 def is_failure(exit: ExitInfo, success_codes: frozenset[int], *, was_starting: bool,
                requested: bool) -> bool:
     """An exit nobody asked for counts as a failure, except a clean exit after the start
-    rule was met (a job that finished). An exit while `starting` is a failed start."""
+    rule was met. An exit while `starting` is a failed start (for a completion, see
+    `is_completion`, which comes first)."""
     if requested:
         return False
     if was_starting:

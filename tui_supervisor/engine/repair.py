@@ -33,7 +33,7 @@ from tui_supervisor.engine import proc
 from tui_supervisor.engine.events import Topic
 from tui_supervisor.engine.lifecycle import DaemonGone, LifecycleEvent, MainExit
 from tui_supervisor.engine.policies import ExitInfo
-from tui_supervisor.engine.states import TRANSITIONS, State
+from tui_supervisor.engine.states import ENDED_STATES, TRANSITIONS, State
 
 if TYPE_CHECKING:
     from tui_supervisor.engine.service import Service
@@ -220,7 +220,7 @@ class Repair:
             svc.rec = replace(svc.rec, backoff_until=until)
             svc._task = asyncio.ensure_future(svc._respawn_later(True))
             out.append("backoff with no respawn scheduled: respawn scheduled")
-        if svc.state in (State.STOPPED, State.EXITED, State.FATAL):
+        if svc.state in ENDED_STATES:
             out += self._check_stray(retry)
         return out
 

@@ -52,6 +52,7 @@ from tui_supervisor.engine.reaper import ChildWatcher
 from tui_supervisor.engine.record import InRecord, ServiceRecord
 from tui_supervisor.engine.repair import STOP_ROUNDS, Repair, contained
 from tui_supervisor.engine.states import (
+    ENDED_STATES,
     SIGNALLABLE_STATES,
     STARTABLE_STATES,
     TRANSITIONS,
@@ -188,7 +189,7 @@ class Service(ProcessTree, ServiceOutput):
         if self._stop_task is not None and not self._stop_task.done():
             await self._stopped()
             return
-        if self.state in (State.EXITED, State.FATAL):
+        if self.state in (State.EXITED, State.COMPLETED, State.FATAL):
             if self._task is not None:  # leftovers of the exited process are being cleared
                 await asyncio.shield(self._task)
             return
@@ -245,7 +246,7 @@ class Service(ProcessTree, ServiceOutput):
         self._cancel_task()
         self._stopping = True
         try:
-            if self.state in (State.EXITED, State.FATAL, State.STOPPED):
+            if self.state in ENDED_STATES:
                 # it ended on its own between the request and now (a crash loop): only
                 # its leftovers are left to clear; the state says how it ended
                 await self._kill_tree(self.spec.stop.signal, self.spec.stop.timeout)
@@ -521,7 +522,7 @@ class Service(ProcessTree, ServiceOutput):
             self._task = asyncio.ensure_future(self._respawn_later(bool(self._leftovers())))
         elif s is State.STOPPING:
             self._stop_task = asyncio.ensure_future(self._do_stop(self.reason))
-        elif s in (State.EXITED, State.FATAL) and rec["cleanup"]:
+        elif s in (State.EXITED, State.COMPLETED, State.FATAL) and rec["cleanup"]:
             self._task = asyncio.ensure_future(self._cleanup())
 
     def close(self) -> None:

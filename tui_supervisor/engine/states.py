@@ -25,7 +25,12 @@ class State(StrEnum):
     BACKOFF = "backoff"
     """Exited unexpectedly; leftovers are cleared and a respawn is scheduled."""
     EXITED = "exited"
-    """Exited by itself and the restart policy says not to respawn."""
+    """Exited by itself and is not respawned: a failure under `restart: never`, or an
+    exit while no longer wanted. Still wanted: a failed one is down."""
+    COMPLETED = "completed"
+    """A job that is done: a clean exit (a success code) under a policy that does not
+    restart on success (`never`, `on-failure`), however fast. Not a failure and no longer
+    wanted (out of availability and downtime); `start` runs it again."""
     FATAL = "fatal"
     """Gave up: crash loop, or it cannot be spawned at all. Needs a manual start."""
 
@@ -34,12 +39,15 @@ S = State
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.STOPPED: frozenset({S.STARTING}),
-    S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.DAEMONIZED}),
-    S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.DAEMONIZED}),
-    S.DAEMONIZED: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL}),
+    S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.DAEMONIZED,
+                           S.COMPLETED}),
+    S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.DAEMONIZED,
+                          S.COMPLETED}),
+    S.DAEMONIZED: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.COMPLETED}),
     S.STOPPING: frozenset({S.STOPPED, S.STARTING}),
     S.BACKOFF: frozenset({S.STARTING, S.STOPPING, S.STOPPED, S.FATAL}),
     S.EXITED: frozenset({S.STARTING}),
+    S.COMPLETED: frozenset({S.STARTING}),
     S.FATAL: frozenset({S.STARTING}),
 }
 """state -> the states it may move to. Anything else is a bug (InvalidTransition)."""
@@ -50,8 +58,10 @@ ALIVE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.STOPPING})
 """Some process of the service may exist."""
 STOPPABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.BACKOFF})
 """`stop` has something to do."""
-STARTABLE_STATES = frozenset({S.STOPPED, S.EXITED, S.FATAL})
-"""`start` has something to do."""
+STARTABLE_STATES = frozenset({S.STOPPED, S.EXITED, S.COMPLETED, S.FATAL})
+"""`start` has something to do (a completed job runs again)."""
+ENDED_STATES = frozenset({S.STOPPED, S.EXITED, S.COMPLETED, S.FATAL})
+"""Nothing of the service should be running: `stop` has nothing to stop but leftovers."""
 SIGNALLABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.STOPPING})
 """A signal can be delivered."""
 
