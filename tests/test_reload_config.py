@@ -142,7 +142,9 @@ async def test_concurrent_reloads_end_in_the_last_files_state(engine_factory,
 
     async def reload_after(i: int) -> Any:
         await asyncio.sleep(0.03 * i)  # the triggers come spread over the first stops
-        write(path, version(i + 1), atomic=i % 3 == 0)
+        # atomic: the engine reads in a worker thread, so a file half-written by this
+        # (loop) thread could be read, and rightly refused, in the middle of the write
+        write(path, version(i + 1), atomic=True)
         return await sup.reload()
 
     results = await asyncio.gather(*(reload_after(i) for i in range(20)))
