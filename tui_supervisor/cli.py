@@ -47,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     add("check", "validate the config; exit 0 if valid, 1 with the errors on stderr")
     demo = add("demo", "run the packaged demo config (with the dashboard)")
     demo.add_argument("--headless", action="store_true", help="no UI: a merged log stream")
-    add("attach", "open the dashboard on the running engine of the config (quitting "
-        "leaves it running)")
+    add("attach", "open the dashboard on the running engine of the config (`q` "
+        "leaves it running, or stops it)")
     st = add("status", "show the services of the running engine (all, or those named); "
              "exit 3 when one that should be up is not")
     st.add_argument("names", nargs="*", metavar="NAME")
