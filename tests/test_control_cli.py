@@ -60,7 +60,7 @@ def test_status_table_and_json(tmp_path: Path, engines) -> None:
     e.wait_out("ready")
     pids = wait_pids(tmp_path, cfg, lambda p: "alpha" in p)
     r = cli(tmp_path, "status", "-c", str(cfg))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode in (0, 3), r.stderr  # 3 while beta (crashing) is not up
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"engine pid {e.proc.pid}, up ")
     assert lines[1].startswith(("processes known by cgroup v2 at ",
