@@ -227,7 +227,7 @@ def status(cfg: Path, env: dict[str, str]) -> dict[str, Any] | None:
                         str(cfg)], capture_output=True, text=True, env=env, timeout=60,
                        check=False)
     with contextlib.suppress(ValueError):
-        return json.loads(r.stdout) if r.returncode == 0 else None
+        return json.loads(r.stdout) if r.returncode in (0, 3) else None  # 3: not all up
     return None
 
 

@@ -284,7 +284,7 @@ def _env() -> dict[str, str]:
 def _status(cfg: Path) -> dict[str, Any] | None:
     out = subprocess.run([*_ours(), "status", "--json", "-c", str(cfg)], capture_output=True,
                          text=True, env=_env(), timeout=30, check=False)
-    if out.returncode != 0:
+    if out.returncode not in (0, 3):  # (3: it answered; not every service is up)
         return None
     with contextlib.suppress(ValueError):
         return json.loads(out.stdout)

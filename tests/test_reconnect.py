@@ -330,7 +330,7 @@ async def test_logs_follow_carries_on_across_a_code_reload(engine: Headless,
 
 def test_attach_on_a_terminal_reconnects(engine: Headless, tmp_path: Path) -> None:
     """`tui-supervisor attach` on a real pty: a code reload shows the reconnect, the
-    dashboard stays, `q` detaches with exit 0 and the engine keeps running."""
+    dashboard stays, `q` then "leave running" detaches with exit 0 and the engine keeps running."""
     asyncio.run(_ready_and_close(engine))
     t = engine.open_term("attach")
     try:
@@ -339,6 +339,8 @@ def test_attach_on_a_terminal_reconnects(engine: Headless, tmp_path: Path) -> No
         t.read_until("reconnecting")
         t.read_until("reconnected")
         t.send("q")
+        t.read_until("Leave running")
+        t.send("l")
         assert t.wait() == 0
         assert engine.proc.poll() is None and engine.out.count("code reloaded:") == 1
     finally:

@@ -112,6 +112,19 @@ def test_sigterm_in_safe_mode_stops_everything(broken) -> None:
     assert "safe mode: all stopped" in e.out
 
 
+def test_shutdown_in_safe_mode_stops_everything(broken) -> None:
+    """`tui-supervisor shutdown` is SIGTERM's equal in safe mode too."""
+    e, _cli, _good, first = broken
+    r = e.cli("shutdown")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.endswith(f"engine (pid {e.proc.pid}): shut down\n")
+    assert all(f"{name}: stopped\n" in r.stdout for name in pids(first))
+    assert e.proc.wait(30) == 0
+    for pid in pids(first).values():
+        assert not os.path.exists(f"/proc/{pid}")
+    assert "safe mode: all stopped" in e.out
+
+
 def test_safe_mode_under_the_dashboard(tmp_path: Path) -> None:
     """The dashboard's engine: the new image fails before its UI is up; the terminal says
     so; the saved fix brings the dashboard back with the same services."""

@@ -114,17 +114,15 @@ async def test_quit_dialog(make_app, tmp_path: Path) -> None:
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, lambda: rows(app).get("a"))
+        await pilot.press("q")  # hosted or attached, the same choice
+        await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("escape")
+        await settle(pilot, lambda: not isinstance(app.screen, QuitScreen))
         await pilot.press("q")
-        if app.mode == "attached":  # a client just goes: the engine keeps running
-            await settle(pilot, lambda: app.return_value == "detach")
-        else:
-            await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
-            await pilot.press("escape")
-            await settle(pilot, lambda: not isinstance(app.screen, QuitScreen))
-            await pilot.press("q")
-            await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
-            await pilot.press("l")
-            await settle(pilot, lambda: app.return_value == "leave")
+        await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("l")  # an attached client just goes: the engine keeps running
+        await settle(pilot, lambda: app.return_value == (
+            "detach" if app.mode == "attached" else "leave"))
     assert sup.services["a"].state.value == "running"  # the app never stops services itself
 
 

@@ -47,17 +47,21 @@ def _parser() -> argparse.ArgumentParser:
     add("check", "validate the config; exit 0 if valid, 1 with the errors on stderr")
     demo = add("demo", "run the packaged demo config (with the dashboard)")
     demo.add_argument("--headless", action="store_true", help="no UI: a merged log stream")
-    add("attach", "open the dashboard on the running engine of the config (quitting "
-        "leaves it running)")
-    st = add("status", "show the services of the running engine")
+    add("attach", "open the dashboard on the running engine of the config (`q` "
+        "leaves it running, or stops it)")
+    st = add("status", "show the services of the running engine (all, or those named); "
+             "exit 3 when one that should be up is not")
+    st.add_argument("names", nargs="*", metavar="NAME")
     st.add_argument("--json", action="store_true", help="the full snapshot as JSON")
     for verb in ("start", "stop", "restart"):
-        sp = add(verb, f"{verb} services")
-        sp.add_argument("names", nargs="*", metavar="NAME")
+        sp = add(verb, f"{verb} services, and say what happened to each")
+        sp.add_argument("names", nargs="*", metavar="NAME", help="service names, or all")
         sp.add_argument("--all", action="store_true", help="every service")
-    sig = add("signal", "send a signal to a service")
+    sig = add("signal", "send a signal to a service (NAME SIG, or SIG NAME as "
+              "supervisorctl has it)")
     sig.add_argument("name", metavar="NAME")
     sig.add_argument("sig", metavar="SIG", help="TERM, SIGHUP, 9, ...")
+    add("shutdown", "stop every service, then the engine; returns once it is gone")
     lg = add("logs", "print the last lines of services (all by default), merged")
     lg.add_argument("names", nargs="*", metavar="NAME")
     lg.add_argument("-f", "--follow", action="store_true",
@@ -91,7 +95,27 @@ def _count(text: str) -> int:
 
 
 CLIENT_VERBS = ("status", "start", "stop", "restart", "signal", "logs", "reload",
-                "incidents", "reopen-logs")
+                "incidents", "reopen-logs", "shutdown")
+USAGE = 2
+"""Exit codes: 0 ok, 1 an error, 2 a usage error, 3 (`status`) not all running."""
+
+
+def signal_order(first: str, second: str) -> tuple[str, str]:
+    """(service, signal) of `signal A B`: `web HUP`, or supervisorctl's `HUP web`. The
+    one that parses as a signal is the signal; when both or neither do, A is the
+    service."""
+    from tui_supervisor.config.units import parse_signal
+
+    def is_signal(text: str) -> bool:
+        try:
+            parse_signal(text)
+        except ValueError:
+            return False
+        return True
+
+    if is_signal(first) and not is_signal(second):
+        return second, first
+    return first, second
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg_path = Path(args.config or DEFAULT_CONFIG)
     if args.cmd in ("start", "stop", "restart") and bool(args.names) == bool(args.all):
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        sub.choices[args.cmd].error("give service names or --all (not both)")
+        _err(f"{args.cmd}: give service names, or all" if not args.names else
+             f"{args.cmd}: give service names or --all, not both")
+        return USAGE
+    if args.cmd == "signal":
+        args.name, args.sig = signal_order(args.name, args.sig)
     if args.cmd in CLIENT_VERBS:
         return cmd_client(args, cfg_path)
     if args.cmd == "check":
@@ -206,7 +233,9 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
         async with RemoteSupervisor(runtime_dir,
                                     reconnect=Reconnect() if follow else None) as api:
             if args.cmd == "status":
-                return await verbs.status(api, as_json=args.json)
+                return await verbs.status(api, as_json=args.json, names=args.names)
+            if args.cmd == "shutdown":
+                return await verbs.shutdown(api)
             if args.cmd in ("start", "stop", "restart"):
                 return await verbs.control(api, args.cmd, None if args.all else args.names)
             if args.cmd == "signal":
@@ -277,7 +306,9 @@ def _incidents_offline(args: argparse.Namespace, cfg_path: Path) -> int:
 
 
 def cmd_run(path: Path, *, quiet: bool, demo: bool = False, detach: bool = False) -> int:
-    cfg = _load(path, demo=demo, environ=_engine_environ())
+    # in the background, nobody would see a service that cannot start: `check`'s
+    # system checks (commands found, cwd and user exist) refuse it here, as `check` does
+    cfg = _load(path, demo=demo, environ=_engine_environ(), check_system=detach)
     if cfg is None:
         return 1
     from tui_supervisor.runner.headless import run_headless

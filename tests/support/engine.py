@@ -79,7 +79,7 @@ class Client:
         def answer() -> dict[str, Any] | None:
             r = self.cli("status", "--json")
             last[:] = [r]
-            if r.returncode != 0:
+            if r.returncode not in (0, 3):  # (3: it answered; not every service is up)
                 return None
             snap: dict[str, Any] = json.loads(r.stdout)
             self.pids.add(snap["engine"]["pid"])
@@ -105,7 +105,7 @@ class Client:
         if self.terms:
             with contextlib.suppress(subprocess.TimeoutExpired, ValueError, KeyError):
                 r = self.cli("status", "--json", timeout=20)
-                if r.returncode == 0:
+                if r.returncode in (0, 3):
                     self.pids.add(json.loads(r.stdout)["engine"]["pid"])
         ours = [p for p in self.pids if runs_config(p, self.cfg)]
         for pid in ours:

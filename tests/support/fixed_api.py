@@ -15,6 +15,7 @@ from tui_supervisor.engine.views import (
     ReloadResult,
     ReopenLogsResult,
     RestartResult,
+    ShutdownResult,
     SignalResult,
     Snapshot,
     StartResult,
@@ -121,6 +122,9 @@ class FixedAPI:
 
     async def signal(self, name: str, sig: int | str) -> SignalResult:
         return {"ok": True, "signal": str(sig)}
+
+    async def shutdown(self) -> ShutdownResult:
+        return {"ok": True, "pid": 4242, "stopping": []}
 
     async def reload(self) -> ReloadResult:
         return {"ok": True}

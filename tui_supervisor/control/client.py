@@ -25,6 +25,7 @@ from tui_supervisor.engine.views import (
     ReloadResult,
     ReopenLogsResult,
     RestartResult,
+    ShutdownResult,
     SignalResult,
     Snapshot,
     StartResult,
@@ -98,6 +99,9 @@ class RemoteSupervisor:
 
     async def signal(self, name: str, sig: int | str) -> SignalResult:
         return cast(SignalResult, await self._call("signal", name=name, sig=sig))
+
+    async def shutdown(self) -> ShutdownResult:
+        return cast(ShutdownResult, await self._call("shutdown"))
 
     async def reload(self) -> ReloadResult:
         return cast(ReloadResult, await self._call("reload"))

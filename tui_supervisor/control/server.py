@@ -140,6 +140,7 @@ class ControlServer:
             "stop": self._cmd_stop, "restart": self._cmd_restart,
             "signal": self._cmd_signal, "reload": self._cmd_reload, "logs": self._cmd_logs,
             "query": self._cmd_query, "reopen_logs": self._cmd_reopen_logs,
+            "shutdown": self._cmd_shutdown,
         }
         """Every verb but `subscribe` (a stream, handled apart)."""
 
@@ -362,6 +363,10 @@ class ControlServer:
         if args.get("code") is True:
             return await self.sup.reload_code()
         return await self.sup.reload()
+
+    async def _cmd_shutdown(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, set())
+        return await self.sup.shutdown()
 
     async def _cmd_reopen_logs(self, args: dict[str, Any]) -> Any:
         _check_keys(args, set())

@@ -88,26 +88,76 @@ def print_status(snap: Snapshot, file: TextIO | None = None) -> None:
     console.print(table)
 
 
-async def status(api: SupervisorAPI, *, as_json: bool) -> int:
-    snap = await api.snapshot()
+UP = frozenset({"running", "daemonized", "completed"})
+"""The states `status` counts as up (exit 0): doing its job, or done with it."""
+NOT_ALL_RUNNING = 3
+"""`status`'s exit when a service it shows should be up and is not (supervisorctl's)."""
+
+
+def select(snap: Snapshot, names: Sequence[str]) -> Snapshot:
+    """`snap` with only the named services, in the order named (UnknownService for a
+    name the engine does not have)."""
+    if not names:
+        return snap
+    by = {s["name"]: s for s in snap["services"]}
+    for name in names:
+        if name not in by:
+            raise UnknownService(name)
+    return {"engine": snap["engine"], "services": [by[n] for n in dict.fromkeys(names)]}
+
+
+def status_code(snap: Snapshot, named: bool) -> int:
+    """0, or NOT_ALL_RUNNING when a service shown is not up that should be: any named
+    one, or (none named) one the engine is meant to keep up (`wanted`)."""
+    down = [s for s in snap["services"]
+            if s["state"] not in UP and (named or s.get("wanted", True))]
+    return NOT_ALL_RUNNING if down else 0
+
+
+async def status(api: SupervisorAPI, *, as_json: bool, names: Sequence[str] = ()) -> int:
+    snap = select(await api.snapshot(), names)
     if as_json:
         _out(json.dumps(snap, indent=2) + "\n")
     else:
         print_status(snap)
-    return 0
+    return status_code(snap, bool(names))
+
+
+def resolve(names: Sequence[str] | None, known: Sequence[str]) -> list[str]:
+    """The services a start/stop/restart means: None or ["all"] (supervisorctl's
+    spelling, unless a service is called that) is every one."""
+    if names is None or (list(names) == ["all"] and "all" not in known):
+        return list(known)
+    return list(names)
+
+
+def outcome_line(o: Mapping[str, Any]) -> str:
+    """supervisorctl's words: `web: started`, `api: ERROR (command not found: x)`."""
+    if o.get("ok", True) and o.get("outcome") != "error":
+        return f"{o['name']}: {o['outcome']}"
+    return f"{o['name']}: ERROR ({o.get('reason') or o.get('state')})"
 
 
 async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None) -> int:
-    """start/stop/restart NAME... (None: every service)."""
-    if names is None:
-        names = [s["name"] for s in (await api.snapshot())["services"]]
+    """start/stop/restart NAME... (None or ["all"]: every service); a line a service
+    saying what happened to it, exit 1 if anything failed."""
+    if names is None or list(names) == ["all"]:
+        names = resolve(names, [s["name"] for s in (await api.snapshot())["services"]])
     result = await getattr(api, verb)(list(names))
-    past = {"start": "started", "stop": "stopped", "restart": "restarted"}[verb]
-    if result.get(past):
-        _out(f"{past}: {', '.join(result[past])}\n")
-    else:
-        _out("nothing to start: already running\n" if verb == "start" else "no services\n")
-    return 0
+    outcomes = result.get("services")
+    if outcomes is None:  # an engine from before per-service outcomes
+        past = {"start": "started", "stop": "stopped", "restart": "restarted"}[verb]
+        if result.get(past):
+            _out(f"{past}: {', '.join(result[past])}\n")
+        else:
+            _out("nothing to start: already running\n" if verb == "start"
+                 else "no services\n")
+        return 0
+    if not outcomes:
+        _out("no services\n")
+    for o in outcomes:
+        _out(outcome_line(o) + "\n", sys.stdout if o.get("ok") else sys.stderr)
+    return 0 if all(o.get("ok") for o in outcomes) else 1
 
 
 async def send_signal(api: SupervisorAPI, name: str, sig: str) -> int:
@@ -116,6 +166,32 @@ async def send_signal(api: SupervisorAPI, name: str, sig: str) -> int:
         _out(f"tui-supervisor: {name} has no process to signal\n", sys.stderr)
         return 1
     _out(f"sent {r['signal']} to {name}\n")
+    return 0
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody has reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+async def shutdown(api: SupervisorAPI, poll: float = 0.05) -> int:
+    """Stop every service, then the engine; returns once its process is gone."""
+    import asyncio
+
+    r = await api.shutdown()
+    if not r.get("ok"):
+        _out(f"tui-supervisor: the engine cannot shut down: {r.get('error')}\n",
+             sys.stderr)
+        return 1
+    pid = r["pid"]
+    while not gone(pid):
+        await asyncio.sleep(poll)
+    _out("".join(f"{name}: stopped\n" for name in r["stopping"]) +
+         f"engine (pid {pid}): shut down\n")
     return 0
 
 

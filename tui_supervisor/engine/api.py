@@ -19,12 +19,12 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
         ReloadResult,
         ReopenLogsResult,
         RestartResult,
+        ShutdownResult,
         SignalResult,
         Snapshot,
         StartResult,
         StopResult,
     )
-
 
 
 class SupervisorAPI(Protocol):
@@ -45,6 +45,12 @@ class SupervisorAPI(Protocol):
     async def restart(self, names: list[str]) -> RestartResult: ...
 
     async def signal(self, name: str, sig: int | str) -> SignalResult: ...
+
+    async def shutdown(self) -> ShutdownResult:
+        """Stop every service, then end the engine (as SIGTERM does). Returns at once:
+        {"ok", "pid": the engine's process, gone once it is done, "stopping": the
+        services that were up}."""
+        ...
 
     async def reload_code(self) -> CodeReloadResult:
         """Check the supervisor's own code on disk and re-exec with it, keeping every

@@ -132,6 +132,8 @@ class Service(ProcessTree, ServiceOutput):
         self._end_task: asyncio.Task[None] | None = None
         self._oom_kills: int | None = None
         """The cgroup's oom_kill count at the spawn, where memory.max guards it."""
+        self.spawn_error: str | None = None
+        """Why the last spawn failed (None: it did not, or none was tried yet)."""
         self.repair = Repair(self)
         """Fault containment and the check against the processes (`repair.py`)."""
 
@@ -165,6 +167,7 @@ class Service(ProcessTree, ServiceOutput):
         if self.state is not State.BACKOFF and self.state not in STARTABLE_STATES:
             return False
         busy = self._task is not None and not self._task.done()
+        self.spawn_error = None  # (this start's spawn says, once tried)
         self._cancel_task()
         self._cancel_timer()
         self.rec = replace(self.rec, wanted=True, consecutive=0, failure_times=(),
@@ -174,6 +177,13 @@ class Service(ProcessTree, ServiceOutput):
         else:
             self._spawn(reason)
         return True
+
+    async def spawned(self, timeout: float) -> None:
+        """Wait (at most `timeout`) for a start's spawn that waits for the leftovers of an
+        earlier process to be cleared first (else the spawn has happened already)."""
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout)
 
     @contained("start after cleanup")
     async def _start_after_cleanup(self, reason: str) -> None:
@@ -270,9 +280,11 @@ class Service(ProcessTree, ServiceOutput):
             self.ctx.watcher.sessions.discard(self.pgid)
         env = dict(self.spec.env)
         env[proc.MARKER_VAR] = self.marker
+        self.spawn_error = None
         try:
             s = self._spawn_in_cgroup(env)
         except proc.SpawnError as e:
+            self.spawn_error = str(e)
             self.pid = None
             self._exit_seen = time.monotonic()
             self._set_state(State.STARTING, why)

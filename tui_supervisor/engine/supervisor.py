@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from tui_supervisor import __version__
 from tui_supervisor.config.schema import Config
 from tui_supervisor.config.units import parse_signal
-from tui_supervisor.engine import leftovers, proc
+from tui_supervisor.engine import leftovers, outcomes, proc
 from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.bus import SUB_MAX_BYTES, EventBus, Subscription
 from tui_supervisor.engine.cgroups import Cgroups
@@ -31,7 +31,7 @@ from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
 from tui_supervisor.engine.repair import SWEEP_INTERVAL
 from tui_supervisor.engine.runtime import EngineLock, make_dirs, reopen_stdio
 from tui_supervisor.engine.service import EngineContext, Service
-from tui_supervisor.engine.states import State
+from tui_supervisor.engine.states import ALIVE_STATES, State
 
 if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload's
     # new image imports all of this before it reads the services' pipes again)
@@ -43,7 +43,9 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
         ReloadResult,
         ReopenLogsResult,
         RestartResult,
+        ServiceOutcome,
         ServiceView,
+        ShutdownResult,
         SignalResult,
         Snapshot,
         SnapshotEvent,
@@ -60,6 +62,9 @@ LOG_CHECK_INTERVAL = 5.0
 (logrotate, `rm`): at most this long of a service's output goes to the renamed file.
 (At 1 s the looks were most of an idle engine's CPU: 0.09 % of a core for 100 services;
 `reopen-logs` in logrotate's postrotate reopens at once.)"""
+SPAWN_WAIT = 5.0
+"""Seconds beyond its stop timeout a start waits for its spawn when an earlier process's
+leftovers must be cleared first (else the spawn has happened when `start` returns)."""
 log = logging.getLogger("tui_supervisor.engine")
 
 
@@ -84,6 +89,8 @@ class Supervisor:
         self._tasks: set[asyncio.Task[None]] = set()
         self.code_reloader: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
         """Set by the host process (cli/tui), which owns the exec: `reload_code()`."""
+        self.shutdown_hook: Callable[[], None] | None = None
+        """Set by the host process, which owns the engine's end: `shutdown()`."""
         self.extensions: list[Extension] = []
         """Layers above the engine (metrics) that add to snapshots and handoff records."""
         self._unlisten: dict[int, Callable[[], None]] = {}
@@ -408,19 +415,41 @@ class Supervisor:
             raise UnknownService(missing[0])
         return [self.services[n] for n in names]
 
+    async def _started(self, svc: Service, asked: bool, verb: str) -> ServiceOutcome:
+        """The immediate outcome of a start (the spawn is synchronous, unless it waits
+        for an earlier process's leftovers to be cleared: that is waited for)."""
+        if asked:
+            await svc.spawned(svc.spec.stop.timeout + SPAWN_WAIT)
+        return outcomes.started(svc.name, asked, svc.state.value, svc.rec.reason,
+                                svc.spawn_error, verb=verb)
+
     async def start(self, names: list[str]) -> StartResult:
-        started = [s.name for s in self._get(names) if s.start()]
-        return {"ok": True, "started": started}
+        svcs = self._get(names)
+        asked = [s.start() for s in svcs]
+        done = await asyncio.gather(*(self._started(s, a, "started")
+                                      for s, a in zip(svcs, asked, strict=True)))
+        return {"ok": all(o["ok"] for o in done),
+                "started": [s.name for s, a in zip(svcs, asked, strict=True) if a],
+                "services": list(done)}
 
     async def stop(self, names: list[str]) -> StopResult:
         svcs = self._get(names)
+        before = [s.state.value for s in svcs]
         await self._stop_all(svcs, "stopped by operator")
-        return {"ok": True, "stopped": [s.name for s in svcs]}
+        done = [outcomes.stopped(s.name, b, s.state.value, s.rec.reason)
+                for s, b in zip(svcs, before, strict=True)]
+        return {"ok": True, "stopped": [s.name for s in svcs], "services": done}
 
     async def restart(self, names: list[str]) -> RestartResult:
         svcs = self._get(names)
-        await asyncio.gather(*(s.restart() for s in svcs))
-        return {"ok": True, "restarted": [s.name for s in svcs]}
+
+        async def one(svc: Service) -> ServiceOutcome:
+            await svc.restart()
+            return await self._started(svc, True, "restarted")
+
+        done = await asyncio.gather(*(one(s) for s in svcs))
+        return {"ok": all(o["ok"] for o in done), "restarted": [s.name for s in svcs],
+                "services": list(done)}
 
     async def signal(self, name: str, sig: int | str) -> SignalResult:
         (svc,) = self._get([name])
@@ -457,6 +486,17 @@ class Supervisor:
             self._notice("error", "code not reloaded: " + "; ".join(errors),
                          topic=Topic.CODE_REFUSED, data={"errors": errors})
         return r
+
+    async def shutdown(self) -> ShutdownResult:
+        """Stop every service, then end the engine's process (as SIGTERM does); returns
+        at once, before the stopping starts, naming the services that were up."""
+        up = [s.name for s in self.services.values() if s.state in ALIVE_STATES]
+        hook = self.shutdown_hook
+        if hook is None:
+            return {"ok": False, "pid": os.getpid(), "stopping": [],
+                    "error": "this engine's host cannot be shut down from here"}
+        asyncio.get_running_loop().call_soon(hook)  # (after this reply is sent)
+        return {"ok": True, "pid": os.getpid(), "stopping": up}
 
     async def reopen_logs(self) -> ReopenLogsResult:
         done, errors = self._reopen(if_moved=False)

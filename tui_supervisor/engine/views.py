@@ -223,19 +223,48 @@ class LogLine(TypedDict):
 
 
 # -- replies ----------------------------------------------------------------------------
+class ServiceOutcome(TypedDict):
+    """What a start, stop or restart did to one service."""
+
+    name: str
+    outcome: Literal["started", "already running", "stopped", "already stopped",
+                     "restarted", "error"]
+    ok: bool
+    """False: it did not happen (`error`: the spawn failed; then `reason` says why)."""
+    state: str
+    reason: str
+
+
 class StartResult(TypedDict):
+    """ok: every service asked for runs now. `started`: those a process was spawned for
+    (kept for older clients); `services`: each one's outcome, in the order asked (an
+    older engine leaves it out)."""
+
     ok: bool
     started: list[str]
+    services: NotRequired[list[ServiceOutcome]]
 
 
 class StopResult(TypedDict):
     ok: bool
     stopped: list[str]
+    services: NotRequired[list[ServiceOutcome]]
 
 
 class RestartResult(TypedDict):
     ok: bool
     restarted: list[str]
+    services: NotRequired[list[ServiceOutcome]]
+
+
+class ShutdownResult(TypedDict):
+    """`shutdown`: the engine stops every service, then exits. `pid`: the engine's
+    process (gone once the shutdown is done); `stopping`: the services that were up."""
+
+    ok: bool
+    pid: int
+    stopping: list[str]
+    error: NotRequired[str]
 
 
 class SignalResult(TypedDict):

@@ -543,6 +543,13 @@ class SafeMode:
                 if err is None:
                     self._exec()
                 continue
+            if cmd == "shutdown":  # as SIGTERM (the reply names what was up)
+                up = [s["name"] for s in self.record["services"]
+                      if s.get("pid") or s.get("daemon_pids")]
+                self._send(conn, {"id": rid, "ok": True, "result": {
+                    "ok": True, "pid": os.getpid(), "stopping": up}})
+                self.stop = True
+                continue
             self._send(conn, {"id": rid, "ok": False, "error": {  # protocol.SAFE_MODE
                 "code": "safe_mode", "message": self._status(), "safe_mode": self._marker()}})
         if len(buf) > 1 << 20:

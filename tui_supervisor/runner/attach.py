@@ -1,5 +1,6 @@
 """The dashboard as a client of a running engine, over its control socket (`attach`):
-quitting leaves the engine running; a code reload of the engine is ridden out."""
+quitting leaves the engine running (or, "stop all", shuts it down); a code reload of
+the engine is ridden out."""
 
 from __future__ import annotations
 

@@ -70,6 +70,7 @@ class Host:
 
     def _build(self) -> Engine:
         engine = Engine(self.cfg, self._reload_code)
+        engine.sup.shutdown_hook = self._shutdown
         self.front.attach(engine.sup)
         return engine
 
@@ -96,6 +97,12 @@ class Host:
         if self.stop_asked and self.engine is not None:  # twice: no waiting for timeouts
             self.front.say("stopping now: SIGKILL to every service")
             self.engine.sup.kill_all()
+        self.stop_asked = True
+        self.front.end(UiOutcome.STOP)
+
+    def _shutdown(self) -> None:
+        """The `shutdown` verb: as the first SIGTERM (whichever front serves ends with
+        STOP; the host stops every service, then exits 0)."""
         self.stop_asked = True
         self.front.end(UiOutcome.STOP)
 

@@ -21,6 +21,8 @@ from tui_supervisor.tui.widgets.services import ServicesTable
 if TYPE_CHECKING:
     from textual.app import App
 
+    from tui_supervisor.engine.api import SupervisorAPI
+
     _AppBase = App[str]
 else:  # mypy checks it as the App it is mixed into; at run time a plain class, so
     # SupervisorApp stays the only Textual class (one CSS path, one bindings list)
@@ -31,6 +33,7 @@ class ViewActions(_AppBase):
     """l, a, /, n, N, end, f, o, enter, e, ?, q."""
 
     # What it uses of the app.
+    api: SupervisorAPI
     store: Store
     events: EventLog
     mode: str
@@ -101,15 +104,28 @@ class ViewActions(_AppBase):
         self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:  # (App's is a coroutine: Textual awaits it)
-        if self.mode == "attached":
-            self._leave("detach")
-            return
+        attached = self.mode == "attached"
 
         def answered(choice: str | None) -> None:
-            if choice in ("stop", "leave"):  # once the dialog is gone (exiting inside
-                self.call_after_refresh(self._leave, choice)  # its dismiss hangs)
+            if choice == "stop" and attached:  # the engine stops everything, then exits
+                self.run_worker(self._shut_down(), exclusive=True, group="quit")
+            elif choice in ("stop", "leave"):  # once the dialog is gone (exiting inside
+                self.call_after_refresh(  # its dismiss hangs)
+                    self._leave, "detach" if attached else choice)
 
-        self.push_screen(QuitScreen(), answered)
+        self.push_screen(QuitScreen(attached=attached), answered)
+
+    async def _shut_down(self) -> None:
+        """An attached dashboard's "stop all": the engine's `shutdown` (as the CLI's)."""
+        try:
+            r = await self.api.shutdown()
+        except Exception as e:  # the engine went, or is older: say so, stay
+            self.notify(f"cannot shut the engine down: {e}", severity="error")
+            return
+        if not r.get("ok"):
+            self.notify(f"cannot shut the engine down: {r.get('error')}", severity="error")
+            return
+        self.call_after_refresh(self._leave, "stop")
 
     def _leave(self, how: str) -> None:
         self._leaving = True  # the event worker is cancelled with the app

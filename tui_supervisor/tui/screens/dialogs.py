@@ -36,16 +36,22 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class QuitScreen(ModalScreen[str]):
-    """Quit the hosted UI: "stop" every service, "leave" them running headless, or
-    "cancel"."""
+    """Quit the UI: "stop" every service (and the engine), "leave" them running
+    headless, or "cancel". `attached`: the engine runs elsewhere (`attach`)."""
 
     BINDINGS = [Binding("s", "choose('stop')", "Stop all"),
                 Binding("l", "choose('leave')", "Leave running"),
                 Binding("escape,c", "choose('cancel')", "Cancel")]
 
+    def __init__(self, *, attached: bool = False) -> None:
+        super().__init__()
+        self.attached = attached
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Quit: stop every service, or leave them running headless "
+            yield Label("Quit: stop every service and the engine, or leave them running "
+                        "(`tui-supervisor attach` brings this view back)?" if self.attached
+                        else "Quit: stop every service, or leave them running headless "
                         "(`tui-supervisor attach` brings this view back)?")
             with Horizontal(classes="buttons"):
                 yield Button("Stop all (s)", id="stop", variant="error")
