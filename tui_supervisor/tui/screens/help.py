@@ -19,7 +19,7 @@ OTHER_KEYS: list[tuple[str, str, str]] = [
     ("service table", "↑ ↓  j k", "move the selection"),
     ("service table", "enter", "show the selected service"),
     ("service table", "ctrl+home  ctrl+end", "first / last service"),
-    ("log pane", "↑ ↓  pgup pgdn", "scroll (scrolling up pauses the following; end resumes)"),
+    ("log pane", "↑ ↓  pgup pgdn", "scroll (up pauses following)"),
 ]
 """(where, keys, what) for keys handled outside BINDINGS."""
 
