@@ -202,3 +202,60 @@ async def test_command_palette_runs_actions(make_app, tmp_path: Path) -> None:
         await settle(pilot, lambda: sup.services["a"].pid is None and
                      rows(app)["a"][1] == "stopped", "stopped from the palette")
         assert not alive(pid)
+
+
+async def test_log_keys_work_with_the_table_focused(make_app, tmp_path: Path) -> None:
+    """end / home / t / n act on the log pane while the table has the focus (no Tab Tab),
+    and escape leaves the full-screen logs."""
+    _, app = await make_app(spec("a", child("counter", "80"), tmp_path, restart="never"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: len(app.store.services["a"].lines) == 80
+                     if "a" in app.store.services else False)
+        await settle(pilot, lambda: app.logs.line_count == 80, "the pane shows them")
+        assert app.focused is app.table
+        await pilot.press("home")  # the oldest line: following pauses
+        await settle(pilot, lambda: not app.logs.following and app.logs.scroll_y == 0)
+        assert "paused" in str(app.logs.border_subtitle)
+        await pilot.press("end")  # what the pane says to press
+        await settle(pilot, lambda: app.logs.following, "following again")
+        assert app.focused is app.table and app.table.selected == "a"
+        assert not app.logs.timestamps
+        await pilot.press("t")
+        await settle(pilot, lambda: app.logs.timestamps, "time stamps on")
+        await pilot.press("slash", *"line 0000003", "enter")
+        await settle(pilot, lambda: app.logs.match_count == 10, "10 matches")
+        app.table.focus()
+        first = app.logs.current_match
+        await pilot.press("n")
+        await settle(pilot, lambda: app.logs.current_match != first, "next match")
+        await pilot.press("l")
+        assert app.screen.has_class("logs-full")
+        await pilot.press("escape")
+        await settle(pilot, lambda: not app.screen.has_class("logs-full"), "escape leaves")
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.screen.has_class("detail-full"))
+        await pilot.press("escape")
+        await settle(pilot, lambda: not app.screen.has_class("detail-full"), "escape leaves")
+
+
+async def test_command_palette_opens_on_the_apps_commands(make_app, tmp_path: Path) -> None:
+    from textual.command import CommandList, CommandPalette
+
+    _, app = await make_app(spec("a", child("sleeper"), tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: rows(app).get("a"))
+        await pilot.press("ctrl+p")
+        await settle(pilot, lambda: isinstance(app.screen, CommandPalette))
+
+        def shown() -> list[str]:
+            hits = app.screen.query_one(CommandList)
+            return [str(hits.get_option_at_index(i).prompt)
+                    for i in range(hits.option_count)]
+
+        await settle(pilot, lambda: len(shown()) > 20, "the palette lists commands")
+        first = shown()[:5]
+        assert first[0].startswith("Restart the selected service"), first
+        assert "Restart all services…" in " ".join(shown()[:8])
+        assert not any("action:" in s for s in shown())
+        assert "key r" in first[0]  # the key, in the help line
+        assert any(s.startswith("Theme") for s in shown()[19:])  # Textual's own, after

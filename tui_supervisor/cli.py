@@ -24,6 +24,16 @@ def _err(msg: str) -> None:
     print(f"{PROG}: {msg}", file=sys.stderr)
 
 
+def _no_default_config(path: Path) -> bool:
+    """True (and said how to name one) when no -c was given and ./tui-supervisor.yaml
+    does not exist: a newcomer's first `status` in the wrong folder."""
+    if path != Path(DEFAULT_CONFIG) or os.path.lexists(path):
+        return False
+    _err(f"no config: ./{DEFAULT_CONFIG} is not in {os.getcwd()} — name one with "
+         f"`-c FILE`, or write ./{DEFAULT_CONFIG} (`{PROG} demo` shows an example)")
+    return True
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="A process supervisor that lives in "
                                 "your terminal.")
@@ -68,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="then print new lines as they come, across restarts")
     lg.add_argument("-n", type=_count, default=50, metavar="N",
                     help="lines of history (default 50)")
+    lg.add_argument("-t", "--timestamps", action="store_true",
+                    help="lead each line with the time the engine read it (HH:MM:SS)")
     rl = add("reload", "re-read the config and apply the difference")
     rl.add_argument("--code", action="store_true",
                     help="reload the supervisor's own code instead (services kept)")
@@ -160,6 +172,8 @@ def _runtime_dir(path: Path) -> Path | None:
     from tui_supervisor.config import ConfigError
     from tui_supervisor.control.discovery import runtime_dir_for
 
+    if _no_default_config(path):
+        return None
     try:
         return runtime_dir_for(path)
     except ConfigError as e:
@@ -168,9 +182,20 @@ def _runtime_dir(path: Path) -> Path | None:
         return None
 
 
+def _not_running(cfg_path: Path) -> None:
+    """The one line every verb says when no engine runs the config."""
+    _err(f"no engine running for {cfg_path} — start it with "
+         f"`{PROG} run --headless -c {cfg_path}`")
+
+
 def cmd_attach(path: Path) -> int:
+    from tui_supervisor.control.discovery import engine_alive
+
     runtime_dir = _runtime_dir(path)
     if runtime_dir is None:
+        return 1
+    if engine_alive(runtime_dir) is None:  # (said as every other verb says it)
+        _not_running(path)
         return 1
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         _err("the dashboard needs a terminal")
@@ -191,6 +216,8 @@ def _load(path: Path, *, check_system: bool = False, demo: bool = False,
           environ: dict[str, str] | None = None) -> Config | None:
     from tui_supervisor.config import ConfigError, load_config
 
+    if not demo and _no_default_config(path):
+        return None
     try:
         cfg = load_config(path, check_system=check_system, environ=environ)
     except ConfigError as e:
@@ -241,7 +268,8 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
             if args.cmd == "signal":
                 return await verbs.send_signal(api, args.name, args.sig)
             if args.cmd == "logs":
-                return await verbs.logs(api, args.names, args.n, args.follow)
+                return await verbs.logs(api, args.names, args.n, args.follow,
+                                        timestamps=args.timestamps)
             if args.cmd == "incidents":
                 return await verbs.incidents(api, args.name, args.n, as_json=args.json)
             if args.cmd == "reopen-logs":
@@ -253,8 +281,7 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
     except NotRunning:
         if args.cmd == "incidents":
             return _incidents_offline(args, cfg_path)
-        _err(f"no engine running for {cfg_path} — start it with "
-             f"`{PROG} run --headless -c {cfg_path}`")
+        _not_running(cfg_path)
     except UnknownService as e:
         _err(str(e))
     except AccessDenied as e:

@@ -11,7 +11,7 @@ import time
 from collections import deque
 
 from tui_supervisor.engine.events import AnyEvent, Exited, LogLines, Notice, Spawned, StateChanged
-from tui_supervisor.formatting import ANSI, shown_state, state_colour
+from tui_supervisor.formatting import ANSI, shown_state, state_colour, strip_ansi
 
 COLORS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 
@@ -77,7 +77,8 @@ class Console:
             head = f"{stamp} {self.prefix_for(ev.service)} | "
             if ev.stream == "stderr":
                 head += self._paint("!", 31) + " "
-            return "".join(f"{head}{line}\n" for line in ev.lines)
+            lines = ev.lines if self.color else map(strip_ansi, ev.lines)
+            return "".join(f"{head}{line}\n" for line in lines)
         if isinstance(ev, StateChanged):
             shown = shown_state(ev.new, ev.crash_looping)
             state = self._paint(shown, ANSI.get(state_colour(shown), 0))

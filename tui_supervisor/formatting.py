@@ -5,6 +5,9 @@ colours are names ("green", "bold red") each front renders its own way."""
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
+from typing import Any
 
 CRASH_LOOP = "crash-loop"
 """How a crash-looping service's state shows between its attempts (`shown_state`)."""
@@ -80,3 +83,20 @@ def fmt_bytes(n: float | None) -> str:
 
 def fmt_percent(p: float | None) -> str:
     return "-" if p is None else f"{p:.1f}%"
+
+
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])?")
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without terminal escape sequences (colours, cursor moves, titles): what a
+    service printed for a terminal, for a file or a pipe."""
+    return _ESCAPE.sub("", text) if "\x1b" in text else text
+
+
+def fmt_usage(resources: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(CPU, MEM) of a service's `resources` view; "-" for both when it has no process
+    (stopped, exited): a stopped service uses nothing, it does not use 0.0% / 0B."""
+    if not resources or resources.get("procs") == 0:
+        return "-", "-"
+    return fmt_percent(resources.get("cpu_percent")), fmt_bytes(resources.get("rss_bytes"))

@@ -21,8 +21,10 @@ from tui_supervisor.formatting import (
     fmt_percent,
     fmt_ratio,
     fmt_seconds,
+    fmt_usage,
     shown_state,
     state_colour,
+    strip_ansi,
 )
 
 __all__ = ["fmt_bytes", "fmt_duration", "fmt_percent", "fmt_ratio", "fmt_seconds"]
@@ -51,8 +53,7 @@ def status_rows(snap: Snapshot) -> list[list[str]]:
         state = shown_state(s["state"], s.get("crash_looping"))
         if state in ("backoff", "fatal", "exited", "crash-loop") and s.get("reason"):
             state = f"{state} ({s['reason']})"
-        usage = [fmt_percent(res.get("cpu_percent")), fmt_bytes(res.get("rss_bytes"))] \
-            if sampled else []
+        usage = list(fmt_usage(res)) if sampled else []
         rows.append([s["name"], state, str(s["pid"] or "-"), fmt_duration(s.get("uptime")),
                      *usage, str(s.get("restarts", 0)), str(s.get("failures", 0)),
                      fmt_ratio(rel.get("availability")), fmt_seconds(rel.get("mttr")),
@@ -78,6 +79,8 @@ def print_status(snap: Snapshot, file: TextIO | None = None) -> None:
                        f"{len(snap['services'])} services, config {eng['config']}"))
     if eng.get("processes"):
         console.print(Text(f"processes known by {eng['processes']}"))
+    if error := eng.get("config_error"):
+        console.print(Text(config_error_line(error), style="bold red"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for h in status_header(snap):
         table.add_column(h, no_wrap=True, justify="right" if h in RIGHT else "left")
@@ -112,6 +115,12 @@ def status_code(snap: Snapshot, named: bool) -> int:
     down = [s for s in snap["services"]
             if s["state"] not in UP and (named or s.get("wanted", True))]
     return NOT_ALL_RUNNING if down else 0
+
+
+def config_error_line(error: str) -> str:
+    """The engine refused the config file as it is now: it runs the last good one."""
+    return (f"config error (not applied: the engine runs the last good config; fix the "
+            f"file, then `tui-supervisor reload`): {error}")
 
 
 async def status(api: SupervisorAPI, *, as_json: bool, names: Sequence[str] = ()) -> int:
@@ -228,31 +237,52 @@ async def reopen_logs(api: SupervisorAPI) -> int:
 
 
 class _LogPrinter:
-    def __init__(self, names: Sequence[str]) -> None:
-        self.width = max([len(n) for n in names] or [1])
+    """`NAME | text`, stderr lines marked `NAME | ! text` (as the headless console
+    marks them), with `timestamps` led by the time the engine read them; escape
+    sequences (colours) only for a terminal."""
 
-    def line(self, service: str, text: str) -> str:
-        return f"{service.ljust(self.width)} | {text}\n"
+    def __init__(self, names: Sequence[str], *, timestamps: bool = False,
+                 tty: bool | None = None) -> None:
+        self.width = max([len(n) for n in names] or [1])
+        self.timestamps = timestamps
+        self.tty = sys.stdout.isatty() if tty is None else tty
+
+    def line(self, service: str, text: str, stream: str = "stdout", t: float = 0.0) -> str:
+        stamp = time.strftime("%H:%M:%S ", time.localtime(t)) if self.timestamps else ""
+        mark = "! " if stream == "stderr" else ""
+        return f"{stamp}{service.ljust(self.width)} | {mark}" \
+               f"{text if self.tty else strip_ansi(text)}\n"
 
     def history(self, lines: list[LogLine], cut: Mapping[str, int] | None = None) -> str:
         """History lines; with `cut` (a subscription's snapshot `log_offset`s), only
         those before it: the live events bring every line from there on."""
-        return "".join(self.line(x["service"], x["text"]) for x in lines
+        return "".join(self.line(x["service"], x["text"], x.get("stream", ""), x["t"])
+                       for x in lines
                        if cut is None or x["offset"] < cut.get(x["service"], 0))
 
     def event(self, ev: LogEvent) -> str:
-        return "".join(self.line(ev["service"], text) for text in ev["lines"])
+        return "".join(self.line(ev["service"], text, ev["stream"], ev["t"])
+                       for text in ev["lines"])
 
 
-async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool) -> int:
+ENGINE_STOPPED = "the engine stopped: not reconnecting"
+"""The reconnecting client's last word when no engine holds the config any more."""
+GENERIC_LOSS = "engine went away"
+"""How the reconnecting client's "lost" message for a mere disconnect starts."""
+
+
+async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool,
+               timestamps: bool = False) -> int:
     """The last `n` lines of the named services (all if none), merged and prefixed; with
-    `follow`, then every new line, across restarts, until the engine goes away."""
+    `follow`, then every new line, across restarts, until the engine goes away (said in
+    one line)."""
     if not follow:
         lines = await api.logs(list(names) or None, n)
         known = names or sorted({x["service"] for x in lines})
-        _out(_LogPrinter(known).history(lines))
+        _out(_LogPrinter(known, timestamps=timestamps).history(lines))
         return 0
     it = await api.subscribe(logs=True)
+    ended = ENGINE_STOPPED
     try:
         snap = await anext(it)
         assert snap["kind"] == "snapshot"
@@ -262,7 +292,7 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool) -
             if name not in known:
                 raise UnknownService(name)
         wanted = set(names) if names else None
-        p = _LogPrinter(names or known)
+        p = _LogPrinter(names or known, timestamps=timestamps)
         history = await api.logs(list(names) or None, n) if n > 0 else []
         _out(p.history(history, cut))
         async for ev in it:
@@ -273,11 +303,31 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool) -
                      "(every line is in the log files)\n", sys.stderr)
                 return 1
             elif ev["kind"] == "connection":  # a client that reconnects (a code reload)
-                _out(f"tui-supervisor: {ev.get('message')}\n", sys.stderr)
-        _out(f"tui-supervisor: engine stopped ({time.strftime('%H:%M:%S')})\n", sys.stderr)
+                said = connection_line(ev)
+                if said is not None:
+                    _out(f"tui-supervisor: {said}\n", sys.stderr)
+                if ev.get("state") == "gave_up":
+                    ended = str(ev.get("message"))
+        _out(f"tui-supervisor: {stream_end(ended)} ({time.strftime('%H:%M:%S')})\n",
+             sys.stderr)
         return 0
     finally:
         await it.aclose()  # type: ignore[attr-defined]
+
+
+def connection_line(ev: Mapping[str, Any]) -> str | None:
+    """What `logs -f` says of a connection event, if anything: a mere disconnect is not
+    worth a line by itself (a reconnection says it, or the stream's end does), nor is
+    giving up (the stream's end says why)."""
+    state, message = ev.get("state"), str(ev.get("message"))
+    if state == "restored" or (state == "lost" and not message.startswith(GENERIC_LOSS)):
+        return message
+    return None
+
+
+def stream_end(gave_up: str) -> str:
+    """The last line of `logs -f`: "engine stopped", or why the stream ended otherwise."""
+    return "engine stopped" if gave_up == ENGINE_STOPPED else f"log stream ended: {gave_up}"
 
 
 def format_incident(inc: dict[str, Any]) -> str:

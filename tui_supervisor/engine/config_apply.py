@@ -85,6 +85,7 @@ class ConfigApply:
     def _refused(self, what: str, errors: list[str]) -> ReloadResult:
         """Nothing of a new config was applied: count it, say why (once), answer so."""
         self.sup.reload_failures += 1
+        self.sup.config_error = "; ".join(errors)
         self.sup._notice("error", f"{what}: " + "; ".join(errors),
                          topic=Topic.CONFIG_INVALID, data={"errors": errors})
         return {"ok": False, "errors": errors}
@@ -141,6 +142,7 @@ class ConfigApply:
         for name in restart:
             sup.services[name].start("config changed")
         sup.reloads += 1
+        sup.config_error = None
         sup.last_reload_seconds = time.monotonic() - began
         changes = {"added": list(d.added), "removed": list(d.removed),
                    "restarted": list(d.changed), "in_place": list(d.in_place)}

@@ -80,6 +80,7 @@ def handoff_record(sup: Supervisor) -> dict[str, Any]:
         "started_wall": sup.started_wall,
         "reloads": sup.reloads,
         "reload_failures": sup.reload_failures,
+        "config_error": sup.config_error,
         "last_reload_seconds": sup.last_reload_seconds,
         "services": [s.detach() for s in sup.services.values()],
         "lock_fd": sup.lock.fd if sup.lock else None,
@@ -104,6 +105,7 @@ def restore(sup: Supervisor, record: dict[str, Any]) -> list[str]:
     sup.started_wall = record.get("started_wall", sup.started_wall)
     sup.reloads = record.get("reloads", 0)
     sup.reload_failures = record.get("reload_failures", 0)
+    sup.config_error = record.get("config_error")
     sup.last_reload_seconds = record.get("last_reload_seconds")
     sup.notices.extend(Notice.from_record(n) for n in record.get("notices", []))
     for ext in sup.extensions:

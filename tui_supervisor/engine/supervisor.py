@@ -81,6 +81,9 @@ class Supervisor:
         self.ctx: EngineContext | None = None
         self.reloads = 0
         self.reload_failures = 0
+        self.config_error: str | None = None
+        """Why the last reload of the config file was refused (None: the last one
+        applied, or none tried): the running config is not the file's."""
         self.last_reload_seconds: float | None = None
         """How long applying the last config took (stopping changed services included)."""
         self.state_file = StateFile(self)
@@ -369,6 +372,7 @@ class Supervisor:
             "uptime": time.time() - self.started_wall,
             "reloads": self.reloads,
             "reload_failures": self.reload_failures,
+            "config_error": self.config_error,
             "last_reload_seconds": self.last_reload_seconds,
             "pidfd": bool(self.watcher and self.watcher.pidfd),
             "processes": self.processes if self.ctx is None or self.ctx.cgroups

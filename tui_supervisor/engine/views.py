@@ -84,6 +84,9 @@ class EngineView(TypedDict):
     uptime: float
     reloads: int
     reload_failures: int
+    config_error: NotRequired[str | None]
+    """Why the last config reload was refused; None once one applied (older engines:
+    absent)."""
     last_reload_seconds: float | None
     pidfd: bool
     processes: NotRequired[str]

@@ -46,7 +46,7 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
 
     TITLE = "tui-supervisor"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {Actions}
+    COMMANDS = {Actions}  # with the system commands after ours (commands.py)
     BINDINGS = [
         Binding("r", "restart", "Restart"),
         Binding("s", "stop", "Stop"),
@@ -58,7 +58,11 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         Binding("slash", "search", "Search"),
         Binding("n", "next_match", "Next match", show=False),
         Binding("N", "prev_match", "Previous match", show=False),
+        # the log pane's keys act on it from anywhere (the table lends it home/end too)
         Binding("end", "follow", "Follow logs", show=False),
+        Binding("home", "logs_top", "Logs: oldest line", show=False),
+        Binding("t", "timestamps", "Logs: time stamps", show=False),
+        Binding("escape", "leave_full", "Leave full screen", show=False),
         Binding("f", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
         Binding("enter", "detail", "Detail", show=False),

@@ -7,11 +7,10 @@ import time
 from typing import Any
 
 from tui_supervisor.formatting import (
-    fmt_bytes,
     fmt_duration,
-    fmt_percent,
     fmt_ratio,
     fmt_seconds,
+    fmt_usage,
     shown_state,
 )
 
@@ -54,6 +53,7 @@ def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
     rel = v.get("reliability") or {}
     res = v.get("resources") or {}
     last = v.get("last_exit") or {}
+    usage = fmt_usage(res)
     uptime = v.get("uptime")
     if uptime is not None and v.get("_seen_at") is not None:
         uptime += (now or time.monotonic()) - v["_seen_at"]
@@ -66,8 +66,8 @@ def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
         "failures": str(v.get("failures", 0)),
         "mttr": fmt_seconds(rel.get("mttr")),
         "avail": fmt_ratio(rel.get("availability")),
-        "cpu": fmt_percent(res.get("cpu_percent")) if res else "-",
-        "mem": fmt_bytes(res.get("rss_bytes")) if res else "-",
+        "cpu": usage[0],
+        "mem": usage[1],
         "last": str(last.get("text") or "-"),
     }
 

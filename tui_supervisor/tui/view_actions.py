@@ -30,7 +30,7 @@ else:  # mypy checks it as the App it is mixed into; at run time a plain class, 
 
 
 class ViewActions(_AppBase):
-    """l, a, /, n, N, end, f, o, enter, e, ?, q."""
+    """l, a, /, n, N, end, home, t, escape, f, o, enter, e, ?, q."""
 
     # What it uses of the app.
     api: SupervisorAPI
@@ -73,6 +73,20 @@ class ViewActions(_AppBase):
 
     def action_follow(self) -> None:
         self.logs.resume()
+
+    def action_logs_top(self) -> None:
+        self.logs.scroll_home(animate=False)  # scrolling up pauses the following
+
+    def action_timestamps(self) -> None:
+        self.logs.timestamps = not self.logs.timestamps
+
+    def action_leave_full(self) -> None:
+        self.screen.remove_class("logs-full", "detail-full")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_full":  # escape does nothing (and is not shown) otherwise
+            return self.screen.has_class("logs-full") or self.screen.has_class("detail-full")
+        return True
 
     def action_filter(self) -> None:
         def answered(text: str | None) -> None:

@@ -18,9 +18,8 @@ from textual.widgets import Static
 OTHER_KEYS: list[tuple[str, str, str]] = [
     ("service table", "↑ ↓  j k", "move the selection"),
     ("service table", "enter", "show the selected service"),
-    ("log pane", "n  N", "next / previous search match"),
-    ("log pane", "end", "resume following (scrolling up pauses it)"),
-    ("log pane", "t", "toggle timestamps"),
+    ("service table", "ctrl+home  ctrl+end", "first / last service"),
+    ("log pane", "↑ ↓  pgup pgdn", "scroll (up pauses following)"),
 ]
 """(where, keys, what) for keys handled outside BINDINGS."""
 

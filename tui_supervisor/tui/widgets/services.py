@@ -24,6 +24,12 @@ class ServicesTable(DataTable[Any]):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        # home/end belong to the log pane (follow again, oldest line): the table, one
+        # screen of services, keeps ctrl+home/ctrl+end (and g/G) for its first/last row
+        Binding("home", "app.logs_top", "Logs: oldest line", show=False),
+        Binding("end", "app.follow", "Follow logs", show=False),
+        Binding("g", "scroll_top", "First service", show=False),
+        Binding("G", "scroll_bottom", "Last service", show=False),
     ]
 
     def __init__(self, **kw: Any) -> None:
