@@ -53,7 +53,7 @@ def test_status_shows_a_refused_config(tmp_path: Path, engines) -> None:
 def test_a_stopped_service_uses_nothing(tmp_path: Path, engines) -> None:
     e = engines(noisy_cfg(tmp_path))
     # sampled once it has stopped: the engine's view says 0 processes
-    e.snapshot(lambda s: s["services"][1]["state"] == "exited" and
+    e.snapshot(lambda s: s["services"][1]["state"] == "completed" and
                (s["services"][1].get("resources") or {}).get("procs") == 0, what="sampled")
     lines = e.cli("status").stdout.splitlines()
 
@@ -64,7 +64,7 @@ def test_a_stopped_service_uses_nothing(tmp_path: Path, engines) -> None:
     assert cols("done")[cpu:cpu + 2] == ["-", "-"], lines
     assert cols("noisy")[cpu].endswith("%"), lines  # a running one: measured
     # the dashboard's table says the same
-    shown = cells({"name": "done", "state": "exited",
+    shown = cells({"name": "done", "state": "completed",
                    "resources": {"procs": 0, "cpu_percent": 0.0, "rss_bytes": 0}})
     assert (shown["cpu"], shown["mem"]) == ("-", "-")
 
