@@ -111,6 +111,8 @@ def test_lifecycle_lines() -> None:
     assert _fmt(**st, new="stopped", pid=None, reason="stopped by operator") == (
         "info", "web", "stopped (stopped by operator)")
     assert _fmt(**st, new="stopping", pid=42, reason="stopped by operator") is None
+    assert _fmt(**st, new="completed", pid=None, reason="exit code 0") == (
+        "success", "web", "completed (exit code 0)")
     ex = {"kind": "exit", "service": "web", "pid": 42, "uptime": 1.2}
     assert _fmt(**ex, code=3, signal=None, requested=False, failure=True) == (
         "error", "web", "exited: exit code 3 after 1.20s (pid 42)")

@@ -139,6 +139,8 @@ def _state(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
         return Entry(t, "info", who, f"stopped{why}")
     if new == "daemonized":
         return Entry(t, "warning", who, f"daemonized{why}")
+    if new == "completed":  # a job done: its clean exit is the success, not a crash
+        return Entry(t, "success", who, f"completed{why}")
     return None  # stopping (the stop ends in "stopped"), exited (the exit said it)
 
 
