@@ -4,6 +4,7 @@ test_control_cli_verbs.py."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -100,3 +101,18 @@ async def test_an_older_engine_reply_prints_as_before(capsys) -> None:
     assert capsys.readouterr().out == "started: web\n"
     assert await verbs.control(FixedAPI(), "stop", None) == 0
     assert capsys.readouterr().out.startswith("stopped: web, worker, ")
+
+
+def test_incident_lines() -> None:
+    """A crash tells its uptime, pid and last lines; a failed spawn had none of them."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(0))
+    crash = {"t": 0.0, "service": "w", "kind": "crash", "text": "exit code 3", "uptime": 1.5,
+             "pid": 7, "restarts": 2, "lines": [{"stream": "stderr", "text": "oops"}]}
+    assert verbs.format_incident(crash) == (
+        f"{when}  w  crash: exit code 3 after 1s up (pid 7, restarts 2)\n"
+        "    err | oops\n")
+    spawn = {"t": 0.0, "service": "api", "kind": "failed start", "pid": 0, "uptime": 0.0,
+             "text": "cannot spawn: command not found: x", "restarts": 0, "lines": []}
+    assert verbs.format_incident(spawn) == (
+        f"{when}  api  failed start: cannot spawn: command not found: x "
+        "(restarts 0)\n    (nothing was spawned)\n")

@@ -336,8 +336,10 @@ def format_incident(inc: dict[str, Any]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(inc["t"]))
     up = inc.get("uptime")
     took = "-" if up is None else fmt_duration(up) if up >= 1 else f"{up:.2f}s"
-    head = (f"{when}  {inc['service']}  {inc.get('kind', 'failure')}: {inc.get('text')} "
-            f"after {took} up (pid {inc.get('pid')}, restarts {inc.get('restarts')})\n")
+    head = f"{when}  {inc['service']}  {inc.get('kind', 'failure')}: {inc.get('text')} "
+    if not inc.get("pid"):  # the spawn failed: no process, no uptime, no output
+        return head + f"(restarts {inc.get('restarts')})\n    (nothing was spawned)\n"
+    head += f"after {took} up (pid {inc.get('pid')}, restarts {inc.get('restarts')})\n"
     body = "".join(f"    {str(x.get('stream', '')).removeprefix('std')} | {x.get('text')}\n"
                    for x in inc.get("lines") or [])
     return head + (body or "    (no output)\n")
