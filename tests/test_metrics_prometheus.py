@@ -67,7 +67,7 @@ SNAP: dict[str, Any] = {
     },
     "services": [
         {"name": "web", "state": "running", "restarts": 3, "failures": 4, "uptime": 100.5,
-         "crash_looping": False, "started_at": 1_700_000_000.25,
+         "crash_looping": False, "started_at": 1_700_000_000.25, "wanted": True,
          "reliability": {"availability": 0.75, "availability_window": 0.5, "downtime": 25.0,
                          "up_time": 75.0, "outages": 3, "repair_time": 7.5,
                          "mttr": 2.5, "mttr_window": 1.5, "mtbf": 18.75, "failures": 4},
@@ -79,7 +79,7 @@ SNAP: dict[str, Any] = {
              "detect": {"buckets": [0.0005, 0.005], "counts": [3, 1, 0], "sum": 0.004,
                         "count": 4}}},
         {"name": "job", "state": "backoff", "restarts": 0, "failures": 1, "uptime": None,
-         "crash_looping": True,
+         "crash_looping": True, "wanted": True,
          "reliability": {"availability": None, "availability_window": None, "downtime": 0.0,
                          "up_time": 0.0, "outages": 0, "repair_time": 0.0,
                          "mttr": None, "mttr_window": None, "mtbf": None},
@@ -103,6 +103,8 @@ def test_every_sample_matches_the_snapshot() -> None:
         **state_samples("job", "backoff"),
         k("tuisup_service_crash_looping", **web): 0.0,
         k("tuisup_service_crash_looping", **job): 1.0,
+        k("tuisup_service_wanted", **web): 1.0,
+        k("tuisup_service_wanted", **job): 1.0,
         k("tuisup_service_restarts_total", **web): 3,
         k("tuisup_service_restarts_total", **job): 0,
         k("tuisup_service_failures_total", **web): 4,
@@ -199,6 +201,20 @@ def test_missing_and_none_are_left_out_not_zero() -> None:
                      "tuisup_engine_info"}
     assert "tuisup_respawn_latency_seconds" not in types
     assert samples[k("tuisup_service_up", service="bare")] == 0
+
+
+def test_a_done_job_is_not_wanted_so_not_down() -> None:
+    """`up == 0 and wanted == 1` is the "service down" alert: a completed job, or one an
+    operator stopped, does not fire it."""
+    snap = {"engine": {}, "services": [
+        {"name": "migrate", "state": "completed", "wanted": False},
+        {"name": "web", "state": "stopped", "wanted": False},
+        {"name": "api", "state": "fatal", "wanted": True}]}
+    samples, _ = parse(render(snap))
+    down = {s for s in ("migrate", "web", "api")
+            if samples[k("tuisup_service_up", service=s)] == 0
+            and samples[k("tuisup_service_wanted", service=s)] == 1}
+    assert down == {"api"}
 
 
 def test_malformed_histogram_is_left_out() -> None:

@@ -157,6 +157,9 @@ def families(snap: Snapshot) -> list[Metric]:
     looping = GaugeMetricFamily("tuisup_service_crash_looping",
                                 "1 while a crash loop is marked: retried every backoff.max "
                                 "until it stays up (alert on this).", labels=["service"])
+    wanted = GaugeMetricFamily("tuisup_service_wanted",
+                               "1 while the engine is meant to keep it up (not stopped by an "
+                               "operator, not a completed job).", labels=["service"])
     for s in services:
         name, cur = str(s["name"]), str(s.get("state"))
         up.add_metric([name], 1 if cur in UP else 0)
@@ -165,7 +168,9 @@ def families(snap: Snapshot) -> list[Metric]:
             state.add_metric([name, st], 1 if st == cur else 0)
         if isinstance(s.get("crash_looping"), bool):
             looping.add_metric([name], int(s["crash_looping"]))
-    out += [up, state, looping]
+        if isinstance(s.get("wanted"), bool):
+            wanted.add_metric([name], int(s["wanted"]))
+    out += [up, state, looping, wanted]
 
     for metric, counter, doc, path in SERVICE_VALUES:
         fam = _family(metric, counter, doc, ["service"])
