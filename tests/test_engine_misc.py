@@ -87,7 +87,7 @@ async def test_apply_config_keeps_unchanged_pids(engine_factory, tmp_path: Path)
     }
     result = await sup.apply_config(replace(cfg, services=MappingProxyType(new_services)))
     assert result == {"ok": True, "added": ["new"], "removed": ["gone"],
-                      "restarted": ["change"], "in_place": ["policy"]}
+                      "restarted": ["change"], "in_place": ["policy"], "settings": []}
     assert list(sup.services) == ["keep", "change", "policy", "new"]
     assert sup.services["keep"].pid == pids["keep"]
     assert sup.services["policy"].pid == pids["policy"]
@@ -98,6 +98,12 @@ async def test_apply_config_keeps_unchanged_pids(engine_factory, tmp_path: Path)
     eng = (await sup.snapshot())["engine"]
     assert eng["reloads"] == 1 and eng["reload_failures"] == 0
     assert 0 < eng["last_reload_seconds"] < 30  # it stopped two services
+    # a settings change alone is named, not "nothing changed"
+    again = replace(cfg, services=sup.config.services,
+                    settings=replace(cfg.settings, sample_interval=5.0))
+    result = await sup.apply_config(again)
+    assert result["settings"] == ["sample_interval"] and not result["restarted"]
+    assert sup.services["keep"].pid == pids["keep"]
 
 
 async def test_unknown_user_is_fatal_with_reason(engine_factory, tmp_path: Path) -> None:

@@ -65,6 +65,9 @@ def test_config_reload_lines() -> None:
                 topic="config_reloaded", data={"added": [], "removed": [], "restarted": [],
                                                "in_place": []}
                 )[2] == "config reloaded: nothing changed"
+    assert _fmt(kind="notice", level="info", message="config reloaded: settings x",
+                topic="config_reloaded", data={"added": [], "settings": ["metrics_listen"]}
+                )[2] == "config reloaded: settings changed: metrics_listen"
     err = "config not reloaded: /srv/cfg.yaml:3:14: services.a.restart: unknown value"
     assert _fmt(kind="notice", level="error", message=err, topic="config_invalid",
                 data={"errors": [err.removeprefix("config not reloaded: ")]}

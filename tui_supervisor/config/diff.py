@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from tui_supervisor.config.schema import Config, ServiceSpec
 
@@ -25,8 +25,12 @@ class ConfigDiff:
     restart."""
     unchanged: tuple[str, ...] = ()
     """Nothing relevant differs."""
-    settings_changed: bool = False
-    """`settings` differ."""
+    settings: tuple[str, ...] = ()
+    """The `settings` keys that differ (in `Settings` order)."""
+
+    @property
+    def settings_changed(self) -> bool:
+        return bool(self.settings)
 
     @property
     def is_empty(self) -> bool:
@@ -76,5 +80,6 @@ def diff(old: Config, new: Config) -> ConfigDiff:
         changed=tuple(changed),
         in_place=tuple(in_place),
         unchanged=tuple(unchanged),
-        settings_changed=old.settings != new.settings,
+        settings=tuple(f.name for f in fields(new.settings)
+                       if getattr(old.settings, f.name) != getattr(new.settings, f.name)),
     )

@@ -204,7 +204,7 @@ async def shutdown(api: SupervisorAPI, poll: float = 0.05) -> int:
     return 0
 
 
-_CHANGES = ("added", "removed", "restarted", "in_place")
+_CHANGES = ("added", "removed", "restarted", "in_place", "settings")
 
 
 async def reload(api: SupervisorAPI, code: bool = False) -> int:

@@ -145,9 +145,11 @@ class ConfigApply:
         sup.config_error = None
         sup.last_reload_seconds = time.monotonic() - began
         changes = {"added": list(d.added), "removed": list(d.removed),
-                   "restarted": list(d.changed), "in_place": list(d.in_place)}
+                   "restarted": list(d.changed), "in_place": list(d.in_place),
+                   "settings": list(d.settings)}
         done = ", ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v)
         sup._notice("info", "config reloaded: " + (done or "nothing changed"),
                     topic=Topic.CONFIG_RELOADED, data=changes)
         return {"ok": True, "added": changes["added"], "removed": changes["removed"],
-                "restarted": changes["restarted"], "in_place": changes["in_place"]}
+                "restarted": changes["restarted"], "in_place": changes["in_place"],
+                "settings": changes["settings"]}

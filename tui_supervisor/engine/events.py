@@ -136,7 +136,7 @@ class Topic(StrEnum):
     CONFIG_CHANGED = "config_changed"
     """A watched config file changed: a reload follows. data: {"files": [names]}."""
     CONFIG_RELOADED = "config_reloaded"
-    """data: {"added", "removed", "restarted", "in_place": [names]}."""
+    """data: {"added", "removed", "restarted", "in_place": [names], "settings": [keys]}."""
     CONFIG_INVALID = "config_invalid"
     """The config was not reloaded, nothing changed. data: {"errors": [str]}."""
     CODE_RELOADED = "code_reloaded"

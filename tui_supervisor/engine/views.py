@@ -284,6 +284,8 @@ class ReloadResult(TypedDict):
     removed: NotRequired[list[str]]
     restarted: NotRequired[list[str]]
     in_place: NotRequired[list[str]]
+    settings: NotRequired[list[str]]
+    """The `settings` keys that changed (an older engine's reply has none)."""
     errors: NotRequired[list[str]]
 
 

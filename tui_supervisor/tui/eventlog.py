@@ -26,7 +26,7 @@ SUPERVISOR = "supervisor"
 """Who an engine-wide entry is from."""
 
 _RELOAD_WORDS = (("added", "added"), ("removed", "removed"), ("restarted", "restarted"),
-                 ("in_place", "changed in place"))
+                 ("in_place", "changed in place"), ("settings", "settings changed:"))
 
 
 @dataclass(frozen=True, slots=True)
