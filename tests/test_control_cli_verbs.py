@@ -39,6 +39,11 @@ def test_start_says_what_happened_to_each_service(tmp_path: Path, engines) -> No
     r = cli(tmp_path, "start", "api", "-c", str(cfg))
     assert (r.returncode, r.stdout) == (1, ""), r.stdout
     assert r.stderr == f"api: ERROR (command not found: {MISSING})\n"
+    # a failed spawn is a failure: counted, and an incident (docs/METRICS.md)
+    r = cli(tmp_path, "status", "api", "--json", "-c", str(cfg))
+    assert json.loads(r.stdout)["services"][0]["failures"] >= 1, r.stdout
+    r = cli(tmp_path, "incidents", "api", "-c", str(cfg))
+    assert f"failed start: cannot spawn: command not found: {MISSING}" in r.stdout, r.stdout
     r = cli(tmp_path, "start", "web", "api", "-c", str(cfg))
     assert (r.returncode, r.stdout) == (1, "web: already running\n"), r.stderr
     assert r.stderr == f"api: ERROR (command not found: {MISSING})\n"
