@@ -75,6 +75,22 @@ class Spawned(Event):
     excluded (the supervisor's own cost: leftover cleanup, fork+exec)."""
 
 
+@dataclass(frozen=True, slots=True)
+class HealthChanged(Event):
+    """A service's health moved (issue 14: probes). `health` is what `Service.health`
+    says now."""
+
+    kind: ClassVar[str] = "health"
+    service: str
+    health: str | None
+    """"starting" (a startup probe has not passed yet), "ready", "unready", or None (no
+    probe configured, or no process)."""
+    probe: str = ""
+    """The probe whose result moved it: "startup", "readiness", "liveness" ("" if none)."""
+    output: str = ""
+    """The probe's last output or error, in words (at most 4 KiB)."""
+
+
 class LogLines:
     """Output a service printed, as read in one go: complete lines, newline-terminated,
     as the segments the engine got them in. `raw`, `lines` and `count` are computed on

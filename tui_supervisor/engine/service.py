@@ -137,6 +137,24 @@ class Service(ProcessTree, ServiceOutput):
         self.repair = Repair(self)
         """Fault containment and the check against the processes (`repair.py`)."""
 
+    # -- health (issue 14: the probes fill these in) -----------------------------------
+    @property
+    def health(self) -> str | None:
+        """"starting" (a startup probe has not passed yet), "ready" (readiness passes),
+        "unready" (up, readiness fails), or None (no probe, or no process). Each change
+        is a `HealthChanged` event on the bus."""
+        return None
+
+    @property
+    def ready(self) -> bool | None:
+        """Whether a readiness probe passes (None: the service has no readiness probe)."""
+        return None
+
+    @property
+    def log_ready(self) -> bool:
+        """A `log` probe has matched a line since the current spawn."""
+        return False
+
     # -- state ------------------------------------------------------------------------
     def _set_state(self, new: State, reason: str) -> None:
         old = self.state
