@@ -67,7 +67,9 @@ def test_leave_running_then_attach_then_stop(setup) -> None:
     assert snap["engine"]["pid"] == engine and pids(snap) == before
     a = dashboard(c, "attach")
     a.read_until("(attached)")
-    a.send("q")  # an attached dashboard just goes
+    a.send("q")  # an attached dashboard asks too: leave them running
+    a.read_until("Leave running")
+    a.send("l")
     assert a.wait() == 0
     assert pids(c.snapshot(timeout=0)) == before
     os.kill(engine, signal.SIGTERM)
@@ -88,6 +90,8 @@ def test_terminal_lost_services_untouched(setup) -> None:
     a = dashboard(c, "attach")  # and the view comes back
     a.read_until("(attached)")
     a.send("q")
+    a.read_until("Leave running")
+    a.send("l")
     assert a.wait() == 0
 
 
@@ -126,6 +130,8 @@ def test_tmux_kill_session(setup) -> None:
     a = dashboard(c, "attach")
     a.read_until("(attached)")
     a.send("q")
+    a.read_until("Leave running")
+    a.send("l")
     assert a.wait() == 0
 
 
@@ -144,4 +150,6 @@ def test_a_failing_ui_leaves_the_engine_headless(setup) -> None:
     a = dashboard(c, "attach", env=env)
     a.read_until("(attached)")
     a.send("q")
+    a.read_until("Leave running")
+    a.send("l")
     assert a.wait() == 0
