@@ -51,6 +51,10 @@ def test_http_liveness_restarts_an_unhealthy_server(tmp_path: Path) -> None:
         assert one(snap, "web")["pid"] != first and one(snap, "web")["failures"] >= 1
         r = e.cli("incidents", "web", "--json")
         assert "liveness probe failed: HTTP/1.0 500" in r.stdout, r.stdout
+        r = e.cli("status")
+        header, row = (line.split() for line in r.stdout.splitlines()[2::2][:2])
+        assert header[:3] == ["NAME", "STATE", "HEALTH"] and row[:3] == ["web", "running",
+                                                                          "ready"], r.stdout
     finally:
         e.stop()
 

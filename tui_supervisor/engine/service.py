@@ -12,6 +12,7 @@ epoch, so a timer armed for an earlier state can never act on a later one.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 import random
@@ -149,8 +150,8 @@ class Service(ProcessTree, ServiceOutput):
         self.health_output = ""
         """The last probe output (at most 4 KiB)."""
         self.probe_stats: dict[str, dict[str, Any]] = {}
-        """Per probe, across spawns: {"kind", "count", "sum", "buckets", "failures"}
-        (Prometheus' histogram and counter)."""
+        """Per probe, across spawns: {"kind", "failures", "duration": histogram}
+        (Prometheus' counter and histogram; `probes_view`)."""
 
     # -- health (issue 14) -------------------------------------------------------------
     @property
@@ -189,16 +190,15 @@ class Service(ProcessTree, ServiceOutput):
     def _probe_result(self, name: str, kind: str, ok: bool, duration: float | None) -> None:
         st = self.probe_stats.get(name)
         if st is None or st["kind"] != kind:
-            st = self.probe_stats[name] = {"kind": kind, "count": 0, "sum": 0.0,
-                                           "buckets": [0] * len(PROBE_BUCKETS),
-                                           "failures": 0}
+            st = self.probe_stats[name] = {
+                "kind": kind, "failures": 0, "duration": {
+                    "buckets": list(PROBE_BUCKETS), "counts": [0] * (len(PROBE_BUCKETS) + 1),
+                    "sum": 0.0}}
         st["failures"] += not ok
         if duration is not None:
-            st["count"] += 1
-            st["sum"] += duration
-            for i, le in enumerate(PROBE_BUCKETS):
-                if duration <= le:
-                    st["buckets"][i] += 1
+            h = st["duration"]
+            h["sum"] += duration
+            h["counts"][bisect.bisect_left(PROBE_BUCKETS, duration)] += 1
 
     def _start_probes(self, probes: ServiceProbes | None,
                       spawned: float | None = None) -> None:
@@ -213,7 +213,9 @@ class Service(ProcessTree, ServiceOutput):
             self._health_moved("", "")
 
     def probes_view(self) -> dict[str, dict[str, Any]]:
-        """Per configured probe: {"kind", "passing", "failures", "last_duration"}."""
+        """Per configured probe: {"kind", "passing", "failures" (consecutive),
+        "last_duration", "failures_total", "duration" (a histogram: "buckets" bounds,
+        per-bucket "counts" with +Inf last, "sum"; None before the first check)}."""
         p = self.probes
         out = {}
         for name, spec in self.spec.health.probes().items():
@@ -222,7 +224,8 @@ class Service(ProcessTree, ServiceOutput):
                          "passing": track.passing if track is not None else None,
                          "failures": track.failures if track is not None else 0,
                          "last_duration": track.duration if track is not None else None,
-                         "failures_total": self.probe_stats.get(name, {}).get("failures", 0)}
+                         "failures_total": self.probe_stats.get(name, {}).get("failures", 0),
+                         "duration": self.probe_stats.get(name, {}).get("duration")}
         return out
 
     # -- state ------------------------------------------------------------------------
