@@ -75,8 +75,16 @@ def test_tcp_readiness_never_restarts(tmp_path: Path) -> None:
         assert "Connection refused" in lonely["health_output"], lonely["health_output"]
         e.snapshot(lambda s: one(s, "lonely")["probes"]["readiness"]["failures"] >= 10, 30,
                    "ten failed readiness checks")
-        assert one(e.snapshot(), "lonely")["spawns"] == 1  # readiness never restarts
+        snap = e.snapshot()
+        assert one(snap, "lonely")["spawns"] == 1  # readiness never restarts
         e.wait_out("* unready: connect to 127.0.0.1")
+        # measured on readiness: unready is down (an open outage), never up
+        rel = one(snap, "lonely")["reliability"]
+        assert rel["availability"] == 0 and rel["downtime"] > 0, rel
+        assert rel["outage_open_since"] is not None and rel["failures"] == 0, rel
+        # time to ready: the server listens 1 s after its spawn
+        api = one(snap, "api")["reliability"]
+        assert api["ready_latency"] >= 0.9, api
     finally:
         e.stop()
 
