@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,38 @@ def test_hung_exec_probe_is_killed_at_its_timeout(tmp_path: Path) -> None:
         wait_until(gone, 10, "every probe process gone (killed and reaped)")
     finally:
         e.stop()
+
+
+def test_probe_state_survives_a_code_reload(tmp_path: Path) -> None:
+    """SIGUSR2: the new image keeps health and ready_since, runs the probes again (a
+    liveness failure after the reload still restarts), and makes the NOTIFY_SOCKET at
+    the same path (the daemon's watchdog pings keep reaching it)."""
+    port, flag, stop = free_port(), tmp_path / "sick", tmp_path / "stop-pinging"
+    run = Path(tempfile.mkdtemp(prefix="tsp", dir="/tmp"))
+    cfg = write_cfg(tmp_path, service(
+        "web", child("healthy", port, flag),
+        f"      readiness: {{http: {{port: {port}, path: /healthz}}, period: 0.2s}}\n"
+        f"      liveness: {{http: {{port: {port}, path: /healthz}}, period: 0.2s}}\n")
+        + service("notified", child("notifier", stop),
+                  "      readiness: {notify: true}\n"
+                  "      liveness: {notify: true, period: 0.5s, failure_threshold: 2}\n"))
+    e = Headless(tmp_path, cfg, XDG_RUNTIME_DIR=str(run))
+    try:
+        before = e.snapshot(lambda s: all(x["health"] == "ready" for x in s["services"]), 30)
+        os.kill(e.proc.pid, signal.SIGUSR2)
+        e.wait_out("code reloaded:")
+        after = e.snapshot()
+        for name in ("web", "notified"):
+            old, new = one(before, name), one(after, name)
+            assert (new["pid"], new["health"], new["ready_since"]) == (
+                old["pid"], "ready", old["ready_since"]), (old, new)
+        # four watchdog periods in the new image: pings reach the socket made again
+        e.snapshot(lambda s: one(s, "notified")["probes"]["liveness"]["last_duration"]
+                   is not None, 10, "a liveness check in the new image")
+        time.sleep(2.0)  # (no timing assert: a missed ping would restart it meanwhile)
+        assert one(e.snapshot(), "notified")["spawns"] == 1, e.out
+        flag.write_text("")
+        e.snapshot(lambda s: one(s, "web")["spawns"] >= 2, 30, "liveness restart after reload")
+    finally:
+        e.stop()
+        shutil.rmtree(run, ignore_errors=True)

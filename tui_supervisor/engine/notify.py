@@ -37,11 +37,23 @@ class NotifySocket:
 
     def __init__(self, path: Path, abstract: str, loop: asyncio.AbstractEventLoop,
                  on_message: Callable[[int | None, dict[str, str]], None],
-                 owner: tuple[int, int] | None = None) -> None:
+                 owner: tuple[int, int] | None = None,
+                 handed: dict[str, object] | None = None) -> None:
+        """Bind a new socket, or take over the one an earlier image `handed` over
+        (`handoff()`: its fd crossed the exec, so no datagram is lost meanwhile)."""
         self.loop = loop
         self.on_message = on_message
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self.path: Path | None = None
+        if handed is not None:
+            fd = int(handed["fd"])  # type: ignore[call-overload]
+            os.set_inheritable(fd, False)
+            self.sock = socket.socket(fileno=fd)
+            self.address = str(handed["address"])
+            self.path = Path(str(handed["path"])) if handed.get("path") else None
+            self.sock.setblocking(False)
+            loop.add_reader(self.sock.fileno(), self._readable)
+            return
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
             self.sock.setblocking(False)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -81,6 +93,15 @@ class NotifySocket:
                         len(cdata) >= struct.calcsize("3i"):
                     pid = struct.unpack("3i", cdata[:struct.calcsize("3i")])[0]
             self.on_message(pid, parse(data))
+
+    def handoff(self) -> dict[str, object]:
+        """Stop reading and give up the socket (bound, its file kept) for the next image:
+        {"fd", "address", "path"}."""
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(self.sock.fileno())
+        fd = self.sock.detach()
+        return {"fd": fd, "address": self.address,
+                "path": str(self.path) if self.path is not None else None}
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pwd
 import re
 import signal
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_supervisor.config.schema import ProbeSpec
@@ -39,7 +42,8 @@ probe is checked every period for a ping)."""
 
 
 class ServiceProbes:
-    def __init__(self, svc: Service) -> None:
+    def __init__(self, svc: Service, handed: dict[str, Any] | None = None) -> None:
+        """`handed`: an earlier image's `to_dict()` (a code reload)."""
         self.svc = svc
         self.health = svc.spec.health
         self.probes = self.health.probes()
@@ -62,16 +66,20 @@ class ServiceProbes:
         """Exec probes running now (process groups)."""
         self.notify: NotifySocket | None = None
         if any(p.kind == "notify" for p in self.probes.values()):
-            self.notify = self._open_notify()
+            self.notify = self._open_notify((handed or {}).get("notify"))
+        elif (handed or {}).get("notify"):
+            with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+                os.close(int(handed["notify"]["fd"]))  # type: ignore[index]
 
     # -- the spawn's environment ------------------------------------------------------
-    def _open_notify(self) -> NotifySocket | None:
+    def _open_notify(self, handed: dict[str, Any] | None) -> NotifySocket | None:
         ctx, name = self.svc.ctx, self.svc.name
+        if isinstance(handed, dict):
+            with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+                return NotifySocket(Path(), "", ctx.loop, self._notified, handed=handed)
         base = ctx.runtime_dir or ctx.log_dir
         owner = None
         if self.svc.spec.user is not None:
-            import os
-            import pwd
             with contextlib.suppress(KeyError):
                 pw = pwd.getpwnam(self.svc.spec.user)
                 if os.geteuid() == 0:
@@ -187,9 +195,14 @@ class ServiceProbes:
             self.close()
 
     # -- handoff (code reload) --------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {"tracks": {n: asdict(t) for n, t in self.tracks.items()},
-                "log_ready": self.log_ready, "status": self.status}
+    def handoff(self) -> dict[str, Any]:
+        """Stop, handing the results and the notify socket (its fd) to the next image."""
+        notify, self.notify = self.notify, None
+        out = {"tracks": {n: asdict(t) for n, t in self.tracks.items()},
+               "log_ready": self.log_ready, "status": self.status,
+               "notify": notify.handoff() if notify is not None else None}
+        self.close()
+        return out
 
     def restore(self, d: dict[str, Any]) -> None:
         """Carry on with the results of the earlier image (timers restart here)."""

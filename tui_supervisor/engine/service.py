@@ -582,10 +582,8 @@ class Service(ProcessTree, ServiceOutput):
         """Stop watching (timers, pipes, pidfds) and return everything needed to carry on
         in another engine: the record, pipe fds and partial lines, the ring."""
         self._cancel_timer()
-        probes = self.probes.to_dict() if self.probes is not None else None
-        if self.probes is not None:
-            self.probes.close()  # the new image starts its own (timers restart)
-            self.probes = None
+        probes = self.probes.handoff() if self.probes is not None else None
+        self.probes = None  # the new image starts its own (timers restart)
         for t in (self._task, self._stop_task, self._end_task):
             if t is not None and not t.done():
                 t.cancel()
@@ -644,10 +642,17 @@ class Service(ProcessTree, ServiceOutput):
             self.probe_stats = rec["probe_stats"]
         if self.state not in PROBED_STATES or not self.spec.health.probes():
             self.rec = replace(self.rec, health=None, ready_since=None)
+            notify = (rec.get("probes") or {}).get("notify")
+            if isinstance(notify, dict):  # not needed any more: close it, remove its file
+                with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+                    os.close(int(notify["fd"]))
+                    if notify.get("path"):
+                        os.unlink(notify["path"])
             return
-        probes = ServiceProbes(self)
-        if isinstance(rec.get("probes"), dict):
-            probes.restore(rec["probes"])
+        handed = rec.get("probes") if isinstance(rec.get("probes"), dict) else None
+        probes = ServiceProbes(self, handed)
+        if handed is not None:
+            probes.restore(handed)
         self._start_probes(probes, self.started_mono)
 
     def _resume(self, rec: dict[str, Any]) -> None:
