@@ -8,7 +8,7 @@ health; `verdict` says whether the service must be restarted. No clock, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tui_supervisor.config.schema import HealthSpec, ProbeSpec
 
@@ -41,16 +41,14 @@ def initial(name: str) -> Track:
 def record(track: Track, ok: bool, spec: ProbeSpec, output: str = "",
            duration: float | None = None) -> Track:
     """`track` after one result."""
-    output = output[:OUTPUT_MAX]
+    output = output[:OUTPUT_MAX]  # (Track(...), not replace(): this runs for every check)
     if ok:
         successes = track.successes + 1
         passing = True if successes >= spec.success_threshold else track.passing
-        return replace(track, passing=passing, successes=successes, failures=0,
-                       output=output, duration=duration)
+        return Track(passing, successes, 0, track.total_failures, output, duration)
     failures = track.failures + 1
     passing = False if failures >= spec.failure_threshold else track.passing
-    return replace(track, passing=passing, successes=0, failures=failures,
-                   total_failures=track.total_failures + 1, output=output, duration=duration)
+    return Track(passing, 0, failures, track.total_failures + 1, output, duration)
 
 
 def startup_budget(spec: ProbeSpec) -> float:

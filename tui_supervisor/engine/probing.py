@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import pwd
+import random
 import re
 import signal
 import time
@@ -31,7 +32,16 @@ from tui_supervisor.engine.health import (
     verdict,
 )
 from tui_supervisor.engine.notify import NotifySocket
-from tui_supervisor.engine.probes import Result, exec_check, http_check, tcp_check
+from tui_supervisor.engine.probes import (
+    FastCheck,
+    Result,
+    exec_check,
+    http_check,
+    http_request,
+    http_verdict,
+    ip_family,
+    tcp_check,
+)
 
 if TYPE_CHECKING:
     from tui_supervisor.engine.service import Service
@@ -64,6 +74,11 @@ class ServiceProbes:
         self.closed = False
         self.exec_pids: set[int] = set()
         """Exec probes running now (process groups)."""
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self._prepared: dict[ProbeSpec, tuple[int, bytes | None]] = {}
+        """Per fast probe: its address family and request bytes."""
+        self.checks: dict[str, FastCheck] = {}
+        """The callback-driven checks (http, tcp to an IP) under way, and their timers."""
         self.notify: NotifySocket | None = None
         if any(p.kind == "notify" for p in self.probes.values()):
             self.notify = self._open_notify((handed or {}).get("notify"))
@@ -109,7 +124,9 @@ class ServiceProbes:
         self.spawned = spawned if spawned is not None else time.monotonic()
         self.last_output = time.monotonic()
         for name, spec in self.probes.items():
-            if spec.kind in LOOPED or (spec.kind == "notify" and name == "liveness"):
+            if self._fast(spec):
+                self._schedule(name, spec, self._first_delay(name, spec))
+            elif spec.kind in LOOPED or (spec.kind == "notify" and name == "liveness"):
                 self.tasks.append(asyncio.ensure_future(self._loop(name, spec)))
         startup = self.probes.get("startup")
         if startup is not None:
@@ -123,6 +140,12 @@ class ServiceProbes:
         for t in self.tasks:
             t.cancel()
         self.tasks.clear()
+        for timer in self.timers.values():
+            timer.cancel()
+        for check in tuple(self.checks.values()):
+            check.cancel()
+        self.timers.clear()
+        self.checks.clear()
         for pid in self.exec_pids:  # at once: a detach execs before the tasks run again
             proc.signal_group(pid, signal.SIGKILL)
         if self.notify is not None:
@@ -133,8 +156,72 @@ class ServiceProbes:
         await asyncio.sleep(startup_budget(spec))
         self._act()
 
+    @staticmethod
+    def _first_delay(name: str, spec: ProbeSpec) -> float:
+        delay = spec.initial_delay
+        if name == "liveness":  # as the kubelet: a random phase, so that services started
+            delay += random.random() * spec.period  # together are not probed together
+        return delay
+
+    # -- http and tcp to an IP: timers and callbacks (the common, hot case) ------------
+    def _fast(self, spec: ProbeSpec) -> bool:
+        """An http (not https) or tcp probe of an IP address: prepared once here."""
+        target = spec.tcp if spec.kind == "tcp" else spec.http if spec.kind == "http" \
+            else None
+        if target is None or (spec.http is not None and spec.http.scheme != "http"):
+            return False
+        family = ip_family(target.host)
+        if family is None:
+            return False
+        self._prepared[spec] = (family, http_request(spec.http) if spec.http else None)
+        return True
+
+    def _schedule(self, name: str, spec: ProbeSpec, delay: float) -> None:
+        self.timers[name] = self.svc.ctx.loop.call_later(delay, self._tick, name, spec)
+
+    def _tick(self, name: str, spec: ProbeSpec) -> None:
+        self.timers.pop(name, None)
+        if self.closed:
+            return
+        if name != "startup" and not self.started.is_set():
+            self._schedule(name, spec, spec.period)  # suspended until startup passes
+            return
+        t0 = time.monotonic()
+
+        def done(data: bytes | None, error: str | None) -> None:
+            self.checks.pop(name, None)
+            if error is not None or data is None:
+                ok, out = False, self._where(spec) + (error or "")
+            elif spec.http is not None:
+                ok, out = http_verdict(spec.http, data)
+            else:
+                ok, out = True, f"connected to {self._where(spec)}"
+            try:
+                self.result(name, ok, out, time.monotonic() - t0)
+            finally:
+                if not self.closed and not (name == "startup" and self.tracks[name].passing):
+                    self._schedule(name, spec, spec.period)
+
+        family, request = self._prepared[spec]
+        target = spec.http or spec.tcp
+        assert target is not None
+        try:
+            self.checks[name] = FastCheck(self.svc.ctx.loop, target.host, target.port, request,
+                                          spec.http is not None and spec.http.body is not None,
+                                          spec.timeout, done, family)
+        except OSError as e:  # no socket (out of fds): a failed check, tried again
+            done(None, str(e))
+
+    @staticmethod
+    def _where(spec: ProbeSpec) -> str:
+        """"connect to HOST:PORT: " for a tcp probe's errors ("" for http)."""
+        if spec.tcp is not None:
+            return f"connect to {spec.tcp.host}:{spec.tcp.port}: "
+        return ""
+
+    # -- the other kinds: one task each -------------------------------------------------
     async def _loop(self, name: str, spec: ProbeSpec) -> None:
-        await asyncio.sleep(spec.initial_delay)
+        await asyncio.sleep(self._first_delay(name, spec))
         if name != "startup":
             await self.started.wait()
         if spec.kind in ("notify", "silence"):
