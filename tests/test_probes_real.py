@@ -217,3 +217,25 @@ def test_probe_state_survives_a_code_reload(tmp_path: Path) -> None:
     finally:
         e.stop()
         shutil.rmtree(run, ignore_errors=True)
+
+
+def test_a_config_reload_adds_and_removes_probes_in_place(tmp_path: Path) -> None:
+    port = free_port()
+    plain = service("web", child("healthy", port, tmp_path / "x"), "")
+    plain = plain.replace("    health:\n", "")
+    cfg = write_cfg(tmp_path, plain)
+    e = Headless(tmp_path, cfg)
+    try:
+        first = one(e.snapshot(lambda s: one(s, "web")["pid"], 30), "web")
+        assert first["health"] is None and first["probes"] == {}
+        cfg.write_text(cfg.read_text() + "    health:\n"
+                       f"      readiness: {{tcp: {{port: {port}}}, period: 0.2s}}\n")
+        e.cli("reload")
+        web = one(e.snapshot(lambda s: one(s, "web")["health"] == "ready", 30), "web")
+        assert web["pid"] == first["pid"]  # in place: not restarted
+        cfg.write_text(plain and f"services:\n{plain}")
+        e.cli("reload")
+        web = one(e.snapshot(lambda s: one(s, "web")["probes"] == {}, 30), "web")
+        assert web["health"] is None and web["pid"] == first["pid"]
+    finally:
+        e.stop()

@@ -549,8 +549,15 @@ class Service(ProcessTree, ServiceOutput):
             self._task = None
 
     def update_spec(self, spec: ServiceSpec) -> None:
-        """Take a new spec in place (policy, backoff, limits); the process is untouched."""
+        """Take a new spec in place (policy, backoff, limits, probes); the process is
+        untouched. Changed probes start again at once (a notify probe added now gets its
+        NOTIFY_SOCKET at the next spawn: the process's environment is set)."""
+        probes_changed = spec.health != self.spec.health
         self.spec = spec
+        if probes_changed:
+            self._stop_probes()
+            if self.state in PROBED_STATES and spec.health.probes():
+                self._start_probes(ServiceProbes(self), self.started_mono)
         if self.ctx.cgroups is not None:
             self.ctx.cgroups.set_memory_max(self.name, spec.limits.memory)
         self.ring.resize(spec.log.ring_lines)
