@@ -146,11 +146,6 @@ BAD: dict[str, tuple[str, dict[str, str], list[str]]] = {
         {},
         ["2:28: services.a.<<: *x refers to a node that contains it (&x on line 2)"],
     ),
-    "health-not-supported": (
-        svc("command: [a]", "health: {http: /}"),
-        {},
-        ["4:5: services.web.health: not supported yet (issue 14)"],
-    ),
     "depends-on-not-supported": (
         svc("command: [a]", "depends_on: [db]"),
         {},

@@ -62,8 +62,8 @@ LOADED = {
                       " from cron or a systemd timer"),
     "typo-keeps-fuzzy": ("restat: always",
                          "4:5: services.web: unknown key 'restat' (did you mean 'restart'?)"),
-    "planned-key": ("health: {http: /}", "4:5: services.web.health: not supported yet"
-                    " (issue 14)"),
+    "planned-key": ("replicas: 2", "4:5: services.web.replicas: not supported yet"
+                   " (issue 14)"),
 }
 
 

@@ -274,3 +274,9 @@ def test_status_rows_format_metrics() -> None:
     assert "CPU" not in status_header(snap) and len(status_rows(snap)[0]) == 9
     snap["services"] = [{**svc, "crash_looping": True}]
     assert status_rows(snap)[0][1] == "crash-loop (exit code 3)"
+    # HEALTH once a service has a probe ("-": none, or no process)
+    snap["services"] = [{**svc, "resources": {}, "health": "unready",
+                         "probes": {"readiness": {"kind": "tcp"}}},
+                        {**svc, "resources": {}, "name": "y", "health": None, "probes": {}}]
+    assert status_header(snap)[:4] == ["NAME", "STATE", "HEALTH", "PID"]
+    assert [r[2] for r in status_rows(snap)] == ["unready", "-"]

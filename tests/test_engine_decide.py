@@ -506,8 +506,10 @@ def test_record_of_the_previous_version_is_adopted() -> None:
     assert (rec.state, rec.failures, rec.consecutive, len(rec.failure_times)) == \
         (State.BACKOFF, 1500, 1100, 1000)
     assert {k: v for k, v in old.items() if k in rec.to_dict()} == \
-        {k: v for k, v in rec.to_dict().items() if k != "crash_looping"}
-    assert not rec.crash_looping  # a field that version lacked: its default
+        {k: v for k, v in rec.to_dict().items()
+         if k not in ("crash_looping", "health", "ready_since")}
+    # fields that version lacked: their defaults
+    assert not rec.crash_looping and rec.health is None and rec.ready_since is None
     # and the next failure of such a service is decided without trouble
     new, effects = run(replace(rec, state=State.RUNNING), main_exit(BAD), make_spec())
     assert final(rec, effects) is State.BACKOFF and len(new.failure_times) <= 5

@@ -121,6 +121,7 @@ SNAPSHOT_KEYS = {
     "uptime", "spawns", "restarts", "failures", "consecutive_failures", "recent_failures",
     "last_exit", "backoff_remaining", "log_file", "log_offset", "command", "cwd",
     "restart_policy", "crash_loop", "crash_looping", "internal_errors",
+    "health", "health_output", "probes", "ready_since",  # issue 14 (NotRequired in views)
 }
 DETACH_KEYS = {
     "name", "state", "reason", "state_since", "pid", "pgid", "started_mono", "started_wall",
@@ -128,6 +129,7 @@ DETACH_KEYS = {
     "last_exit", "wanted", "backoff_until", "start_left", "daemon_pids", "cleanup",
     "operator_signal", "pipes", "ring", "argv", "cwd", "log_path", "log_max_bytes",
     "log_backups", "crash_looping",
+    "health", "ready_since", "probes", "health_output", "probe_stats",  # issue 14
 }
 
 

@@ -77,7 +77,13 @@ SNAP: dict[str, Any] = {
              "respawn": {"buckets": [0.001, 0.01, 0.1], "counts": [1, 0, 2, 1], "sum": 0.75,
                          "count": 4},
              "detect": {"buckets": [0.0005, 0.005], "counts": [3, 1, 0], "sum": 0.004,
-                        "count": 4}}},
+                        "count": 4}},
+         "health": "ready", "probes": {
+             "readiness": {"kind": "http", "passing": True, "failures": 0,
+                           "failures_total": 2, "duration": {
+                               "buckets": [0.01, 0.1], "counts": [5, 1, 0], "sum": 0.05}},
+             "liveness": {"kind": "notify", "passing": True, "failures": 0,
+                          "failures_total": 0, "duration": None}}},
         {"name": "job", "state": "backoff", "restarts": 0, "failures": 1, "uptime": None,
          "crash_looping": True, "wanted": True,
          "reliability": {"availability": None, "availability_window": None, "downtime": 0.0,
@@ -141,6 +147,14 @@ def test_every_sample_matches_the_snapshot() -> None:
         k("tuisup_detect_latency_seconds_bucket", le="+Inf", **web): 4,
         k("tuisup_detect_latency_seconds_count", **web): 4,
         k("tuisup_detect_latency_seconds_sum", **web): 0.004,
+        k("tuisup_service_ready", **web): 1,
+        k("tuisup_probe_failures_total", probe="readiness", **web): 2,
+        k("tuisup_probe_failures_total", probe="liveness", **web): 0,
+        k("tuisup_probe_duration_seconds_bucket", le="0.01", probe="readiness", **web): 5,
+        k("tuisup_probe_duration_seconds_bucket", le="0.1", probe="readiness", **web): 6,
+        k("tuisup_probe_duration_seconds_bucket", le="+Inf", probe="readiness", **web): 6,
+        k("tuisup_probe_duration_seconds_count", probe="readiness", **web): 6,
+        k("tuisup_probe_duration_seconds_sum", probe="readiness", **web): 0.05,
         k("tuisup_engine_uptime_seconds"): 12.5,
         k("tuisup_engine_reloads_total"): 2,
         k("tuisup_engine_reload_failures_total"): 1,
@@ -188,6 +202,21 @@ def test_help_texts_are_the_documented_definitions() -> None:
         suffix = "_total" if fam.type == "counter" else ""
         exported[fam.name + suffix] = (fam.type, fam.documentation)
     assert exported == documented_series()
+
+
+def test_probe_series() -> None:
+    samples, types = parse(render(SNAP))
+    assert samples[k("tuisup_service_ready", service="web")] == 1
+    assert k("tuisup_service_ready", service="job") not in samples  # no probe: left out
+    assert samples[k("tuisup_probe_failures_total", service="web", probe="readiness")] == 2
+    assert samples[k("tuisup_probe_failures_total", service="web", probe="liveness")] == 0
+    assert samples[k("tuisup_probe_duration_seconds_bucket", service="web",
+                     probe="readiness", le="0.1")] == 6
+    assert samples[k("tuisup_probe_duration_seconds_count", service="web",
+                     probe="readiness")] == 6
+    assert types["tuisup_probe_duration_seconds"] == "histogram"
+    unready = {**SNAP, "services": [{**SNAP["services"][0], "health": "unready"}]}
+    assert parse(render(unready))[0][k("tuisup_service_ready", service="web")] == 0
 
 
 def test_missing_and_none_are_left_out_not_zero() -> None:

@@ -10,7 +10,15 @@ import threading
 import time
 from collections import deque
 
-from tui_supervisor.engine.events import AnyEvent, Exited, LogLines, Notice, Spawned, StateChanged
+from tui_supervisor.engine.events import (
+    AnyEvent,
+    Exited,
+    HealthChanged,
+    LogLines,
+    Notice,
+    Spawned,
+    StateChanged,
+)
 from tui_supervisor.formatting import ANSI, shown_state, state_colour, strip_ansi
 
 COLORS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
@@ -51,8 +59,9 @@ class Console:
 
     def __call__(self, ev: AnyEvent) -> None:
         """Queue an event (cheap: formatting happens on the console's thread)."""
-        if isinstance(ev, Exited | Spawned):
-            return
+        if isinstance(ev, Exited | Spawned) or (isinstance(ev, HealthChanged)
+                                                  and ev.health is None):
+            return  # (probes stopping with the process: its state change says it)
         size = 2 * ev.size if isinstance(ev, LogLines) else 200
         with self._cond:
             if self._size + size > self.max_buffer:
@@ -85,6 +94,12 @@ class Console:
             pid = f" pid {ev.pid}" if ev.pid and ev.new in ("starting", "running") else ""
             why = f" ({ev.reason})" if ev.reason else ""
             return f"{stamp} {self.prefix_for(ev.service)} * {state}{pid}{why}\n"
+        if isinstance(ev, HealthChanged):
+            colour = {"ready": 32, "unready": 33}.get(str(ev.health), 0)
+            said = f": {ev.output.splitlines()[0][:200]}" \
+                if ev.health == "unready" and ev.output.strip() else ""
+            return (f"{stamp} {self.prefix_for(ev.service)} * "
+                    f"{self._paint(str(ev.health), colour)}{said}\n")
         if isinstance(ev, Notice):
             who = self.prefix_for(ev.service) if ev.service else \
                 self._paint("supervisor".ljust(self.width), 1)

@@ -17,7 +17,7 @@ from tui_supervisor.config.units import show
 
 SUPERVISORD, PM2, COMPOSE = "supervisord", "PM2", "compose"
 LATER = "not supported yet (issue 14)"
-"""The reason given for keys whose feature is planned: health, depends_on, replicas."""
+"""The reason given for keys whose feature is planned: depends_on, replicas."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +105,8 @@ PEERS: tuple[Peer, ...] = (
     Peer("entrypoint", (COMPOSE,), "command", "entrypoint and command together are command"),
     Peer("numprocs", (SUPERVISORD,), None, _REPLICAS, later=True),
     Peer("instances", (PM2,), None, _REPLICAS, later=True),
-    Peer("healthcheck", (COMPOSE,), None, "a service is up once it stays start_time",
-         later=True),
+    Peer("healthcheck", (COMPOSE,), "health",
+         "health: {liveness: {exec: [CMD], period: 30s}} (compose's test, interval)"),
     Peer("depends_on", (COMPOSE,), None,
          "services start together; a service should retry what it connects to", later=True),
     Peer("priority", (SUPERVISORD,), None,

@@ -74,6 +74,59 @@ class LogSpec:
     """Recent lines kept in memory for clients."""
 
 
+# --- health probes (parsed by config/health.py) ---
+
+@dataclass(frozen=True, slots=True)
+class HttpProbe:
+    port: int
+    host: str = "127.0.0.1"
+    scheme: str = "http"
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = ()
+    status: frozenset[int] = frozenset()
+    """Codes that pass; empty: 200-399."""
+    body: str | None = None
+    """A substring the body must hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class TcpProbe:
+    port: int
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    kind: str
+    """exec, http, tcp, log, silence or notify."""
+    argv: tuple[str, ...] = ()
+    """exec: the command (a string runs with /bin/sh -c)."""
+    http: HttpProbe | None = None
+    tcp: TcpProbe | None = None
+    pattern: str = ""
+    """log: the regex a line of output must match."""
+    silence: float = 0.0
+    """silence: seconds without output that are a failure."""
+    initial_delay: float = 0.0
+    period: float = 10.0
+    timeout: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSpec:
+    startup: ProbeSpec | None = None
+    readiness: ProbeSpec | None = None
+    liveness: ProbeSpec | None = None
+
+    def probes(self) -> dict[str, ProbeSpec]:
+        """Configured probes by name (startup, readiness, liveness), in that order."""
+        found = {"startup": self.startup, "readiness": self.readiness,
+                 "liveness": self.liveness}
+        return {k: v for k, v in found.items() if v is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
     name: str
@@ -100,6 +153,7 @@ class ServiceSpec:
     stop: StopSpec = StopSpec()
     log: LogSpec = LogSpec()
     limits: LimitsSpec = LimitsSpec()
+    health: HealthSpec = HealthSpec()
     rlimits: tuple[tuple[str, int, int], ...] = ()
     """(resource name, soft, hard) set in the process before it starts (-1 = unlimited)."""
     line: int = 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from yaml.nodes import Node, SequenceNode
 
+from tui_supervisor.config.health import load_health
 from tui_supervisor.config.parse import TooBig, read_capped
 from tui_supervisor.config.peers import peer_advice, restart_value
 from tui_supervisor.config.reader import Items, Reader, expand_path, join
@@ -55,8 +56,9 @@ ENV_NAME = re.compile(r"[^=\x00]+")
 SERVICE_KEYS = {
     "command", "shell", "cwd", "env", "env_file", "user", "autostart", "start_time",
     "restart", "success_codes", "backoff", "crash_loop", "stop", "log", "limits", "rlimits",
+    "health",
 }  # fmt: skip
-UNSUPPORTED_KEYS = frozenset({"health", "depends_on", "replicas"})
+UNSUPPORTED_KEYS = frozenset({"depends_on", "replicas"})
 
 # --- bounds: every count, size and duration has a range (README, "Config") --------------
 
@@ -237,6 +239,7 @@ def load_service(
         stop=r.section(items, "stop", path, StopSpec(), STOP),
         log=r.section(items, "log", path, LogSpec(), LOG),
         limits=r.section(items, "limits", path, LimitsSpec(), LIMITS),
+        health=load_health(r, items, path, env),
         rlimits=load_rlimits(r, items, path),
         line=key_node.start_mark.line + 1,
     )

@@ -36,15 +36,23 @@ def _out(text: str, file: TextIO | None = None) -> None:
     f.flush()
 
 
+def probed(snap: Snapshot) -> bool:
+    """A service has a health probe (then `status` has a HEALTH column)."""
+    return any(s.get("probes") for s in snap["services"])
+
+
 def status_header(snap: Snapshot) -> list[str]:
-    """Columns of `status`; CPU and MEM only when the engine samples resources."""
+    """Columns of `status`; HEALTH only when a service has a probe, CPU and MEM only
+    when the engine samples resources."""
     sampled = any(s.get("resources") for s in snap["services"])
-    return ["NAME", "STATE", "PID", "UPTIME", *(["CPU", "MEM"] if sampled else []),
+    return ["NAME", "STATE", *(["HEALTH"] if probed(snap) else []), "PID", "UPTIME",
+            *(["CPU", "MEM"] if sampled else []),
             "RESTARTS", "FAILURES", "AVAIL", "MTTR", "LAST EXIT"]
 
 
 def status_rows(snap: Snapshot) -> list[list[str]]:
     sampled = any(s.get("resources") for s in snap["services"])
+    health = probed(snap)
     rows = []
     for s in snap["services"]:
         last: Mapping[str, Any] = s.get("last_exit") or {}
@@ -54,7 +62,9 @@ def status_rows(snap: Snapshot) -> list[list[str]]:
         if state in ("backoff", "fatal", "exited", "crash-loop") and s.get("reason"):
             state = f"{state} ({s['reason']})"
         usage = list(fmt_usage(res)) if sampled else []
-        rows.append([s["name"], state, str(s["pid"] or "-"), fmt_duration(s.get("uptime")),
+        shown = [s.get("health") or "-"] if health else []
+        rows.append([s["name"], state, *shown, str(s["pid"] or "-"),
+                     fmt_duration(s.get("uptime")),
                      *usage, str(s.get("restarts", 0)), str(s.get("failures", 0)),
                      fmt_ratio(rel.get("availability")), fmt_seconds(rel.get("mttr")),
                      last.get("text") or "-"])

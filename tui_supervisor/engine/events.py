@@ -170,6 +170,9 @@ class Topic(StrEnum):
     SPAWN_FAILED = "spawn_failed"
     LIMIT_EXCEEDED = "limit_exceeded"
     """A service went over a resource limit and is restarted. data: {"limit", "value"}."""
+    PROBE_FAILED = "probe_failed"
+    """A liveness probe failed (or a startup probe ran out of its budget): the service
+    is restarted. data: {"reason"}."""
     STOP_FAILED = "stop_failed"
     """Processes of a service outlived its stop (SIGKILL included)."""
     SUBSCRIBER_DROPPED = "subscriber_dropped"

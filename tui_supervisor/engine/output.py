@@ -15,6 +15,7 @@ from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
 from tui_supervisor.engine.repair import contained
 
 if TYPE_CHECKING:
+    from tui_supervisor.engine.probing import ServiceProbes
     from tui_supervisor.engine.service import EngineContext
 
 READ_CHUNK = 256 * 1024
@@ -48,6 +49,8 @@ class ServiceOutput:
     A failure is said once, when it begins, and its end once (a full disk freed)."""
     _disk_full = False
     _reopen_failing: bool = False
+    probes: ServiceProbes | None = None
+    """The current spawn's probes (told of each output: log and silence probes)."""
 
     def _add_pipe(self, fd: int, stream: str, partial: bytes = b"") -> None:
         self.pipes[fd] = (stream, LineSplitter(partial))
@@ -127,6 +130,8 @@ class ServiceOutput:
             self.log_file.rotate_error = None
         t = time.time()
         offset = self.ring.add(t, stream, segments, size)
+        if self.probes is not None:
+            self.probes.on_output(segments)
         self.ctx.bus.emit(LogLines(t, self.name, stream, offset, segments, size))
 
     def _log_may_work(self) -> bool:

@@ -52,6 +52,11 @@ class ServiceRecord:
     crash_looping: bool = False
     """A crash loop was detected and the service has not stayed up `backoff.reset_after`
     since (nor been started or stopped by hand): it is retried every `backoff.max`."""
+    health: str | None = None
+    """What the probes say (`Service.health`): starting, ready, unready; None: no probe
+    or no process."""
+    ready_since: float | None = None
+    """Wall-clock time the service last became ready (None while it is not)."""
 
     # -- handoff ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

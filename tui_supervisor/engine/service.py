@@ -12,6 +12,7 @@ epoch, so a timer armed for an earlier state can never act on a later one.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 import random
@@ -26,7 +27,8 @@ from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.bus import EventBus
 from tui_supervisor.engine.cgroups import Cgroups
-from tui_supervisor.engine.events import Spawned, StateChanged, Topic
+from tui_supervisor.engine.events import HealthChanged, Spawned, StateChanged, Topic
+from tui_supervisor.engine.health import health_of
 from tui_supervisor.engine.lifecycle import (
     Cleanup,
     DaemonGone,
@@ -48,6 +50,7 @@ from tui_supervisor.engine.lifecycle import (
 from tui_supervisor.engine.logs import LineSplitter, LogFile, LogRing
 from tui_supervisor.engine.output import ServiceOutput
 from tui_supervisor.engine.policies import ExitInfo
+from tui_supervisor.engine.probing import ServiceProbes
 from tui_supervisor.engine.reaper import ChildWatcher
 from tui_supervisor.engine.record import InRecord, ServiceRecord
 from tui_supervisor.engine.repair import STOP_ROUNDS, Repair, contained
@@ -60,6 +63,11 @@ from tui_supervisor.engine.states import (
     State,
 )
 from tui_supervisor.engine.tree import ProcessTree
+
+PROBED_STATES = frozenset({State.STARTING, State.RUNNING, State.DAEMONIZED})
+"""A service's probes run while it is in one of these (they stop at its exit or stop)."""
+PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds (seconds) of the probe duration histogram's buckets."""
 
 
 @dataclass
@@ -80,6 +88,8 @@ class EngineContext:
     """The engine's session: its own helper processes; never a service's."""
     cgroups: Cgroups | None = None
     """A cgroup per service, where the engine may create them (engine/cgroups.py)."""
+    runtime_dir: Path | None = None
+    """Where the services' NOTIFY_SOCKETs are made (None: the log directory)."""
 
 
 class Service(ProcessTree, ServiceOutput):
@@ -102,6 +112,7 @@ class Service(ProcessTree, ServiceOutput):
     daemon_pids = InRecord[frozenset[int]]()
     operator_signal = InRecord[bool]()
     crash_looping = InRecord[bool]()
+    ready_since = InRecord[float | None]()
 
     def __init__(self, spec: ServiceSpec, ctx: EngineContext) -> None:
         self.spec = spec
@@ -136,24 +147,86 @@ class Service(ProcessTree, ServiceOutput):
         """Why the last spawn failed (None: it did not, or none was tried yet)."""
         self.repair = Repair(self)
         """Fault containment and the check against the processes (`repair.py`)."""
+        self.health_output = ""
+        """The last probe output (at most 4 KiB)."""
+        self.probe_stats: dict[str, dict[str, Any]] = {}
+        """Per probe, across spawns: {"kind", "failures", "duration": histogram}
+        (Prometheus' counter and histogram; `probes_view`)."""
 
-    # -- health (issue 14: the probes fill these in) -----------------------------------
+    # -- health (issue 14) -------------------------------------------------------------
     @property
     def health(self) -> str | None:
         """"starting" (a startup probe has not passed yet), "ready" (readiness passes),
         "unready" (up, readiness fails), or None (no probe, or no process). Each change
         is a `HealthChanged` event on the bus."""
-        return None
+        p = self.probes
+        return None if p is None else health_of(p.health, p.tracks)
 
     @property
     def ready(self) -> bool | None:
         """Whether a readiness probe passes (None: the service has no readiness probe)."""
-        return None
+        if self.spec.health.readiness is None:
+            return None
+        p = self.probes
+        return p is not None and p.tracks["readiness"].passing is True
 
     @property
     def log_ready(self) -> bool:
         """A `log` probe has matched a line since the current spawn."""
-        return False
+        return self.probes is not None and self.probes.log_ready
+
+    def _health_moved(self, probe: str, output: str) -> None:
+        """After a probe result (or a start/stop of the probes): publish a change."""
+        if probe:
+            self.health_output = output
+        now = self.health
+        if now == self.rec.health:
+            return
+        since = (self.ready_since or time.time()) if now == "ready" else None
+        self.rec = replace(self.rec, health=now, ready_since=since)
+        self.ctx.bus.emit(HealthChanged(time.time(), self.name, now, probe, output))
+        self.ctx.changed()
+
+    def _probe_result(self, name: str, kind: str, ok: bool, duration: float | None) -> None:
+        st = self.probe_stats.get(name)
+        if st is None or st["kind"] != kind:
+            st = self.probe_stats[name] = {
+                "kind": kind, "failures": 0, "duration": {
+                    "buckets": list(PROBE_BUCKETS), "counts": [0] * (len(PROBE_BUCKETS) + 1),
+                    "sum": 0.0}}
+        st["failures"] += not ok
+        if duration is not None:
+            h = st["duration"]
+            h["sum"] += duration
+            h["counts"][bisect.bisect_left(PROBE_BUCKETS, duration)] += 1
+
+    def _start_probes(self, probes: ServiceProbes | None,
+                      spawned: float | None = None) -> None:
+        self.probes = probes
+        if probes is not None:
+            probes.start(spawned)
+
+    def _stop_probes(self) -> None:
+        p, self.probes = self.probes, None
+        if p is not None:
+            p.close()
+            self._health_moved("", "")
+
+    def probes_view(self) -> dict[str, dict[str, Any]]:
+        """Per configured probe: {"kind", "passing", "failures" (consecutive),
+        "last_duration", "failures_total", "duration" (a histogram: "buckets" bounds,
+        per-bucket "counts" with +Inf last, "sum"; None before the first check)}."""
+        p = self.probes
+        out = {}
+        for name, spec in self.spec.health.probes().items():
+            track = p.tracks.get(name) if p is not None else None
+            out[name] = {"kind": spec.kind,
+                         "passing": track.passing if track is not None else None,
+                         "failures": track.failures if track is not None else 0,
+                         "last_duration": track.duration if track is not None else None,
+                         "failures_total": self.probe_stats.get(name, {}).get("failures", 0),
+                         "duration": self.probe_stats.get(name, {}).get("duration")}
+        return out
 
     # -- state ------------------------------------------------------------------------
     def _set_state(self, new: State, reason: str) -> None:
@@ -164,6 +237,8 @@ class Service(ProcessTree, ServiceOutput):
         since = time.time()
         self.rec = replace(self.rec, state=new, reason=reason, state_since=since,
                            backoff_until=self.backoff_until if new is State.BACKOFF else None)
+        if new not in PROBED_STATES and self.probes is not None:
+            self._stop_probes()  # (before StateChanged: no probe acts on a later state)
         self.ctx.bus.emit(StateChanged(since, self.name, old.value, new.value,
                                        self.pid, reason, self.wanted, self.crash_looping))
         self.ctx.changed()
@@ -234,7 +309,8 @@ class Service(ProcessTree, ServiceOutput):
                 return
             await asyncio.shield(task)
 
-    def end_for(self, why: str, data: dict[str, Any] | None = None) -> bool:
+    def end_for(self, why: str, data: dict[str, Any] | None = None,
+                topic: str = "limit") -> bool:
         """End the processes for `why` (a resource limit exceeded): the exit that follows
         is a failure with that reason, and the restart policy applies. False if the
         service is not up, or is already being ended or stopped."""
@@ -242,8 +318,8 @@ class Service(ProcessTree, ServiceOutput):
                 or self._ending is not None or self._stopping:
             return False
         self._ending = why
-        self._notice("warning", f"{why}: restarting it", topic=Topic.LIMIT_EXCEEDED,
-                     data=data)
+        self._notice("warning", f"{why}: restarting it", data=data,
+                     topic=Topic.PROBE_FAILED if topic == "probe" else Topic.LIMIT_EXCEEDED)
         self._end_task = asyncio.ensure_future(self._end())
         return True
 
@@ -299,9 +375,15 @@ class Service(ProcessTree, ServiceOutput):
         env = dict(self.spec.env)
         env[proc.MARKER_VAR] = self.marker
         self.spawn_error = None
+        self._stop_probes()
+        probes = ServiceProbes(self) if self.spec.health.probes() else None
+        if probes is not None:
+            env.update(probes.env())
         try:
             s = self._spawn_in_cgroup(env)
         except proc.SpawnError as e:
+            if probes is not None:
+                probes.close()
             self.spawn_error = str(e)
             self.pid = None
             self._exit_seen = time.monotonic()
@@ -323,6 +405,7 @@ class Service(ProcessTree, ServiceOutput):
         self.ctx.watcher.watch(s.pid, self._on_main_exit)
         self.ctx.bus.emit(Spawned(s.started_wall, self.name, s.pid, auto, latency))
         self._set_state(State.STARTING, why)
+        self._start_probes(probes)
         self._arm_start_timer(self.spec.start_time)
 
     def _spawn_in_cgroup(self, env: dict[str, str]) -> proc.Spawned:
@@ -466,8 +549,15 @@ class Service(ProcessTree, ServiceOutput):
             self._task = None
 
     def update_spec(self, spec: ServiceSpec) -> None:
-        """Take a new spec in place (policy, backoff, limits); the process is untouched."""
+        """Take a new spec in place (policy, backoff, limits, probes); the process is
+        untouched. Changed probes start again at once (a notify probe added now gets its
+        NOTIFY_SOCKET at the next spawn: the process's environment is set)."""
+        probes_changed = spec.health != self.spec.health
         self.spec = spec
+        if probes_changed:
+            self._stop_probes()
+            if self.state in PROBED_STATES and spec.health.probes():
+                self._start_probes(ServiceProbes(self), self.started_mono)
         if self.ctx.cgroups is not None:
             self.ctx.cgroups.set_memory_max(self.name, spec.limits.memory)
         self.ring.resize(spec.log.ring_lines)
@@ -485,6 +575,10 @@ class Service(ProcessTree, ServiceOutput):
             "cwd": str(self.spec.cwd),
             "restart_policy": self.spec.restart.value,
             "internal_errors": self.repair.internal_errors,
+            "health": self.rec.health,
+            "health_output": self.health_output,
+            "probes": self.probes_view(),
+            "ready_since": self.ready_since,
             "crash_loop": {"max_failures": self.spec.crash_loop.max_failures,
                            "window": self.spec.crash_loop.window,
                            "give_up": self.spec.crash_loop.give_up},
@@ -495,6 +589,8 @@ class Service(ProcessTree, ServiceOutput):
         """Stop watching (timers, pipes, pidfds) and return everything needed to carry on
         in another engine: the record, pipe fds and partial lines, the ring."""
         self._cancel_timer()
+        probes = self.probes.handoff() if self.probes is not None else None
+        self.probes = None  # the new image starts its own (timers restart)
         for t in (self._task, self._stop_task, self._end_task):
             if t is not None and not t.done():
                 t.cancel()
@@ -518,6 +614,8 @@ class Service(ProcessTree, ServiceOutput):
             "argv": list(self.spec.argv), "cwd": str(self.spec.cwd),
             "log_path": str(self.log_file.path), "log_max_bytes": self.log_file.max_bytes,
             "log_backups": self.log_file.backups,
+            "probes": probes, "health_output": self.health_output,
+            "probe_stats": self.probe_stats,
         }
 
     def adopt(self, rec: dict[str, Any]) -> None:
@@ -541,6 +639,28 @@ class Service(ProcessTree, ServiceOutput):
         self.spawn_start = min(starts, default=None)
         self.remember()
         self._resume(rec)
+        self._resume_probes(rec)
+
+    def _resume_probes(self, rec: dict[str, Any]) -> None:
+        """Probes of a process adopted from an earlier image: its results kept (health,
+        ready_since), its timers started again; the NOTIFY_SOCKET made at the same path."""
+        self.health_output = str(rec.get("health_output", ""))
+        if isinstance(rec.get("probe_stats"), dict):
+            self.probe_stats = rec["probe_stats"]
+        if self.state not in PROBED_STATES or not self.spec.health.probes():
+            self.rec = replace(self.rec, health=None, ready_since=None)
+            notify = (rec.get("probes") or {}).get("notify")
+            if isinstance(notify, dict):  # not needed any more: close it, remove its file
+                with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+                    os.close(int(notify["fd"]))
+                    if notify.get("path"):
+                        os.unlink(notify["path"])
+            return
+        handed = rec.get("probes") if isinstance(rec.get("probes"), dict) else None
+        probes = ServiceProbes(self, handed)
+        if handed is not None:
+            probes.restore(handed)
+        self._start_probes(probes, self.started_mono)
 
     def _resume(self, rec: dict[str, Any]) -> None:
         s = self.state

@@ -155,7 +155,8 @@ class Supervisor:
                                                       self.config.config_id)
         self.ctx = EngineContext(loop, self.bus, self.watcher, self.config.settings.log_dir,
                                  self.config.config_id, self.state_file.changed,
-                                 cgroups=self.cgroups)
+                                 cgroups=self.cgroups,
+                                 runtime_dir=self.config.settings.runtime_dir)
         if self.cgroups is None and self.config.settings.cgroups == "on":
             self._notice("warning", f"cgroups: on, but {self.processes}: processes are "
                          "found by marker and ancestry", topic=Topic.PLATFORM,

@@ -73,6 +73,15 @@ class ServiceView(TypedDict):
     latency: NotRequired[dict[str, Any]]
     resources: NotRequired[dict[str, Any]]
     incidents: NotRequired[dict[str, Any]]
+    health: NotRequired[str | None]
+    """"starting", "ready", "unready", or None (no probe, or no process) (issue 14)."""
+    health_output: NotRequired[str]
+    """The last probe output (at most 4 KiB)."""
+    probes: NotRequired[dict[str, dict[str, Any]]]
+    """Per configured probe (startup, readiness, liveness): {"kind", "passing",
+    "failures" (consecutive), "last_duration", "failures_total"}."""
+    ready_since: NotRequired[float | None]
+    """Wall-clock time it last became ready (None while it is not)."""
 
 
 class EngineView(TypedDict):

@@ -170,7 +170,7 @@ def families(snap: Snapshot) -> list[Metric]:
             looping.add_metric([name], int(s["crash_looping"]))
         if isinstance(s.get("wanted"), bool):
             wanted.add_metric([name], int(s["wanted"]))
-    out += [up, state, looping, wanted]
+    out += [up, state, looping, wanted, *_probe_families(services)]
 
     for metric, counter, doc, path in SERVICE_VALUES:
         fam = _family(metric, counter, doc, ["service"])
@@ -207,6 +207,34 @@ def families(snap: Snapshot) -> list[Metric]:
                                     "The supervisor's version (label `version`; always 1).",
                                     value={"version": str(engine["version"])}))
     return [f for f in out if f.samples]
+
+
+READY_HELP = ("1 when the service is ready (its readiness probe passes; without one, "
+              "its startup probe passed); only services with a probe.")
+PROBE_DURATION_HELP = "Seconds a probe check took (exec, http, tcp, silence, notify)."
+PROBE_FAILURES_HELP = "Probe checks that failed, lifetime."
+
+
+def _probe_families(services: list[dict[str, Any]]) -> list[Metric]:
+    """tuisup_service_ready, tuisup_probe_duration_seconds, tuisup_probe_failures_total."""
+    ready = GaugeMetricFamily("tuisup_service_ready", READY_HELP, labels=["service"])
+    duration = HistogramMetricFamily("tuisup_probe_duration_seconds", PROBE_DURATION_HELP,
+                                     labels=["service", "probe"])
+    failures = CounterMetricFamily("tuisup_probe_failures_total", PROBE_FAILURES_HELP,
+                                   labels=["service", "probe"])
+    for s in services:
+        probes = s.get("probes")
+        if not isinstance(probes, dict) or not probes:
+            continue
+        name = str(s["name"])
+        ready.add_metric([name], 1 if s.get("health") == "ready" else 0)
+        for probe, p in probes.items():
+            if not isinstance(p, dict):
+                continue
+            _histogram(duration, [name, str(probe)], p.get("duration"))
+            if isinstance(p.get("failures_total"), int):
+                failures.add_metric([name, str(probe)], p["failures_total"])
+    return [ready, duration, failures]
 
 
 class SnapshotCollector(Collector):

@@ -92,6 +92,10 @@ class Reliability:
         """Ended outages: (start, end, their total duration, how many)."""
         self._outage_total = 0.0
         self._outage_count = 0
+        self.ready_latency: float | None = None
+        """Seconds from the last (re)start to ready (readiness-gated services)."""
+        self._ready_latency_total = 0.0
+        self._ready_latency_count = 0
 
     # -- what happened ----------------------------------------------------------------
     def set_wanted(self, t: float, wanted: bool) -> None:
@@ -110,6 +114,20 @@ class Reliability:
             self._outage_total += t - self._outage_start
             self._outage_count += 1
             self._outage_start = None
+
+    def unready(self, t: float) -> None:
+        """A readiness probe failing on a process that is up: down, in an outage (not a
+        failure: nothing exited; the outage ends when it is ready again)."""
+        self._up.set(t, False)
+        self._down.set(t, True)
+        if self._outage_start is None:
+            self._outage_start = t
+
+    def became_ready(self, latency: float) -> None:
+        """Ready `latency` seconds after its (re)start."""
+        self.ready_latency = latency
+        self._ready_latency_total += latency
+        self._ready_latency_count += 1
 
     def failure(self, t: float) -> None:
         """An exit nobody asked for (a crash, or a failed start)."""
@@ -148,6 +166,9 @@ class Reliability:
             "mttr_window": sum(o[2] for o in self._outages) / outages_w if outages_w else None,
             "mtbf": up / self.failures if self.failures else None,
             "outage_open_since": self._outage_start,
+            "ready_latency": self.ready_latency,
+            "ready_latency_mean": self._ready_latency_total / self._ready_latency_count
+            if self._ready_latency_count else None,
         }
 
     # -- carried across a handoff (detach / adopt, code reload) -------------------------
@@ -161,7 +182,9 @@ class Reliability:
                 "failure_times": [list(x) for x in self.failure_times],
                 "outage_start": self._outage_start,
                 "outages": [list(x) for x in self._outages],
-                "outage_total": self._outage_total, "outage_count": self._outage_count}
+                "outage_total": self._outage_total, "outage_count": self._outage_count,
+                "ready_latency": [self.ready_latency, self._ready_latency_total,
+                                  self._ready_latency_count]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reliability:
@@ -180,5 +203,8 @@ class Reliability:
         r._outages.extend((x[0], x[1], x[2], x[3]) if len(x) > 2 else
                           (x[0], x[1], x[1] - x[0], 1) for x in d["outages"])
         r._outage_total, r._outage_count = d["outage_total"], d["outage_count"]
+        if isinstance(d.get("ready_latency"), list) and len(d["ready_latency"]) == 3:
+            (r.ready_latency, r._ready_latency_total,
+             r._ready_latency_count) = d["ready_latency"]
         return r
 

@@ -83,8 +83,15 @@ def execv_keeping_usr1(path: str, argv: list[str]) -> None:
         raise
 
 
+def notify_fd(svc: dict[str, Any]) -> int | None:
+    """The fd of a service's NOTIFY_SOCKET in its handoff record (engine/notify.py)."""
+    notify = (svc.get("probes") or {}).get("notify")
+    return notify.get("fd") if isinstance(notify, dict) else None
+
+
 def record_fds(record: dict[str, Any]) -> list[int]:
     fds = [p["fd"] for s in record.get("services", []) for p in s.get("pipes", [])]
+    fds += [fd for s in record.get("services", []) if (fd := notify_fd(s)) is not None]
     if record.get("lock_fd") is not None:
         fds.append(record["lock_fd"])
     parent = (record.get("host") or {}).get("parent_fd")
@@ -277,6 +284,9 @@ class SafeMode:
         for svc in rec["services"]:
             svc["pipes"] = [{**p, "fd": dups[p["fd"]]} for p in svc.get("pipes", [])
                             if p["fd"] in dups]
+            fd = notify_fd(svc)
+            if fd is not None:
+                svc["probes"]["notify"]["fd"] = dups.get(fd)
         if rec.get("lock_fd") is not None:
             rec["lock_fd"] = dups.get(rec["lock_fd"])
         host = rec.get("host") or {}

@@ -62,6 +62,8 @@ def format_event(ev: Mapping[str, Any], *, earlier: bool = False) -> Entry | Non
         return _state(t, who, ev)
     if kind == "exit":
         return _exit_entry(t, who, ev)
+    if kind == "health":
+        return _health(t, who, ev)
     if kind == "connection":  # an attached client's link ("restored": a new snapshot says)
         state, msg = ev.get("state"), str(ev.get("message", ""))
         return Entry(t, "warning", who, msg) if state == "lost" else \
@@ -142,6 +144,20 @@ def _state(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
     if new == "completed":  # a job done: its clean exit is the success, not a crash
         return Entry(t, "success", who, f"completed{why}")
     return None  # stopping (the stop ends in "stopped"), exited (the exit said it)
+
+
+def _health(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
+    """A health transition: "ready", "unready: <the probe's output>", "starting"; none
+    when the probes stop with the process (its state change says it)."""
+    health, out = ev.get("health"), str(ev.get("output") or "").strip()
+    if health == "ready":
+        return Entry(t, "success", who, "ready")
+    if health == "unready":
+        return Entry(t, "warning", who, f"unready: {out.splitlines()[0][:200]}" if out
+                     else "unready")
+    if health == "starting":
+        return Entry(t, "dim", who, "starting (probes)")
+    return None
 
 
 def _exit_entry(t: float, who: str, ev: Mapping[str, Any]) -> Entry:
