@@ -51,7 +51,7 @@ def status_rows(snap: Snapshot) -> list[list[str]]:
         rel = s.get("reliability") or {}
         res = s.get("resources") or {}
         state = shown_state(s["state"], s.get("crash_looping"))
-        if state in ("backoff", "fatal", "exited", "crash-loop") and s.get("reason"):
+        if state in ("backoff", "fatal", "exited", "crash-loop", "waiting") and s.get("reason"):
             state = f"{state} ({s['reason']})"
         usage = list(fmt_usage(res)) if sampled else []
         rows.append([s["name"], state, str(s["pid"] or "-"), fmt_duration(s.get("uptime")),
