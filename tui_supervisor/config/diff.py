@@ -55,6 +55,7 @@ def policy_key(spec: ServiceSpec) -> tuple[object, ...]:
         spec.success_codes,
         spec.autostart,
         spec.env_files,
+        spec.depends_on,  # the coordinator reads it from the running spec
     )
 
 
