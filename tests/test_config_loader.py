@@ -146,10 +146,10 @@ BAD: dict[str, tuple[str, dict[str, str], list[str]]] = {
         {},
         ["2:28: services.a.<<: *x refers to a node that contains it (&x on line 2)"],
     ),
-    "depends-on-not-supported": (
+    "depends-on-unknown": (
         svc("command: [a]", "depends_on: [db]"),
         {},
-        ["4:5: services.web.depends_on: not supported yet (issue 14)"],
+        ["4:18: services.web.depends_on.db: unknown service 'db'"],
     ),
     "replicas-not-supported": (
         svc("command: [a]", "replicas: 2"),

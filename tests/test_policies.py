@@ -76,5 +76,9 @@ def test_exit_describe() -> None:
 def test_transition_table_is_closed_and_fatal_needs_manual_start() -> None:
     assert set(TRANSITIONS) == set(State)
     assert all(t <= set(State) for t in TRANSITIONS.values())
-    assert TRANSITIONS[State.FATAL] == {State.STARTING}
+    assert TRANSITIONS[State.FATAL] == {State.STARTING, State.WAITING}  # both: a start
     assert State.RUNNING not in TRANSITIONS[State.STOPPED]
+    # waiting (depends_on): entered with no process, left by a start, a stop or a timeout
+    assert TRANSITIONS[State.WAITING] == {State.STARTING, State.STOPPED, State.FATAL}
+    assert {s for s, to in TRANSITIONS.items() if State.WAITING in to} == {
+        State.STOPPED, State.EXITED, State.COMPLETED, State.FATAL, State.BACKOFF}

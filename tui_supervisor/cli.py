@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         sp = add(verb, f"{verb} services, and say what happened to each")
         sp.add_argument("names", nargs="*", metavar="NAME", help="service names, or all")
         sp.add_argument("--all", action="store_true", help="every service")
+        if verb != "restart":
+            sp.add_argument("--no-deps", action="store_true", help=(
+                "NAME alone: not the services it depends on" if verb == "start" else
+                "NAME alone: not the services that depend on it first"))
     sig = add("signal", "send a signal to a service (NAME SIG, or SIG NAME as "
               "supervisorctl has it)")
     sig.add_argument("name", metavar="NAME")
@@ -264,7 +268,8 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
             if args.cmd == "shutdown":
                 return await verbs.shutdown(api)
             if args.cmd in ("start", "stop", "restart"):
-                return await verbs.control(api, args.cmd, None if args.all else args.names)
+                return await verbs.control(api, args.cmd, None if args.all else args.names,
+                                           no_deps=getattr(args, "no_deps", False))
             if args.cmd == "signal":
                 return await verbs.send_signal(api, args.name, args.sig)
             if args.cmd == "logs":

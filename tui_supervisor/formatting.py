@@ -15,7 +15,7 @@ CRASH_LOOP = "crash-loop"
 STATE_COLOURS: dict[str, str] = {
     "running": "green", "daemonized": "green", "starting": "cyan", "stopping": "yellow",
     "completed": "green", "backoff": "yellow", "exited": "dim", "stopped": "dim",
-    "fatal": "bold red",
+    "fatal": "bold red", "waiting": "cyan",
     CRASH_LOOP: "bold red",
 }
 """The one state palette: state (a `State` value, or CRASH_LOOP) -> colour name (Rich

@@ -111,10 +111,10 @@ class FixedAPI:
                                 "text": "job 42: unexpected error, giving up"}]}]
         raise ValueError("no such query")
 
-    async def start(self, names: list[str]) -> StartResult:
+    async def start(self, names: list[str], no_deps: bool = False) -> StartResult:
         return {"ok": True, "started": names}
 
-    async def stop(self, names: list[str]) -> StopResult:
+    async def stop(self, names: list[str], no_deps: bool = False) -> StopResult:
         return {"ok": True, "stopped": names}
 
     async def restart(self, names: list[str]) -> RestartResult:

@@ -56,6 +56,7 @@ def policy_key(spec: ServiceSpec) -> tuple[object, ...]:
         spec.autostart,
         spec.env_files,
         spec.health,
+        spec.depends_on,  # the coordinator reads it from the running spec
     )
 
 

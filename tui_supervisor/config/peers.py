@@ -17,7 +17,7 @@ from tui_supervisor.config.units import show
 
 SUPERVISORD, PM2, COMPOSE = "supervisord", "PM2", "compose"
 LATER = "not supported yet (issue 14)"
-"""The reason given for keys whose feature is planned: depends_on, replicas."""
+"""The reason given for keys whose feature is planned: replicas."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +107,10 @@ PEERS: tuple[Peer, ...] = (
     Peer("instances", (PM2,), None, _REPLICAS, later=True),
     Peer("healthcheck", (COMPOSE,), "health",
          "health: {liveness: {exec: [CMD], period: 30s}} (compose's test, interval)"),
-    Peer("depends_on", (COMPOSE,), None,
-         "services start together; a service should retry what it connects to", later=True),
-    Peer("priority", (SUPERVISORD,), None,
-         "services start together, in file order; give a service that must wait "
-         "autostart: false and start it with `tui-supervisor start NAME`"),
+    Peer("depends_on", (COMPOSE,), "depends_on",
+         "the same key: a list, or {name: {condition, restart, timeout}}"),
+    Peer("priority", (SUPERVISORD,), "depends_on",
+         "name what must be up first: depends_on: [db]"),
     Peer("cron_restart", (PM2,), None,
          "run `tui-supervisor restart NAME` from cron or a systemd timer"),
     Peer("redirect_stderr", (SUPERVISORD,), None, _LOGS),

@@ -128,6 +128,24 @@ class HealthSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DependencySpec:
+    """One entry of a service's `depends_on:`."""
+
+    name: str
+    """The service (or replica group) depended on."""
+    condition: str = "started"
+    """"started" | "ready" | "completed_successfully" | "log_ready"."""
+    restart: bool = True
+    """When the dependency goes down (or unready) at run time, stop this service and start
+    it again once the condition holds again."""
+    timeout: float | None = None
+    """Seconds to wait for the condition before giving up (`fatal`); None: for ever."""
+    line: int = field(default=0, compare=False)
+    col: int = field(default=0, compare=False)
+    """Where the entry is in the config file (for the cross-service checks' messages)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceSpec:
     name: str
     """Service name (the key under `services:`)."""
@@ -156,6 +174,8 @@ class ServiceSpec:
     health: HealthSpec = HealthSpec()
     rlimits: tuple[tuple[str, int, int], ...] = ()
     """(resource name, soft, hard) set in the process before it starts (-1 = unlimited)."""
+    depends_on: tuple[DependencySpec, ...] = ()
+    """What must hold before the service starts (config/depends.py, engine/deps.py)."""
     line: int = 0
     """Line of the service's key in the config file (for messages); 0 if unknown."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from yaml.nodes import Node, SequenceNode
 
+from tui_supervisor.config.depends import check_depends, load_depends
 from tui_supervisor.config.health import load_health
 from tui_supervisor.config.parse import TooBig, read_capped
 from tui_supervisor.config.peers import peer_advice, restart_value
@@ -56,9 +57,9 @@ ENV_NAME = re.compile(r"[^=\x00]+")
 SERVICE_KEYS = {
     "command", "shell", "cwd", "env", "env_file", "user", "autostart", "start_time",
     "restart", "success_codes", "backoff", "crash_loop", "stop", "log", "limits", "rlimits",
-    "health",
+    "health", "depends_on",
 }  # fmt: skip
-UNSUPPORTED_KEYS = frozenset({"depends_on", "replicas"})
+UNSUPPORTED_KEYS = frozenset({"replicas"})
 
 # --- bounds: every count, size and duration has a range (README, "Config") --------------
 
@@ -190,6 +191,7 @@ def load_services(
         spec = load_service(r, name, key_node, value_node, config_dir, base, check)
         if spec is not None:
             out[name] = spec
+    check_depends(r, out)
     return MappingProxyType(out)
 
 
@@ -241,6 +243,7 @@ def load_service(
         limits=r.section(items, "limits", path, LimitsSpec(), LIMITS),
         health=load_health(r, items, path, env),
         rlimits=load_rlimits(r, items, path),
+        depends_on=load_depends(r, items, path),
         line=key_node.start_mark.line + 1,
     )
     if check:

@@ -88,11 +88,14 @@ class RemoteSupervisor:
             return _closing(conn, conn.stream("subscribe", {"logs": logs}))
         return ReconnectingSubscription(self, conn, logs, self.reconnect).events()
 
-    async def start(self, names: list[str]) -> StartResult:
-        return cast(StartResult, await self._call("start", names=list(names)))
+    async def start(self, names: list[str], no_deps: bool = False) -> StartResult:
+        # no_deps only when asked: an engine from before depends_on refuses the key
+        extra = {"no_deps": True} if no_deps else {}
+        return cast(StartResult, await self._call("start", names=list(names), **extra))
 
-    async def stop(self, names: list[str]) -> StopResult:
-        return cast(StopResult, await self._call("stop", names=list(names)))
+    async def stop(self, names: list[str], no_deps: bool = False) -> StopResult:
+        extra = {"no_deps": True} if no_deps else {}
+        return cast(StopResult, await self._call("stop", names=list(names), **extra))
 
     async def restart(self, names: list[str]) -> RestartResult:
         return cast(RestartResult, await self._call("restart", names=list(names)))

@@ -81,6 +81,13 @@ class BadArgs(Exception):
     pass
 
 
+def _no_deps(args: dict[str, Any]) -> bool:
+    value = args.get("no_deps", False)
+    if not isinstance(value, bool):
+        raise BadArgs("no_deps: expected true or false")
+    return value
+
+
 def _names(args: dict[str, Any], sup: Supervisor) -> list[str]:
     if args.get("all") is True:
         if "names" in args:
@@ -335,12 +342,12 @@ class ControlServer:
         return await self.sup.snapshot()
 
     async def _cmd_start(self, args: dict[str, Any]) -> Any:
-        _check_keys(args, {"names", "all"})
-        return await self.sup.start(_names(args, self.sup))
+        _check_keys(args, {"names", "all", "no_deps"})
+        return await self.sup.start(_names(args, self.sup), no_deps=_no_deps(args))
 
     async def _cmd_stop(self, args: dict[str, Any]) -> Any:
-        _check_keys(args, {"names", "all"})
-        return await self.sup.stop(_names(args, self.sup))
+        _check_keys(args, {"names", "all", "no_deps"})
+        return await self.sup.stop(_names(args, self.sup), no_deps=_no_deps(args))
 
     async def _cmd_restart(self, args: dict[str, Any]) -> Any:
         _check_keys(args, {"names", "all"})

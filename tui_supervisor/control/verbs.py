@@ -59,7 +59,7 @@ def status_rows(snap: Snapshot) -> list[list[str]]:
         rel = s.get("reliability") or {}
         res = s.get("resources") or {}
         state = shown_state(s["state"], s.get("crash_looping"))
-        if state in ("backoff", "fatal", "exited", "crash-loop") and s.get("reason"):
+        if state in ("backoff", "fatal", "exited", "crash-loop", "waiting") and s.get("reason"):
             state = f"{state} ({s['reason']})"
         usage = list(fmt_usage(res)) if sampled else []
         shown = [s.get("health") or "-"] if health else []
@@ -151,18 +151,32 @@ def resolve(names: Sequence[str] | None, known: Sequence[str]) -> list[str]:
 
 
 def outcome_line(o: Mapping[str, Any]) -> str:
-    """supervisorctl's words: `web: started`, `api: ERROR (command not found: x)`."""
+    """supervisorctl's words: `web: started`, `api: ERROR (command not found: x)`,
+    `db: started (dependency of api)`, `api: waiting for db (ready)`,
+    `api: stopped (depends on db)`."""
     if o.get("ok", True) and o.get("outcome") != "error":
-        return f"{o['name']}: {o['outcome']}"
+        if o.get("outcome") == "waiting" and o.get("reason"):
+            return f"{o['name']}: {o['reason']}"
+        why = ""
+        if o.get("dependency_of"):
+            why = f" (dependency of {', '.join(o['dependency_of'])})"
+        elif o.get("dependent_of"):
+            why = f" (depends on {', '.join(o['dependent_of'])})"
+        return f"{o['name']}: {o['outcome']}{why}"
     return f"{o['name']}: ERROR ({o.get('reason') or o.get('state')})"
 
 
-async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None) -> int:
+async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None,
+                  *, no_deps: bool = False) -> int:
     """start/stop/restart NAME... (None or ["all"]: every service); a line a service
-    saying what happened to it, exit 1 if anything failed."""
+    saying what happened to it, exit 1 if anything failed. `no_deps` (start, stop):
+    NAME alone, not its dependencies (start) or dependents (stop)."""
     if names is None or list(names) == ["all"]:
         names = resolve(names, [s["name"] for s in (await api.snapshot())["services"]])
-    result = await getattr(api, verb)(list(names))
+    if no_deps:
+        result = await getattr(api, verb)(list(names), no_deps=True)
+    else:
+        result = await getattr(api, verb)(list(names))
     outcomes = result.get("services")
     if outcomes is None:  # an engine from before per-service outcomes
         past = {"start": "started", "stop": "stopped", "restart": "restarted"}[verb]

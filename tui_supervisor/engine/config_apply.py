@@ -130,17 +130,20 @@ class ConfigApply:
         if d.settings_changed:
             for hook in tuple(sup.settings_hooks):
                 hook(old_settings, new.settings)
+        for name in d.in_place:  # first: a dependency removed with its depends_on entry
+            sup.services[name].update_spec(new.services[name])  # takes nobody down
         await asyncio.gather(*(sup._remove(n, "removed from config") for n in d.removed))
         changed = [sup.services[n] for n in d.changed]
         restart = {s.name for s in changed if s.wanted}
         await sup._stop_all(changed, "config changed")
-        for name in (*d.changed, *d.in_place):
+        for name in d.changed:
             sup.services[name].update_spec(new.services[name])
         sup.services.update(added)
         sup.services = {n: sup.services[n] for n in new.services}  # config order
         sup.autostart(d.added)
-        for name in restart:
-            sup.services[name].start("config changed")
+        for name in restart:  # (one whose dependencies do not hold waits for them)
+            sup.coordinator.start(sup.services[name], "config changed")
+        sup.coordinator.recheck_soon()  # a depends_on changed in place: waits re-checked
         sup.reloads += 1
         sup.config_error = None
         sup.last_reload_seconds = time.monotonic() - began

@@ -30,6 +30,8 @@ def started(name: str, asked: bool, state: str, reason: str, spawn_error: str | 
         return _out(name, "error", False, state, f"cannot start while {state}")
     if spawn_error is not None:
         return _out(name, "error", False, state, spawn_error)
+    if state == State.WAITING:  # it starts once its dependencies hold
+        return _out(name, "waiting", True, state, reason)
     if state in SPAWNED:
         return _out(name, verb, True, state, reason)
     return _out(name, "error", False, state, reason or state)

@@ -59,6 +59,7 @@ from tui_supervisor.engine.states import (
     SIGNALLABLE_STATES,
     STARTABLE_STATES,
     TRANSITIONS,
+    WAITABLE_STATES,
     InvalidTransition,
     State,
 )
@@ -271,6 +272,30 @@ class Service(ProcessTree, ServiceOutput):
             self._spawn(reason)
         return True
 
+    def wait(self, reason: str) -> bool:
+        """Wait for dependencies (`waiting`, wanted, no process) instead of starting; a
+        waiting one only takes the new reason. False when a process is up or going."""
+        if self.state is State.WAITING:
+            if reason != self.reason:  # the same wait, a new reason (state_since kept)
+                self.rec = replace(self.rec, reason=reason, wanted=True)
+                self.ctx.bus.emit(StateChanged(time.time(), self.name, "waiting", "waiting",
+                                               None, reason, True, self.crash_looping))
+                self.ctx.changed()
+            return True
+        if self.state not in WAITABLE_STATES:
+            return False
+        self.spawn_error = None
+        self._cancel_timer()  # (a backoff respawn sees the new epoch and does nothing)
+        self.rec = replace(self.rec, wanted=True, consecutive=0, failure_times=(),
+                           crash_looping=False)
+        self._set_state(State.WAITING, reason)
+        return True
+
+    def give_up_waiting(self, reason: str) -> None:
+        """A dependency's `timeout` passed: `fatal`, until started again."""
+        if self.state is State.WAITING:
+            self._set_state(State.FATAL, reason)
+
     async def spawned(self, timeout: float) -> None:
         """Wait (at most `timeout`) for a start's spawn that waits for the leftovers of an
         earlier process to be cleared first (else the spawn has happened already)."""
@@ -292,9 +317,11 @@ class Service(ProcessTree, ServiceOutput):
         if self._stop_task is not None and not self._stop_task.done():
             await self._stopped()
             return
-        if self.state in (State.EXITED, State.COMPLETED, State.FATAL):
+        if self.state in (State.EXITED, State.COMPLETED, State.FATAL, State.WAITING):
             if self._task is not None:  # leftovers of the exited process are being cleared
                 await asyncio.shield(self._task)
+            if self.state is State.WAITING:  # (a start may have come during the cleanup)
+                self._set_state(State.STOPPED, reason)
             return
         if self.state is State.STOPPED:
             return

@@ -33,22 +33,27 @@ class State(StrEnum):
     wanted (out of availability and downtime); `start` runs it again."""
     FATAL = "fatal"
     """Gave up: crash loop, or it cannot be spawned at all. Needs a manual start."""
+    WAITING = "waiting"
+    """Wanted, and waiting for its dependencies' conditions (`depends_on`); the reason
+    says which ("waiting for db (ready)"). No process. Not up, and not down: like a
+    start-up, a wait is neither (docs/METRICS.md)."""
 
 
 S = State
 
 TRANSITIONS: dict[State, frozenset[State]] = {
-    S.STOPPED: frozenset({S.STARTING}),
+    S.STOPPED: frozenset({S.STARTING, S.WAITING}),
     S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.DAEMONIZED,
                            S.COMPLETED}),
     S.RUNNING: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.DAEMONIZED,
                           S.COMPLETED}),
     S.DAEMONIZED: frozenset({S.STOPPING, S.BACKOFF, S.EXITED, S.FATAL, S.COMPLETED}),
     S.STOPPING: frozenset({S.STOPPED, S.STARTING}),
-    S.BACKOFF: frozenset({S.STARTING, S.STOPPING, S.STOPPED, S.FATAL}),
-    S.EXITED: frozenset({S.STARTING}),
-    S.COMPLETED: frozenset({S.STARTING}),
-    S.FATAL: frozenset({S.STARTING}),
+    S.BACKOFF: frozenset({S.STARTING, S.STOPPING, S.STOPPED, S.FATAL, S.WAITING}),
+    S.EXITED: frozenset({S.STARTING, S.WAITING}),
+    S.COMPLETED: frozenset({S.STARTING, S.WAITING}),
+    S.FATAL: frozenset({S.STARTING, S.WAITING}),
+    S.WAITING: frozenset({S.STARTING, S.STOPPED, S.FATAL}),
 }
 """state -> the states it may move to. Anything else is a bug (InvalidTransition)."""
 
@@ -58,9 +63,11 @@ ALIVE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.STOPPING})
 """Some process of the service may exist."""
 STOPPABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.BACKOFF})
 """`stop` has something to do."""
-STARTABLE_STATES = frozenset({S.STOPPED, S.EXITED, S.COMPLETED, S.FATAL})
-"""`start` has something to do (a completed job runs again)."""
-ENDED_STATES = frozenset({S.STOPPED, S.EXITED, S.COMPLETED, S.FATAL})
+STARTABLE_STATES = frozenset({S.STOPPED, S.EXITED, S.COMPLETED, S.FATAL, S.WAITING})
+"""`start` has something to do (a completed job runs again; a waiting one starts)."""
+WAITABLE_STATES = frozenset({S.STOPPED, S.EXITED, S.COMPLETED, S.FATAL, S.BACKOFF})
+"""A service in these may go `waiting` for its dependencies (no process runs)."""
+ENDED_STATES = frozenset({S.STOPPED, S.EXITED, S.COMPLETED, S.FATAL, S.WAITING})
 """Nothing of the service should be running: `stop` has nothing to stop but leftovers."""
 SIGNALLABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.DAEMONIZED, S.STOPPING})
 """A signal can be delivered."""

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, cast
 from tui_supervisor import __version__
 from tui_supervisor.config.schema import Config
 from tui_supervisor.config.units import parse_signal
-from tui_supervisor.engine import leftovers, outcomes, proc
+from tui_supervisor.engine import deps, leftovers, outcomes, proc
 from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.bus import SUB_MAX_BYTES, EventBus, Subscription
 from tui_supervisor.engine.cgroups import Cgroups
 from tui_supervisor.engine.config_apply import ConfigApply
+from tui_supervisor.engine.coordinator import Coordinator
 from tui_supervisor.engine.events import AnyEvent, Event, LogLines, Notice, Topic
 from tui_supervisor.engine.extension import Extension
 from tui_supervisor.engine.persistence import StateFile, handoff_record, restore
@@ -31,7 +32,7 @@ from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
 from tui_supervisor.engine.repair import SWEEP_INTERVAL
 from tui_supervisor.engine.runtime import EngineLock, make_dirs, reopen_stdio
 from tui_supervisor.engine.service import EngineContext, Service
-from tui_supervisor.engine.states import ALIVE_STATES, State
+from tui_supervisor.engine.states import ALIVE_STATES, STARTABLE_STATES, State
 
 if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload's
     # new image imports all of this before it reads the services' pipes again)
@@ -66,6 +67,9 @@ SPAWN_WAIT = 5.0
 """Seconds beyond its stop timeout a start waits for its spawn when an earlier process's
 leftovers must be cleared first (else the spawn has happened when `start` returns)."""
 log = logging.getLogger("tui_supervisor.engine")
+STARTABLE_NOT_WAITING = STARTABLE_STATES - {State.WAITING}
+"""A dependency in these is started by a start of its dependent (a waiting one is
+already wanted: it starts once its own dependencies hold)."""
 
 
 class Supervisor:
@@ -118,6 +122,8 @@ class Supervisor:
         self.sweeps = 0
         self._faults: set[str] = set()
         """"where: ExceptionType" of the engine-level faults said (each said once)."""
+        self.coordinator = Coordinator(self)
+        """Dependency order and waits (`depends_on`): every start goes through it."""
 
     def _keep_notice(self, ev: AnyEvent) -> None:
         if isinstance(ev, Notice):
@@ -178,6 +184,7 @@ class Supervisor:
         for ext in self.extensions:
             self.guard(f"extension {ext.name} start", ext.start, self)
         self._sweep_timer = loop.call_later(SWEEP_INTERVAL, self._sweep)
+        self.coordinator.recheck_soon()  # adopted waits resume (and their timeouts)
 
     def _sweep(self) -> None:
         """Every SWEEP_INTERVAL: check each service against its processes and repair
@@ -234,11 +241,29 @@ class Supervisor:
             self.extensions.remove(ext)
 
     def autostart(self, names: Iterable[str] | None = None) -> None:
-        """Start the services (all by default) whose spec says `autostart`."""
-        for name in self.services if names is None else names:
-            svc = self.services[name]
-            if svc.spec.autostart and svc.state is State.STOPPED:
-                svc.start("autostart")
+        """Start the services (all by default) whose spec says `autostart`, and what
+        they depend on (as `start` does), in dependency order: one whose dependencies
+        do not hold yet waits for them."""
+        want = [n for n in (self.services if names is None else names)
+                if self.services[n].spec.autostart and self.services[n].state is State.STOPPED]
+        self._start_in_order(want, "autostart")
+
+    def _start_in_order(self, names: list[str], reason: str,
+                        *, with_deps: bool = True) -> tuple[list[str], dict[str, bool]]:
+        """Start `names` (and, `with_deps`, their stopped dependencies) through the
+        coordinator, dependencies first. Returns (the dependencies pulled in, name ->
+        whether it took the start)."""
+        specs = self.coordinator.specs()
+        pulled = [n for n in deps.dependencies(names, specs) if n not in names
+                  and self.services[n].state in STARTABLE_NOT_WAITING] if with_deps else []
+        asked: dict[str, bool] = {}
+        for level in deps.levels(specs):
+            for name in level:
+                if name in asked or (name not in names and name not in pulled):
+                    continue
+                why = reason if name in names else f"{reason} (a dependency)"
+                asked[name] = self.coordinator.start(self.services[name], why)
+        return pulled, asked
 
     async def close(self) -> None:
         """Stop every service (signals sent in reverse config order), release the lock."""
@@ -252,7 +277,8 @@ class Supervisor:
         for ext in self.extensions:  # a failing one must not keep services running
             self.guard(f"extension {ext.name} stop", ext.stop)
         self._stop_log_checks()
-        await self._stop_all(reversed(list(self.services.values())), "supervisor shutting down")
+        self.coordinator.close()
+        await self._stop_ordered(list(self.services), "supervisor shutting down")
         for svc in self.services.values():
             svc.close()
         if self.ctx is not None and self.ctx.cgroups is not None:
@@ -282,6 +308,16 @@ class Supervisor:
         if tasks:
             await asyncio.gather(*tasks)
 
+    async def _stop_ordered(self, names: list[str], reason: str) -> None:
+        """Stop `names` dependents first: each level of the reverse dependency order
+        together (signals in reverse config order within it), the next once it is
+        stopped."""
+        for level in deps.stop_levels(self.coordinator.specs()):
+            chosen = [self.services[n] for n in reversed(level) if n in names]
+            for svc in chosen:
+                self.coordinator.forget(svc.name)
+            await self._stop_all(chosen, reason)
+
     def detach(self) -> dict[str, Any]:
         """Stop watching everything and hand over: a JSON-serialisable record that
         `open(adopt=record)` (same process or after an exec) continues from."""
@@ -290,6 +326,7 @@ class Supervisor:
         for ext in self.extensions:
             self.guard(f"extension {ext.name} stop", ext.stop)
         self._stop_log_checks()
+        self.coordinator.close()
         record = handoff_record(self)
         self.state_file.stop()
         self.lock = None
@@ -390,6 +427,8 @@ class Supervisor:
 
     def _service_view(self, svc: Service) -> ServiceView:
         view = svc.snapshot()
+        view["depends_on"] = self.guard(f"dependencies of {svc.name}", self.coordinator.view,
+                                        svc, default=[])
         for ext in self.extensions:
             view[ext.name] = self.guard(f"extension {ext.name} service view",
                                          ext.service_view, svc.name, default={})
@@ -428,29 +467,54 @@ class Supervisor:
         return outcomes.started(svc.name, asked, svc.state.value, svc.rec.reason,
                                 svc.spawn_error, verb=verb)
 
-    async def start(self, names: list[str]) -> StartResult:
+    async def start(self, names: list[str], no_deps: bool = False) -> StartResult:
+        """Start `names`, and (unless `no_deps`) the stopped services they depend on,
+        dependencies first; one whose dependencies do not hold yet waits for them. The
+        outcomes: the dependencies pulled in first (`dependency_of`), then `names`."""
         svcs = self._get(names)
-        asked = [s.start() for s in svcs]
-        done = await asyncio.gather(*(self._started(s, a, "started")
-                                      for s, a in zip(svcs, asked, strict=True)))
+        pulled, asked = self._start_in_order(names, "started by operator",
+                                             with_deps=not no_deps)
+        order = [*(self.services[n] for n in pulled), *svcs]
+        done = list(await asyncio.gather(*(self._started(s, asked.get(s.name, False),
+                                                         "started") for s in order)))
+        for o in done[:len(pulled)]:
+            o["dependency_of"] = [n for n in names if o["name"] in
+                                  deps.dependencies([n], self.coordinator.specs())]
         return {"ok": all(o["ok"] for o in done),
-                "started": [s.name for s, a in zip(svcs, asked, strict=True) if a],
-                "services": list(done)}
+                "started": [s.name for s in order if asked.get(s.name)],
+                "services": done}
 
-    async def stop(self, names: list[str]) -> StopResult:
+    async def stop(self, names: list[str], no_deps: bool = False) -> StopResult:
+        """Stop `names`, and first (unless `no_deps`) the services that depend on them,
+        dependents first. The outcomes: the dependents first (`dependent_of`), then
+        `names`."""
         svcs = self._get(names)
-        before = [s.state.value for s in svcs]
-        await self._stop_all(svcs, "stopped by operator")
+        specs = self.coordinator.specs()
+        extra = [] if no_deps else [
+            n for n in deps.dependents(names, specs)
+            if self.services[n].state not in (State.STOPPED, State.COMPLETED)]
+        order = [*(self.services[n] for n in extra), *svcs]
+        before = [s.state.value for s in order]
+        for s in order:
+            self.coordinator.forget(s.name)
+        await self._stop_ordered([s.name for s in order], "stopped by operator")
         done = [outcomes.stopped(s.name, b, s.state.value, s.rec.reason)
-                for s, b in zip(svcs, before, strict=True)]
-        return {"ok": True, "stopped": [s.name for s in svcs], "services": done}
+                for s, b in zip(order, before, strict=True)]
+        for o in done[:len(extra)]:
+            o["dependent_of"] = [n for n in names if o["name"] in deps.dependents([n], specs)]
+        return {"ok": True, "stopped": [s.name for s in order], "services": done}
 
     async def restart(self, names: list[str]) -> RestartResult:
+        """Stop and start each of `names` (alone: its dependents are left to the
+        coordinator, which takes down those with `restart: true` and brings them back);
+        the start waits for its dependencies as any start."""
         svcs = self._get(names)
 
         async def one(svc: Service) -> ServiceOutcome:
-            await svc.restart()
-            return await self._started(svc, True, "restarted")
+            self.coordinator.forget(svc.name)
+            await svc.stop("restarting by operator")
+            took = self.coordinator.start(svc)
+            return await self._started(svc, took, "restarted")
 
         done = await asyncio.gather(*(one(s) for s in svcs))
         return {"ok": all(o["ok"] for o in done), "restarted": [s.name for s in svcs],

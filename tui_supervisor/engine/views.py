@@ -82,6 +82,8 @@ class ServiceView(TypedDict):
     "failures" (consecutive), "last_duration", "failures_total"}."""
     ready_since: NotRequired[float | None]
     """Wall-clock time it last became ready (None while it is not)."""
+    depends_on: NotRequired[list[dict[str, Any]]]
+    """`[{"name", "condition", "met"}]`: its dependencies and whether each holds now."""
 
 
 class EngineView(TypedDict):
@@ -240,11 +242,15 @@ class ServiceOutcome(TypedDict):
 
     name: str
     outcome: Literal["started", "already running", "stopped", "already stopped",
-                     "restarted", "error"]
+                     "restarted", "waiting", "error"]
     ok: bool
     """False: it did not happen (`error`: the spawn failed; then `reason` says why)."""
     state: str
     reason: str
+    dependency_of: NotRequired[list[str]]
+    """A start: this service was started because these (asked for) depend on it."""
+    dependent_of: NotRequired[list[str]]
+    """A stop: this service was stopped first because it depends on these (asked for)."""
 
 
 class StartResult(TypedDict):
