@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
         sp = add(verb, f"{verb} services, and say what happened to each")
         sp.add_argument("names", nargs="*", metavar="NAME", help="service names, or all")
         sp.add_argument("--all", action="store_true", help="every service")
+        if verb == "restart":
+            sp.add_argument("--rolling", action="store_true",
+                            help="one at a time, each up (ready) before the next; stops "
+                            "at the first that does not come up, the rest untouched")
+    sc = add("scale", "run N copies of a service with replicas: (new ones started, the "
+             "highest-numbered stopped first, the others untouched)")
+    sc.add_argument("name", metavar="NAME")
+    sc.add_argument("n", type=_count, metavar="N")
     sig = add("signal", "send a signal to a service (NAME SIG, or SIG NAME as "
               "supervisorctl has it)")
     sig.add_argument("name", metavar="NAME")
@@ -107,7 +115,7 @@ def _count(text: str) -> int:
 
 
 CLIENT_VERBS = ("status", "start", "stop", "restart", "signal", "logs", "reload",
-                "incidents", "reopen-logs", "shutdown")
+                "incidents", "reopen-logs", "shutdown", "scale")
 USAGE = 2
 """Exit codes: 0 ok, 1 an error, 2 a usage error, 3 (`status`) not all running."""
 
@@ -264,7 +272,10 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
             if args.cmd == "shutdown":
                 return await verbs.shutdown(api)
             if args.cmd in ("start", "stop", "restart"):
-                return await verbs.control(api, args.cmd, None if args.all else args.names)
+                return await verbs.control(api, args.cmd, None if args.all else args.names,
+                                           rolling=getattr(args, "rolling", False))
+            if args.cmd == "scale":
+                return await verbs.scale(api, args.name, args.n)
             if args.cmd == "signal":
                 return await verbs.send_signal(api, args.name, args.sig)
             if args.cmd == "logs":

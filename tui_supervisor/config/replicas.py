@@ -20,7 +20,7 @@ from types import MappingProxyType
 from yaml.nodes import MappingNode, Node
 
 from tui_supervisor.config.reader import ConfigError, Reader, join
-from tui_supervisor.config.schema import ReplicaGroup, ServiceSpec
+from tui_supervisor.config.schema import Config, ReplicaGroup, ServiceSpec
 from tui_supervisor.config.units import to_int
 
 REPLICA = "REPLICA"
@@ -99,3 +99,45 @@ def _add(r: Reader, out: dict[str, ServiceSpec], spec: ServiceSpec, key_node: No
               + ": rename one")
         return
     out[spec.name] = spec
+
+
+def rescale(config: Config, group: str, n: int) -> Config:
+    """`config` with `n` copies of `group` where its copies are (0..n-1 kept as they
+    are, more made from its YAML, the highest ones dropped). Raises KeyError for a name
+    that is not a group, ValueError for `n` out of range or a copy named like another
+    service, ConfigError for a new copy whose values are wrong."""
+    spec_of = config.groups[group]
+    if not 1 <= n <= MAX_REPLICAS:
+        raise ValueError(f"replicas must be between 1 and {MAX_REPLICAS}, got {n}")
+    mine = [s for s in config.services.values() if s.group == group]
+    have = {s.replica: s for s in mine}
+    copies = [have.get(i) or spec_of.make(i) for i in range(n)]
+    out: dict[str, ServiceSpec] = {}
+    for name, spec in config.services.items():
+        if spec.group != group:
+            out[name] = spec
+        elif spec is mine[0]:  # the group's place in the file
+            for copy in copies:
+                if copy.name in config.services and config.services[copy.name].group != group:
+                    raise ValueError(f"{copy.name!r} is already a service: rename one")
+                out[copy.name] = copy
+    return replace(config, services=MappingProxyType(out))
+
+
+def keep_scaled(config: Config, scaled: Mapping[str, tuple[int, int]]
+                ) -> tuple[Config, dict[str, tuple[int, int]]]:
+    """A newly read `config` with the counts a `scale` chose, `scaled`: group ->
+    (count, the file's count then). Where the file's `replicas:` changed since (or the
+    group is gone, or a copy cannot be made), the file wins. Returns the config and the
+    counts still kept."""
+    kept: dict[str, tuple[int, int]] = {}
+    for group, (n, file_n) in scaled.items():
+        spec_of = config.groups.get(group)
+        if spec_of is None or spec_of.count != file_n or n == file_n:
+            continue
+        try:
+            config = rescale(config, group, n)
+        except (ValueError, ConfigError):
+            continue
+        kept[group] = (n, file_n)
+    return config, kept

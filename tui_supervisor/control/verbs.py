@@ -103,10 +103,14 @@ def select(snap: Snapshot, names: Sequence[str]) -> Snapshot:
     if not names:
         return snap
     by = {s["name"]: s for s in snap["services"]}
+    chosen: dict[str, None] = {}
     for name in names:
-        if name not in by:
+        group = [] if name in by else [s["name"] for s in snap["services"]
+                                       if s.get("group") == name]
+        if name not in by and not group:
             raise UnknownService(name)
-    return {"engine": snap["engine"], "services": [by[n] for n in dict.fromkeys(names)]}
+        chosen.update(dict.fromkeys(group or [name]))  # a replica group: its copies
+    return {"engine": snap["engine"], "services": [by[n] for n in chosen]}
 
 
 def status_code(snap: Snapshot, named: bool) -> int:
@@ -134,7 +138,8 @@ async def status(api: SupervisorAPI, *, as_json: bool, names: Sequence[str] = ()
 
 def resolve(names: Sequence[str] | None, known: Sequence[str]) -> list[str]:
     """The services a start/stop/restart means: None or ["all"] (supervisorctl's
-    spelling, unless a service is called that) is every one."""
+    spelling, unless a service is called that) is every one. A replica group's name
+    (`web`) goes as it is: the engine takes it as all its copies."""
     if names is None or (list(names) == ["all"] and "all" not in known):
         return list(known)
     return list(names)
@@ -147,12 +152,17 @@ def outcome_line(o: Mapping[str, Any]) -> str:
     return f"{o['name']}: ERROR ({o.get('reason') or o.get('state')})"
 
 
-async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None) -> int:
+async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None, *,
+                  rolling: bool = False) -> int:
     """start/stop/restart NAME... (None or ["all"]: every service); a line a service
-    saying what happened to it, exit 1 if anything failed."""
+    saying what happened to it, exit 1 if anything failed. `rolling`: a restart one at a
+    time (an error line says where it stopped)."""
     if names is None or list(names) == ["all"]:
         names = resolve(names, [s["name"] for s in (await api.snapshot())["services"]])
-    result = await getattr(api, verb)(list(names))
+    if rolling:
+        result: Any = await api.restart(list(names), rolling=True)
+    else:
+        result = await getattr(api, verb)(list(names))
     outcomes = result.get("services")
     if outcomes is None:  # an engine from before per-service outcomes
         past = {"start": "started", "stop": "stopped", "restart": "restarted"}[verb]
@@ -166,7 +176,24 @@ async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None) ->
         _out("no services\n")
     for o in outcomes:
         _out(outcome_line(o) + "\n", sys.stdout if o.get("ok") else sys.stderr)
-    return 0 if all(o.get("ok") for o in outcomes) else 1
+    if result.get("error"):
+        _out(f"tui-supervisor: {result['error']}\n", sys.stderr)
+    return 0 if result.get("ok", True) and all(o.get("ok") for o in outcomes) else 1
+
+
+async def scale(api: SupervisorAPI, name: str, n: int) -> int:
+    """`scale NAME N`: a line a copy started or stopped; exit 1 if it was refused."""
+    r = await api.scale(name, n)
+    if not r.get("ok"):
+        _out(f"tui-supervisor: cannot scale {name}: {r.get('error')}\n", sys.stderr)
+        return 1
+    for started in r["started"]:
+        _out(f"{started}: started\n")
+    for stopped in r["stopped"]:
+        _out(f"{stopped}: stopped\n")
+    if not r["started"] and not r["stopped"]:
+        _out(f"{name}: already {n} replicas\n")
+    return 0
 
 
 async def send_signal(api: SupervisorAPI, name: str, sig: str) -> int:
