@@ -177,13 +177,13 @@ class ConfigApply:
         assert sup.ctx is not None
         began = time.monotonic()
         # a `scale`d group keeps its count unless the file's `replicas:` changed
-        new, sup.scaled = keep_scaled(new, sup.scaled)
+        new, scaled = keep_scaled(new, sup.scaled)
         d = diff(sup.config, new)
         try:
             added = self._new_services(new, d.added)
         except ConfigError as e:
             return self._refused("config not applied", [str(i) for i in e.issues])
-        old_settings, sup.config = sup.config.settings, new
+        old_settings, sup.config, sup.scaled = sup.config.settings, new, scaled
         if d.settings_changed:
             for hook in tuple(sup.settings_hooks):
                 hook(old_settings, new.settings)
