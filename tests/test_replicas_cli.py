@@ -3,9 +3,10 @@ against a real engine process."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from support import cli, svc, wait_pids, write_cfg
+from support import PY, cli, cli_env, svc, terminate, wait_pids, wait_until, write_cfg
 
 
 def test_scale_restart_rolling_and_group_names(tmp_path: Path, engines) -> None:
@@ -35,3 +36,28 @@ def test_scale_restart_rolling_and_group_names(tmp_path: Path, engines) -> None:
         " replicas: N can be scaled)\n")
     r = cli(tmp_path, "scale", "nope", "2", "-c", str(cfg))
     assert r.returncode == 1 and "no such service: nope" in r.stderr
+
+
+def test_logs_follow_a_group(tmp_path: Path, engines) -> None:
+    """Before: `logs -f web` said `no such service: web` (exit 1)."""
+    cfg = write_cfg(tmp_path, svc("web", "sleeper", extra="    replicas: 2\n")
+                    + svc("solo", "sleeper"))
+    engines(cfg).wait_out("ready", count=3)
+    out = tmp_path / "follow.out"
+    with open(out, "wb") as f:
+        p = subprocess.Popen([PY, "-m", "tui_supervisor", "logs", "-f", "web", "-c", str(cfg)],
+                             stdout=f, stderr=subprocess.STDOUT, env=cli_env(tmp_path),
+                             cwd=tmp_path)
+    try:
+        def lines() -> list[str]:
+            return [x.split(" | ")[0].strip() for x in out.read_text().splitlines()]
+
+        wait_until(lambda: sorted(lines()) == ["web-0", "web-1"], 30,
+                   lambda: f"both copies' history, got {out.read_text()!r}")
+        r = cli(tmp_path, "restart", "web-1", "solo", "-c", str(cfg))
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: lines().count("web-1") == 2, 30,
+                   lambda: f"web-1's new line, got {out.read_text()!r}")
+        assert "solo" not in lines() and p.poll() is None
+    finally:
+        terminate(p)

@@ -305,7 +305,7 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool,
     one line)."""
     if not follow:
         lines = await api.logs(list(names) or None, n)
-        known = names or sorted({x["service"] for x in lines})
+        known = sorted({x["service"] for x in lines}) or names
         _out(_LogPrinter(known, timestamps=timestamps).history(lines))
         return 0
     it = await api.subscribe(logs=True)
@@ -315,9 +315,10 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool,
         assert snap["kind"] == "snapshot"
         known = [s["name"] for s in snap["services"]]
         cut = {s["name"]: s["log_offset"] for s in snap["services"]}
-        for name in names:
-            if name not in known:
-                raise UnknownService(name)
+        # (UnknownService for a name that is no service; a replica group: its copies)
+        if names:
+            names = [s["name"] for s in select(
+                {"engine": snap["engine"], "services": snap["services"]}, names)["services"]]
         wanted = set(names) if names else None
         p = _LogPrinter(names or known, timestamps=timestamps)
         history = await api.logs(list(names) or None, n) if n > 0 else []
