@@ -165,6 +165,8 @@ async def test_group_name_acts_on_every_replica(engine_factory: Callable[..., An
     assert r["ok"] and r["restarted"] == ["web-0", "web-1"]
     after = await all_up(sup, base, 2)
     assert all(after[k] != before[k] for k in before)
+    sig = await sup.signal("web", "CONT")
+    assert sig == {"ok": True, "signal": "SIGCONT"}
     r2 = await sup.stop(["web"])
     assert r2["stopped"] == ["web-0", "web-1"] and sup.services["other"].pid == other
     assert [line["service"] for line in await sup.logs(["web"], 100)] != []
@@ -215,6 +217,22 @@ async def test_rolling_restart_stops_at_one_that_does_not_come_up(
     assert r["error"].endswith("; not restarted: web-2")
     assert sup.services["web-2"].pid == before["web-2"]  # left as it was
     assert sup.services["web-0"].pid not in (None, before["web-0"])
+
+
+async def test_a_copy_scaled_away_during_a_rolling_restart_is_not_restarted(
+        engine_factory: Callable[..., Any], tmp_path: Path) -> None:
+    base = free_base()
+    sup = await engine_factory(config=load_config(write(tmp_path, base, 3),
+                                                  environ=env(tmp_path)))
+    await all_up(sup, base, 3)
+    rolling = asyncio.ensure_future(sup.restart(["web"], rolling=True))
+    await wait_for(lambda: sup.services["web-0"].state.value == "starting",
+                   what="the rolling restart under way")
+    assert (await sup.scale("web", 1))["stopped"] == ["web-2", "web-1"]
+    r = await asyncio.wait_for(rolling, 30)
+    assert r["ok"] and r["restarted"] == ["web-0"]
+    assert list(web(sup)) == ["web-0"]
+    assert not await answers(base + 1) and not await answers(base + 2)
 
 
 async def test_code_reload_keeps_the_scaled_count(engine_factory: Callable[..., Any],

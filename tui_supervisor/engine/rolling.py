@@ -54,10 +54,15 @@ async def wait_up(svc: Service, timeout: float) -> str | None:
 
 async def rolling_restart(
     svcs: list[Service], restart_one: Callable[[Service], Awaitable[ServiceOutcome]],
+    current: Callable[[Service], bool] = lambda svc: True,
 ) -> RestartResult:  # fmt: skip
-    """Restart `svcs` in order with `restart_one`, waiting for each to be up."""
+    """Restart `svcs` in order with `restart_one`, waiting for each to be up; one no
+    longer `current` (scaled down or reloaded away meanwhile) is skipped: restarting it
+    would run a process the engine no longer has."""
     done: list[ServiceOutcome] = []
     for i, svc in enumerate(svcs):
+        if not current(svc):
+            continue
         outcome = await restart_one(svc)
         done.append(outcome)
         why = None if outcome["ok"] else f"{svc.name} did not restart: {outcome['reason']}"
@@ -68,4 +73,4 @@ async def rolling_restart(
                     "error": f"rolling restart stopped: {why}"
                              + (f"; not restarted: {', '.join(rest)}" if rest else ""),
                     "untouched": rest}
-    return {"ok": True, "restarted": [s.name for s in svcs], "services": done}
+    return {"ok": True, "restarted": [o["name"] for o in done], "services": done}

@@ -462,7 +462,7 @@ class Supervisor:
             return await self._started(svc, True, "restarted")
 
         if rolling:
-            return await rolling_restart(svcs, one)
+            return await rolling_restart(svcs, one, lambda s: self.services.get(s.name) is s)
         done = await asyncio.gather(*(one(s) for s in svcs))
         return {"ok": all(o["ok"] for o in done), "restarted": [s.name for s in svcs],
                 "services": list(done)}
