@@ -219,6 +219,23 @@ async def test_rolling_restart_stops_at_one_that_does_not_come_up(
     assert sup.services["web-0"].pid not in (None, before["web-0"])
 
 
+async def test_rolling_restart_gives_up_on_one_not_up_in_time(
+        engine_factory: Callable[..., Any], tmp_path: Path, monkeypatch: Any) -> None:
+    from tui_supervisor.engine import rolling
+
+    monkeypatch.setattr(rolling, "ROLLING_MARGIN", 0.7)  # (30 s by default)
+    base = free_base()
+    sup = await engine_factory(config=load_config(write(tmp_path, base, 3),
+                                                  environ=env(tmp_path)))
+    before = await all_up(sup, base, 3)
+    (tmp_path / "fail-0").write_text("")  # crashes and is retried: never running
+    r = await sup.restart(["web"], rolling=True)
+    assert not r["ok"] and r["restarted"] == ["web-0"] and r["untouched"] == ["web-1", "web-2"]
+    assert r["error"].startswith("rolling restart stopped: web-0 not running within 1s (it is ")
+    assert {k: v for k, v in web(sup).items() if k != "web-0"} == {
+        k: before[k] for k in ("web-1", "web-2")}
+
+
 async def test_a_copy_scaled_away_during_a_rolling_restart_is_not_restarted(
         engine_factory: Callable[..., Any], tmp_path: Path) -> None:
     base = free_base()
