@@ -151,10 +151,10 @@ BAD: dict[str, tuple[str, dict[str, str], list[str]]] = {
         {},
         ["4:18: services.web.depends_on.db: unknown service 'db'"],
     ),
-    "replicas-not-supported": (
-        svc("command: [a]", "replicas: 2"),
+    "replicas-out-of-range": (
+        svc("command: [a]", "replicas: 0"),
         {},
-        ["4:5: services.web.replicas: not supported yet (issue 14)"],
+        ["4:15: services.web.replicas: must be between 1 and 256, got 0"],
     ),
     "bool-expected": (
         svc("command: [a]", "autostart: maybe"),
@@ -467,7 +467,6 @@ def test_all_errors_reported_at_once_sorted_by_line(tmp_path: Path) -> None:
         f"{path}:6:35: services.web.stop.timeout: expected a duration like 250ms, 2s or 1m,"
         " got '1x'",
         f"{path}:8:14: services.db.command: command is empty",
-        f"{path}:9:5: services.db.replicas: not supported yet (issue 14)",
         f"{path}:10:3: services: duplicate key 'web' (first defined on line 3)",
         f"{path}:12:29: settings.sample_interval: must not be negative, got -1",
     ]

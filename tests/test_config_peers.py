@@ -52,10 +52,13 @@ LOADED = {
     "pm2-millis": ("kill_timeout: 1600",
                    "4:5: services.web.kill_timeout: unknown key 'kill_timeout' (PM2's"
                    " kill_timeout) — use stop.timeout: 1600ms"),
-    "later": ("numprocs: 2",
-              "4:5: services.web.numprocs: unknown key 'numprocs' (supervisord's numprocs)"
-              " — not supported yet (issue 14): one process per service for now; define"
-              " one service per instance"),
+    "numprocs": ("numprocs: 2",
+                 "4:5: services.web.numprocs: unknown key 'numprocs' (supervisord's"
+                 " numprocs) — use replicas: 2"),
+    "instances-max": ("instances: max",
+                      "4:5: services.web.instances: unknown key 'instances' (PM2's instances)"
+                      " — use replicas (copies web-0 ... web-(N-1); ${REPLICA} is the copy's"
+                      " number (0-based) (NODE_APP_INSTANCE: the env var REPLICA))"),
     "not-supported": ("cron_restart: '0 0 * * *'",
                       "4:5: services.web.cron_restart: unknown key 'cron_restart' (PM2's"
                       " cron_restart) — not supported: run `tui-supervisor restart NAME`"

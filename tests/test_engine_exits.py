@@ -120,7 +120,7 @@ SNAPSHOT_KEYS = {
     "name", "state", "reason", "state_since", "pid", "daemon_pids", "wanted", "started_at",
     "uptime", "spawns", "restarts", "failures", "consecutive_failures", "recent_failures",
     "last_exit", "backoff_remaining", "log_file", "log_offset", "command", "cwd",
-    "restart_policy", "crash_loop", "crash_looping", "internal_errors",
+    "restart_policy", "crash_loop", "crash_looping", "internal_errors", "group", "replica",
     "health", "health_output", "probes", "ready_since",  # issue 14 (NotRequired in views)
 }
 DETACH_KEYS = {

@@ -71,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--no-deps", action="store_true", help=(
                 "NAME alone: not the services it depends on" if verb == "start" else
                 "NAME alone: not the services that depend on it first"))
+        if verb == "restart":
+            sp.add_argument("--rolling", action="store_true",
+                            help="one at a time, each up (ready) before the next; stops "
+                            "at the first that does not come up, the rest untouched")
+    sc = add("scale", "run N copies of a service with replicas: (new ones started, the "
+             "highest-numbered stopped first, the others untouched)")
+    sc.add_argument("name", metavar="NAME")
+    sc.add_argument("n", type=_count, metavar="N")
     sig = add("signal", "send a signal to a service (NAME SIG, or SIG NAME as "
               "supervisorctl has it)")
     sig.add_argument("name", metavar="NAME")
@@ -111,7 +119,7 @@ def _count(text: str) -> int:
 
 
 CLIENT_VERBS = ("status", "start", "stop", "restart", "signal", "logs", "reload",
-                "incidents", "reopen-logs", "shutdown")
+                "incidents", "reopen-logs", "shutdown", "scale")
 USAGE = 2
 """Exit codes: 0 ok, 1 an error, 2 a usage error, 3 (`status`) not all running."""
 
@@ -269,7 +277,10 @@ def cmd_client(args: argparse.Namespace, cfg_path: Path) -> int:
                 return await verbs.shutdown(api)
             if args.cmd in ("start", "stop", "restart"):
                 return await verbs.control(api, args.cmd, None if args.all else args.names,
-                                           no_deps=getattr(args, "no_deps", False))
+                                           no_deps=getattr(args, "no_deps", False),
+                                           rolling=getattr(args, "rolling", False))
+            if args.cmd == "scale":
+                return await verbs.scale(api, args.name, args.n)
             if args.cmd == "signal":
                 return await verbs.send_signal(api, args.name, args.sig)
             if args.cmd == "logs":

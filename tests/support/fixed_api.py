@@ -15,6 +15,7 @@ from tui_supervisor.engine.views import (
     ReloadResult,
     ReopenLogsResult,
     RestartResult,
+    ScaleResult,
     ShutdownResult,
     SignalResult,
     Snapshot,
@@ -117,8 +118,11 @@ class FixedAPI:
     async def stop(self, names: list[str], no_deps: bool = False) -> StopResult:
         return {"ok": True, "stopped": names}
 
-    async def restart(self, names: list[str]) -> RestartResult:
+    async def restart(self, names: list[str], *, rolling: bool = False) -> RestartResult:
         return {"ok": True, "restarted": names}
+
+    async def scale(self, name: str, n: int) -> ScaleResult:
+        return {"ok": True, "group": name, "replicas": n, "started": [], "stopped": []}
 
     async def signal(self, name: str, sig: int | str) -> SignalResult:
         return {"ok": True, "signal": str(sig)}

@@ -25,6 +25,7 @@ from tui_supervisor.config.reader import (
 )
 from tui_supervisor.config.schema import (
     Config,
+    ReplicaGroup,
     Settings,
 )
 from tui_supervisor.config.services import load_services
@@ -157,7 +158,8 @@ def load_config(
         config_id = make_config_id(abs_path)
         settings_items = r.mapping(top["settings"][1], "settings") if "settings" in top else {}
         settings = load_settings(r, settings_items or {}, abs_path.parent, config_id, env)
-        services = load_services(r, top, root, abs_path.parent, env, check_system)
+        groups: dict[str, ReplicaGroup] = {}
+        services = load_services(r, top, root, abs_path.parent, env, check_system, groups)
         if not settings.sample_interval:
             for name, spec in services.items():
                 if spec.limits.memory is not None:  # checked at each sample
@@ -169,4 +171,4 @@ def load_config(
     if r.issues:
         raise ConfigError(r.issues)
     return Config(path=abs_path, config_id=config_id, settings=settings, services=services,
-                  environ=MappingProxyType(env))
+                  environ=MappingProxyType(env), groups=MappingProxyType(groups))

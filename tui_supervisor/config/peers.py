@@ -17,7 +17,7 @@ from tui_supervisor.config.units import show
 
 SUPERVISORD, PM2, COMPOSE = "supervisord", "PM2", "compose"
 LATER = "not supported yet (issue 14)"
-"""The reason given for keys whose feature is planned: replicas."""
+"""The reason given for keys whose feature is planned (none left since issue 14)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,16 @@ _LOGS = ("stdout and stderr both go to log_dir/NAME.log (rotated: log.max_bytes,
          "log.backups); `tui-supervisor logs NAME` prints them")
 _GIVE_UP = ("with crash_loop.give_up: true, the service goes fatal after that many "
             "failures inside crash_loop.window")
-_REPLICAS = "one process per service for now; define one service per instance"
+
+
+def _count(value: Any) -> str | None:
+    """A replica count (PM2's `max`/-1, one per CPU, has no fixed equivalent)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return str(value)
+    return None
+
+
+_REPLICAS = "copies web-0 ... web-(N-1); ${REPLICA} is the copy's number (0-based)"
 
 PEERS: tuple[Peer, ...] = (
     Peer("command", (SUPERVISORD, COMPOSE), "command", "the same key"),
@@ -103,8 +112,11 @@ PEERS: tuple[Peer, ...] = (
     Peer("args", (PM2,), "command", "the arguments go in command, after the program"),
     Peer("interpreter", (PM2,), "command", "the interpreter goes first: command: [node, app.js]"),
     Peer("entrypoint", (COMPOSE,), "command", "entrypoint and command together are command"),
-    Peer("numprocs", (SUPERVISORD,), None, _REPLICAS, later=True),
-    Peer("instances", (PM2,), None, _REPLICAS, later=True),
+    Peer("numprocs", (SUPERVISORD,), "replicas",
+         _REPLICAS + "; write ${REPLICA} for %(process_num)s", value=_count),
+    Peer("instances", (PM2,), "replicas",
+         _REPLICAS + " (NODE_APP_INSTANCE: the env var REPLICA)", value=_count),
+    Peer("scale", (COMPOSE,), "replicas", _REPLICAS, value=_count),
     Peer("healthcheck", (COMPOSE,), "health",
          "health: {liveness: {exec: [CMD], period: 30s}} (compose's test, interval)"),
     Peer("depends_on", (COMPOSE,), "depends_on",

@@ -5,7 +5,7 @@ Durations are seconds (float), sizes are bytes (int), paths are absolute once lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -178,6 +178,10 @@ class ServiceSpec:
     """What must hold before the service starts (config/depends.py, engine/deps.py)."""
     line: int = 0
     """Line of the service's key in the config file (for messages); 0 if unknown."""
+    group: str | None = None
+    """The `replicas:` service this is a copy of (`web` for `web-2`); None: a plain one."""
+    replica: int | None = None
+    """This copy's number, 0-based (`${REPLICA}`); None for a plain service."""
 
     def restart_key(self) -> tuple[object, ...]:
         """Fields whose change requires a restart of the running process."""
@@ -207,6 +211,18 @@ class Settings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaGroup:
+    """A service with `replicas: N`, as the file wrote it (config/replicas.py)."""
+
+    name: str
+    count: int
+    """N in the file (a `scale` may run another count: the engine keeps that)."""
+    make: Callable[[int], ServiceSpec] = field(compare=False, repr=False)
+    """Replica i's spec, read from the same YAML as the others (`${REPLICA}` = i);
+    raises ConfigError when that replica's values are wrong (a cwd that does not exist)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     """Absolute path of the config file."""
@@ -220,3 +236,6 @@ class Config:
     """The supervisor environment the services' env is based on, as loaded (None: built
     by hand; a reload then reads `os.environ`). The engine loads its config again with
     it, so the base stays the one of its first launch across config and code reloads."""
+    groups: Mapping[str, ReplicaGroup] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+    """The services with `replicas:` by group name (their copies are in `services`)."""

@@ -8,6 +8,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,11 +20,13 @@ from tui_supervisor.config.health import load_health
 from tui_supervisor.config.parse import TooBig, read_capped
 from tui_supervisor.config.peers import peer_advice, restart_value
 from tui_supervisor.config.reader import Items, Reader, expand_path, join
+from tui_supervisor.config.replicas import expand
 from tui_supervisor.config.schema import (
     BackoffSpec,
     CrashLoopSpec,
     LimitsSpec,
     LogSpec,
+    ReplicaGroup,
     RestartPolicy,
     ServiceSpec,
     StopSpec,
@@ -57,9 +60,9 @@ ENV_NAME = re.compile(r"[^=\x00]+")
 SERVICE_KEYS = {
     "command", "shell", "cwd", "env", "env_file", "user", "autostart", "start_time",
     "restart", "success_codes", "backoff", "crash_loop", "stop", "log", "limits", "rlimits",
-    "health", "depends_on",
+    "health", "depends_on", "replicas",
 }  # fmt: skip
-UNSUPPORTED_KEYS = frozenset({"replicas"})
+UNSUPPORTED_KEYS: frozenset[str] = frozenset()
 
 # --- bounds: every count, size and duration has a range (README, "Config") --------------
 
@@ -163,9 +166,11 @@ def load_rlimits(r: Reader, items: Items, path: str) -> tuple[tuple[str, int, in
 
 
 def load_services(
-    r: Reader, top: Items, root: Node, config_dir: Path, environ: Mapping[str, str], check: bool
+    r: Reader, top: Items, root: Node, config_dir: Path, environ: Mapping[str, str], check: bool,
+    groups: dict[str, ReplicaGroup] | None = None,
 ) -> Mapping[str, ServiceSpec]:
-    """All services in file order; the base env is `environ` plus TUISUP_PYTHON."""
+    """All services in file order (a `replicas:` entry's copies where it is, `groups`
+    gets it); the base env is `environ` plus TUISUP_PYTHON."""
     out: dict[str, ServiceSpec] = {}
     if "services" not in top:
         r.add(root, "", "missing required key 'services'")
@@ -188,16 +193,16 @@ def load_services(
             msg = f"service name {show(name)} is longer than {MAX_NAME} characters"
             r.add(key_node, "services", msg)
             continue
-        spec = load_service(r, name, key_node, value_node, config_dir, base, check)
-        if spec is not None:
-            out[name] = spec
+        expand(r, out, {} if groups is None else groups, name, key_node, value_node, base,
+               partial(load_service, name=name, key_node=key_node, node=value_node,
+                       config_dir=config_dir, check=check), MAX_NAME)
     check_depends(r, out)
     return MappingProxyType(out)
 
 
 def load_service(
-    r: Reader, name: str, key_node: Node, node: Node, config_dir: Path,
-    base: Mapping[str, str], check: bool,
+    r: Reader, base: Mapping[str, str], *, name: str, key_node: Node, node: Node,
+    config_dir: Path, check: bool,
 ) -> ServiceSpec | None:  # fmt: skip
     path = f"services.{name}"
     items = r.mapping(node, path, null_ok=False)

@@ -166,7 +166,8 @@ class Undefined(ValueError):
     """`${NAME}` with NAME not in the environment (and no `:-default`)."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"undefined variable ${{{name}}}")
+        super().__init__(f"undefined variable ${{{name}}}" + (
+            " (defined only in a service with replicas:)" if name == "REPLICA" else ""))
         self.name = name
 
 

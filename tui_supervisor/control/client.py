@@ -25,6 +25,7 @@ from tui_supervisor.engine.views import (
     ReloadResult,
     ReopenLogsResult,
     RestartResult,
+    ScaleResult,
     ShutdownResult,
     SignalResult,
     Snapshot,
@@ -97,8 +98,14 @@ class RemoteSupervisor:
         extra = {"no_deps": True} if no_deps else {}
         return cast(StopResult, await self._call("stop", names=list(names), **extra))
 
-    async def restart(self, names: list[str]) -> RestartResult:
+    async def restart(self, names: list[str], *, rolling: bool = False) -> RestartResult:
+        if rolling:  # (an engine before replicas refuses the argument: said as an error)
+            return cast(RestartResult, await self._call("restart", names=list(names),
+                                                        rolling=True))
         return cast(RestartResult, await self._call("restart", names=list(names)))
+
+    async def scale(self, name: str, n: int) -> ScaleResult:
+        return cast(ScaleResult, await self._call("scale", name=name, n=n))
 
     async def signal(self, name: str, sig: int | str) -> SignalResult:
         return cast(SignalResult, await self._call("signal", name=name, sig=sig))

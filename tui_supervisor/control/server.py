@@ -147,7 +147,7 @@ class ControlServer:
             "stop": self._cmd_stop, "restart": self._cmd_restart,
             "signal": self._cmd_signal, "reload": self._cmd_reload, "logs": self._cmd_logs,
             "query": self._cmd_query, "reopen_logs": self._cmd_reopen_logs,
-            "shutdown": self._cmd_shutdown,
+            "shutdown": self._cmd_shutdown, "scale": self._cmd_scale,
         }
         """Every verb but `subscribe` (a stream, handled apart)."""
 
@@ -350,8 +350,20 @@ class ControlServer:
         return await self.sup.stop(_names(args, self.sup), no_deps=_no_deps(args))
 
     async def _cmd_restart(self, args: dict[str, Any]) -> Any:
-        _check_keys(args, {"names", "all"})
-        return await self.sup.restart(_names(args, self.sup))
+        _check_keys(args, {"names", "all", "rolling"})
+        rolling = args.get("rolling", False)
+        if not isinstance(rolling, bool):
+            raise BadArgs("rolling: expected true or false")
+        return await self.sup.restart(_names(args, self.sup), rolling=rolling)
+
+    async def _cmd_scale(self, args: dict[str, Any]) -> Any:
+        _check_keys(args, {"name", "n"})
+        name, n = args.get("name"), args.get("n")
+        if not isinstance(name, str):
+            raise BadArgs("name: expected a replica group's name")
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise BadArgs("n: expected a number of replicas")
+        return await self.sup.scale(name, n)
 
     async def _cmd_signal(self, args: dict[str, Any]) -> Any:
         _check_keys(args, {"name", "sig"})

@@ -113,10 +113,14 @@ def select(snap: Snapshot, names: Sequence[str]) -> Snapshot:
     if not names:
         return snap
     by = {s["name"]: s for s in snap["services"]}
+    chosen: dict[str, None] = {}
     for name in names:
-        if name not in by:
+        group = [] if name in by else [s["name"] for s in snap["services"]
+                                       if s.get("group") == name]
+        if name not in by and not group:
             raise UnknownService(name)
-    return {"engine": snap["engine"], "services": [by[n] for n in dict.fromkeys(names)]}
+        chosen.update(dict.fromkeys(group or [name]))  # a replica group: its copies
+    return {"engine": snap["engine"], "services": [by[n] for n in chosen]}
 
 
 def status_code(snap: Snapshot, named: bool) -> int:
@@ -144,7 +148,8 @@ async def status(api: SupervisorAPI, *, as_json: bool, names: Sequence[str] = ()
 
 def resolve(names: Sequence[str] | None, known: Sequence[str]) -> list[str]:
     """The services a start/stop/restart means: None or ["all"] (supervisorctl's
-    spelling, unless a service is called that) is every one."""
+    spelling, unless a service is called that) is every one. A replica group's name
+    (`web`) goes as it is: the engine takes it as all its copies."""
     if names is None or (list(names) == ["all"] and "all" not in known):
         return list(known)
     return list(names)
@@ -166,14 +171,18 @@ def outcome_line(o: Mapping[str, Any]) -> str:
     return f"{o['name']}: ERROR ({o.get('reason') or o.get('state')})"
 
 
-async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None,
-                  *, no_deps: bool = False) -> int:
+async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None, *,
+                  no_deps: bool = False, rolling: bool = False) -> int:
     """start/stop/restart NAME... (None or ["all"]: every service); a line a service
     saying what happened to it, exit 1 if anything failed. `no_deps` (start, stop):
-    NAME alone, not its dependencies (start) or dependents (stop)."""
+    NAME alone, not its dependencies (start) or dependents (stop). `rolling`: a restart
+    one at a time (an error line says where it stopped)."""
+    result: Any
     if names is None or list(names) == ["all"]:
         names = resolve(names, [s["name"] for s in (await api.snapshot())["services"]])
-    if no_deps:
+    if rolling:
+        result = await api.restart(list(names), rolling=True)
+    elif no_deps:
         result = await getattr(api, verb)(list(names), no_deps=True)
     else:
         result = await getattr(api, verb)(list(names))
@@ -190,7 +199,24 @@ async def control(api: SupervisorAPI, verb: str, names: Sequence[str] | None,
         _out("no services\n")
     for o in outcomes:
         _out(outcome_line(o) + "\n", sys.stdout if o.get("ok") else sys.stderr)
-    return 0 if all(o.get("ok") for o in outcomes) else 1
+    if result.get("error"):
+        _out(f"tui-supervisor: {result['error']}\n", sys.stderr)
+    return 0 if result.get("ok", True) and all(o.get("ok") for o in outcomes) else 1
+
+
+async def scale(api: SupervisorAPI, name: str, n: int) -> int:
+    """`scale NAME N`: a line a copy started or stopped; exit 1 if it was refused."""
+    r = await api.scale(name, n)
+    if not r.get("ok"):
+        _out(f"tui-supervisor: cannot scale {name}: {r.get('error')}\n", sys.stderr)
+        return 1
+    for started in r["started"]:
+        _out(f"{started}: started\n")
+    for stopped in r["stopped"]:
+        _out(f"{stopped}: stopped\n")
+    if not r["started"] and not r["stopped"]:
+        _out(f"{name}: already {n} replicas\n")
+    return 0
 
 
 async def send_signal(api: SupervisorAPI, name: str, sig: str) -> int:
@@ -302,7 +328,7 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool,
     one line)."""
     if not follow:
         lines = await api.logs(list(names) or None, n)
-        known = names or sorted({x["service"] for x in lines})
+        known = sorted({x["service"] for x in lines}) or names
         _out(_LogPrinter(known, timestamps=timestamps).history(lines))
         return 0
     it = await api.subscribe(logs=True)
@@ -312,9 +338,10 @@ async def logs(api: SupervisorAPI, names: Sequence[str], n: int, follow: bool,
         assert snap["kind"] == "snapshot"
         known = [s["name"] for s in snap["services"]]
         cut = {s["name"]: s["log_offset"] for s in snap["services"]}
-        for name in names:
-            if name not in known:
-                raise UnknownService(name)
+        # (UnknownService for a name that is no service; a replica group: its copies)
+        if names:
+            names = [s["name"] for s in select(
+                {"engine": snap["engine"], "services": snap["services"]}, names)["services"]]
         wanted = set(names) if names else None
         p = _LogPrinter(names or known, timestamps=timestamps)
         history = await api.logs(list(names) or None, n) if n > 0 else []

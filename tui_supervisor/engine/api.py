@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
         ReloadResult,
         ReopenLogsResult,
         RestartResult,
+        ScaleResult,
         ShutdownResult,
         SignalResult,
         Snapshot,
@@ -47,7 +48,18 @@ class SupervisorAPI(Protocol):
         """Stop `names` and, unless `no_deps`, first the services that depend on them."""
         ...
 
-    async def restart(self, names: list[str]) -> RestartResult: ...
+    async def restart(self, names: list[str], *, rolling: bool = False) -> RestartResult:
+        """Restart them all at once; `rolling`: one at a time, each up (ready, with a
+        readiness probe) before the next, stopping at the first that does not come up
+        in time (the rest untouched). A replica group's name means all its copies
+        (in every verb that takes names)."""
+        ...
+
+    async def scale(self, name: str, n: int) -> ScaleResult:
+        """Run `n` copies of replica group `name`: new ones started, the highest-numbered
+        stopped first, the others untouched. Kept until a config reload changes the
+        group's `replicas:` in the file (then the file wins)."""
+        ...
 
     async def signal(self, name: str, sig: int | str) -> SignalResult: ...
 

@@ -13,12 +13,13 @@ import time
 from typing import TYPE_CHECKING
 
 from tui_supervisor.config.schema import Config
+from tui_supervisor.engine.api import UnknownService
 from tui_supervisor.engine.events import Topic
 from tui_supervisor.engine.service import Service
 
 if TYPE_CHECKING:
     from tui_supervisor.engine.supervisor import Supervisor
-    from tui_supervisor.engine.views import ReloadResult
+    from tui_supervisor.engine.views import ReloadResult, ScaleResult
 
 
 def _retired() -> ReloadResult:
@@ -82,6 +83,59 @@ class ConfigApply:
             return self._refused("config not reloaded", [str(i) for i in e.issues])
         return await self._apply(new)
 
+    async def scale(self, group: str, n: int) -> ScaleResult:
+        """Run `n` copies of `group` (see `SupervisorAPI.scale`): the running config
+        with the group rescaled, applied like a reload that touches only that group."""
+        from tui_supervisor.config import ConfigError, diff
+        from tui_supervisor.config.replicas import rescale
+
+        sup = self.sup
+
+        def refused(error: str) -> ScaleResult:
+            count = sum(1 for s in sup.services.values() if s.spec.group == group)
+            return {"ok": False, "group": group, "replicas": count, "started": [],
+                    "stopped": [], "error": error}
+
+        async with self.lock:
+            if sup.retired:
+                return refused(_retired()["errors"][0])
+            if group not in sup.config.groups:
+                if group in sup.services:
+                    return refused(f"{group} has no replicas: (only a service with "
+                                   "replicas: N can be scaled)")
+                raise UnknownService(group)
+            try:
+                new = rescale(sup.config, group, n)
+                d = diff(sup.config, new)
+                added = self._new_services(new, d.added)
+            except (ValueError, ConfigError) as e:
+                return refused(str(e))
+            file_n = sup.config.groups[group].count
+            if n == file_n:
+                sup.scaled.pop(group, None)
+            else:
+                sup.scaled[group] = (n, file_n)
+            sup.config = new
+            await self._remove(d.removed)
+            sup.services.update(added)
+            sup.services = {n: sup.services[n] for n in new.services}  # config order
+            for name in d.added:
+                sup.services[name].start("scaled up")
+            started, stopped = list(d.added), list(reversed(d.removed))
+            done = "; ".join(f"{k} {', '.join(v)}" for k, v in
+                             (("started", started), ("stopped", stopped)) if v)
+            sup._notice("info", f"scaled {group} to {n}" + (f": {done}" if done else ""),
+                        topic=Topic.SCALED, data={"group": group, "replicas": n,
+                                                  "started": started, "stopped": stopped})
+            return {"ok": True, "group": group, "replicas": n, "started": list(d.added),
+                    "stopped": list(reversed(d.removed))}
+
+    async def _remove(self, removed: tuple[str, ...]) -> None:
+        """Stop and drop `removed` together, signals sent in reverse config order (the
+        highest copies of a group first, as a shutdown does)."""
+        sup = self.sup
+        await asyncio.gather(*(sup._remove(n, "removed from config") for n in reversed(removed)))
+
     def _refused(self, what: str, errors: list[str]) -> ReloadResult:
         """Nothing of a new config was applied: count it, say why (once), answer so."""
         self.sup.reload_failures += 1
@@ -117,24 +171,27 @@ class ConfigApply:
         be); then stop removed, start added, restart changed, update in place the rest.
         Unchanged services are not touched."""
         from tui_supervisor.config import ConfigError, diff
+        from tui_supervisor.config.replicas import keep_scaled
 
         sup = self.sup
         assert sup.ctx is not None
         began = time.monotonic()
+        # a `scale`d group keeps its count unless the file's `replicas:` changed
+        new, scaled = keep_scaled(new, sup.scaled)
         d = diff(sup.config, new)
         try:
             added = self._new_services(new, d.added)
         except ConfigError as e:
             return self._refused("config not applied", [str(i) for i in e.issues])
-        old_settings, sup.config = sup.config.settings, new
+        old_settings, sup.config, sup.scaled = sup.config.settings, new, scaled
         if d.settings_changed:
             for hook in tuple(sup.settings_hooks):
                 hook(old_settings, new.settings)
         for name in d.in_place:  # first: a dependency removed with its depends_on entry
             sup.services[name].update_spec(new.services[name])  # takes nobody down
-        await asyncio.gather(*(sup._remove(n, "removed from config") for n in d.removed))
         changed = [sup.services[n] for n in d.changed]
         restart = {s.name for s in changed if s.wanted}
+        await self._remove(d.removed)
         await sup._stop_all(changed, "config changed")
         for name in d.changed:
             sup.services[name].update_spec(new.services[name])

@@ -153,6 +153,8 @@ class Topic(StrEnum):
     """A watched config file changed: a reload follows. data: {"files": [names]}."""
     CONFIG_RELOADED = "config_reloaded"
     """data: {"added", "removed", "restarted", "in_place": [names], "settings": [keys]}."""
+    SCALED = "scaled"
+    """A replica group was scaled. data: {"group", "replicas", "started", "stopped"}."""
     CONFIG_INVALID = "config_invalid"
     """The config was not reloaded, nothing changed. data: {"errors": [str]}."""
     CODE_RELOADED = "code_reloaded"

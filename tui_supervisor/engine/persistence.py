@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui_supervisor.config.replicas import keep_scaled
 from tui_supervisor.config.schema import ServiceSpec
 from tui_supervisor.engine import proc
 from tui_supervisor.engine.events import Notice, Topic
@@ -82,6 +83,8 @@ def handoff_record(sup: Supervisor) -> dict[str, Any]:
         "reload_failures": sup.reload_failures,
         "config_error": sup.config_error,
         "last_reload_seconds": sup.last_reload_seconds,
+        # group -> [copies a `scale` chose, the file's replicas: then]
+        "scaled": {group: list(counts) for group, counts in sup.scaled.items()},
         "services": [s.detach() for s in sup.services.values()],
         "lock_fd": sup.lock.fd if sup.lock else None,
         "extensions": {ext.name: ext.detach() for ext in sup.extensions},
@@ -107,6 +110,8 @@ def restore(sup: Supervisor, record: dict[str, Any]) -> list[str]:
     sup.reload_failures = record.get("reload_failures", 0)
     sup.config_error = record.get("config_error")
     sup.last_reload_seconds = record.get("last_reload_seconds")
+    scaled = {group: (n, file_n) for group, (n, file_n) in record.get("scaled", {}).items()}
+    sup.config, sup.scaled = keep_scaled(sup.config, scaled)  # before the services' specs
     sup.notices.extend(Notice.from_record(n) for n in record.get("notices", []))
     for ext in sup.extensions:
         if ext.name in record.get("extensions", {}):

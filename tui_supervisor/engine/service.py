@@ -599,6 +599,8 @@ class Service(ProcessTree, ServiceOutput):
             "log_file": str(self.log_file.path),
             "log_offset": self.ring.next_offset,
             "command": list(self.spec.argv),
+            "group": self.spec.group,
+            "replica": self.spec.replica,
             "cwd": str(self.spec.cwd),
             "restart_policy": self.spec.restart.value,
             "internal_errors": self.repair.internal_errors,

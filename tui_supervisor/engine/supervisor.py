@@ -30,6 +30,7 @@ from tui_supervisor.engine.extension import Extension
 from tui_supervisor.engine.persistence import StateFile, handoff_record, restore
 from tui_supervisor.engine.reaper import ChildWatcher, get_watcher
 from tui_supervisor.engine.repair import SWEEP_INTERVAL
+from tui_supervisor.engine.rolling import rolling_restart
 from tui_supervisor.engine.runtime import EngineLock, make_dirs, reopen_stdio
 from tui_supervisor.engine.service import EngineContext, Service
 from tui_supervisor.engine.states import ALIVE_STATES, STARTABLE_STATES, State
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # types only: the engine's import stays light (a code reload'
         ReloadResult,
         ReopenLogsResult,
         RestartResult,
+        ScaleResult,
         ServiceOutcome,
         ServiceView,
         ShutdownResult,
@@ -113,6 +115,9 @@ class Supervisor:
         self._stdio_failing = False
         self.config_apply = ConfigApply(self)
         self.config_lock = self.config_apply.lock
+        self.scaled: dict[str, tuple[int, int]] = {}
+        """Replica group -> (copies a `scale` chose, the file's `replicas:` then): kept
+        across config and code reloads until the file's count changes."""
         """Held while a config is read and applied (see `ConfigApply.lock`)."""
         self.bus.add_listener(self._keep_notice)
         self.cgroups: Cgroups | None = None
@@ -454,10 +459,15 @@ class Supervisor:
         return _as_dicts(sub)
 
     def _get(self, names: list[str]) -> list[Service]:
-        missing = [n for n in names if n not in self.services]
-        if missing:
-            raise UnknownService(missing[0])
-        return [self.services[n] for n in names]
+        """The services named; a replica group's name is all its copies (in order)."""
+        out: list[Service] = []
+        for name in names:
+            found = [self.services[name]] if name in self.services else [
+                s for s in self.services.values() if s.spec.group == name]
+            if not found:
+                raise UnknownService(name)
+            out.extend(s for s in found if s not in out)
+        return out
 
     async def _started(self, svc: Service, asked: bool, verb: str) -> ServiceOutcome:
         """The immediate outcome of a start (the spawn is synchronous, unless it waits
@@ -504,10 +514,11 @@ class Supervisor:
             o["dependent_of"] = [n for n in names if o["name"] in deps.dependents([n], specs)]
         return {"ok": True, "stopped": [s.name for s in order], "services": done}
 
-    async def restart(self, names: list[str]) -> RestartResult:
+    async def restart(self, names: list[str], *, rolling: bool = False) -> RestartResult:
         """Stop and start each of `names` (alone: its dependents are left to the
         coordinator, which takes down those with `restart: true` and brings them back);
-        the start waits for its dependencies as any start."""
+        the start waits for its dependencies as any start. `rolling`: one at a time,
+        each up (ready) before the next (`rolling.py`)."""
         svcs = self._get(names)
 
         async def one(svc: Service) -> ServiceOutcome:
@@ -516,14 +527,20 @@ class Supervisor:
             took = self.coordinator.start(svc)
             return await self._started(svc, took, "restarted")
 
+        if rolling:
+            return await rolling_restart(svcs, one, lambda s: self.services.get(s.name) is s)
         done = await asyncio.gather(*(one(s) for s in svcs))
         return {"ok": all(o["ok"] for o in done), "restarted": [s.name for s in svcs],
                 "services": list(done)}
 
     async def signal(self, name: str, sig: int | str) -> SignalResult:
-        (svc,) = self._get([name])
+        svcs = self._get([name])  # (a group: each copy)
         num = parse_signal(sig)
-        return {"ok": svc.send_signal(num), "signal": proc.signal_name(num)}
+        sent = [s.send_signal(num) for s in svcs]
+        return {"ok": all(sent), "signal": proc.signal_name(num)}
+
+    async def scale(self, name: str, n: int) -> ScaleResult:
+        return await self.config_apply.scale(name, n)
 
     async def logs(self, names: list[str] | None = None, n: int = 100) -> list[LogLine]:
         svcs = self._get(names) if names else list(self.services.values())

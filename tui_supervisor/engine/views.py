@@ -69,6 +69,10 @@ class ServiceView(TypedDict):
     cwd: str
     restart_policy: str
     crash_loop: CrashLoopView
+    group: NotRequired[str | None]
+    """The `replicas:` service this is a copy of (`web` for `web-2`); None: a plain one."""
+    replica: NotRequired[int | None]
+    """The copy's number (0-based); None for a plain service."""
     reliability: NotRequired[dict[str, Any]]
     latency: NotRequired[dict[str, Any]]
     resources: NotRequired[dict[str, Any]]
@@ -270,9 +274,27 @@ class StopResult(TypedDict):
 
 
 class RestartResult(TypedDict):
+    """A rolling restart (one service at a time, each up before the next) that failed
+    has ok False, `error` saying why, and `untouched`: those it did not restart."""
+
     ok: bool
     restarted: list[str]
     services: NotRequired[list[ServiceOutcome]]
+    error: NotRequired[str]
+    untouched: NotRequired[list[str]]
+
+
+class ScaleResult(TypedDict):
+    """`scale(group, n)`: `replicas` copies now; `started`/`stopped`: the copies added
+    (and started) and removed (highest-numbered first). ok False: nothing changed,
+    `error` says why."""
+
+    ok: bool
+    group: str
+    replicas: int
+    started: list[str]
+    stopped: list[str]
+    error: NotRequired[str]
 
 
 class ShutdownResult(TypedDict):

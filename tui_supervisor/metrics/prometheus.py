@@ -160,6 +160,10 @@ def families(snap: Snapshot) -> list[Metric]:
     wanted = GaugeMetricFamily("tuisup_service_wanted",
                                "1 while the engine is meant to keep it up (not stopped by an "
                                "operator, not a completed job).", labels=["service"])
+    replica = GaugeMetricFamily("tuisup_service_replica_info",
+                                "1 for each copy of a replicas: service (labels group and "
+                                "replica): join on service to sum a group.",
+                                labels=["service", "group", "replica"])
     for s in services:
         name, cur = str(s["name"]), str(s.get("state"))
         up.add_metric([name], 1 if cur in UP else 0)
@@ -170,7 +174,9 @@ def families(snap: Snapshot) -> list[Metric]:
             looping.add_metric([name], int(s["crash_looping"]))
         if isinstance(s.get("wanted"), bool):
             wanted.add_metric([name], int(s["wanted"]))
-    out += [up, state, looping, wanted, *_probe_families(services)]
+        if isinstance(s.get("group"), str) and isinstance(s.get("replica"), int):
+            replica.add_metric([name, str(s["group"]), str(s["replica"])], 1)
+    out += [up, state, looping, wanted, replica, *_probe_families(services)]
 
     for metric, counter, doc, path in SERVICE_VALUES:
         fam = _family(metric, counter, doc, ["service"])
