@@ -65,8 +65,6 @@ LOADED = {
                       " from cron or a systemd timer"),
     "typo-keeps-fuzzy": ("restat: always",
                          "4:5: services.web: unknown key 'restat' (did you mean 'restart'?)"),
-    "planned-key": ("replicas: 2", "4:5: services.web.replicas: not supported yet"
-                   " (issue 14)"),
 }
 
 

@@ -121,10 +121,10 @@ def test_the_chain_with_started(tmp_path: Path) -> None:
 def test_the_chain_with_a_tcp_readiness_probe(tmp_path: Path) -> None:
     cfg = chain(tmp_path, "ready")
     text = cfg.read_text()
-    port = re.search(r'"(\d+)"\]', text)
+    port = re.search(r'crashed", "(\d+)"', text)  # (db's port, not sleep's 1000)
     assert port is not None
     cfg.write_text(text + f"    health: {{readiness: {{tcp: {{port: {port.group(1)}}}, "
-                          "period: 200ms}}}\n")
+                          "period: 200ms}}\n")
     run_chain(tmp_path, cfg)
 
 
