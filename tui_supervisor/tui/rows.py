@@ -15,9 +15,9 @@ from tui_supervisor.formatting import (
 )
 
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("name", "NAME"), ("state", "STATE"), ("pid", "PID"), ("uptime", "UPTIME"),
-    ("restarts", "RESTARTS"), ("failures", "FAILS"), ("mttr", "MTTR"), ("avail", "AVAIL"),
-    ("cpu", "CPU"), ("mem", "MEM"), ("last", "LAST EXIT"),
+    ("name", "NAME"), ("state", "STATE"), ("health", "HEALTH"), ("pid", "PID"),
+    ("uptime", "UPTIME"), ("restarts", "RESTARTS"), ("failures", "FAILS"), ("mttr", "MTTR"),
+    ("avail", "AVAIL"), ("cpu", "CPU"), ("mem", "MEM"), ("last", "LAST EXIT"),
 )
 """(key, label) in display order."""
 
@@ -45,7 +45,19 @@ def state_text(v: dict[str, Any], now: float | None = None) -> str:
         return f"restarting in {left:.1f}s{of}" if left is not None else f"backoff{of}"
     if state == "fatal":
         return f"fatal: {v.get('reason') or '?'}"
+    if state == "waiting":  # the reason says for what: "waiting for db (ready)"
+        reason = str(v.get("reason") or "")
+        return reason if reason.startswith("waiting") else \
+            f"waiting: {reason}" if reason else "waiting"
     return state
+
+
+def health_text(v: dict[str, Any]) -> str:
+    """The HEALTH cell: ready / unready / starting, "-" with no probe (or no process),
+    "" from an engine that does not tell health at all (no `health` key)."""
+    if "health" not in v:
+        return ""
+    return str(v.get("health") or "-")
 
 
 def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
@@ -60,6 +72,7 @@ def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
     return {
         "name": str(v.get("name", "?")),
         "state": state_text(v, now),
+        "health": health_text(v),
         "pid": str(v.get("pid") or "-"),
         "uptime": fmt_duration(uptime),
         "restarts": str(v.get("restarts", 0)),

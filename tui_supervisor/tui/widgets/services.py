@@ -11,12 +11,12 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from tui_supervisor.formatting import shown_state, state_colour
+from tui_supervisor.formatting import health_colour, shown_state, state_colour
 from tui_supervisor.tui.rows import COLUMNS, cells, sort_value
 
 RIGHT = {"pid", "restarts", "failures", "mttr", "avail", "cpu", "mem", "uptime"}
-WIDTHS = {"state": 26, "pid": 7, "uptime": 7, "restarts": 8, "failures": 5, "mttr": 6,
-          "avail": 7, "cpu": 6, "mem": 7, "last": 22}
+WIDTHS = {"state": 26, "health": 8, "pid": 7, "uptime": 7, "restarts": 8, "failures": 5, "mttr": 6,
+          "avail": 7, "cpu": 6, "mem": 7, "last": 16}
 """Fixed widths (cells are updated in place; the name column grows with the names)."""
 
 
@@ -61,10 +61,13 @@ class ServicesTable(DataTable[Any]):
             self.move_cursor(row=self.get_row_index(name), animate=False)
 
     def _cell(self, key: str, text: str, view: dict[str, Any]) -> Text:
-        t = Text(text, justify="right" if key in RIGHT else "left", no_wrap=True)
+        t = Text(text, justify="right" if key in RIGHT else "left", no_wrap=True,
+                 overflow="ellipsis")
         if key == "state":
             t.stylize(state_colour(shown_state(str(view.get("state")),
                                                view.get("crash_looping"))))
+        elif key == "health":
+            t.stylize(health_colour(text))
         elif key == "name":
             t.stylize("bold")
         return t
