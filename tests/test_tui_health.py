@@ -67,3 +67,55 @@ def test_health_events_update_the_row_at_once() -> None:
     assert st.take_dirty() == {"api"}
     assert health_text(st.services["api"].view) == "ready"
     assert st.services["api"].view["health_output"] == "200 OK"
+
+
+# -- the detail pane's sections (pure) ---------------------------------------------------
+def plain(r: Any, width: int = 46) -> str:
+    import io
+
+    from rich.console import Console
+
+    c = Console(width=width, no_color=True, record=True, file=io.StringIO())
+    c.print(r)
+    return "\n".join(line.rstrip() for line in c.export_text().splitlines())
+
+
+def test_health_section_lists_probes_and_the_last_output_wrapped() -> None:
+    from tui_supervisor.tui.widgets.health import OUTPUT_LINES, health
+
+    text = plain(health(view("api"), 40), 40)
+    lines = text.splitlines()
+    assert lines[0] == "Health  unready"
+    assert lines[1].split() == ["readiness", "http", "failing", "4", "failures", "31ms"]
+    assert lines[2].split() == ["liveness", "exec", "passing", "210ms"]
+    out = [ln for ln in lines if ln.startswith("│ ")]
+    assert len(out) == OUTPUT_LINES and out[0].startswith("│ GET http://127.0.0.1:8080")
+    assert out[-1].endswith("…") and all(len(ln) <= 40 for ln in lines)  # more: cut
+
+
+@pytest.mark.parametrize(("v", "text"), [
+    ({"name": "x", "state": "running"}, ""),  # an older engine: no section at all
+    ({"name": "x", "health": None, "probes": {}}, "Health  -  no probe"),
+])
+def test_health_section_without_probes(v: dict[str, Any], text: str) -> None:
+    from tui_supervisor.tui.widgets.health import health
+
+    assert plain(health(v, 46)).strip() == text
+
+
+def test_dependency_tree_both_ways() -> None:
+    from tui_supervisor.tui.widgets.health import dependencies
+
+    views = HEALTH_SNAPSHOT["services"]
+    assert plain(dependencies(view("worker"), views)).splitlines() == [
+        "Dependencies", "worker", "└── waits for", "    ├── ✓ db (ready)",
+        "    └── ✗ migrate (completed_successfully)"]
+    assert plain(dependencies(view("db"), views)).splitlines() == [
+        "Dependencies", "db", "└── needed by", "    ├── ✓ migrate (ready)",
+        "    ├── ✓ api (ready)", "    └── ✓ worker (ready)"]
+    # a dependency on a replica group is one on each replica
+    on_group = [*views, {"name": "lb", "depends_on": [{"name": "web", "condition":
+                                                        "ready", "met": False}]}]
+    assert "✗ lb (ready)" in plain(dependencies(view("web-1"), on_group))
+    # an older engine (no depends_on anywhere): no section
+    assert plain(dependencies(view("worker", SNAPSHOT), SNAPSHOT["services"])) == ""

@@ -39,6 +39,7 @@ from tui_supervisor.formatting import (
     state_colour,
 )
 from tui_supervisor.tui.store import Store
+from tui_supervisor.tui.widgets.health import dependencies, health
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 TIMELINE = 5
@@ -149,9 +150,13 @@ def header(view: dict[str, Any], now: float) -> RenderableType:
     out = Text()
     out.append(str(view.get("name", "?")), style="bold")
     out.append("  ")
-    out.append(state, style=state_colour(state))
-    if view.get("reason"):
-        out.append(f" ({view['reason']})")
+    reason = str(view.get("reason") or "")
+    if state == "waiting" and reason.startswith("waiting"):  # "waiting for db (ready)"
+        out.append(reason, style=state_colour(state))
+    else:
+        out.append(state, style=state_colour(state))
+        if reason:
+            out.append(f" ({reason})")
     out.append(f"   pid {view.get('pid') or '-'}   up {fmt_duration(view.get('uptime'))}")
     last = view.get("last_exit") or {}
     if last.get("text"):
@@ -249,22 +254,31 @@ def incidents(items: list[dict[str, Any]] | None, error: str | None, now: float,
 
 # -- widgets ------------------------------------------------------------------------------
 class DetailPart(Widget):
-    """One section of the pane: drawn by a function of the width, at render time."""
+    """One section of the pane: drawn by a function of the width, at render time.
+    `optional`: hidden (no line, no margin) while it draws nothing."""
 
     DEFAULT_CSS = """
     DetailPart { height: auto; margin-bottom: 1; }
     """
 
-    def __init__(self, draw: Callable[[int], RenderableType], *, id: str | None = None
-                 ) -> None:
+    def __init__(self, draw: Callable[[int], RenderableType], *, id: str | None = None,
+                 optional: bool = False) -> None:
         super().__init__(id=id)
         self._draw = draw
+        self.optional = optional
+        self.display = not optional
 
     def render(self) -> RenderableType:
         return self._draw(max(1, self.size.width))
 
     def redraw(self) -> None:
         """Repaint; a layout pass (of the whole screen) only when the height changes."""
+        if self.optional:  # a hidden part has no width: judge emptiness at a nominal one
+            drawn = self._draw(max(1, self.content_size.width or 40))
+            empty = isinstance(drawn, Text) and not drawn.plain
+            if self.display == empty:
+                self.display = not empty  # (a layout pass follows)
+                return
         width = self.content_size.width
         if not width:
             self.refresh(layout=True)
@@ -298,6 +312,8 @@ class DetailPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield DetailPart(self._draw_header, id="detail-header")
+        yield DetailPart(self._draw_health, id="detail-health", optional=True)
+        yield DetailPart(self._draw_deps, id="detail-deps", optional=True)
         yield DetailPart(self._draw_graphs, id="detail-graphs")
         yield DetailPart(self._draw_facts, id="detail-facts")
         yield DetailPart(self._draw_timeline, id="detail-timeline")
@@ -317,7 +333,8 @@ class DetailPane(VerticalScroll):
 
     def view_changed(self) -> None:
         """The service's snapshot row changed: redraw the text parts from the store."""
-        for part in ("#detail-header", "#detail-facts", "#detail-timeline"):
+        for part in ("#detail-header", "#detail-health", "#detail-deps", "#detail-facts",
+                     "#detail-timeline"):
             self._refresh_part(part)
 
     async def refresh_data(self) -> None:
@@ -383,6 +400,16 @@ class DetailPane(VerticalScroll):
         if self.history is None:
             return Text("CPU / MEM: loading…", style="dim")
         return graphs(self.history, width, self.graph_rows())
+
+    def _draw_health(self, width: int) -> RenderableType:
+        view = self._view()
+        return health(view, width) if view is not None else Text("")
+
+    def _draw_deps(self, width: int) -> RenderableType:
+        view = self._view()
+        if view is None:
+            return Text("")
+        return dependencies(view, (i.view for i in self.store.services.values()))
 
     def _draw_facts(self, width: int) -> RenderableType:
         view = self._view()
