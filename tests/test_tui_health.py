@@ -119,3 +119,87 @@ def test_dependency_tree_both_ways() -> None:
     assert "✗ lb (ready)" in plain(dependencies(view("web-1"), on_group))
     # an older engine (no depends_on anywhere): no section
     assert plain(dependencies(view("worker", SNAPSHOT), SNAPSHOT["services"])) == ""
+
+
+# -- replica groups ----------------------------------------------------------------------
+def story_views() -> dict[str, dict[str, Any]]:
+    return {s["name"]: dict(s) for s in HEALTH_SNAPSHOT["services"]}
+
+
+def test_arrange_puts_replicas_under_their_group_row() -> None:
+    from tui_supervisor.tui.rows import arrange
+
+    views = story_views()
+    names = list(views)
+    assert arrange(names, views, set()) == [
+        "db", "migrate", "api", "worker", "group:web", "web-0", "web-1", "web-2"]
+    assert arrange(names, views, {"web"}) == ["db", "migrate", "api", "worker", "group:web"]
+    # sorted or filtered apart, the replicas still follow their group row
+    assert arrange(["web-2", "db", "web-0"], views, set()) == [
+        "group:web", "web-2", "web-0", "db"]
+    # an older engine (no group key): one row per service, as before
+    old = {s["name"]: s for s in SNAPSHOT["services"]}
+    assert arrange(list(old), old, set()) == list(old)
+
+
+@pytest.mark.parametrize(("states", "healths", "state", "health"), [
+    (["running"] * 3, ["ready"] * 3, "3/3 running", "3/3 ready"),
+    (["running", "backoff", "running"], ["ready", None, "unready"], "2/3 running",
+     "1/3 ready"),
+    (["stopped"] * 2, [None, None], "0/2 running", "0/2 ready"),
+])
+def test_group_row_aggregates(states: list[str], healths: list[str | None], state: str,
+                              health: str) -> None:
+    from tui_supervisor.tui.rows import group_cells
+
+    reps = [{"name": f"web-{i}", "state": s, "health": h, "restarts": i, "failures": 1}
+            for i, (s, h) in enumerate(zip(states, healths, strict=True))]
+    c = group_cells("web", reps, folded=False)
+    assert (c["name"], c["state"], c["health"]) == ("▾ web", state, health)
+    assert c["restarts"] == str(sum(range(len(states)))) and c["failures"] == str(len(states))
+    assert c["pid"] == c["cpu"] == ""
+    assert group_cells("web", reps, folded=True)["name"] == "▸ web"
+    assert group_cells("web", [{"state": "running"}], False)["health"] == ""  # no health key
+
+
+def story_app(api: Any = None) -> Any:
+    from support import FixedAPI
+
+    from tui_supervisor.tui.app import SupervisorApp
+
+    return SupervisorApp(api or FixedAPI(HEALTH_SNAPSHOT), mode="attached",
+                         clock=lambda: 1000.0, wall_clock=lambda: T0)
+
+
+def row_keys(app: Any) -> list[str]:
+    return [str(r.key.value) for r in app.table.ordered_rows]
+
+
+async def test_fold_and_unfold_keep_the_cursor_on_its_service() -> None:
+    from support import settle_picture
+
+    app = story_app()
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle_picture(pilot)
+        assert row_keys(app)[4:] == ["group:web", "web-0", "web-1", "web-2"]
+        app.table.select("api")
+        await pilot.press("z")  # not a group: nothing folds
+        await pilot.pause()
+        assert len(row_keys(app)) == 8 and app.table.selected == "api"
+        app.table.select("web-1")
+        await pilot.press("z")  # on a replica: folds its group, the cursor onto the group
+        await pilot.pause()
+        assert row_keys(app)[4:] == ["group:web"] and app.table.folded == {"web"}
+        assert app.table.selected_key == "group:web"
+        assert app.table.get_cell("group:web", "name").plain == "▸ web"
+        app.table.select("db")
+        await pilot.pause(0.3)  # snapshots come and go: the fold stays, the cursor too
+        app.store.order_changed = True
+        app._tick()
+        assert row_keys(app)[4:] == ["group:web"] and app.table.selected == "db"
+        app.table.select("group:web")
+        await pilot.press("z")
+        await pilot.pause()
+        assert row_keys(app)[4:] == ["group:web", "web-0", "web-1", "web-2"]
+        assert app.table.selected_key == "group:web" and app.table.folded == set()
+        assert app.table.selected_names() == ["web-0", "web-1", "web-2"]

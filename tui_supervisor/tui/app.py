@@ -65,6 +65,7 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         Binding("escape", "leave_full", "Leave full screen", show=False),
         Binding("f", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
+        Binding("z", "fold", "Fold / unfold a replica group", show=False),
         Binding("enter", "detail", "Detail", show=False),
         Binding("R", "reload", "Reload config"),
         Binding("ctrl+r", "reload_code", "Reload code", show=False),

@@ -40,6 +40,13 @@ class ServiceActions(_AppBase):
             self.notify("no service selected", severity="warning")
         return name
 
+    def _targets(self) -> list[str]:
+        """The selected service, or every replica of the selected group row."""
+        names = self.table.selected_names()
+        if not names:
+            self.notify("no service selected", severity="warning")
+        return names
+
     async def _call(self, verb: str, names: list[str]) -> None:
         try:
             await getattr(self.api, verb)(names)
@@ -50,16 +57,16 @@ class ServiceActions(_AppBase):
                     timeout=3)
 
     async def action_restart(self) -> None:
-        if (name := self._target()) is not None:
-            await self._call("restart", [name])
+        if names := self._targets():
+            await self._call("restart", names)
 
     async def action_stop(self) -> None:
-        if (name := self._target()) is not None:
-            await self._call("stop", [name])
+        if names := self._targets():
+            await self._call("stop", names)
 
     async def action_start(self) -> None:
-        if (name := self._target()) is not None:
-            await self._call("start", [name])
+        if names := self._targets():
+            await self._call("start", names)
 
     def _all(self, verb: str) -> None:
         names = list(self.store.services)

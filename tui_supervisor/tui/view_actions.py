@@ -105,6 +105,16 @@ class ViewActions(_AppBase):
         self._tick()
         self.notify(f"sorted by {self.table.sort_key or 'config order'}", timeout=2)
 
+    def action_fold(self) -> None:
+        """Fold / unfold the replica group under the cursor (its row or a replica's)."""
+        group = self.table.selected_group
+        if group is None:
+            self.notify("not a replica group", severity="warning", timeout=2)
+            return
+        self.table.toggle_fold(group)
+        self.store.order_changed = True
+        self._tick()
+
     def action_detail(self) -> None:
         self.screen.toggle_class("detail-full")
 
