@@ -203,3 +203,72 @@ async def test_fold_and_unfold_keep_the_cursor_on_its_service() -> None:
         assert row_keys(app)[4:] == ["group:web", "web-0", "web-1", "web-2"]
         assert app.table.selected_key == "group:web" and app.table.folded == set()
         assert app.table.selected_names() == ["web-0", "web-1", "web-2"]
+
+
+# -- scaling -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("r", "text"), [
+    ({"ok": True, "group": "web", "replicas": 4, "started": ["web-3"], "stopped": []},
+     "web: 4 replicas (started web-3)"),
+    ({"ok": True, "group": "web", "replicas": 1, "started": [], "stopped": ["web-2", "web-1"]},
+     "web: 1 replica (stopped web-2, web-1)"),
+    ({"ok": True, "group": "web", "replicas": 3, "started": [], "stopped": []},
+     "web: 3 replicas (no change)"),
+])
+def test_scale_summary(r: dict[str, Any], text: str) -> None:
+    from tui_supervisor.tui.service_actions import scale_summary
+
+    assert scale_summary(r) == text
+
+
+@pytest.mark.parametrize(("text", "n"), [("5", 5), (" 0 ", 0), ("-1", None), ("x", None),
+                                         ("", None), (None, None)])
+def test_scale_count(text: str | None, n: int | None) -> None:
+    from tui_supervisor.tui.service_actions import scale_count
+
+    assert scale_count(text) == n
+
+
+def notices(app: Any) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_scale_keys_call_the_api_with_the_group_and_the_count() -> None:
+    from support import FixedAPI, settle_picture
+
+    api = FixedAPI(HEALTH_SNAPSHOT)
+    app = story_app(api)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle_picture(pilot)
+        app.table.select("web-1")
+        await pilot.press("plus")  # on a replica: its group, one more
+        await pilot.pause()
+        app.table.select("group:web")
+        await pilot.press("minus")  # on the group row: one fewer
+        await pilot.pause()
+        await pilot.press("equals_sign")  # the prompt: N
+        await pilot.pause()
+        await pilot.press("ctrl+a", "ctrl+k", "5", "enter")
+        await pilot.pause(0.2)
+        assert api.calls == [("scale", ("web", 4)), ("scale", ("web", 2)),
+                             ("scale", ("web", 5))]
+        assert "scaled web: 4 replicas (started web-3)" in notices(app)
+        assert "scaled web: 2 replicas (stopped web-2)" in notices(app)
+        app.table.select("api")  # not a group: no call, a word why
+        await pilot.press("plus")
+        await pilot.pause()
+        assert len(api.calls) == 3 and any("not a replica group" in n for n in notices(app))
+
+
+async def test_scale_on_an_engine_without_it_says_so() -> None:
+    from support import FixedAPI, settle_picture
+
+    class Older(FixedAPI):
+        scale = None  # type: ignore[assignment]  # an engine from before replicas
+
+    app = story_app(Older(HEALTH_SNAPSHOT))
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle_picture(pilot)
+        app.table.select("web-0")
+        await pilot.press("plus")
+        await pilot.pause()
+        assert any("cannot scale" in n for n in notices(app))

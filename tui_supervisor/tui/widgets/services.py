@@ -95,6 +95,10 @@ class ServicesTable(DataTable[Any]):
             return replicas_of(group, self._views)
         return [key] if key is not None else []
 
+    def replicas(self, group: str) -> list[str]:
+        """The replicas of `group` in the last views synced."""
+        return replicas_of(group, self._views)
+
     def select(self, name: str) -> None:
         if name in self._shown:
             self.move_cursor(row=self.get_row_index(name), animate=False)
