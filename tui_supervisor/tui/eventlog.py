@@ -62,6 +62,8 @@ def format_event(ev: Mapping[str, Any], *, earlier: bool = False) -> Entry | Non
         return _state(t, who, ev)
     if kind == "exit":
         return _exit_entry(t, who, ev)
+    if kind == "health":
+        return _health(t, who, ev)
     if kind == "connection":  # an attached client's link ("restored": a new snapshot says)
         state, msg = ev.get("state"), str(ev.get("message", ""))
         return Entry(t, "warning", who, msg) if state == "lost" else \
@@ -141,7 +143,29 @@ def _state(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
         return Entry(t, "warning", who, f"daemonized{why}")
     if new == "completed":  # a job done: its clean exit is the success, not a crash
         return Entry(t, "success", who, f"completed{why}")
+    if new == "waiting":  # the reason says for what: "waiting for db (ready)"
+        return Entry(t, "info", who, reason if reason.startswith("waiting") else
+                     f"waiting{why}")
     return None  # stopping (the stop ends in "stopped"), exited (the exit said it)
+
+
+HEALTH_OUTPUT = 200
+"""Characters of a probe's output an "unready" line keeps (its first line)."""
+
+
+def _health(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
+    """A HealthChanged event: "ready", "unready: <the probe's output>", "starting"; the
+    end of health (no process) is told by the state change."""
+    health = ev.get("health")
+    if health == "ready":
+        return Entry(t, "success", who, "ready")
+    if health == "unready":
+        lines = str(ev.get("output") or "").strip().splitlines()
+        first = lines[0][:HEALTH_OUTPUT] if lines else ""
+        return Entry(t, "warning", who, f"unready: {first}" if first else "unready")
+    if health == "starting":
+        return Entry(t, "dim", who, "starting")
+    return None
 
 
 def _exit_entry(t: float, who: str, ev: Mapping[str, Any]) -> Entry:
