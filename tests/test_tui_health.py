@@ -272,3 +272,47 @@ async def test_scale_on_an_engine_without_it_says_so() -> None:
         await pilot.press("plus")
         await pilot.pause()
         assert any("cannot scale" in n for n in notices(app))
+
+
+# -- stop asks before taking dependents down ---------------------------------------------
+def test_stop_affects_the_dependents_that_are_up() -> None:
+    from tui_supervisor.tui.widgets.health import stop_affects
+
+    views = list(story_views().values())
+    assert stop_affects(["db"], views) == ["migrate", "api"]  # the worker waits already
+    assert stop_affects(["api"], views) == ["web-0", "web-1", "web-2"]
+    assert stop_affects(["web-0", "web-1", "web-2"], views) == []
+    lb = {"name": "lb", "state": "running", "depends_on": [{"name": "web"}]}
+    assert stop_affects(["web-1"], [*views, lb]) == ["lb"]  # on the group: on each
+    assert stop_affects(["db"], SNAPSHOT["services"]) == []  # an older engine: no asking
+
+
+async def test_stop_asks_before_stopping_dependents() -> None:
+    from support import FixedAPI, settle_picture
+
+    from tui_supervisor.tui.screens.dialogs import ConfirmScreen
+
+    class Recording(FixedAPI):
+        async def stop(self, names: list[str]) -> Any:
+            self.calls.append(("stop", names))
+            return await super().stop(names)
+
+    api = Recording(HEALTH_SNAPSHOT)
+    app = story_app(api)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle_picture(pilot)
+        app.table.select("db")
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and api.calls == []
+        assert "migrate, api depend on it" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        assert api.calls == []
+        await pilot.press("s", "y")
+        await pilot.pause()
+        assert api.calls == [("stop", ["db"])]
+        app.table.select("worker")  # nothing depends on it: no question
+        await pilot.press("s")
+        await pilot.pause()
+        assert api.calls[-1] == ("stop", ["worker"])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tui_supervisor.engine.api import SupervisorAPI
 from tui_supervisor.tui.screens.dialogs import ConfirmScreen, PromptScreen, SignalScreen
 from tui_supervisor.tui.store import Store
+from tui_supervisor.tui.widgets.health import stop_affects
 from tui_supervisor.tui.widgets.services import ServicesTable
 
 if TYPE_CHECKING:
@@ -81,8 +82,23 @@ class ServiceActions(_AppBase):
             await self._call("restart", names)
 
     async def action_stop(self) -> None:
-        if names := self._targets():
+        """Asks first when services that depend on these are up (they would go down or
+        wait: the engine stops dependents with `restart: true`)."""
+        if not (names := self._targets()):
+            return
+        affected = stop_affects(names, (i.view for i in self.store.services.values()))
+        if not affected:
             await self._call("stop", names)
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self._call("stop", names)
+
+        self.push_screen(ConfirmScreen(
+            f"Stop {', '.join(names)}? {', '.join(affected)} depend"
+            f"{'s' if len(affected) == 1 else ''} on "
+            f"{'it' if len(names) == 1 else 'them'} and will stop or wait."), answered)
 
     async def action_start(self) -> None:
         if names := self._targets():

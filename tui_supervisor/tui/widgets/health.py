@@ -81,6 +81,22 @@ def dependents(name: str, group: str | None, views: Iterable[Mapping[str, Any]]
     return out
 
 
+DOWN = ("stopped", "exited", "completed", "fatal", "waiting")
+"""States of a dependent with no process (a stop of its dependency takes nothing down)."""
+
+
+def stop_affects(names: list[str], views: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The services (not in `names`) that depend on any of `names` and are not down:
+    those stopping `names` would take down too (or leave waiting)."""
+    views = list(views)
+    groups = {str(v.get("group")) for v in views
+              if v.get("name") in names and v.get("group") is not None}
+    targets = set(names) | groups
+    return [str(v.get("name")) for v in views
+            if v.get("name") not in names and v.get("state") not in DOWN
+            and any(d.get("name") in targets for d in v.get("depends_on") or ())]
+
+
 def _leaf(name: str, dep: Mapping[str, Any]) -> Text:
     met = bool(dep.get("met"))
     t = Text()
