@@ -316,3 +316,33 @@ async def test_stop_asks_before_stopping_dependents() -> None:
         await pilot.press("s")
         await pilot.pause()
         assert api.calls[-1] == ("stop", ["worker"])
+
+
+# -- a group row in the detail pane ------------------------------------------------------
+def test_group_summary() -> None:
+    from tui_supervisor.tui.widgets.health import group_summary
+
+    views = list(story_views().values())
+    lb = {"name": "lb", "state": "running",
+          "depends_on": [{"name": "web", "condition": "ready", "met": True}]}
+    lines = plain(group_summary("web", [*views, lb])).splitlines()
+    assert lines[0] == "web  replica group: 3/3 running, 3/3 ready"
+    assert [ln.split() for ln in lines[1:4]] == [
+        [f"web-{i}", "running", "ready", str(4310 + i), "1h02m"] for i in range(3)]
+    assert lines[-2:] == ["needed by", "└── ✓ lb (ready)"]
+
+
+async def test_a_group_row_shows_the_group_and_its_first_replicas_logs() -> None:
+    from support import settle_picture
+
+    app = story_app()
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle_picture(pilot)
+        app.table.select("group:web")
+        await pilot.pause(0.3)
+        assert app.detail.service == "group:web" and app.logs.service == "web-0"
+        header = app.detail.query_one("#detail-header")
+        assert "replica group: 3/3 running" in str(header.render().renderables[0])
+        app.table.select("api")
+        await pilot.pause(0.3)
+        assert app.detail.service == "api" and app.logs.service == "api"

@@ -54,7 +54,7 @@ class ViewActions(_AppBase):
 
     def action_logs_all(self) -> None:
         self.merged_logs = not self.merged_logs
-        self.logs.show(None if self.merged_logs else self.table.selected)
+        self.logs.show(None if self.merged_logs else self.table.log_source)
 
     def action_search(self) -> None:
         def answered(pattern: str | None) -> None:

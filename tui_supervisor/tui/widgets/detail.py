@@ -38,8 +38,9 @@ from tui_supervisor.formatting import (
     shown_state,
     state_colour,
 )
+from tui_supervisor.tui.rows import group_of_key
 from tui_supervisor.tui.store import Store
-from tui_supervisor.tui.widgets.health import dependencies, health
+from tui_supervisor.tui.widgets.health import dependencies, group_summary, health
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 TIMELINE = 5
@@ -328,7 +329,7 @@ class DetailPane(VerticalScroll):
         self.history = self.incident_list = None
         self.history_error = self.incident_error = None
         self._repaint()
-        if service is not None and self.is_mounted:
+        if service is not None and self.is_mounted and group_of_key(service) is None:
             self.run_worker(self.refresh_data(), group="detail-show", exclusive=True)
 
     def view_changed(self) -> None:
@@ -340,8 +341,8 @@ class DetailPane(VerticalScroll):
     async def refresh_data(self) -> None:
         """Fetch the history and the last incidents of the shown service and redraw."""
         name = self.service
-        if name is None:
-            return
+        if name is None or group_of_key(name) is not None:
+            return  # (a group row: no history or incidents of its own)
         hist, herr = await self._ask("resources", "history", {"service": name})
         incs, ierr = await self._ask("incidents", "list", {"service": name, "n": INCIDENTS})
         if name != self.service:
@@ -387,13 +388,16 @@ class DetailPane(VerticalScroll):
     def _draw_header(self, width: int) -> RenderableType:
         if self.service is None:
             return Text("no service selected", style="dim")
+        group = group_of_key(self.service)
+        if group is not None:
+            return group_summary(group, [i.view for i in self.store.services.values()])
         view = self._view()
         if view is None:
             return Text(f"{self.service}: no longer in the config", style="dim")
         return header(view, self.clock())
 
     def _draw_graphs(self, width: int) -> RenderableType:
-        if self.service is None:
+        if self.service is None or group_of_key(self.service) is not None:
             return Text("")
         if self.history_error is not None:
             return Text(f"CPU / MEM: {self.history_error}", style="dim")

@@ -17,7 +17,13 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from tui_supervisor.formatting import fmt_seconds, health_colour
+from tui_supervisor.formatting import (
+    fmt_duration,
+    fmt_seconds,
+    health_colour,
+    shown_state,
+    state_colour,
+)
 
 OUTPUT_LINES = 4
 """Rows of the last probe output shown (after wrapping)."""
@@ -125,3 +131,33 @@ def dependencies(view: Mapping[str, Any], views: Iterable[Mapping[str, Any]]
         for who, d in needed:
             branch.add(_leaf(who, d))
     return Group(Text("Dependencies", style="bold underline"), tree)
+
+
+def group_summary(group: str, views: list[Mapping[str, Any]]) -> RenderableType:
+    """A replica group's row in the detail pane: the group, then one line a replica
+    (state, health, pid, uptime) and what depends on the group."""
+    reps = [v for v in views if v.get("group") == group]
+    up = sum(1 for v in reps if v.get("state") in ("running", "daemonized"))
+    head = Text()
+    head.append(group, style="bold")
+    head.append(f"  replica group: {up}/{len(reps)} running", style="dim")
+    if any("health" in v for v in reps):
+        ready = sum(1 for v in reps if v.get("health") == "ready")
+        head.append(f", {ready}/{len(reps)} ready", style="dim")
+    grid = Table.grid(padding=(0, 1))
+    for style in ("bold", "", "", "dim", "dim"):
+        grid.add_column(style=style, no_wrap=True)
+    for v in reps:
+        state = shown_state(str(v.get("state", "?")), v.get("crash_looping"))
+        grid.add_row(str(v.get("name")), Text(state, style=state_colour(state)),
+                     Text(str(v.get("health") or "-") if "health" in v else "",
+                          style=health_colour(v.get("health"))),
+                     str(v.get("pid") or "-"), fmt_duration(v.get("uptime")))
+    parts: list[RenderableType] = [head, grid]
+    needed = dependents(group, None, views)
+    if needed:
+        tree = Tree(Text("needed by", style="dim"), guide_style="dim")
+        for who, d in needed:
+            tree.add(_leaf(who, d))
+        parts += [Text(""), tree]
+    return Group(*parts)

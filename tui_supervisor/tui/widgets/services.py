@@ -95,6 +95,13 @@ class ServicesTable(DataTable[Any]):
             return replicas_of(group, self._views)
         return [key] if key is not None else []
 
+    @property
+    def log_source(self) -> str | None:
+        """The service whose logs the row under the cursor shows (a group row: its first
+        replica's)."""
+        names = self.selected_names()
+        return names[0] if names else None
+
     def replicas(self, group: str) -> list[str]:
         """The replicas of `group` in the last views synced."""
         return replicas_of(group, self._views)
