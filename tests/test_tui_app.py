@@ -16,12 +16,12 @@ async def test_table_follows_the_engine(make_app, tmp_path: Path) -> None:
                               spec("b", child("crash", "3"), tmp_path, restart="never"))
     async with app.run_test(size=SIZE) as pilot:
         # the state comes with the event, counters with the next snapshot (≤ 1 s)
-        await settle(pilot, lambda: rows(app).get("b", [""] * 6)[1] == "exited" and
-                     rows(app)["b"][5] == "1", "b exited")
+        await settle(pilot, lambda: rows(app).get("b", [""] * 7)[1] == "exited" and
+                     rows(app)["b"][6] == "1", "b exited")
         r = rows(app)
         assert list(r) == ["a", "b"]
-        assert r["a"][1] == "running" and r["a"][2] == str(sup.services["a"].pid)
-        assert r["b"][5] == "1" and r["b"][-1] == "exit code 3"  # FAILS, LAST EXIT
+        assert r["a"][1] == "running" and r["a"][3] == str(sup.services["a"].pid)
+        assert r["b"][6] == "1" and r["b"][-1] == "exit code 3"  # FAILS, LAST EXIT
         header = str(app.query_one("#header").render())
         assert "1 running" in header and "1 exited" in header
 
@@ -33,7 +33,7 @@ async def test_restart_stop_start_keys(make_app, tmp_path: Path) -> None:
         pid = await settle(pilot, lambda: rows(app).get("a") and svc.pid)
         await pilot.press("r")
         await settle(pilot, lambda: svc.pid not in (None, pid) and
-                     rows(app)["a"][2] == str(svc.pid), "restarted")
+                     rows(app)["a"][3] == str(svc.pid), "restarted")
         await pilot.press("s")
         await settle(pilot, lambda: rows(app)["a"][1] == "stopped", "stopped")
         assert svc.pid is None

@@ -131,6 +131,29 @@ def test_lifecycle_lines() -> None:
         "error", "web", "exited: cannot spawn: command not found: nope")
 
 
+@pytest.mark.parametrize(("health", "output", "entry"), [
+    ("ready", "200 OK", ("success", "api", "ready")),
+    ("unready", "503 Service Unavailable\n{\"db\": \"down\"}",
+     ("warning", "api", "unready: 503 Service Unavailable")),  # its first line
+    ("unready", "", ("warning", "api", "unready")),
+    ("unready", "x" * 5000, ("warning", "api", "unready: " + "x" * 200)),  # bounded
+    ("starting", "", ("dim", "api", "starting")),
+    (None, "", None),  # no process: its state change says it
+])
+def test_health_lines(health: str | None, output: str, entry: tuple[str, ...] | None
+                      ) -> None:
+    assert _fmt(kind="health", service="api", health=health, probe="readiness",
+                output=output) == entry
+
+
+def test_waiting_lines() -> None:
+    st = {"kind": "state", "service": "worker", "old": "stopped", "new": "waiting",
+          "pid": None}
+    assert _fmt(**st, reason="waiting for db (ready)") == (
+        "info", "worker", "waiting for db (ready)")
+    assert _fmt(**st, reason="") == ("info", "worker", "waiting")
+
+
 def test_notices_and_what_is_left_out() -> None:
     assert _fmt(kind="notice", level="warning", message="cannot write x", service="web"
                 ) == ("warning", "web", "cannot write x")

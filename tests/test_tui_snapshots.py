@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support import T0, FixedAPI, settle_picture
+from support import HEALTH_SNAPSHOT, T0, FixedAPI, settle_picture
 
 from tui_supervisor.tui.app import SupervisorApp
 
 
-def make_app() -> SupervisorApp:
-    return SupervisorApp(FixedAPI(), mode="attached", clock=lambda: 1000.0,
+def make_app(story: dict[str, Any] | None = None) -> SupervisorApp:
+    return SupervisorApp(FixedAPI(story), mode="attached", clock=lambda: 1000.0,
                          wall_clock=lambda: T0)
 
 
@@ -58,3 +58,26 @@ def test_help(snap_compare: Any) -> None:
         await settle_picture(pilot)
 
     assert snap_compare(make_app(), terminal_size=(140, 40), run_before=run_before)
+
+
+def test_health_dependencies_replicas(snap_compare: Any) -> None:
+    """Issue 14's story: HEALTH, a waiting worker, a replica group; the cursor on the
+    unready api (its probes and output in the detail pane)."""
+    async def run_before(pilot: Any) -> None:
+        await settle_picture(pilot)
+        await pilot.press("j", "j")
+        await settle_picture(pilot)
+
+    assert snap_compare(make_app(HEALTH_SNAPSHOT), terminal_size=(140, 45),
+                        run_before=run_before)
+
+
+def test_waiting_worker_detail(snap_compare: Any) -> None:
+    """The waiting worker's detail, full width: its reason, health, dependency tree."""
+    async def run_before(pilot: Any) -> None:
+        await settle_picture(pilot)
+        await pilot.press("j", "j", "j", "enter")
+        await settle_picture(pilot)
+
+    assert snap_compare(make_app(HEALTH_SNAPSHOT), terminal_size=(140, 45),
+                        run_before=run_before)

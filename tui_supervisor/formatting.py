@@ -15,13 +15,19 @@ CRASH_LOOP = "crash-loop"
 STATE_COLOURS: dict[str, str] = {
     "running": "green", "daemonized": "green", "starting": "cyan", "stopping": "yellow",
     "completed": "green", "backoff": "yellow", "exited": "dim", "stopped": "dim",
-    "fatal": "bold red", "waiting": "cyan",
+    "fatal": "bold red", "waiting": "magenta",
     CRASH_LOOP: "bold red",
 }
 """The one state palette: state (a `State` value, or CRASH_LOOP) -> colour name (Rich
 style syntax)."""
 
-ANSI: dict[str, int] = {"green": 32, "cyan": 36, "yellow": 33, "dim": 90, "bold red": 91}
+HEALTH_COLOURS: dict[str, str] = {"ready": "green", "unready": "bold yellow",
+                                  "starting": "cyan"}
+"""The health palette (`Service.health`: "starting" | "ready" | "unready"); the words
+carry the meaning, so it reads the same without colour (NO_COLOR)."""
+
+ANSI: dict[str, int] = {"green": 32, "cyan": 36, "yellow": 33, "dim": 90, "bold red": 91,
+                        "magenta": 35, "bold yellow": 93}
 """The palette's colour names -> SGR codes, for a plain terminal (the headless console:
 grey for dim, bright red for bold red)."""
 
@@ -29,6 +35,11 @@ grey for dim, bright red for bold red)."""
 def state_colour(state: str) -> str:
     """The palette's colour of a state ("" for one it does not know)."""
     return STATE_COLOURS.get(state, "")
+
+
+def health_colour(health: str | None) -> str:
+    """The palette's colour of a health word ("" for none or one it does not know)."""
+    return HEALTH_COLOURS.get(health or "", "")
 
 
 def shown_state(state: str, crash_looping: bool | None = False) -> str:

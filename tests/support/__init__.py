@@ -25,7 +25,7 @@ from .command_line import (
     write_cfg,
 )
 from .engine import Client, Dashboard, Headless, pids, running
-from .fixed_api import SNAPSHOT, T0, FixedAPI, settle_picture
+from .fixed_api import HEALTH_SNAPSHOT, SNAPSHOT, T0, FixedAPI, settle_picture
 from .paths import CHILDREN, PY, ROOT
 from .pilot import SIZE, rows, settle
 from .procs import (
@@ -44,7 +44,8 @@ from .term import Term
 from .waiting import wait_for, wait_text, wait_until
 
 __all__ = [
-    "CHILDREN", "NEW_SCREEN", "PY", "ROOT", "RUN_ID", "RUN_VAR", "SIZE", "SNAPSHOT", "T0",
+    "CHILDREN", "HEALTH_SNAPSHOT", "NEW_SCREEN", "PY", "ROOT", "RUN_ID", "RUN_VAR", "SIZE",
+    "SNAPSHOT", "T0",
     "TEST_PREFIX", "Client", "Collector", "Dashboard", "FixedAPI", "Headless", "Term",
     "alive", "assert_contiguous", "cli", "cli_env", "config", "copy_package", "free_port",
     "kill_engines", "kill_marked", "marked_pids", "one_error_line", "pids", "reap_zombie_children",

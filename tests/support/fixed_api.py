@@ -66,6 +66,47 @@ SNAPSHOT: dict[str, Any] = {
     ],
 }
 
+def _probe(kind: str, passing: bool, failures: int = 0, took: float = 0.002
+           ) -> dict[str, Any]:
+    return {"kind": kind, "passing": passing, "failures": failures, "last_duration": took}
+
+
+def _dep(name: str, condition: str, met: bool) -> dict[str, Any]:
+    return {"name": name, "condition": condition, "met": met}
+
+
+def _replica(i: int, restarts: int = 0) -> dict[str, Any]:
+    return _svc(f"web-{i}", "running", 4310 + i, group="web", replica=i, health="ready",
+                health_output="200 OK", ready_since=T0 - 3600, restarts=restarts,
+                probes={"readiness": _probe("http", True, took=0.004)},
+                depends_on=[_dep("api", "started", True)])
+
+
+HEALTH_SNAPSHOT: dict[str, Any] = {
+    "engine": SNAPSHOT["engine"],
+    "services": [
+        _svc("db", "running", 4401, health="ready", health_output="", ready_since=T0 - 3700,
+             probes={"readiness": _probe("tcp", True, took=0.0011)}, depends_on=[]),
+        _svc("migrate", "running", 4402, uptime=42.0, health=None, probes={},
+             restart_policy="never", depends_on=[_dep("db", "ready", True)]),
+        _svc("api", "running", 4403, health="unready", ready_since=None,
+             health_output="GET http://127.0.0.1:8080/healthz: 503 Service Unavailable\n"
+                           '{"status": "degraded", "db": "connection pool exhausted '
+                           '(32/32 in use), retrying"}',
+             probes={"readiness": _probe("http", False, failures=4, took=0.031),
+                     "liveness": _probe("exec", True, took=0.21)},
+             depends_on=[_dep("db", "ready", True)]),
+        _svc("worker", "waiting", None, uptime=None, resources={},
+             reason="waiting for migrate (completed_successfully)", health=None,
+             probes={"liveness": _probe("silence", True)},
+             depends_on=[_dep("db", "ready", True),
+                         _dep("migrate", "completed_successfully", False)]),
+        _replica(0), _replica(1, restarts=2), _replica(2),
+    ],
+}
+"""Issue 14's story: health probes, a dependency wait, a replica group (the keys of
+`ServiceView` an older engine leaves out: `health`, `probes`, `depends_on`, `group`...)."""
+
 LINES = [
     ("web", "stdout", '127.0.0.1 - - "GET / HTTP/1.1" 200 -'),
     ("worker", "stdout", "job 41 done in 120 ms"),
@@ -81,14 +122,19 @@ HISTORY = {"cpu_percent": [0.5 + (i % 7) * 0.8 for i in range(120)],
 
 class FixedAPI:
     """A SupervisorAPI that always tells the same story (a partial one: the views hold
-    what the pictures show; tests/typecheck_api.py checks the shape against the API)."""
+    what the pictures show; tests/typecheck_api.py checks the shape against the API).
+    `snap`: the story (SNAPSHOT, or HEALTH_SNAPSHOT); `calls` records the scale calls."""
+
+    def __init__(self, snap: dict[str, Any] | None = None) -> None:
+        self.snap = snap if snap is not None else SNAPSHOT
+        self.calls: list[tuple[str, Any]] = []
 
     async def snapshot(self) -> Snapshot:
-        return cast(Snapshot, SNAPSHOT)
+        return cast(Snapshot, self.snap)
 
     async def subscribe(self, *, logs: bool = True) -> AsyncIterator[EventView]:
         async def stream() -> AsyncIterator[EventView]:
-            yield cast(EventView, {"kind": "snapshot", **SNAPSHOT})
+            yield cast(EventView, {"kind": "snapshot", **self.snap})
             await asyncio.Event().wait()  # no events: a still picture
 
         return stream()
@@ -121,9 +167,6 @@ class FixedAPI:
     async def restart(self, names: list[str], *, rolling: bool = False) -> RestartResult:
         return {"ok": True, "restarted": names}
 
-    async def scale(self, name: str, n: int) -> ScaleResult:
-        return {"ok": True, "group": name, "replicas": n, "started": [], "stopped": []}
-
     async def signal(self, name: str, sig: int | str) -> SignalResult:
         return {"ok": True, "signal": str(sig)}
 
@@ -138,6 +181,15 @@ class FixedAPI:
 
     async def reopen_logs(self) -> ReopenLogsResult:
         return {"ok": True, "reopened": [], "errors": []}
+
+    async def scale(self, name: str, n: int) -> ScaleResult:
+        """`SupervisorAPI.scale`, recorded in `calls` (the story stays put)."""
+        self.calls.append(("scale", (name, n)))
+        have = sorted(int(s["replica"]) for s in self.snap["services"]
+                      if s.get("group") == name)
+        return {"ok": True, "group": name, "replicas": n,
+                "started": [f"{name}-{i}" for i in range(len(have), n)],
+                "stopped": [f"{name}-{i}" for i in range(n, len(have))][::-1]}
 
 
 async def settle_picture(pilot: Any) -> None:

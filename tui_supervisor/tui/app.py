@@ -65,6 +65,10 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         Binding("escape", "leave_full", "Leave full screen", show=False),
         Binding("f", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
+        Binding("z", "fold", "Fold / unfold a replica group", show=False),
+        Binding("plus", "scale_by(1)", "Scale the group: one replica more", show=False),
+        Binding("minus", "scale_by(-1)", "Scale the group: one replica fewer", show=False),
+        Binding("equals_sign", "scale", "Scale the group to N replicas…", show=False),
         Binding("enter", "detail", "Detail", show=False),
         Binding("R", "reload", "Reload config"),
         Binding("ctrl+r", "reload_code", "Reload code", show=False),
@@ -154,8 +158,8 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
             dirty = None  # type: ignore[assignment]
         views = {n: i.view for n, i in self.store.services.items()}
         table.sync(views, dirty if not self._backoff_rows() else None, now=self.clock())
-        selected = table.selected
-        if not self._follow_cursor() and (dirty is None or (selected and selected in dirty)):
+        shown = set(table.selected_names())  # a group row shows its replicas
+        if not self._follow_cursor() and (dirty is None or shown & dirty):
             self.detail.view_changed()
         self._widgets[3].render_from(
             self.store, self.mode, self.config_error, self.link)
@@ -167,13 +171,13 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
 
     def _follow_cursor(self) -> bool:
         """The detail and log panes show the service under the cursor; True if it moved."""
-        selected = self.table.selected
+        selected = self.table.selected_key  # a service, or a group row
         if selected == self._current or selected is None:
             return False
         self._current = selected
         self.detail.show(selected)
         if not self.merged_logs:
-            self.logs.show(selected)
+            self.logs.show(self.table.log_source)
         return True
 
     def on_data_table_row_highlighted(self) -> None:

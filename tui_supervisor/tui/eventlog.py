@@ -143,20 +143,28 @@ def _state(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
         return Entry(t, "warning", who, f"daemonized{why}")
     if new == "completed":  # a job done: its clean exit is the success, not a crash
         return Entry(t, "success", who, f"completed{why}")
+    if new == "waiting":  # the reason says for what: "waiting for db (ready)"
+        return Entry(t, "info", who, reason if reason.startswith("waiting") else
+                     f"waiting{why}")
     return None  # stopping (the stop ends in "stopped"), exited (the exit said it)
 
 
+HEALTH_OUTPUT = 200
+"""Characters of a probe's output an "unready" line keeps (its first line)."""
+
+
 def _health(t: float, who: str, ev: Mapping[str, Any]) -> Entry | None:
-    """A health transition: "ready", "unready: <the probe's output>", "starting"; none
-    when the probes stop with the process (its state change says it)."""
-    health, out = ev.get("health"), str(ev.get("output") or "").strip()
+    """A HealthChanged event: "ready", "unready: <the probe's output>", "starting"; the
+    end of health (no process) is told by the state change."""
+    health = ev.get("health")
     if health == "ready":
         return Entry(t, "success", who, "ready")
     if health == "unready":
-        return Entry(t, "warning", who, f"unready: {out.splitlines()[0][:200]}" if out
-                     else "unready")
+        lines = str(ev.get("output") or "").strip().splitlines()
+        first = lines[0][:HEALTH_OUTPUT] if lines else ""
+        return Entry(t, "warning", who, f"unready: {first}" if first else "unready")
     if health == "starting":
-        return Entry(t, "dim", who, "starting (probes)")
+        return Entry(t, "dim", who, "starting")
     return None
 
 

@@ -15,9 +15,9 @@ from tui_supervisor.formatting import (
 )
 
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("name", "NAME"), ("state", "STATE"), ("pid", "PID"), ("uptime", "UPTIME"),
-    ("restarts", "RESTARTS"), ("failures", "FAILS"), ("mttr", "MTTR"), ("avail", "AVAIL"),
-    ("cpu", "CPU"), ("mem", "MEM"), ("last", "LAST EXIT"),
+    ("name", "NAME"), ("state", "STATE"), ("health", "HEALTH"), ("pid", "PID"),
+    ("uptime", "UPTIME"), ("restarts", "RESTARTS"), ("failures", "FAILS"), ("mttr", "MTTR"),
+    ("avail", "AVAIL"), ("cpu", "CPU"), ("mem", "MEM"), ("last", "LAST EXIT"),
 )
 """(key, label) in display order."""
 
@@ -45,7 +45,19 @@ def state_text(v: dict[str, Any], now: float | None = None) -> str:
         return f"restarting in {left:.1f}s{of}" if left is not None else f"backoff{of}"
     if state == "fatal":
         return f"fatal: {v.get('reason') or '?'}"
+    if state == "waiting":  # the reason says for what: "waiting for db (ready)"
+        reason = str(v.get("reason") or "")
+        return reason if reason.startswith("waiting") else \
+            f"waiting: {reason}" if reason else "waiting"
     return state
+
+
+def health_text(v: dict[str, Any]) -> str:
+    """The HEALTH cell: ready / unready / starting, "-" with no probe (or no process),
+    "" from an engine that does not tell health at all (no `health` key)."""
+    if "health" not in v:
+        return ""
+    return str(v.get("health") or "-")
 
 
 def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
@@ -60,6 +72,7 @@ def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
     return {
         "name": str(v.get("name", "?")),
         "state": state_text(v, now),
+        "health": health_text(v),
         "pid": str(v.get("pid") or "-"),
         "uptime": fmt_duration(uptime),
         "restarts": str(v.get("restarts", 0)),
@@ -88,3 +101,68 @@ def sort_value(v: dict[str, Any], key: str) -> Any:
     if key == "avail":
         return (x is None, x if x is not None else 0.0)
     return (x is None, -(x or 0))
+
+
+# -- replica groups -----------------------------------------------------------------------
+GROUP = "group:"
+"""Row keys of group rows: "group:web" (a service's name never holds a colon)."""
+UP = ("running", "daemonized")
+
+
+def group_key(group: str) -> str:
+    return GROUP + group
+
+
+def group_of_key(key: str) -> str | None:
+    """The group a row key names (None: a service's row)."""
+    return key[len(GROUP):] if key.startswith(GROUP) else None
+
+
+def arrange(names: list[str], views: dict[str, dict[str, Any]], folded: set[str]
+            ) -> list[str]:
+    """Row keys in display order: a replica group's row where its first replica (in
+    `names`' order) would be, its replicas after it (none while it is folded)."""
+    members: dict[str, list[str]] = {}
+    for n in names:
+        g = views[n].get("group")
+        if g is not None:
+            members.setdefault(str(g), []).append(n)
+    out: list[str] = []
+    for n in names:
+        g = views[n].get("group")
+        if g is None:
+            out.append(n)
+        elif group_key(str(g)) not in out:
+            out.append(group_key(str(g)))
+            if str(g) not in folded:
+                out += members[str(g)]
+    return out
+
+
+def replicas_of(group: str, views: dict[str, dict[str, Any]]) -> list[str]:
+    return [n for n, v in views.items() if v.get("group") == group]
+
+
+def group_state(replicas: list[dict[str, Any]]) -> str:
+    """The state a group row shows: "running" when all are up, "stopped"/"fatal"/...
+    when all share a state, else "mixed" (its colour comes from it)."""
+    states = {str(v.get("state")) for v in replicas}
+    if states <= set(UP):
+        return "running"
+    return states.pop() if len(states) == 1 else "mixed"
+
+
+def group_cells(group: str, replicas: list[dict[str, Any]], folded: bool) -> dict[str, str]:
+    """A group row: "▸ web" folded / "▾ web" open, "2/3 running", "3/3 ready",
+    restarts and failures summed; per-process columns left blank."""
+    up = sum(1 for v in replicas if v.get("state") in UP)
+    n = len(replicas)
+    health = ""
+    if any("health" in v for v in replicas):
+        ready = sum(1 for v in replicas if v.get("health") == "ready")
+        health = f"{ready}/{n} ready"
+    blank = {key: "" for key, _ in COLUMNS}
+    return {**blank, "name": f"{'▸' if folded else '▾'} {group}",
+            "state": f"{up}/{n} running", "health": health,
+            "restarts": str(sum(int(v.get("restarts") or 0) for v in replicas)),
+            "failures": str(sum(int(v.get("failures") or 0) for v in replicas))}

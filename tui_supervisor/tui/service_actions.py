@@ -1,17 +1,20 @@
 """The keys and commands that act on services through the engine: restart, stop, start
-(the selected one, or all after a confirmation), send a signal, reload the config or the
-supervisor's own code. Each says its outcome, or the error, as a notification.
+(the selected one, a group's replicas, or all after a confirmation), send a signal, scale
+a replica group, reload the config or the supervisor's own code. Each says its outcome,
+or the error, as a notification.
 
 A mixin of `SupervisorApp`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from tui_supervisor.engine.api import SupervisorAPI
-from tui_supervisor.tui.screens.dialogs import ConfirmScreen, SignalScreen
+from tui_supervisor.tui.screens.dialogs import ConfirmScreen, PromptScreen, SignalScreen
 from tui_supervisor.tui.store import Store
+from tui_supervisor.tui.widgets.health import stop_affects
 from tui_supervisor.tui.widgets.services import ServicesTable
 
 if TYPE_CHECKING:
@@ -23,8 +26,26 @@ else:  # mypy checks it as the App it is mixed into; at run time a plain class, 
     _AppBase = object
 
 
+def scale_summary(r: Mapping[str, Any]) -> str:
+    """A `ScaleResult` in words: "web: 4 replicas (started web-3)"."""
+    n = r.get("replicas")
+    said = [f"{r.get('group', '?')}: {n} replica{'' if n == 1 else 's'}"]
+    moves = [f"{verb} {', '.join(map(str, r.get(verb) or ()))}"
+             for verb in ("started", "stopped") if r.get(verb)]
+    return said[0] + (f" ({'; '.join(moves)})" if moves else " (no change)")
+
+
+def scale_count(text: str | None) -> int | None:
+    """The prompt's answer as a replica count (None: not a count, or cancelled)."""
+    try:
+        n = int((text or "").strip())
+    except ValueError:
+        return None
+    return n if n >= 0 else None
+
+
 class ServiceActions(_AppBase):
-    """r, s, S, K, R, ctrl+r and the "… all" commands."""
+    """r, s, S, K, +, -, R, ctrl+r and the "… all" commands."""
 
     # What it uses of the app.
     api: SupervisorAPI
@@ -40,6 +61,13 @@ class ServiceActions(_AppBase):
             self.notify("no service selected", severity="warning")
         return name
 
+    def _targets(self) -> list[str]:
+        """The selected service, or every replica of the selected group row."""
+        names = self.table.selected_names()
+        if not names:
+            self.notify("no service selected", severity="warning")
+        return names
+
     async def _call(self, verb: str, names: list[str]) -> None:
         try:
             await getattr(self.api, verb)(names)
@@ -50,16 +78,31 @@ class ServiceActions(_AppBase):
                     timeout=3)
 
     async def action_restart(self) -> None:
-        if (name := self._target()) is not None:
-            await self._call("restart", [name])
+        if names := self._targets():
+            await self._call("restart", names)
 
     async def action_stop(self) -> None:
-        if (name := self._target()) is not None:
-            await self._call("stop", [name])
+        """Asks first when services that depend on these are up (they would go down or
+        wait: the engine stops dependents with `restart: true`)."""
+        if not (names := self._targets()):
+            return
+        affected = stop_affects(names, (i.view for i in self.store.services.values()))
+        if not affected:
+            await self._call("stop", names)
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self._call("stop", names)
+
+        self.push_screen(ConfirmScreen(
+            f"Stop {', '.join(names)}? {', '.join(affected)} depend"
+            f"{'s' if len(affected) == 1 else ''} on "
+            f"{'it' if len(names) == 1 else 'them'} and will stop or wait."), answered)
 
     async def action_start(self) -> None:
-        if (name := self._target()) is not None:
-            await self._call("start", [name])
+        if names := self._targets():
+            await self._call("start", names)
 
     def _all(self, verb: str) -> None:
         names = list(self.store.services)
@@ -95,6 +138,56 @@ class ServiceActions(_AppBase):
             self.notify(f"sent {r.get('signal', sig)} to {name}" if r.get("ok") else
                         f"{name} has no process to signal", timeout=3,
                         severity="information" if r.get("ok") else "warning")
+
+    # -- scaling a replica group ------------------------------------------------------
+    def _group(self) -> str | None:
+        group = self.table.selected_group
+        if group is None:
+            self.notify("not a replica group (select a group or one of its replicas)",
+                        severity="warning")
+        return group
+
+    async def action_scale_by(self, step: int) -> None:
+        """+ / -: one replica more or fewer (never below one: 0 from the palette)."""
+        if (group := self._group()) is None:
+            return
+        n = len(self.table.replicas(group)) + step
+        if n < 1:
+            self.notify(f"{group}: one replica left (scale to 0 from the palette)",
+                        severity="warning")
+            return
+        await self._scale(group, n)
+
+    def action_scale(self) -> None:
+        """The palette's "Scale the selected group…": asks for N."""
+        if (group := self._group()) is None:
+            return
+
+        async def answered(text: str | None) -> None:
+            if text is None:
+                return
+            n = scale_count(text)
+            if n is None:
+                self.notify(f"scale {group}: {text!r} is not a number of replicas",
+                            severity="error")
+                return
+            await self._scale(group, n)
+
+        self.push_screen(PromptScreen(f"Scale {group} to how many replicas?",
+                                      str(len(self.table.replicas(group)))), answered)
+
+    async def _scale(self, group: str, n: int) -> None:
+        try:
+            r = await self.api.scale(group, n)
+        except Exception as e:  # an engine from before replicas answers unknown_verb
+            older = getattr(e, "code", None) == "unknown_verb"
+            self.notify("this engine cannot scale (an older version)" if older
+                        else f"scale {group}: {e}", severity="warning" if older else "error")
+            return
+        if r.get("ok"):
+            self.notify(f"scaled {scale_summary(r)}", timeout=4)
+        else:
+            self.notify(f"scale {group}: {r.get('error') or 'refused'}", severity="warning")
 
     async def action_reload(self) -> None:
         """The outcome comes back as the engine's notice (`_on_notice`), as it does for

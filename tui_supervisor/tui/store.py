@@ -114,6 +114,10 @@ class Store:
                               else ev.get("uptime"), "text": text}
         elif kind == "spawn":
             v["pid"] = ev.get("pid")
+        elif kind == "health":  # the HEALTH cell at once, not at the next snapshot
+            v["health"] = ev.get("health")
+            if ev.get("output") is not None:
+                v["health_output"] = ev.get("output")
         else:
             return
         self.dirty.add(info.name)

@@ -54,7 +54,7 @@ class ViewActions(_AppBase):
 
     def action_logs_all(self) -> None:
         self.merged_logs = not self.merged_logs
-        self.logs.show(None if self.merged_logs else self.table.selected)
+        self.logs.show(None if self.merged_logs else self.table.log_source)
 
     def action_search(self) -> None:
         def answered(pattern: str | None) -> None:
@@ -104,6 +104,16 @@ class ViewActions(_AppBase):
         self.store.order_changed = True
         self._tick()
         self.notify(f"sorted by {self.table.sort_key or 'config order'}", timeout=2)
+
+    def action_fold(self) -> None:
+        """Fold / unfold the replica group under the cursor (its row or a replica's)."""
+        group = self.table.selected_group
+        if group is None:
+            self.notify("not a replica group", severity="warning", timeout=2)
+            return
+        self.table.toggle_fold(group)
+        self.store.order_changed = True
+        self._tick()
 
     def action_detail(self) -> None:
         self.screen.toggle_class("detail-full")

@@ -38,7 +38,9 @@ from tui_supervisor.formatting import (
     shown_state,
     state_colour,
 )
+from tui_supervisor.tui.rows import group_of_key
 from tui_supervisor.tui.store import Store
+from tui_supervisor.tui.widgets.health import dependencies, group_summary, health
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 TIMELINE = 5
@@ -149,9 +151,13 @@ def header(view: dict[str, Any], now: float) -> RenderableType:
     out = Text()
     out.append(str(view.get("name", "?")), style="bold")
     out.append("  ")
-    out.append(state, style=state_colour(state))
-    if view.get("reason"):
-        out.append(f" ({view['reason']})")
+    reason = str(view.get("reason") or "")
+    if state == "waiting" and reason.startswith("waiting"):  # "waiting for db (ready)"
+        out.append(reason, style=state_colour(state))
+    else:
+        out.append(state, style=state_colour(state))
+        if reason:
+            out.append(f" ({reason})")
     out.append(f"   pid {view.get('pid') or '-'}   up {fmt_duration(view.get('uptime'))}")
     last = view.get("last_exit") or {}
     if last.get("text"):
@@ -249,22 +255,31 @@ def incidents(items: list[dict[str, Any]] | None, error: str | None, now: float,
 
 # -- widgets ------------------------------------------------------------------------------
 class DetailPart(Widget):
-    """One section of the pane: drawn by a function of the width, at render time."""
+    """One section of the pane: drawn by a function of the width, at render time.
+    `optional`: hidden (no line, no margin) while it draws nothing."""
 
     DEFAULT_CSS = """
     DetailPart { height: auto; margin-bottom: 1; }
     """
 
-    def __init__(self, draw: Callable[[int], RenderableType], *, id: str | None = None
-                 ) -> None:
+    def __init__(self, draw: Callable[[int], RenderableType], *, id: str | None = None,
+                 optional: bool = False) -> None:
         super().__init__(id=id)
         self._draw = draw
+        self.optional = optional
+        self.display = not optional
 
     def render(self) -> RenderableType:
         return self._draw(max(1, self.size.width))
 
     def redraw(self) -> None:
         """Repaint; a layout pass (of the whole screen) only when the height changes."""
+        if self.optional:  # a hidden part has no width: judge emptiness at a nominal one
+            drawn = self._draw(max(1, self.content_size.width or 40))
+            empty = isinstance(drawn, Text) and not drawn.plain
+            if self.display == empty:
+                self.display = not empty  # (a layout pass follows)
+                return
         width = self.content_size.width
         if not width:
             self.refresh(layout=True)
@@ -298,6 +313,8 @@ class DetailPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield DetailPart(self._draw_header, id="detail-header")
+        yield DetailPart(self._draw_health, id="detail-health", optional=True)
+        yield DetailPart(self._draw_deps, id="detail-deps", optional=True)
         yield DetailPart(self._draw_graphs, id="detail-graphs")
         yield DetailPart(self._draw_facts, id="detail-facts")
         yield DetailPart(self._draw_timeline, id="detail-timeline")
@@ -312,19 +329,20 @@ class DetailPane(VerticalScroll):
         self.history = self.incident_list = None
         self.history_error = self.incident_error = None
         self._repaint()
-        if service is not None and self.is_mounted:
+        if service is not None and self.is_mounted and group_of_key(service) is None:
             self.run_worker(self.refresh_data(), group="detail-show", exclusive=True)
 
     def view_changed(self) -> None:
         """The service's snapshot row changed: redraw the text parts from the store."""
-        for part in ("#detail-header", "#detail-facts", "#detail-timeline"):
+        for part in ("#detail-header", "#detail-health", "#detail-deps", "#detail-facts",
+                     "#detail-timeline"):
             self._refresh_part(part)
 
     async def refresh_data(self) -> None:
         """Fetch the history and the last incidents of the shown service and redraw."""
         name = self.service
-        if name is None:
-            return
+        if name is None or group_of_key(name) is not None:
+            return  # (a group row: no history or incidents of its own)
         hist, herr = await self._ask("resources", "history", {"service": name})
         incs, ierr = await self._ask("incidents", "list", {"service": name, "n": INCIDENTS})
         if name != self.service:
@@ -370,19 +388,32 @@ class DetailPane(VerticalScroll):
     def _draw_header(self, width: int) -> RenderableType:
         if self.service is None:
             return Text("no service selected", style="dim")
+        group = group_of_key(self.service)
+        if group is not None:
+            return group_summary(group, [i.view for i in self.store.services.values()])
         view = self._view()
         if view is None:
             return Text(f"{self.service}: no longer in the config", style="dim")
         return header(view, self.clock())
 
     def _draw_graphs(self, width: int) -> RenderableType:
-        if self.service is None:
+        if self.service is None or group_of_key(self.service) is not None:
             return Text("")
         if self.history_error is not None:
             return Text(f"CPU / MEM: {self.history_error}", style="dim")
         if self.history is None:
             return Text("CPU / MEM: loading…", style="dim")
         return graphs(self.history, width, self.graph_rows())
+
+    def _draw_health(self, width: int) -> RenderableType:
+        view = self._view()
+        return health(view, width) if view is not None else Text("")
+
+    def _draw_deps(self, width: int) -> RenderableType:
+        view = self._view()
+        if view is None:
+            return Text("")
+        return dependencies(view, (i.view for i in self.store.services.values()))
 
     def _draw_facts(self, width: int) -> RenderableType:
         view = self._view()

@@ -1,6 +1,7 @@
 """The services table: one keyed row per service, updated cell by cell (only cells whose
 text changed), sortable, filterable; the cursor stays on the same service across updates,
-sorts and filters."""
+sorts, filters and folds. Replicas (`group` in their view) sit under a group row
+("▾ web", aggregates) that folds them away (`toggle_fold`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,22 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from tui_supervisor.formatting import shown_state, state_colour
-from tui_supervisor.tui.rows import COLUMNS, cells, sort_value
+from tui_supervisor.formatting import health_colour, shown_state, state_colour
+from tui_supervisor.tui.rows import (
+    COLUMNS,
+    arrange,
+    cells,
+    group_cells,
+    group_key,
+    group_of_key,
+    group_state,
+    replicas_of,
+    sort_value,
+)
 
 RIGHT = {"pid", "restarts", "failures", "mttr", "avail", "cpu", "mem", "uptime"}
-WIDTHS = {"state": 26, "pid": 7, "uptime": 7, "restarts": 8, "failures": 5, "mttr": 6,
-          "avail": 7, "cpu": 6, "mem": 7, "last": 22}
+WIDTHS = {"state": 26, "health": 10, "pid": 7, "uptime": 7, "restarts": 8, "failures": 5, "mttr": 6,
+          "avail": 7, "cpu": 6, "mem": 7, "last": 14}
 """Fixed widths (cells are updated in place; the name column grows with the names)."""
 
 
@@ -40,6 +51,9 @@ class ServicesTable(DataTable[Any]):
         self._shown: dict[str, dict[str, str]] = {}
         """Service -> the cell texts on screen (to update only what changed)."""
         self._order: list[str] = []
+        self.folded: set[str] = set()
+        """Replica groups folded (kept while the app runs)."""
+        self._views: dict[str, dict[str, Any]] = {}
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -47,8 +61,8 @@ class ServicesTable(DataTable[Any]):
                             width=WIDTHS.get(key))
 
     @property
-    def selected(self) -> str | None:
-        """The service under the cursor."""
+    def selected_key(self) -> str | None:
+        """The row key under the cursor: a service's name, or a group row's key."""
         if not self.row_count:
             return None
         try:
@@ -56,15 +70,76 @@ class ServicesTable(DataTable[Any]):
         except Exception:  # no row at the cursor
             return None
 
+    @property
+    def selected(self) -> str | None:
+        """The service under the cursor (None on a group row)."""
+        key = self.selected_key
+        return key if key is None or group_of_key(key) is None else None
+
+    @property
+    def selected_group(self) -> str | None:
+        """The replica group under the cursor: its row, or one of its replicas'."""
+        key = self.selected_key
+        if key is None:
+            return None
+        group = group_of_key(key)
+        if group is None and key in self._views:
+            group = self._views[key].get("group")
+        return None if group is None else str(group)
+
+    def selected_names(self) -> list[str]:
+        """The services the cursor stands for: its service, or all of a group's replicas."""
+        key = self.selected_key
+        group = group_of_key(key) if key is not None else None
+        if group is not None:
+            return replicas_of(group, self._views)
+        return [key] if key is not None else []
+
+    @property
+    def log_source(self) -> str | None:
+        """The service whose logs the row under the cursor shows (a group row: its first
+        replica's)."""
+        names = self.selected_names()
+        return names[0] if names else None
+
+    def replicas(self, group: str) -> list[str]:
+        """The replicas of `group` in the last views synced."""
+        return replicas_of(group, self._views)
+
     def select(self, name: str) -> None:
         if name in self._shown:
             self.move_cursor(row=self.get_row_index(name), animate=False)
 
+    def toggle_fold(self, group: str) -> None:
+        """Fold or unfold a group's replicas; the caller re-syncs (order changed)."""
+        self.folded ^= {group}
+
+    def _texts(self, key: str, now: float) -> tuple[dict[str, str], dict[str, Any]]:
+        """A row's cell texts and the view its colours come from."""
+        group = group_of_key(key)
+        if group is None:
+            texts = cells(self._views[key], now)
+            if self._views[key].get("group") is not None:
+                texts["name"] = "  " + texts["name"]  # under its group row
+            return texts, self._views[key]
+        reps = [self._views[n] for n in replicas_of(group, self._views)]
+        all_ready = all(v.get("health") == "ready" for v in reps)
+        return (group_cells(group, reps, group in self.folded),
+                {"state": group_state(reps), "group_row": True,
+                 "health": "ready" if all_ready else "unready"})
+
     def _cell(self, key: str, text: str, view: dict[str, Any]) -> Text:
-        t = Text(text, justify="right" if key in RIGHT else "left", no_wrap=True)
-        if key == "state":
+        t = Text(text, justify="right" if key in RIGHT else "left", no_wrap=True,
+                 overflow="ellipsis")
+        if key == "state" and view.get("group_row"):
+            # all up: running's colour; some: stopping's (yellow); all alike: theirs
+            state = str(view.get("state"))
+            t.stylize(state_colour(state if state != "mixed" else "stopping"))
+        elif key == "state":
             t.stylize(state_colour(shown_state(str(view.get("state")),
                                                view.get("crash_looping"))))
+        elif key == "health":  # a group row's: ready when all are, else unready
+            t.stylize(health_colour(view.get("health") if view.get("group_row") else text))
         elif key == "name":
             t.stylize("bold")
         return t
@@ -75,7 +150,7 @@ class ServicesTable(DataTable[Any]):
                  if not f or f in n.lower() or f in str(v.get("state", "")).lower()]
         if self.sort_key is not None:
             names.sort(key=lambda n: sort_value(views[n], self.sort_key or "name"))
-        return names
+        return arrange(names, views, self.folded)
 
     def sync(self, views: dict[str, dict[str, Any]], changed: set[str] | None = None,
              now: float | None = None) -> int:
@@ -85,8 +160,12 @@ class ServicesTable(DataTable[Any]):
         if changed is not None and not changed and self._order:
             return 0  # nothing changed: same rows, same order, same texts (most ticks)
         now = now if now is not None else time.monotonic()
-        keep = self.selected
+        self._views = views
+        keep = self.selected_key
         wanted = self._visible(views)
+        if changed is not None:  # a replica's change is its group row's too
+            changed = changed | {group_key(str(views[n]["group"])) for n in changed
+                                 if n in views and views[n].get("group") is not None}
         written = 0
         if wanted != self._order:
             for gone in [n for n in self._order if n not in wanted]:
@@ -94,24 +173,27 @@ class ServicesTable(DataTable[Any]):
                 self._shown.pop(gone, None)
             for name in wanted:
                 if name not in self._shown:
-                    texts = cells(views[name], now)
-                    self.add_row(*(self._cell(k, texts[k], views[name]) for k, _ in COLUMNS),
+                    texts, view = self._texts(name, now)
+                    self.add_row(*(self._cell(k, texts[k], view) for k, _ in COLUMNS),
                                  key=name)
                     self._shown[name] = texts
                     written += len(texts)
             changed = None
         for name in wanted if changed is None else [n for n in changed if n in self._shown]:
-            texts = cells(views[name], now)
+            texts, view = self._texts(name, now)
             old = self._shown[name]
             for key, _ in COLUMNS:
                 if texts[key] != old.get(key):
-                    self.update_cell(name, key, self._cell(key, texts[key], views[name]),
+                    self.update_cell(name, key, self._cell(key, texts[key], view),
                                      update_width=key == "name")
                     written += 1
             self._shown[name] = texts
         if wanted != self._current_order():
-            self._rows_in({n: i for i, n in enumerate(wanted)})
+            self._rows_in({self._shown[n]["name"]: i for i, n in enumerate(wanted)})
         self._order = wanted
+        if keep is not None and keep not in self._shown and keep in views and \
+                views[keep].get("group") is not None:  # folded away: onto its group
+            keep = group_key(str(views[keep]["group"]))
         if keep is not None and keep in self._shown:
             self.select(keep)
         return written
@@ -121,5 +203,5 @@ class ServicesTable(DataTable[Any]):
 
     def _rows_in(self, index: dict[str, int]) -> None:
         """Put rows in the order of `index` (DataTable sorts by cell values; sort by the
-        row key's position instead, through the name column)."""
+        row's position instead, through the name column's text, unique per row)."""
         self.sort("name", key=lambda name_cell: index.get(str(name_cell), 1 << 30))
