@@ -30,7 +30,7 @@ def test_version() -> None:
 def test_check_example_ok(tmp_path: Path) -> None:
     r = cli(tmp_path, "check", "-c", str(ROOT / "config.example.yaml"))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().endswith("ok (4 services)")
+    assert r.stdout.strip().endswith("ok (5 services)")
 
 
 def test_packaged_demo_is_the_example() -> None:
@@ -56,10 +56,14 @@ def test_example_runs_for_3s_and_stops_clean(tmp_path: Path, engines) -> None:
     e = engines(ROOT / "config.example.yaml")
     out = e.wait_out("chatty", count=3)
     time.sleep(3)  # the thing tested: the example runs for 3 s
+    # the worker waits for web's readiness and the migration, then starts
+    e.wait_out(f"{'worker'.ljust(10)} * starting pid", timeout=30)
     assert e.stop() == 0
     out = e.out
-    for name in ("web", "worker", "chatty", "leaky"):
+    for name in ("web", "migrate", "worker", "chatty", "leaky"):
         assert f"{name.ljust(10)} * starting pid" in out, out
+    assert f"{'worker'.ljust(10)} * waiting" in out, out
+    assert out.index("migrate    * completed") < out.index("worker     * starting pid"), out
     assert "request 1 GET" in out  # chatty's output, name-prefixed
     assert "all stopped" in out
     assert "Traceback" not in out
