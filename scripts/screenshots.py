@@ -48,19 +48,21 @@ async def main() -> None:
     try:
         app = SupervisorApp(sup)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(10)  # graphs get points, chatty gets chatty
-            worker = sup.services["worker"]
-            if worker.pid:
-                os.kill(worker.pid, signal.SIGKILL)
-            await pilot.pause(3)
 
             async def shot(name: str) -> None:
                 await pilot.pause(1.2)
                 app.save_screenshot(f"{name}.svg", str(OUT))
                 print(f"wrote {OUT / name}.svg")
 
+            await shot("waiting")  # web's probe starting, the worker waiting for it
+            await pilot.pause(10)  # graphs get points, chatty gets chatty
+            worker = sup.services["worker"]
+            if worker.pid:
+                os.kill(worker.pid, signal.SIGKILL)
+            await pilot.pause(3)
+
             await shot("dashboard")
-            await pilot.press("j")  # worker
+            await pilot.press("j", "j")  # worker
             await pilot.press("enter")
             await shot("detail")
             await pilot.press("enter", "a")
