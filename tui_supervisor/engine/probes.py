@@ -142,6 +142,8 @@ class FastCheck:
         self.loop, self.request, self.full, self.done = loop, request, full, done
         self.timeout = timeout
         self.data = b""
+        self.writing = False
+        """Registered for writable (still connecting)."""
         self.sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
                                   | socket.SOCK_CLOEXEC)
         self.fd = self.sock.fileno()
@@ -164,6 +166,7 @@ class FastCheck:
             else:
                 loop.add_reader(self.fd, self._readable)
                 return
+        self.writing = True
         loop.add_writer(self.fd, self._connected)
 
     def _timed_out(self) -> None:
@@ -176,7 +179,8 @@ class FastCheck:
     def _finish(self, data: bytes | None, error: str | None) -> None:
         if self.fd < 0:
             return
-        self.loop.remove_writer(self.fd)
+        if self.writing:
+            self.loop.remove_writer(self.fd)
         self.loop.remove_reader(self.fd)
         self.timer.cancel()
         with contextlib.suppress(OSError):  # close with a reset: no FIN exchange, no
@@ -194,6 +198,7 @@ class FastCheck:
             self._finish(b"", None)
             return
         self.loop.remove_writer(self.fd)
+        self.writing = False
         try:
             self.sock.send(self.request)  # a few hundred bytes: an empty socket takes them
         except OSError as e:
