@@ -65,8 +65,8 @@ def health_of(health: HealthSpec, tracks: dict[str, Track]) -> str | None:
     """"starting", "ready", "unready" or None (no probe). Before the startup probe
     passes: starting. With a readiness probe: ready / unready once it has a verdict
     (starting before). Without one: ready once started."""
-    if not health.probes():
-        return None
+    if health.startup is None and health.readiness is None and health.liveness is None:
+        return None  # (not `health.probes()`: this runs for every check)
     if not startup_passed(health, tracks):
         return "starting"
     if health.readiness is None:

@@ -140,17 +140,37 @@ class FastCheck:
                  family: int = socket.AF_INET) -> None:
         """`family`: AF_INET6 for an IPv6 `host` (`ip_family`)."""
         self.loop, self.request, self.full, self.done = loop, request, full, done
+        self.timeout = timeout
         self.data = b""
+        self.writing = False
+        """Registered for writable (still connecting)."""
         self.sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
                                   | socket.SOCK_CLOEXEC)
         self.fd = self.sock.fileno()
-        self.timer = loop.call_later(timeout, self._finish, None,
-                                     f"timed out after {timeout:g}s")
+        self.timer = loop.call_later(timeout, self._timed_out)
         err = self.sock.connect_ex((host, port))
         if err not in (0, errno.EINPROGRESS):
             self.loop.call_soon(self._finish, None, os.strerror(err))
             return
+        if request is not None:
+            # Send at once: a loopback connection is usually up when connect returns,
+            # which saves waiting for writable (two epoll_ctl and a getsockopt a check).
+            try:
+                self.sock.send(request)
+            except (BlockingIOError, InterruptedError):
+                pass  # still connecting: as below
+            except OSError as e:
+                if e.errno != errno.ENOTCONN:
+                    self.loop.call_soon(self._finish, None, _words(e))
+                    return
+            else:
+                loop.add_reader(self.fd, self._readable)
+                return
+        self.writing = True
         loop.add_writer(self.fd, self._connected)
+
+    def _timed_out(self) -> None:
+        self._finish(None, f"timed out after {self.timeout:g}s")
 
     def cancel(self) -> None:
         self.done = _ignore
@@ -159,7 +179,8 @@ class FastCheck:
     def _finish(self, data: bytes | None, error: str | None) -> None:
         if self.fd < 0:
             return
-        self.loop.remove_writer(self.fd)
+        if self.writing:
+            self.loop.remove_writer(self.fd)
         self.loop.remove_reader(self.fd)
         self.timer.cancel()
         with contextlib.suppress(OSError):  # close with a reset: no FIN exchange, no
@@ -177,6 +198,7 @@ class FastCheck:
             self._finish(b"", None)
             return
         self.loop.remove_writer(self.fd)
+        self.writing = False
         try:
             self.sock.send(self.request)  # a few hundred bytes: an empty socket takes them
         except OSError as e:
