@@ -308,9 +308,9 @@ class ServiceProbes:
         self.last_output = time.monotonic()
         if not self._patterns or self.log_ready:
             return
-        text = b"".join(bytes(s) for s in segments).decode("utf-8", "replace")
+        lines = b"".join(segments).decode("utf-8", "replace").splitlines()
         for name, pattern in self._patterns.items():
-            for line in text.splitlines():
+            for line in lines:
                 if pattern.search(line):
                     self.log_ready = True
                     self._tell(name, True, line)
