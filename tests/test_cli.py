@@ -93,7 +93,9 @@ def test_sighup_reloads_config_by_diff(tmp_path: Path, engines) -> None:
     assert not alive(before["c"])
     # an invalid edit changes nothing
     good = cfg.read_text()
-    cfg.write_text("services:\n  a: {command: [x], restart: bogus}\n")
+    tmp = cfg.with_suffix(".tmp")  # atomically: the file watcher may read it mid-write
+    tmp.write_text("services:\n  a: {command: [x], restart: bogus}\n")
+    tmp.replace(cfg)
     e.proc.send_signal(signal.SIGHUP)
     e.wait_out("config not reloaded")
     assert "tst-cli.yaml:2:30: services.a.restart: must be one of" in e.out
