@@ -154,6 +154,32 @@ async def test_subscription_survives_a_code_reload(engine: Headless) -> None:
         await client.close()
 
 
+async def test_the_loss_is_stamped_by_the_engine_not_by_a_late_reader(
+        engine: Headless) -> None:
+    """A client too busy to read while the engine re-executes (CI's load) notices the
+    close only after the new image is up; the "lost" item still carries the old image's
+    time of leaving (its last word), so an event log sorted by time reads "went away"
+    before "code reloaded"."""
+    control = await engine.ready()
+    client = RemoteSupervisor(engine.runtime, reconnect=Reconnect())
+    it = await client.subscribe(logs=False)
+    try:
+        assert (await anext(it))["kind"] == "snapshot"
+        asked = time.time()
+        assert (await control.reload_code())["ok"]
+        engine.wait_out("code reloaded:")  # blocks this loop: the reader is held back
+        up = time.time()
+        while (ev := await anext(it)).get("kind") != "connection":
+            pass
+        assert ev["state"] == "lost", ev
+        assert "reloading its code" in ev["message"], ev
+        assert asked <= ev["t"] < up, (asked, ev["t"], up)
+    finally:
+        await it.aclose()  # type: ignore[attr-defined]
+        await control.close()
+        await client.close()
+
+
 async def test_a_stream_read_throughout_two_reloads_misses_nothing(engine: Headless) -> None:
     """The ordinary case: the subscriber keeps reading; SIGUSR2 twice."""
     control = await engine.ready()

@@ -58,6 +58,8 @@ class ReconnectingSubscription:
         self.marks = LogMarks()
         self.ended: str | None = None
         """Why the engine ended the last stream (None: the connection was cut)."""
+        self.ended_at: float | None = None
+        """When, by the engine's clock (its last word at a close; None if unsaid)."""
         self.dropped = False
         """The engine ended the last subscription because this client fell behind: the
         next one starts at the present (no replay)."""
@@ -86,10 +88,13 @@ class ReconnectingSubscription:
                 message = f"the engine is {safe}" if safe is not None else \
                     "fell behind the engine's output: skipping to the present (the log " \
                     "files have every line)…" if self.dropped else \
+                    "engine went away (reloading its code): reconnecting…" \
+                    if self.ended == "code reload" else \
                     "engine went away (reloading?): reconnecting…"
                 if message != said:
-                    said = message  # (stamped when it happened, not when read: the
-                    lost = _link("lost", message, self.conn.closed_at)  # event log's order)
+                    said = message  # stamped when it happened, not when read (the event
+                    # log's order): by the engine's last word, else when the socket closed
+                    lost = _link("lost", message, self.ended_at or self.conn.closed_at)
                     if safe is not None:
                         lost["safe_mode"] = safe.info
                     yield lost
@@ -107,7 +112,7 @@ class ReconnectingSubscription:
     async def _one(self, lost_at: float | None) -> AsyncIterator[EventView]:
         """One subscription on `self.conn`. After a reconnect (`lost_at` set) its snapshot
         is followed by the lines missed in between and a "restored" item."""
-        self.ended, self.dropped = None, False
+        self.ended, self.ended_at, self.dropped = None, None, False
         req_id, q = await self.conn.request("subscribe", {"logs": self.logs})
         first = True
         try:
@@ -118,7 +123,10 @@ class ReconnectingSubscription:
                 if "ok" in msg:
                     if not msg["ok"]:
                         raise_reply_error(msg.get("error"))
-                    self.ended = str((msg.get("result") or {}).get("end") or "ended")
+                    result = msg.get("result") or {}
+                    self.ended = str(result.get("end") or "ended")
+                    t = result.get("t")
+                    self.ended_at = float(t) if isinstance(t, int | float) else None
                     return
                 item = msg.get("event")
                 if not isinstance(item, dict):

@@ -141,6 +141,9 @@ class ControlServer:
         self._silent: dict[asyncio.Task[None], None] = {}
         """Connections that have sent no request yet, oldest first (evicted first)."""
         self._requests: set[asyncio.Task[None]] = set()
+        self._streams: dict[asyncio.StreamWriter, Any] = {}
+        """Each subscribed connection and its subscription's request id (for the last
+        word at close)."""
         self.own_uid = os.getuid()
         self.verbs: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "snapshot": self._cmd_snapshot, "start": self._cmd_start,
@@ -160,13 +163,23 @@ class ControlServer:
         if self.stats not in self.sup.extensions:
             self.sup.extensions.append(self.stats)  # a view only: nothing to start
 
-    async def close(self) -> None:
-        """Stop listening, end every connection, remove the socket file."""
+    async def close(self, reason: str = "engine closing") -> None:
+        """Stop listening, end every connection, remove the socket file.
+
+        Each subscription first gets its end with `reason` and the engine's time, written
+        only if the socket takes it at once (no wait: a code reload is not held up by a
+        slow client). A client stamps the loss with that time rather than with when it
+        noticed, which under load can be after the new image's first events."""
         if self.stats in self.sup.extensions:
             self.sup.extensions.remove(self.stats)
         if self._server is not None:
             self._server.close()
             self._server = None
+        now = time.time()
+        for writer, req_id in tuple(self._streams.items()):
+            if writer.transport.get_write_buffer_size() == 0:  # (else a half line waits)
+                with contextlib.suppress(Exception):
+                    writer.write(p.encode(p.reply(req_id, {"end": reason, "t": now})))
         for writer in tuple(self._conns.values()):
             writer.transport.abort()
         if self._conns:
@@ -306,6 +319,7 @@ class ControlServer:
         if not isinstance(logs, bool):
             raise BadArgs("logs: expected true or false")
         sub = self.sup.subscribe_now(logs=logs, max_bytes=self.sub_max_bytes)
+        self._streams[writer] = req_id
         try:
             async for item in sub:
                 ev = item if isinstance(item, dict) else item.as_dict()
@@ -316,6 +330,7 @@ class ControlServer:
                 "end": "dropped: too slow" if sub.dropped else "engine closing"})))
             await self._drain_stream(writer, sub)
         finally:
+            self._streams.pop(writer, None)
             sub.close()
 
     @staticmethod

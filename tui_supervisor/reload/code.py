@@ -178,7 +178,7 @@ async def hand_over(sup: Any, server: Any, watchers: Iterable[Any], runtime_dir:
         if w is not None:
             w.stop()
     await stop_warm()  # (its pipe would close at the exec, leaving a zombie)
-    await server.close()
+    await server.close("code reload")
     async with sup.config_lock:  # a config apply under way finishes first: no half state
         record = sup.detach()
         record["socket_path"] = str(server.path)
