@@ -48,6 +48,15 @@ __all__ = ["CHILDREN", "PY", "RUN_ID", "TEST_PREFIX", "alive", "child", "kill_ma
            "make_config", "marked_pids", "spec", "terminate", "wait_for"]
 
 
+@pytest.fixture(autouse=True)
+def _own_ui_prefs(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own dashboard preferences file (tui/prefs.py): never the user's, and
+    a theme or pane size one test chose does not leak into another's snapshot."""
+    monkeypatch.setenv("TUISUP_UI_PREFS",
+                       str(tmp_path_factory.mktemp("prefs", numbered=True) / "ui.json"))
+
+
 def child(name: str, *args: str) -> tuple[str, ...]:
     """argv running tests/children/<name>.py with the test interpreter."""
     return (PY, str(CHILDREN / f"{name}.py"), *args)

@@ -29,6 +29,7 @@ from tui_supervisor.tui.commands import Actions
 from tui_supervisor.tui.eventlog import EventLog
 from tui_supervisor.tui.feed import EventFeed
 from tui_supervisor.tui.header import EngineHeader
+from tui_supervisor.tui.prefs import Prefs, load_prefs
 from tui_supervisor.tui.service_actions import ServiceActions
 from tui_supervisor.tui.store import Store
 from tui_supervisor.tui.view_actions import ViewActions
@@ -78,9 +79,12 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
 
     def __init__(self, api: SupervisorAPI, *, mode: str = "hosted",
                  clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 prefs: Prefs | None = None) -> None:
         super().__init__()
         self.api = api
+        self.prefs = prefs if prefs is not None else load_prefs()
+        """Remembered choices (theme, pane sizes): prefs.py."""
         self.clock = clock
         """Monotonic time (uptimes, countdowns); fixed in snapshot tests."""
         self.wall_clock = wall_clock
