@@ -17,6 +17,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import re
 import signal
 import socket
 import ssl
@@ -31,7 +32,7 @@ from tui_supervisor.engine.policies import ExitInfo
 from tui_supervisor.engine.reaper import ChildWatcher
 
 BODY_MAX = 64 * 1024
-"""Bytes of a response read (for `body:`); the rest is not waited for."""
+"""Bytes of a response read at most; past them the connection is reset."""
 REAP_GRACE = 5.0
 """Seconds to wait for a killed exec probe to be reaped."""
 SESSION_LINGER = 2.0
@@ -135,11 +136,11 @@ class FastCheck:
     once, unless cancelled."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
-                 request: bytes | None, full: bool, timeout: float,
+                 request: bytes | None, timeout: float,
                  done: Callable[[bytes | None, str | None], None],
                  family: int = socket.AF_INET) -> None:
         """`family`: AF_INET6 for an IPv6 `host` (`ip_family`)."""
-        self.loop, self.request, self.full, self.done = loop, request, full, done
+        self.loop, self.request, self.done = loop, request, done
         self.timeout = timeout
         self.data = b""
         self.writing = False
@@ -215,7 +216,7 @@ class FastCheck:
             self._finish(None, _words(e))
             return
         self.data += chunk
-        if not chunk or len(self.data) >= BODY_MAX or (not self.full and b"\r\n" in self.data):
+        if not chunk or len(self.data) >= BODY_MAX or response_complete(self.data):
             self._finish(self.data, None)
 
 
@@ -224,13 +225,35 @@ _RESET = struct.pack("ii", 1, 0)
 12 000 sockets in TIME_WAIT, and the FIN handshake is CPU on both sides."""
 
 
+_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked", re.IGNORECASE)
+
+
+def response_complete(data: bytes) -> bool:
+    """Whether `data` holds a whole HTTP response (head, and the body its Content-Length
+    or chunked framing says; a response with neither ends at EOF). A check reads the
+    whole response before it closes: a reset while the service still writes its body
+    puts a "Connection reset by peer" traceback in the service's log at every check
+    (Python's http.server does), as if the probe were a failing client."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    code = head[9:12]
+    if code in (b"204", b"304") or code[:1] == b"1":
+        return True
+    if (m := _LENGTH.search(head)) is not None:
+        return len(body) >= int(m.group(1))
+    if _CHUNKED.search(head) is not None:
+        return body.endswith(b"0\r\n\r\n")
+    return False
+
+
 def _ignore(_data: bytes | None, _error: str | None) -> None:
     pass
 
 
 async def _plain(spec: HttpProbe, request: bytes) -> bytes:
-    """The response's first bytes: its head (and up to BODY_MAX of body when `body:`
-    is checked), read on a raw socket."""
+    """The response (up to BODY_MAX), read on a raw socket."""
     loop = asyncio.get_running_loop()
     sock = await _connect(spec.host, spec.port)
     try:
@@ -241,8 +264,8 @@ async def _plain(spec: HttpProbe, request: bytes) -> bytes:
             if not chunk:
                 break
             data += chunk
-            if spec.body is None and b"\r\n" in data:
-                break  # the status line is all a check without `body:` needs
+            if response_complete(data):
+                break
         return data
     finally:
         sock.close()
@@ -261,7 +284,7 @@ async def _https(spec: HttpProbe, request: bytes) -> bytes:
             if not chunk:
                 break
             data += chunk
-            if spec.body is None and b"\r\n" in data:
+            if response_complete(data):
                 break
         return data
     finally:

@@ -207,7 +207,6 @@ class ServiceProbes:
         assert target is not None
         try:
             self.checks[name] = FastCheck(self.svc.ctx.loop, target.host, target.port, request,
-                                          spec.http is not None and spec.http.body is not None,
                                           spec.timeout, done, family)
         except OSError as e:  # no socket (out of fds): a failed check, tried again
             done(None, str(e))
