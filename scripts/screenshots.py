@@ -1,17 +1,22 @@
 """Regenerate screenshots/*.svg from a real run of the packaged demo (real engine, real
-services, the dashboard in Textual's headless mode at 140x45):
+services, the dashboard in Textual's headless mode at 140x45, the main screen also at
+80x24 and 200x60), and screenshots/dashboard.png from dashboard.svg for README (rendered by
+librsvg's `rsvg-convert`: `apt-get install librsvg2-bin fonts-dejavu-core`):
 
-    python scripts/screenshots.py            # with the dev venv's python; ~25 s
+    python scripts/screenshots.py            # with the dev venv's python; ~40 s
 
-The worker is SIGKILLed once from outside (a crash, so there is an incident to show).
+The worker is SIGKILLed once from outside (a crash, so there is an incident to show). The
+dashboard's preferences (theme, pane sizes) are a fresh temporary file's: the defaults.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 from dataclasses import replace
@@ -20,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "screenshots"
 SIZE = (140, 45)
+OTHER_SIZES = ((80, 24), (200, 60))
+PNG_WIDTH = 1400
 
 
 def free_port() -> int:
@@ -31,7 +38,7 @@ def free_port() -> int:
 async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tuisup-shots-"))
     os.environ.update(XDG_STATE_HOME=str(tmp / "state"), XDG_RUNTIME_DIR=str(tmp / "run"),
-                      TUISUP_DEMO_PORT=str(free_port()))
+                      TUISUP_DEMO_PORT=str(free_port()), TUISUP_UI_PREFS=str(tmp / "ui.json"))
     sys.path.insert(0, str(ROOT))
     from tui_supervisor.config import load_config
     from tui_supervisor.demo import demo_config_path
@@ -75,8 +82,27 @@ async def main() -> None:
             await sup.reload()  # (the demo's file is unchanged: "nothing changed")
             await pilot.press("e")
             await shot("events")
+        for w, h in OTHER_SIZES:
+            app = SupervisorApp(sup)
+            async with app.run_test(size=(w, h)) as pilot:
+                await pilot.pause(2.5)  # (a snapshot or two: the trends have points)
+                app.save_screenshot(f"dashboard-{w}x{h}.svg", str(OUT))
+                print(f"wrote {OUT}/dashboard-{w}x{h}.svg")
     finally:
         await sup.close()
+    png()
+
+
+def png() -> None:
+    """dashboard.png for README (a forge shows an SVG with webfonts unreliably)."""
+    tool = shutil.which("rsvg-convert")
+    if tool is None:
+        print("dashboard.png not rendered: no rsvg-convert (apt-get install librsvg2-bin "
+              "fonts-dejavu-core)", file=sys.stderr)
+        return
+    subprocess.run([tool, "-w", str(PNG_WIDTH), str(OUT / "dashboard.svg"),
+                    "-o", str(OUT / "dashboard.png")], check=True)
+    print(f"wrote {OUT / 'dashboard.png'}")
 
 
 if __name__ == "__main__":
