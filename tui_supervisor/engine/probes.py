@@ -208,16 +208,21 @@ class FastCheck:
         self.loop.add_reader(self.fd, self._readable)
 
     def _readable(self) -> None:
-        try:
-            chunk = self.sock.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            self._finish(None, _words(e))
-            return
-        self.data += chunk
-        if not chunk or len(self.data) >= BODY_MAX or response_complete(self.data):
-            self._finish(self.data, None)
+        # Two reads at most per wake-up: a server writes its head and body apart (Python's
+        # http.server does), and the body is usually in by the time the head is read; a
+        # second recv is cheaper than another turn of the loop.
+        for _ in range(2):
+            try:
+                chunk = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                self._finish(None, _words(e))
+                return
+            self.data += chunk
+            if not chunk or len(self.data) >= BODY_MAX or response_complete(self.data):
+                self._finish(self.data, None)
+                return
 
 
 _RESET = struct.pack("ii", 1, 0)
