@@ -131,6 +131,28 @@ def test_hard_killed_engine_leftovers_are_stopped_never_duplicated(tmp_path: Pat
     assert not marked_pids(cid + "/")
 
 
+def test_another_engine_of_the_same_file_is_not_a_dead_predecessor(tmp_path: Path,
+                                                                    engines) -> None:
+    """Two engines of one config file with their own runtime and state dirs (the demo in
+    two terminals): the second's start-up found the first's services by their marker and
+    stopped them as "leftovers of an engine that died". Only processes of its own runtime
+    dir can be its predecessor's."""
+    cfg = write_cfg(tmp_path, svc("a", "sleeper"))
+    first = engines(cfg, "first")
+    first.wait_out("ready")
+    pid = wait_pids(tmp_path, cfg, lambda p: len(p) == 1)["a"]
+    second = engines(cfg, "second", XDG_STATE_HOME=str(tmp_path / "other-state"),
+                     XDG_RUNTIME_DIR=str(tmp_path / "other-run"))
+    second.wait_out("ready")
+    time.sleep(0.5)  # (the thing tested: nothing happens to the first's service)
+    assert "leftover" not in second.out and "died leaving" not in second.out, second.out
+    assert alive(pid) and alive(first.proc.pid)
+    assert second.stop() == 0
+    assert alive(pid) and state_pids(tmp_path, cfg) == {"a": pid}, (first.out, second.out)
+    assert first.stop() == 0
+    assert not alive(pid)
+
+
 def test_second_interrupt_kills_at_once(tmp_path: Path, engines) -> None:
     cfg = write_cfg(tmp_path, svc("stubborn", "sleeper", "ignore-term",
                                   extra="    stop: {timeout: 60s}\n"))

@@ -115,3 +115,4 @@ async def test_daemonizing_before_start_time_is_not_a_failure(engine_factory,
     await wait_for(lambda: svc.state.value == "daemonized")
     assert [e.failure for e in exits] == [False] and svc.failures == 0
     await sup.stop(["d"])
+

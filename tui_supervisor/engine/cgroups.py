@@ -72,8 +72,14 @@ class Cgroups:
     _memory: bool | None = None
 
     @classmethod
-    def detect(cls, mode: str, config_id: str) -> tuple[Cgroups | None, str]:
-        """The subtree to use, or None and why not (for `status` and README)."""
+    def detect(cls, mode: str, config_id: str, instance: str = "",
+               keep: str | None = None) -> tuple[Cgroups | None, str]:
+        """The subtree to use, or None and why not (for `status` and README).
+
+        `instance` tells apart engines of one config file with other runtime dirs (two
+        demos in two terminals): one subtree each, so one never signals or counts the
+        other's processes. `keep`: the subtree a detach record names (a code reload
+        keeps the one its services are in, whatever this code would call it)."""
         if mode == "off":
             return None, "off in the settings"
         mount, own = _v2_mount(), _own_cgroup()
@@ -82,7 +88,9 @@ class Cgroups:
         base = mount / own.lstrip("/")
         if mode == "auto" and own != "/" and not _delegated(base):
             return None, f"cgroup {own} is not delegated to the supervisor (Delegate=yes)"
-        group = base / f"{PREFIX}{config_id}"
+        group = base / f"{PREFIX}{config_id}{'-' + instance if instance else ''}"
+        if keep and Path(keep).parent == base and Path(keep).is_dir():
+            group = Path(keep)
         try:
             group.mkdir(mode=0o755, exist_ok=True)
         except OSError as e:

@@ -31,11 +31,13 @@ async def clear_leftovers(config: Config, state_path: Path, notice: NoticeFn,
     by their marker, their cgroup, and by the state file's pid + start time); the pids
     found."""
     prefix = f"{config.config_id}/"
-    found = proc.pids_with_marker(prefix)
+    instance = str(config.settings.runtime_dir)  # (another engine of this file: not ours)
+    found = proc.pids_with_marker(prefix, instance)
     if cgroups is not None:
         for name in config.services:
             for pid in cgroups.procs(name):
-                found.setdefault(pid, prefix + name)
+                if proc.read_env(pid, proc.INSTANCE_VAR) in (None, instance):
+                    found.setdefault(pid, prefix + name)
     prev: dict[str, Any] = read_state(state_path) or {}
     for info in (prev.get("services") or {}).values():
         pid = info.get("pid")

@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import pwd
 import signal
@@ -19,6 +20,11 @@ from dataclasses import dataclass
 from tui_supervisor.engine.policies import ExitInfo
 
 MARKER_VAR = "TUISUP_OWNER"
+INSTANCE_VAR = "TUISUP_INSTANCE"
+"""The runtime dir of the engine that started a process. Two engines of one config file
+with other runtime (and state) dirs share the marker; the lock makes an engine the only
+one of its runtime dir, so only a process with its own (or none: older versions) can be
+its dead predecessor's."""
 """Environment variable set in every service: `<config_id>/<service>`. Descendants inherit
 it, so a process stays attributable to its service after it leaves the process group."""
 
@@ -44,6 +50,11 @@ class Spawned:
     stdout_fd: int
     stderr_fd: int
     started_wall: float
+
+
+def instance_key(runtime_dir: os.PathLike[str] | str) -> str:
+    """A short name for an engine instance (its runtime dir): INSTANCE_VAR's hash."""
+    return hashlib.sha1(str(runtime_dir).encode()).hexdigest()[:8]
 
 
 def marker(config_id: str, service: str) -> str:
@@ -239,10 +250,15 @@ def stat(pid: int) -> Stat | None:
 
 def read_marker(pid: int) -> str | None:
     """The service marker in a process's environment, if any."""
+    return read_env(pid, MARKER_VAR)
+
+
+def read_env(pid: int, name: str) -> str | None:
+    """One variable of a process's environment (as it started), if readable and set."""
     data = _read(f"/proc/{pid}/environ")
     if not data:
         return None
-    key = MARKER_VAR.encode() + b"="
+    key = name.encode() + b"="
     for item in data.split(b"\0"):
         if item.startswith(key):
             return item[len(key):].decode(errors="replace")
@@ -256,15 +272,17 @@ def all_pids() -> list[int]:
         return []
 
 
-def pids_with_marker(prefix: str) -> dict[int, str]:
-    """Every live process whose marker starts with `prefix` (a full /proc scan)."""
+def pids_with_marker(prefix: str, instance: str | None = None) -> dict[int, str]:
+    """Every live process whose marker starts with `prefix` (a full /proc scan); with
+    `instance`, not those another engine instance started (INSTANCE_VAR)."""
     found: dict[int, str] = {}
     me = os.getpid()
     for pid in all_pids():
         if pid == me:
             continue
         m = read_marker(pid)
-        if m is not None and m.startswith(prefix):
+        if m is not None and m.startswith(prefix) and not (
+                instance is not None and read_env(pid, INSTANCE_VAR) not in (None, instance)):
             st = stat(pid)
             if st is not None and st.state != "Z":
                 found[pid] = m

@@ -401,6 +401,8 @@ class Service(ProcessTree, ServiceOutput):
             self.ctx.watcher.sessions.discard(self.pgid)
         env = dict(self.spec.env)
         env[proc.MARKER_VAR] = self.marker
+        if self.ctx.runtime_dir is not None:
+            env[proc.INSTANCE_VAR] = str(self.ctx.runtime_dir)
         self.spawn_error = None
         self._stop_probes()
         probes = ServiceProbes(self) if self.spec.health.probes() else None

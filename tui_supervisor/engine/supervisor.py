@@ -162,8 +162,10 @@ class Supervisor:
             self._notice("warning", "pidfd_open is not available: exits are detected via "
                          "SIGCHLD (slower with many services)",
                          topic=Topic.PLATFORM, data={"feature": "pidfd"})
-        self.cgroups, self.processes = Cgroups.detect(self.config.settings.cgroups,
-                                                      self.config.config_id)
+        self.cgroups, self.processes = Cgroups.detect(
+            self.config.settings.cgroups, self.config.config_id,
+            proc.instance_key(self.config.settings.runtime_dir),
+            (adopt or {}).get("cgroups"))
         self.ctx = EngineContext(loop, self.bus, self.watcher, self.config.settings.log_dir,
                                  self.config.config_id, self.state_file.changed,
                                  cgroups=self.cgroups,
