@@ -262,7 +262,7 @@ async def test_attached_dashboard_reconnects_across_a_code_reload(engine: Headle
         async with app.run_test(size=SIZE) as pilot:
             first = await settle(pilot, lambda: rows(app).get("idle", {}).get("pid", "").strip()
                                  not in ("", "-") and rows(app), "the table")
-            idle_pid = first["idle"][3].strip()
+            idle_pid = first["idle"]["pid"].strip()
             on_link = app._on_link
 
             def seen_link(ev: dict[str, Any]) -> None:  # the header as each state left it

@@ -20,7 +20,6 @@ from tui_supervisor.tui.trends import buckets, cpu_trend, mem_trend, sparkline
     ([7.0], 3, 0, 3, [None, None, 7.0]),  # young history: right-aligned
     # bucketed by absolute index: 5 is the second of its bucket (4, 5), 6 starts one
     ([1.0, 2.0, 3.0], 2, 5, 4, [1.0, 3.0]),
-    ([1.0, float("nan"), 3.0], 3, 0, 3, [1.0, None, 3.0]),
     ([1.0], 0, 0, 3, []),
 ])
 def test_buckets(values: list[float], width: int, first: int, span: int,
@@ -183,3 +182,18 @@ async def test_no_color_keeps_the_meaning_in_the_symbols(monkeypatch: pytest.Mon
         assert r["worker"]["restarts_1h"] == "3"
         await settle(pilot, lambda: set(rows(app)["web"]["cpu_trend"].strip()) <= set(
             "▁▂▃▄▅▆▇█") and rows(app)["web"]["cpu_trend"].strip(), "back-filled trend")
+
+
+def test_trend_cells_are_drawn_again_only_for_a_new_point() -> None:
+    from tui_supervisor.tui.rows import trend_cells
+
+    info = ServiceInfo("a")
+    info.add_point({"procs": 1, "cpu_percent": 1.0, "rss_bytes": 5, "sampled_at": 1.0})
+    first = trend_cells(info, 10)
+    assert trend_cells(info, 10) is first  # the same point: the same texts
+    assert trend_cells(info, 20) is not first  # another width
+    info.add_point({"procs": 1, "cpu_percent": 50.0, "rss_bytes": 9, "sampled_at": 2.0})
+    assert trend_cells(info, 20)["cpu_trend"] == " " * 19 + "█"  # one bucket: its peak
+    info.backfill({"interval": 1.0, "t_last": 0.0, "series": {
+        "cpu_percent": [50.0], "rss_bytes": [1], "procs": [1]}})
+    assert trend_cells(info, 20)["cpu_trend"] == " " * 18 + "██"  # history came: redrawn

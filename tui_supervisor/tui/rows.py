@@ -138,9 +138,14 @@ def trend_cells(info: Any, width: int) -> dict[str, str]:
     """The CPU and MEM trend cells from a `ServiceInfo` (None: blank)."""
     if info is None:
         return {"cpu_trend": "", "mem_trend": ""}
+    drawn = (info.trend_total, len(info.trend["cpu"]), width)
+    if info.trend_text is not None and info.trend_text[0] == drawn:
+        return info.trend_text[1]
     first = info.trend_first
-    return {"cpu_trend": cpu_trend(info.trend["cpu"], width, first),
-            "mem_trend": mem_trend(info.trend["mem"], width, first)}
+    texts = {"cpu_trend": cpu_trend(info.trend["cpu"], width, first),
+             "mem_trend": mem_trend(info.trend["mem"], width, first)}
+    info.trend_text = (drawn, texts)
+    return texts
 
 
 def sort_value(v: dict[str, Any], key: str) -> Any:

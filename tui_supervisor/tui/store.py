@@ -57,6 +57,9 @@ class ServiceInfo:
     """`sampled_at` of the newest point (a snapshot with the same sample adds none)."""
     trend_since: float | None = None
     """`sampled_at` of the first live point (back-filled history stops before it)."""
+    trend_text: tuple[tuple[int, int, int], dict[str, str]] | None = None
+    """The table's trend cells and what they were drawn from (total, kept, width): drawn
+    again only when a point came (the table can sync a row many times a second)."""
 
     @property
     def trend_first(self) -> int:

@@ -29,15 +29,17 @@ def buckets(values: Sequence[float], width: int, first: int, span: int = SPAN
     points; None for a bucket with no point (before the history starts)."""
     if width <= 0:
         return []
-    step = max(1, math.ceil(span / width))
-    last = first + len(values) - 1
-    top = last // step if values else 0
     out: list[float | None] = [None] * width
-    for i, v in enumerate(values):
-        slot = (first + i) // step - top + width - 1
-        if slot >= 0 and not math.isnan(v):
-            prev = out[slot]
-            out[slot] = v if prev is None else max(prev, v)
+    if not values:
+        return out
+    step = max(1, math.ceil(span / width))
+    vals = list(values)  # slices of a list: each bucket's max is one C call
+    top = (first + len(vals) - 1) // step
+    for slot in range(width):
+        b = top - (width - 1 - slot)  # the bucket's absolute number
+        lo, hi = max(0, b * step - first), min(len(vals), (b + 1) * step - first)
+        if lo < hi:
+            out[slot] = max(vals[lo:hi])
     return out
 
 
