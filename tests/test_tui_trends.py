@@ -197,3 +197,25 @@ def test_trend_cells_are_drawn_again_only_for_a_new_point() -> None:
     info.backfill({"interval": 1.0, "t_last": 0.0, "series": {
         "cpu_percent": [50.0], "rss_bytes": [1], "procs": [1]}})
     assert trend_cells(info, 20)["cpu_trend"] == " " * 18 + "██"  # history came: redrawn
+
+
+async def test_the_table_refits_its_columns_on_resize_keeping_the_cursor() -> None:
+    from support import T0, FixedAPI, rows, settle
+
+    from tui_supervisor.tui.app import SupervisorApp
+
+    app = SupervisorApp(FixedAPI(), mode="attached", clock=lambda: 1000.0,
+                        wall_clock=lambda: T0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: len(rows(app)) == 4, "the table")
+        small = list(rows(app)["web"])
+        assert "last" not in small and "state" in small
+        app.table.select("chatty")
+        await pilot.resize_terminal(200, 50)
+        await settle(pilot, lambda: "last" in rows(app).get("web", {}), "wider")
+        assert app.table.selected == "chatty"
+        assert rows(app)["nightly"]["last"] == "-" and rows(app)["worker"]["last"] == \
+            "exit code 3"
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot, lambda: list(rows(app).get("web", {})) == small, "narrow again")
+        assert app.table.selected == "chatty"
