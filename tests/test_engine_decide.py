@@ -31,7 +31,7 @@ from tui_supervisor.engine.lifecycle import (
     decide,
 )
 from tui_supervisor.engine.policies import ExitInfo
-from tui_supervisor.engine.record import ServiceRecord
+from tui_supervisor.engine.record import ServiceRecord, recent_times
 from tui_supervisor.engine.states import TRANSITIONS, State
 
 OK = ExitInfo(0, None)
@@ -507,7 +507,7 @@ def test_record_of_the_previous_version_is_adopted() -> None:
         (State.BACKOFF, 1500, 1100, 1000)
     assert {k: v for k, v in old.items() if k in rec.to_dict()} == \
         {k: v for k, v in rec.to_dict().items()
-         if k not in ("crash_looping", "health", "ready_since")}
+         if k not in ("crash_looping", "health", "ready_since", "restart_times")}
     # fields that version lacked: their defaults
     assert not rec.crash_looping and rec.health is None and rec.ready_since is None
     # and the next failure of such a service is decided without trouble
@@ -568,3 +568,23 @@ def test_daemon_ended_by_the_engine_is_not_handed_over() -> None:
     (ex,) = exits(effects)
     assert ex.failure and ex.cause == "daemon" and new.daemon_pids == frozenset()
     assert isinstance(effects[-1], Respawn) and effects[-1].clear
+
+
+# -- restarts in the last hour ----------------------------------------------------------
+@pytest.mark.parametrize(("times", "now", "keep", "expected"), [
+    ((), 5000.0, 1000, ()),
+    ((1000.0, 1500.0, 5000.0), 5000.0, 1000, (1500.0, 5000.0)),  # 1000.0: 4000 s ago
+    ((1400.0,), 5000.0, 1000, ()),  # exactly an hour ago: out
+    ((1401.0,), 5000.0, 1000, (1401.0,)),
+    ((4000.0, 4001.0, 4002.0), 5000.0, 2, (4001.0, 4002.0)),  # bounded: the newest kept
+])
+def test_recent_times(times: tuple[float, ...], now: float, keep: int,
+                      expected: tuple[float, ...]) -> None:
+    assert recent_times(times, now, keep=keep) == expected
+
+
+def test_restarts_1h_ages_out_without_new_restarts() -> None:
+    rec = replace(ServiceRecord(), restarts=3, restart_times=(100.0, 3000.0, 3500.0))
+    assert rec.view(3600.0)["restarts_1h"] == 3
+    assert rec.view(6601.0)["restarts_1h"] == 1  # 100 and 3000 are over an hour old
+    assert rec.view(7200.0)["restarts"] == 3  # the lifetime count stays

@@ -122,6 +122,7 @@ SNAPSHOT_KEYS = {
     "last_exit", "backoff_remaining", "log_file", "log_offset", "command", "cwd",
     "restart_policy", "crash_loop", "crash_looping", "internal_errors", "group", "replica",
     "health", "health_output", "probes", "ready_since",  # issue 14 (NotRequired in views)
+    "restarts_1h",  # issue 15
 }
 DETACH_KEYS = {
     "name", "state", "reason", "state_since", "pid", "pgid", "started_mono", "started_wall",
@@ -130,6 +131,7 @@ DETACH_KEYS = {
     "operator_signal", "pipes", "ring", "argv", "cwd", "log_path", "log_max_bytes",
     "log_backups", "crash_looping",
     "health", "ready_since", "probes", "health_output", "probe_stats",  # issue 14
+    "restart_times",  # issue 15
 }
 
 

@@ -30,6 +30,7 @@ async def test_crash_respawns_with_new_pid(engine_factory, tmp_path: Path) -> No
     assert not alive(first)
     assert svc.restarts == 1 and svc.failures == 1
     assert svc.last_exit is not None and svc.last_exit["signal"] == signal.SIGKILL
+    assert svc.snapshot()["restarts_1h"] == 1  # what an attached client is told too
 
 
 async def test_backoff_grows_caps_and_resets(engine_factory, tmp_path: Path) -> None:

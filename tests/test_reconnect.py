@@ -260,9 +260,9 @@ async def test_attached_dashboard_reconnects_across_a_code_reload(engine: Headle
     header: list[str] = []
     try:
         async with app.run_test(size=SIZE) as pilot:
-            first = await settle(pilot, lambda: rows(app).get("idle", [""] * 4)[3].strip()
+            first = await settle(pilot, lambda: rows(app).get("idle", {}).get("pid", "").strip()
                                  not in ("", "-") and rows(app), "the table")
-            idle_pid = first["idle"][3].strip()
+            idle_pid = first["idle"]["pid"].strip()
             on_link = app._on_link
 
             def seen_link(ev: dict[str, Any]) -> None:  # the header as each state left it
@@ -284,7 +284,7 @@ async def test_attached_dashboard_reconnects_across_a_code_reload(engine: Headle
             snap = await control.snapshot()
             new_pid = str(next(s["pid"] for s in snap["services"] if s["name"] == "idle"))
             assert new_pid != idle_pid
-            await settle(pilot, lambda: rows(app)["idle"][3].strip() == new_pid,
+            await settle(pilot, lambda: rows(app)["idle"]["pid"].strip() == new_pid,
                          "the restarted service's new pid in the table")
             seen = app.store.services["tick"].lines
             n = len(seen)

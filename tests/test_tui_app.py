@@ -14,14 +14,14 @@ from tui_supervisor.tui.screens.dialogs import ConfirmScreen, QuitScreen, Signal
 async def test_table_follows_the_engine(make_app, tmp_path: Path) -> None:
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path),
                               spec("b", child("crash", "3"), tmp_path, restart="never"))
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(200, 45)) as pilot:  # wide: every column shows
         # the state comes with the event, counters with the next snapshot (≤ 1 s)
-        await settle(pilot, lambda: rows(app).get("b", [""] * 7)[1] == "exited" and
-                     rows(app)["b"][6] == "1", "b exited")
+        await settle(pilot, lambda: rows(app).get("b", {}).get("state") == "○ exited" and
+                     rows(app)["b"]["failures"] == "1", "b exited")
         r = rows(app)
         assert list(r) == ["a", "b"]
-        assert r["a"][1] == "running" and r["a"][3] == str(sup.services["a"].pid)
-        assert r["b"][6] == "1" and r["b"][-1] == "exit code 3"  # FAILS, LAST EXIT
+        assert r["a"]["state"] == "● running" and r["a"]["pid"] == str(sup.services["a"].pid)
+        assert r["b"]["failures"] == "1" and r["b"]["last"] == "exit code 3"
         header = str(app.query_one("#header").render())
         assert "1 running" in header and "1 exited" in header
 
@@ -33,12 +33,12 @@ async def test_restart_stop_start_keys(make_app, tmp_path: Path) -> None:
         pid = await settle(pilot, lambda: rows(app).get("a") and svc.pid)
         await pilot.press("r")
         await settle(pilot, lambda: svc.pid not in (None, pid) and
-                     rows(app)["a"][3] == str(svc.pid), "restarted")
+                     rows(app)["a"]["pid"] == str(svc.pid), "restarted")
         await pilot.press("s")
-        await settle(pilot, lambda: rows(app)["a"][1] == "stopped", "stopped")
+        await settle(pilot, lambda: rows(app)["a"]["state"] == "■ stopped", "stopped")
         assert svc.pid is None
         await pilot.press("S")
-        await settle(pilot, lambda: rows(app)["a"][1] == "running", "started")
+        await settle(pilot, lambda: rows(app)["a"]["state"] == "● running", "started")
         assert svc.restarts == 0 and svc.failures == 0  # operator actions, not failures
 
 
@@ -200,7 +200,7 @@ async def test_command_palette_runs_actions(make_app, tmp_path: Path) -> None:
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asks first")
         await pilot.press("y")
         await settle(pilot, lambda: sup.services["a"].pid is None and
-                     rows(app)["a"][1] == "stopped", "stopped from the palette")
+                     rows(app)["a"]["state"] == "■ stopped", "stopped from the palette")
         assert not alive(pid)
 
 

@@ -53,7 +53,7 @@ def test_story_cells() -> None:
     c = {s["name"]: cells(s, now=0.0) for s in HEALTH_SNAPSHOT["services"]}
     assert [c[n]["health"] for n in ("db", "migrate", "api", "worker", "web-0")] == [
         "ready", "-", "unready", "-", "ready"]
-    assert c["worker"]["state"] == "waiting for migrate (completed_successfully)"
+    assert c["worker"]["state"] == "… waiting for migrate (completed_successfully)"
     # the old story (an engine before issue 14): the column is there, empty
     assert {cells(s, now=0.0)["health"] for s in SNAPSHOT["services"]} == {""}
 
@@ -143,10 +143,10 @@ def test_arrange_puts_replicas_under_their_group_row() -> None:
 
 
 @pytest.mark.parametrize(("states", "healths", "state", "health"), [
-    (["running"] * 3, ["ready"] * 3, "3/3 running", "3/3 ready"),
-    (["running", "backoff", "running"], ["ready", None, "unready"], "2/3 running",
+    (["running"] * 3, ["ready"] * 3, "● 3/3 running", "3/3 ready"),
+    (["running", "backoff", "running"], ["ready", None, "unready"], "◒ 2/3 running",
      "1/3 ready"),
-    (["stopped"] * 2, [None, None], "0/2 running", "0/2 ready"),
+    (["stopped"] * 2, [None, None], "■ 0/2 running", "0/2 ready"),
 ])
 def test_group_row_aggregates(states: list[str], healths: list[str | None], state: str,
                               health: str) -> None:

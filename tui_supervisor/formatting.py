@@ -21,6 +21,15 @@ STATE_COLOURS: dict[str, str] = {
 """The one state palette: state (a `State` value, or CRASH_LOOP) -> colour name (Rich
 style syntax)."""
 
+STATE_SYMBOLS: dict[str, str] = {
+    "running": "●", "daemonized": "●", "starting": "◐", "stopping": "◑", "completed": "✓",
+    "backoff": "↻", "exited": "○", "stopped": "■", "fatal": "✖", "waiting": "…",
+    CRASH_LOOP: "✖", "mixed": "◒",
+}
+"""The one badge table: state (or CRASH_LOOP, or a replica group's "mixed") -> a symbol
+that carries the meaning without colour (NO_COLOR, a monochrome terminal, a screen
+reader's text). Each is one cell wide."""
+
 HEALTH_COLOURS: dict[str, str] = {"ready": "green", "unready": "bold yellow",
                                   "starting": "cyan"}
 """The health palette (`Service.health`: "starting" | "ready" | "unready"); the words
@@ -35,6 +44,11 @@ grey for dim, bright red for bold red)."""
 def state_colour(state: str) -> str:
     """The palette's colour of a state ("" for one it does not know)."""
     return STATE_COLOURS.get(state, "")
+
+
+def state_symbol(state: str) -> str:
+    """The badge's symbol of a state ("?" for one it does not know)."""
+    return STATE_SYMBOLS.get(state, "?")
 
 
 def health_colour(health: str | None) -> str:

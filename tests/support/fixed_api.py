@@ -29,8 +29,8 @@ T0 = 1_790_000_000.0  # fixed wall clock (2026-09-21)
 def _svc(name: str, state: str, pid: int | None, **kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "name": name, "state": state, "reason": kw.pop("reason", ""), "pid": pid,
-        "uptime": kw.pop("uptime", 3723.0 if pid else None), "restarts": 0, "failures": 0,
-        "consecutive_failures": 0, "recent_failures": [], "last_exit": None,
+        "uptime": kw.pop("uptime", 3723.0 if pid else None), "restarts": 0, "restarts_1h": 0,
+        "failures": 0, "consecutive_failures": 0, "recent_failures": [], "last_exit": None,
         "backoff_remaining": None, "wanted": True, "command": ["python", "-m", name],
         "cwd": "/srv/app", "restart_policy": "always", "log_offset": 0,
         "crash_loop": {"max_failures": 5, "window": 60.0},
@@ -49,7 +49,8 @@ SNAPSHOT: dict[str, Any] = {
                "resources": {"cpu_percent": 1.5, "rss_bytes": 38 << 20}},
     "services": [
         _svc("web", "running", 4301),
-        _svc("worker", "backoff", None, restarts=4, failures=5, consecutive_failures=3,
+        _svc("worker", "backoff", None, restarts=4, restarts_1h=3, failures=5,
+             consecutive_failures=3,
              backoff_remaining=3.2, reason="exit code 3; restarting in 3.20s",
              last_exit={"text": "exit code 3", "code": 3, "signal": None, "t": T0 - 5,
                         "uptime": 12.5, "pid": 4302},
@@ -78,6 +79,7 @@ def _dep(name: str, condition: str, met: bool) -> dict[str, Any]:
 def _replica(i: int, restarts: int = 0) -> dict[str, Any]:
     return _svc(f"web-{i}", "running", 4310 + i, group="web", replica=i, health="ready",
                 health_output="200 OK", ready_since=T0 - 3600, restarts=restarts,
+                restarts_1h=min(restarts, 1),
                 probes={"readiness": _probe("http", True, took=0.004)},
                 depends_on=[_dep("api", "started", True)])
 

@@ -14,10 +14,13 @@ if TYPE_CHECKING:
 SIZE = (140, 45)
 
 
-def rows(app: SupervisorApp) -> dict[str, list[str]]:
-    """What the table shows: service -> cell texts, in display order."""
+def rows(app: SupervisorApp) -> dict[str, dict[str, str]]:
+    """What the table shows: service -> {column key: cell text} of the columns shown,
+    rows in display order."""
     t = app.table
-    return {str(r.key.value): [str(c) for c in t.get_row(r.key)] for r in t.ordered_rows}
+    keys = [str(k.value) for k in t.columns]
+    return {str(r.key.value): dict(zip(keys, map(str, t.get_row(r.key)), strict=True))
+            for r in t.ordered_rows}
 
 
 async def settle(pilot: Any, pred: Callable[[], Any], what: str = "") -> Any:

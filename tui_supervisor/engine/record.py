@@ -16,6 +16,11 @@ from tui_supervisor.engine.states import State
 
 RECENT_FAILURES = 20
 """Failures listed in the snapshot (`recent_failures`)."""
+RESTART_WINDOW = 3600.0
+"""Seconds `restarts_1h` counts over."""
+RESTART_TIMES = 1000
+"""Respawn times kept at most (bounded memory; `restarts_1h` saturates there, far above
+what any backoff allows in an hour)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,8 @@ class ServiceRecord:
     spawns: int = 0
     restarts: int = 0
     """Spawns by the restart policy."""
+    restart_times: tuple[float, ...] = ()
+    """Monotonic times of the respawns of the last RESTART_WINDOW (`recent_times`)."""
     failures: int = 0
     consecutive: int = 0
     """Failures since the last one that came after a quiet period (backoff's count)."""
@@ -75,6 +82,7 @@ class ServiceRecord:
         kw["failure_times"] = tuple(kw.get("failure_times", ()))
         kw["recent_failures"] = tuple(kw.get("recent_failures", ()))[-RECENT_FAILURES:]
         kw["daemon_pids"] = frozenset(kw.get("daemon_pids", ()))
+        kw["restart_times"] = tuple(kw.get("restart_times", ()))[-RESTART_TIMES:]
         return cls(**kw)
 
     # -- views ------------------------------------------------------------------------
@@ -97,6 +105,7 @@ class ServiceRecord:
             "uptime": (now - self.started_mono) if up and self.started_mono else None,
             "spawns": self.spawns,
             "restarts": self.restarts,
+            "restarts_1h": len(recent_times(self.restart_times, now)),
             "failures": self.failures,
             "consecutive_failures": self.consecutive,
             "crash_looping": self.crash_looping,
@@ -113,6 +122,17 @@ class ServiceRecord:
         return replace(self, failures=self.failures + 1, consecutive=self.consecutive + 1,
                        failure_times=times,
                        recent_failures=(*self.recent_failures, note)[-RECENT_FAILURES:])
+
+
+def recent_times(times: tuple[float, ...], now: float, window: float = RESTART_WINDOW,
+                 keep: int = RESTART_TIMES) -> tuple[float, ...]:
+    """The times of `times` (ascending, monotonic) within `window` seconds before `now`,
+    at most the last `keep`: what a record keeps, and what `restarts_1h` counts."""
+    cut = now - window
+    i = 0
+    while i < len(times) and times[i] <= cut:
+        i += 1
+    return times[i:][-keep:]
 
 
 def _to_json(value: Any) -> Any:

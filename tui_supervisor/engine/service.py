@@ -52,7 +52,7 @@ from tui_supervisor.engine.output import ServiceOutput
 from tui_supervisor.engine.policies import ExitInfo
 from tui_supervisor.engine.probing import ServiceProbes
 from tui_supervisor.engine.reaper import ChildWatcher
-from tui_supervisor.engine.record import InRecord, ServiceRecord
+from tui_supervisor.engine.record import InRecord, ServiceRecord, recent_times
 from tui_supervisor.engine.repair import STOP_ROUNDS, Repair, contained
 from tui_supervisor.engine.states import (
     ENDED_STATES,
@@ -424,9 +424,10 @@ class Service(ProcessTree, ServiceOutput):
             latency = max(0.0, time.monotonic() - self._exit_seen - self._respawn_delay)
         self._exit_seen, self.killed_at, self._ending = None, None, None
         self.spawn_start = proc.create_time(s.pid)
-        r = self.rec
+        r, now = self.rec, time.monotonic()
+        times = recent_times((*r.restart_times, now) if auto else r.restart_times, now)
         self.rec = replace(r, pid=s.pid, pgid=s.pid, restarts=r.restarts + auto,
-                           spawns=r.spawns + 1, started_mono=time.monotonic(),
+                           restart_times=times, spawns=r.spawns + 1, started_mono=now,
                            started_wall=s.started_wall, operator_signal=False)
         self.ctx.watcher.sessions.add(s.pid)
         self._add_pipe(s.stdout_fd, "stdout")

@@ -50,6 +50,8 @@ class ServiceView(TypedDict):
     uptime: float | None
     spawns: int
     restarts: int
+    restarts_1h: NotRequired[int]
+    """Respawns by the restart policy in the last hour."""
     failures: int
     consecutive_failures: int
     crash_looping: bool

@@ -85,6 +85,7 @@ class EventFeed(_AppBase):
                 first = False
                 self._stamp_views()
                 await self._backfill()
+                self.run_worker(self._backfill_trends(), group="trends-history")
                 self._tick()
         if not self._leaving:
             self.notify(self.link or "lost the engine's event stream", severity="error",
@@ -148,6 +149,20 @@ class EventFeed(_AppBase):
         self.store.merged.extend(sorted((x for ls in live.values() for x in ls),
                                         key=lambda x: x.t))
         self.logs.show(None if self.merged_logs else self._current)
+
+    async def _backfill_trends(self) -> None:
+        """The table's trend cells start with the engine's sampled history (one query per
+        service, once: at most a few hundred small answers)."""
+        for name in list(self.store.services):
+            try:
+                h = await self.api.query("resources", "history", {
+                    "service": name, "series": ["cpu_percent", "rss_bytes", "procs"]})
+            except Exception:  # no sampler, or the service went away: live points only
+                continue
+            info = self.store.services.get(name)
+            if info is not None and isinstance(h, Mapping):
+                info.backfill(h)
+                self.store.dirty.add(name)
 
     def _stamp_views(self) -> None:
         now = self._stamped = self.clock()

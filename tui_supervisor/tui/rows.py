@@ -12,14 +12,52 @@ from tui_supervisor.formatting import (
     fmt_seconds,
     fmt_usage,
     shown_state,
+    state_symbol,
 )
+from tui_supervisor.tui.store import TREND
+from tui_supervisor.tui.trends import cpu_trend, mem_trend
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "NAME"), ("state", "STATE"), ("health", "HEALTH"), ("pid", "PID"),
-    ("uptime", "UPTIME"), ("restarts", "RESTARTS"), ("failures", "FAILS"), ("mttr", "MTTR"),
-    ("avail", "AVAIL"), ("cpu", "CPU"), ("mem", "MEM"), ("last", "LAST EXIT"),
+    ("uptime", "UPTIME"), ("restarts", "RESTARTS"), ("restarts_1h", "1H"),
+    ("failures", "FAILS"), ("mttr", "MTTR"), ("avail", "AVAIL"), ("cpu", "CPU"),
+    ("cpu_trend", "CPU 5m"), ("mem", "MEM"), ("mem_trend", "MEM 5m"), ("last", "LAST EXIT"),
 )
-"""(key, label) in display order."""
+"""(key, label) of every column, in display order (`columns_for` picks those that fit)."""
+
+WIDTHS = {"state": 28, "health": 10, "pid": 7, "uptime": 7, "restarts": 8, "restarts_1h": 4,
+          "failures": 5, "mttr": 6, "avail": 7, "cpu": 6, "cpu_trend": 10, "mem": 7,
+          "mem_trend": 10, "last": 14}
+"""Fixed widths (cells are updated in place; the name column grows with the names)."""
+TRENDS = ("cpu_trend", "mem_trend")
+TREND_WIDE = 20
+"""The trend columns' width when every column fits with room to spare."""
+NAME_MIN = 8
+PAD = 2
+"""A DataTable cell's padding (one each side)."""
+SCROLLBAR = 2
+PRIORITY = ("name", "state", "cpu", "mem", "restarts", "restarts_1h", "health", "uptime",
+            "cpu_trend", "mem_trend", "failures", "pid", "last", "avail", "mttr")
+"""Columns most worth their room first: at 80 columns the table keeps what says whether
+a service is well (state, usage, restarts), at 200 it shows everything."""
+
+
+def columns_for(width: int, name_width: int = NAME_MIN) -> tuple[tuple[str, str, int], ...]:
+    """(key, label, width) of the columns a table `width` cells wide shows, in display
+    order: by PRIORITY while they fit whole (nothing cut mid-word; the name column takes
+    `name_width`); the trend columns widen when everything fits with room left."""
+    room = width - SCROLLBAR - max(name_width, NAME_MIN) - PAD
+    chosen = {"name"}
+    for key in PRIORITY[1:]:
+        if WIDTHS[key] + PAD <= room:
+            chosen.add(key)
+            room -= WIDTHS[key] + PAD
+    trend = WIDTHS[TRENDS[0]]
+    if len(chosen) == len(COLUMNS):
+        trend += max(0, min(TREND_WIDE - trend, room // len(TRENDS)))
+    return tuple((key, label, trend if key in TRENDS else
+                  WIDTHS.get(key, max(name_width, NAME_MIN)))
+                 for key, label in COLUMNS if key in chosen)
 
 
 SORT_KEYS = ("name", "state", "cpu", "mem", "restarts", "failures", "uptime", "avail")
@@ -60,8 +98,17 @@ def health_text(v: dict[str, Any]) -> str:
     return str(v.get("health") or "-")
 
 
-def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
-    """Every column's text for one service view."""
+def badge(v: dict[str, Any], now: float | None = None) -> str:
+    """The STATE cell: the state's symbol, then its words ("● running", "↻ restarting
+    in 3.2s (4/5)"): the symbol carries the meaning without colour."""
+    shown = shown_state(str(v.get("state", "?")), v.get("crash_looping"))
+    return f"{state_symbol(shown)} {state_text(v, now)}"
+
+
+def cells(v: dict[str, Any], now: float | None = None, trend_width: int = WIDTHS["cpu_trend"]
+          ) -> dict[str, str]:
+    """Every column's text for one service view (trend cells `trend_width` wide, from the
+    store's points under TREND; blank without them)."""
     rel = v.get("reliability") or {}
     res = v.get("resources") or {}
     last = v.get("last_exit") or {}
@@ -71,18 +118,34 @@ def cells(v: dict[str, Any], now: float | None = None) -> dict[str, str]:
         uptime += (now or time.monotonic()) - v["_seen_at"]
     return {
         "name": str(v.get("name", "?")),
-        "state": state_text(v, now),
+        "state": badge(v, now),
         "health": health_text(v),
         "pid": str(v.get("pid") or "-"),
         "uptime": fmt_duration(uptime),
         "restarts": str(v.get("restarts", 0)),
+        "restarts_1h": str(v["restarts_1h"]) if "restarts_1h" in v else "-",
         "failures": str(v.get("failures", 0)),
         "mttr": fmt_seconds(rel.get("mttr")),
         "avail": fmt_ratio(rel.get("availability")),
         "cpu": usage[0],
         "mem": usage[1],
         "last": str(last.get("text") or "-"),
+        **trend_cells(v.get(TREND), trend_width),
     }
+
+
+def trend_cells(info: Any, width: int) -> dict[str, str]:
+    """The CPU and MEM trend cells from a `ServiceInfo` (None: blank)."""
+    if info is None:
+        return {"cpu_trend": "", "mem_trend": ""}
+    drawn = (info.trend_total, len(info.trend["cpu"]), width)
+    if info.trend_text is not None and info.trend_text[0] == drawn:
+        return info.trend_text[1]
+    first = info.trend_first
+    texts = {"cpu_trend": cpu_trend(info.trend["cpu"], width, first),
+             "mem_trend": mem_trend(info.trend["mem"], width, first)}
+    info.trend_text = (drawn, texts)
+    return texts
 
 
 def sort_value(v: dict[str, Any], key: str) -> Any:
@@ -163,6 +226,8 @@ def group_cells(group: str, replicas: list[dict[str, Any]], folded: bool) -> dic
         health = f"{ready}/{n} ready"
     blank = {key: "" for key, _ in COLUMNS}
     return {**blank, "name": f"{'▸' if folded else '▾'} {group}",
-            "state": f"{up}/{n} running", "health": health,
+            "state": f"{state_symbol(group_state(replicas))} {up}/{n} running",
+            "health": health,
             "restarts": str(sum(int(v.get("restarts") or 0) for v in replicas)),
+            "restarts_1h": str(sum(int(v.get("restarts_1h") or 0) for v in replicas)),
             "failures": str(sum(int(v.get("failures") or 0) for v in replicas))}

@@ -17,6 +17,14 @@ from tui_supervisor.engine.events import exit_text
 
 SERVICE_LINES = 5000
 MERGED_LINES = 20000
+TREND_POINTS = 300
+"""Points kept per trend series (one per resource sample, ~1 s: 5 minutes)."""
+TREND = "_trend"
+"""The view key the table reads a service's trends from (its `ServiceInfo`)."""
+
+
+def _trend_rings() -> dict[str, deque[float]]:
+    return {"cpu": deque(maxlen=TREND_POINTS), "mem": deque(maxlen=TREND_POINTS)}
 
 
 @dataclass(slots=True)
@@ -40,6 +48,60 @@ class ServiceInfo:
     name: str
     view: dict[str, Any] = field(default_factory=dict)
     lines: deque[LogLine] = field(default_factory=lambda: deque(maxlen=SERVICE_LINES))
+    trend: dict[str, deque[float]] = field(default_factory=_trend_rings)
+    """"cpu" (percent of a core) and "mem" (RSS bytes), oldest first, one point per
+    resource sample (0.0 while it has no process)."""
+    trend_total: int = 0
+    """Points ever appended: `trend_first` is stable, so trend cells bucket alike."""
+    trend_at: float | None = None
+    """`sampled_at` of the newest point (a snapshot with the same sample adds none)."""
+    trend_since: float | None = None
+    """`sampled_at` of the first live point (back-filled history stops before it)."""
+    trend_text: tuple[tuple[int, int, int], dict[str, str]] | None = None
+    """The table's trend cells and what they were drawn from (total, kept, width): drawn
+    again only when a point came (the table can sync a row many times a second)."""
+
+    @property
+    def trend_first(self) -> int:
+        """The absolute index of the oldest point kept."""
+        return self.trend_total - len(self.trend["cpu"])
+
+    def add_point(self, resources: Mapping[str, Any] | None) -> bool:
+        """One point from a snapshot's `resources` view, if it is a new sample."""
+        if not resources or resources.get("sampled_at") is None or \
+                resources.get("sampled_at") == self.trend_at:
+            return False
+        up = bool(resources.get("procs"))
+        self.trend["cpu"].append(float(resources.get("cpu_percent") or 0.0) if up else 0.0)
+        self.trend["mem"].append(float(resources.get("rss_bytes") or 0.0) if up else 0.0)
+        self.trend_total += 1
+        self.trend_at = float(resources["sampled_at"])
+        if self.trend_since is None:
+            self.trend_since = self.trend_at
+        return True
+
+    def backfill(self, history: Mapping[str, Any]) -> None:
+        """Put the engine's sampled history (`resources.history`: "series", "interval",
+        "t_last") before the live points, without the samples they already hold."""
+        series = history.get("series") or {}
+        cpu, mem = series.get("cpu_percent") or [], series.get("rss_bytes") or []
+        procs = series.get("procs") or [1] * len(cpu)
+        n = min(len(cpu), len(mem), len(procs))
+        t_last, step = history.get("t_last"), float(history.get("interval") or 1.0)
+        if not n or t_last is None:
+            return
+        old = []
+        for i in range(n):
+            t = float(t_last) - (n - 1 - i) * step
+            if self.trend_since is not None and t > self.trend_since - step / 2:
+                break  # live from here on
+            up = bool(procs[-n + i]) and cpu[-n + i] is not None
+            old.append((float(cpu[-n + i] or 0.0) if up else 0.0,
+                        float(mem[-n + i] or 0.0) if up else 0.0))
+        room = TREND_POINTS - len(self.trend["cpu"])
+        for c, m in reversed(old[-room:] if room > 0 else []):
+            self.trend["cpu"].appendleft(c)
+            self.trend["mem"].appendleft(m)
 
     @property
     def state(self) -> str:
@@ -73,9 +135,11 @@ class Store:
                 n, lines=deque(maxlen=self.per_service)) for n in names}
         for s in snap.get("services", []):
             info = self.services[s["name"]]
-            if info.view != s:
+            added = info.add_point(s.get("resources"))
+            if added or {k: v for k, v in info.view.items() if k != TREND} != s:
                 info.view = dict(s)
                 self.dirty.add(info.name)
+            info.view[TREND] = info
 
     def apply(self, ev: Mapping[str, Any]) -> None:
         """One event of the subscription stream."""

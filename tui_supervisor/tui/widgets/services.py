@@ -14,9 +14,10 @@ from textual.widgets import DataTable
 
 from tui_supervisor.formatting import health_colour, shown_state, state_colour
 from tui_supervisor.tui.rows import (
-    COLUMNS,
+    TRENDS,
     arrange,
     cells,
+    columns_for,
     group_cells,
     group_key,
     group_of_key,
@@ -25,10 +26,9 @@ from tui_supervisor.tui.rows import (
     sort_value,
 )
 
-RIGHT = {"pid", "restarts", "failures", "mttr", "avail", "cpu", "mem", "uptime"}
-WIDTHS = {"state": 26, "health": 10, "pid": 7, "uptime": 7, "restarts": 8, "failures": 5, "mttr": 6,
-          "avail": 7, "cpu": 6, "mem": 7, "last": 14}
-"""Fixed widths (cells are updated in place; the name column grows with the names)."""
+RIGHT = {"pid", "restarts", "restarts_1h", "failures", "mttr", "avail", "cpu", "mem",
+         "uptime"}
+TREND_STYLE = {"cpu_trend": "cyan", "mem_trend": "magenta"}
 
 
 class ServicesTable(DataTable[Any]):
@@ -54,11 +54,42 @@ class ServicesTable(DataTable[Any]):
         self.folded: set[str] = set()
         """Replica groups folded (kept while the app runs)."""
         self._views: dict[str, dict[str, Any]] = {}
+        self._keep: str | None = None
+        """The row under the cursor before the columns were rebuilt."""
+        self._columns: tuple[tuple[str, str, int], ...] = ()
+        """What `columns_for` chose for the current width."""
+        self._now = 0.0
+
+    @property
+    def shown_columns(self) -> tuple[str, ...]:
+        return tuple(key for key, _, _ in self._columns)
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(Text(label, justify="right" if key in RIGHT else "left"), key=key,
-                            width=WIDTHS.get(key))
+        self._fit_columns()
+
+    def on_resize(self) -> None:
+        if self._fit_columns() and self._views:
+            self.sync(self._views, now=self._now)
+
+    def _fit_columns(self) -> bool:
+        """Choose the columns for the table's width; rebuild them (rows re-added by the
+        next sync) when the choice changed."""
+        width = self.size.width or self.app.size.width
+        names = [n for n in self._views if group_of_key(n) is None]
+        name_width = max((len(n) + 2 for n in names), default=0)  # +2: a replica's indent
+        wanted = columns_for(width, name_width)
+        if wanted == self._columns:
+            return False
+        keep = self.selected_key
+        self.clear(columns=True)
+        self._shown.clear()
+        self._order = []
+        self._columns = wanted
+        for key, label, w in wanted:
+            self.add_column(Text(label, justify="right" if key in RIGHT else "left"),
+                            key=key, width=None if key == "name" else w)
+        self._keep = keep
+        return True
 
     @property
     def selected_key(self) -> str | None:
@@ -115,10 +146,15 @@ class ServicesTable(DataTable[Any]):
         self.folded ^= {group}
 
     def _texts(self, key: str, now: float) -> tuple[dict[str, str], dict[str, Any]]:
-        """A row's cell texts and the view its colours come from."""
+        """A row's cell texts (the shown columns') and the view its colours come from."""
+        texts, view = self._all_texts(key, now)
+        return {k: texts[k] for k in self.shown_columns}, view
+
+    def _all_texts(self, key: str, now: float) -> tuple[dict[str, str], dict[str, Any]]:
         group = group_of_key(key)
+        trend = next((w for k, _, w in self._columns if k in TRENDS), 0)
         if group is None:
-            texts = cells(self._views[key], now)
+            texts = cells(self._views[key], now, trend)
             if self._views[key].get("group") is not None:
                 texts["name"] = "  " + texts["name"]  # under its group row
             return texts, self._views[key]
@@ -142,6 +178,8 @@ class ServicesTable(DataTable[Any]):
             t.stylize(health_colour(view.get("health") if view.get("group_row") else text))
         elif key == "name":
             t.stylize("bold")
+        elif key in TREND_STYLE:
+            t.stylize(TREND_STYLE[key])
         return t
 
     def _visible(self, views: dict[str, dict[str, Any]]) -> list[str]:
@@ -160,8 +198,14 @@ class ServicesTable(DataTable[Any]):
         if changed is not None and not changed and self._order:
             return 0  # nothing changed: same rows, same order, same texts (most ticks)
         now = now if now is not None else time.monotonic()
+        self._now = now
+        names_before = set(self._views)
         self._views = views
-        keep = self.selected_key
+        keep = self.selected_key or self._keep
+        self._keep = None
+        if set(views) != names_before:
+            self._fit_columns()  # the name column's width changed
+            self._keep = None
         wanted = self._visible(views)
         if changed is not None:  # a replica's change is its group row's too
             changed = changed | {group_key(str(views[n]["group"])) for n in changed
@@ -174,15 +218,15 @@ class ServicesTable(DataTable[Any]):
             for name in wanted:
                 if name not in self._shown:
                     texts, view = self._texts(name, now)
-                    self.add_row(*(self._cell(k, texts[k], view) for k, _ in COLUMNS),
-                                 key=name)
+                    self.add_row(*(self._cell(k, texts[k], view)
+                                   for k in self.shown_columns), key=name)
                     self._shown[name] = texts
                     written += len(texts)
             changed = None
         for name in wanted if changed is None else [n for n in changed if n in self._shown]:
             texts, view = self._texts(name, now)
             old = self._shown[name]
-            for key, _ in COLUMNS:
+            for key in self.shown_columns:
                 if texts[key] != old.get(key):
                     self.update_cell(name, key, self._cell(key, texts[key], view),
                                      update_width=key == "name")
