@@ -24,12 +24,12 @@ import os
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui_supervisor.engine.events import Notice, Topic
+from tui_supervisor.engine.events import AnyEvent, Exited, Notice, Spawned, Topic
 from tui_supervisor.engine.supervisor import Extension, Supervisor
 from tui_supervisor.metrics.history import DEFAULT_POINTS, History, LagWindow, ResettableSum
 from tui_supervisor.metrics.latency import Histogram
@@ -40,6 +40,13 @@ LAG_PERIOD = 0.1
 """Seconds between loop-lag probes."""
 LAG_WINDOW = 60.0
 SERVICE_SERIES = ("cpu_percent", "rss_bytes", "procs")
+PROBE_PREFIX = "probe_"
+"""Per-probe series (a service with probes): `probe_<name>_seconds` (the mean check
+duration in each tick, None when no check finished in it) and `ready` (1 while the
+readiness probe passes, 0 while it does not, None without a process)."""
+MARKS = 256
+"""Restart / failure marks kept per service (bounded like the rings; older ones are
+trimmed to the ring's time span on every query)."""
 ENGINE_SERIES = ("cpu_percent", "rss_bytes", "loop_lag", "log_bytes_per_s")
 
 
@@ -252,6 +259,10 @@ class ResourceSampler(Extension):
         self._log_view: dict[str, Any] = {}
         self._last_apply: float | None = None
         self._failed = False
+        self.marks: dict[str, deque[tuple[float, str]]] = {}
+        """service -> (wall time, "restart" | "failure"), oldest first."""
+        self._probe_seen: dict[tuple[str, str], tuple[float, int]] = {}
+        """(service, probe) -> (duration sum, checks) at the last tick."""
 
     @classmethod
     def attach(cls, sup: Supervisor, interval: float | None = None) -> ResourceSampler:
@@ -330,6 +341,44 @@ class ResourceSampler(Extension):
         self._log_view = {"log_bytes_total": int(total), "log_bytes_per_s": rate,
                           "log_lines_dropped": int(dropped)}
 
+    def on_event(self, ev: AnyEvent) -> None:
+        """Restarts (a respawn by the policy) and failures (an exit that counts as one),
+        for the marks on the detail charts' time line."""
+        if isinstance(ev, Spawned) and ev.auto:
+            kind = "restart"
+        elif isinstance(ev, Exited) and ev.failure:
+            kind = "failure"
+        else:
+            return
+        ring = self.marks.get(ev.service)
+        if ring is None:
+            ring = self.marks[ev.service] = deque(maxlen=MARKS)
+        ring.append((ev.t, kind))
+
+    def _probe_values(self, name: str) -> dict[str, float | None]:
+        """This tick's probe series of `name` (loop thread): each probe's mean check
+        duration since the last tick (from the engine's per-probe histogram sums), and
+        readiness. Empty for a service without probes."""
+        svc = self._sup.services.get(name) if self._sup is not None else None
+        if svc is None:
+            return {}
+        out: dict[str, float | None] = {}
+        for probe, st in svc.probe_stats.items():
+            h = st.get("duration") or {}
+            total, count = float(h.get("sum", 0.0)), int(sum(h.get("counts", ())))
+            # first sight (a new probe, or just adopted): no delta yet; fewer checks than
+            # last time: another kind of probe under this name started counting again
+            prev_total, prev_count = self._probe_seen.get((name, probe), (total, count))
+            if count < prev_count:
+                prev_total, prev_count = 0.0, 0
+            self._probe_seen[(name, probe)] = (total, count)
+            n = count - prev_count
+            out[f"{PROBE_PREFIX}{probe}_seconds"] = (total - prev_total) / n if n else None
+        if svc.spec.health.readiness is not None:
+            ready = svc.ready if svc.pid is not None else None
+            out["ready"] = None if ready is None else float(ready)
+        return out
+
     # -- worker thread ----------------------------------------------------------------
     def _work(self) -> None:
         loop = self._loop
@@ -364,11 +413,15 @@ class ResourceSampler(Extension):
             if h is None:
                 h = self.history[name] = History(self.interval, self.points)
             h.record(res.wall, {"cpu_percent": view["cpu_percent"] if up else None,
-                                "rss_bytes": tree.rss if up else None, "procs": tree.procs})
+                                "rss_bytes": tree.rss if up else None, "procs": tree.procs,
+                                **self._probe_values(name)})
             self._enforce(name, tree, res.roots.get(name, ()))
         for gone in set(self.history) - set(res.services):
             self.history.pop(gone)
             self.views.pop(gone, None)
+            self.marks.pop(gone, None)
+        for key in [k for k in self._probe_seen if k[0] not in res.services]:
+            del self._probe_seen[key]
         eng = _tree_view(res.engine, res.dt, res.engine_ticks, res.wall)
         worst = self.lags.max(since=self._last_apply)
         self._last_apply = self._loop.time() if self._loop else None
@@ -407,7 +460,10 @@ class ResourceSampler(Extension):
     def query(self, what: str, args: dict[str, Any]) -> Any:
         """`history` {service: name or None (the engine), series: [names] or None (all)}
         -> {"series": {name: [values oldest -> newest, None = gap]}, "interval",
-        "t_last" (wall time of the newest value)}."""
+        "t_last" (wall time of the newest value), and for a service "marks": [[wall
+        time, "restart" | "failure"], ...] within the rings' span, oldest first}. A
+        service with probes also has `probe_<name>_seconds` and `ready` series (see
+        PROBE_PREFIX); they are in "all", and may be asked for by name."""
         if what != "history":
             return super().query(what, args)
         service = args.get("service")
@@ -420,7 +476,10 @@ class ResourceSampler(Extension):
         else:
             raise ValueError(f"sampler: no service {service!r}")
         names = args.get("series")
-        allowed = ENGINE_SERIES if service is None else SERVICE_SERIES
+        allowed: tuple[str, ...] = ENGINE_SERIES
+        if service is not None:
+            allowed = SERVICE_SERIES + tuple(
+                n for n in h.series if n.startswith(PROBE_PREFIX) or n == "ready")
         if names is not None:
             unknown = [n for n in names if n not in allowed]
             if unknown:
@@ -429,7 +488,13 @@ class ResourceSampler(Extension):
         series = h.get(n for n in (names or allowed) if n in h.series)
         for n in names or allowed:
             series.setdefault(n, [])
-        return {"series": series, "interval": h.interval, "t_last": h.t_last}
+        out: dict[str, Any] = {"series": series, "interval": h.interval, "t_last": h.t_last}
+        if service is not None:
+            span = h.maxlen * h.interval
+            since = (h.t_last if h.t_last is not None else time.time()) - span
+            out["marks"] = [[t, kind] for t, kind in self.marks.get(service, ())
+                            if t >= since]
+        return out
 
     def detach(self) -> dict[str, Any]:
         return {"version": 1, "scanner": self.scanner.to_dict(),
@@ -437,7 +502,8 @@ class ResourceSampler(Extension):
                 "engine_history": self.engine_history.to_dict(),
                 "log_bytes": self.log_bytes.to_dict(), "log_dropped": self.log_dropped.to_dict(),
                 "lag_histogram": self.lag_histogram.to_dict(),
-                "views": self.views, "engine": self.engine}
+                "views": self.views, "engine": self.engine,
+                "marks": {n: [list(m) for m in ms] for n, ms in self.marks.items()}}
 
     def adopt(self, record: dict[str, Any]) -> None:
         if record.get("engine_history", {}).get("interval") != self.interval:
@@ -452,3 +518,5 @@ class ResourceSampler(Extension):
             self.engine = record["engine"]
             if "lag_histogram" in record:  # (an older engine's record has none)
                 self.lag_histogram = Histogram.from_dict(record["lag_histogram"])
+            self.marks = {n: deque(((float(t), str(k)) for t, k in ms), maxlen=MARKS)
+                          for n, ms in record.get("marks", {}).items()}
