@@ -41,8 +41,9 @@ LAG_PERIOD = 0.1
 LAG_WINDOW = 60.0
 SERVICE_SERIES = ("cpu_percent", "rss_bytes", "procs")
 PROBE_PREFIX = "probe_"
-"""Per-probe series (a service with probes): `probe_<name>_seconds` (the mean check
-duration in each tick, None when no check finished in it) and `ready` (1 while the
+"""Per-probe series (a service with probes): `probe_<name>_seconds` (the mean duration
+of the checks that finished in the tick, else as last measured; None without a
+process) and `ready` (1 while the
 readiness probe passes, 0 while it does not, None without a process)."""
 MARKS = 256
 """Restart / failure marks kept per service (bounded like the rings; older ones are
@@ -263,6 +264,10 @@ class ResourceSampler(Extension):
         """service -> (wall time, "restart" | "failure"), oldest first."""
         self._probe_seen: dict[tuple[str, str], tuple[float, int]] = {}
         """(service, probe) -> (duration sum, checks) at the last tick."""
+        self._probe_last: dict[tuple[str, str], float] = {}
+        """(service, probe) -> the mean duration of the last tick that had checks: a
+        probe checks every few seconds, the rings tick every second, and a chart of
+        the duration "as last measured" reads better than a comb of gaps."""
 
     @classmethod
     def attach(cls, sup: Supervisor, interval: float | None = None) -> ResourceSampler:
@@ -373,7 +378,10 @@ class ResourceSampler(Extension):
                 prev_total, prev_count = 0.0, 0
             self._probe_seen[(name, probe)] = (total, count)
             n = count - prev_count
-            out[f"{PROBE_PREFIX}{probe}_seconds"] = (total - prev_total) / n if n else None
+            if n:
+                self._probe_last[(name, probe)] = (total - prev_total) / n
+            out[f"{PROBE_PREFIX}{probe}_seconds"] = (
+                self._probe_last.get((name, probe)) if svc.pid is not None else None)
         if svc.spec.health.readiness is not None:
             ready = svc.ready if svc.pid is not None else None
             out["ready"] = None if ready is None else float(ready)
@@ -422,6 +430,7 @@ class ResourceSampler(Extension):
             self.marks.pop(gone, None)
         for key in [k for k in self._probe_seen if k[0] not in res.services]:
             del self._probe_seen[key]
+            self._probe_last.pop(key, None)
         eng = _tree_view(res.engine, res.dt, res.engine_ticks, res.wall)
         worst = self.lags.max(since=self._last_apply)
         self._last_apply = self._loop.time() if self._loop else None
