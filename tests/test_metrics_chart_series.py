@@ -1,6 +1,7 @@
 """The history answer's chart series against a real engine (issue 15): a real HTTP
 server probed for readiness and a TCP liveness check gives per-probe latency and a 0/1
-readiness series; a crashing service gives restart and failure marks in time."""
+readiness series; a crashing service gives restart and failure marks in time; the
+coarse rings (for the charts' 1 hour window) carry the same series."""
 
 from __future__ import annotations
 
@@ -73,6 +74,18 @@ def test_probe_latency_readiness_and_marks_in_the_history(tmp_path: Path) -> Non
             assert [t for t, _ in marks] == sorted(t for t, _ in marks)
             crashy = await api.query("resources", "history", {"service": "crashy"})
             assert "ready" not in crashy["series"]  # no probes: no probe series
+
+            async def coarse() -> dict[str, Any] | None:  # 10 ticks a point: 2 s here
+                h = await api.query("resources", "history",
+                                    {"service": "web", "coarse": True})
+                return h if numbers(h, "rss_bytes") and numbers(h, "ready") else None
+
+            h = await wait_for(coarse, 30, "a coarse point of web")
+            assert h["interval"] == 2.0
+            assert set(h["series"]) >= {"cpu_percent", "rss_bytes", "procs", "ready",
+                                        "probe_readiness_seconds", "probe_liveness_seconds"}
+            fine = (await web())["series"]["rss_bytes"]
+            assert max(numbers(h, "rss_bytes")) <= max(v for v in fine if v is not None)
         finally:
             await api.close()
 

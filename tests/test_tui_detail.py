@@ -463,14 +463,23 @@ async def test_w_cycles_the_chart_window_and_it_is_remembered() -> None:
     """In the dashboard: `w` moves the charts from 10 minutes to 1 hour, all the history
     and 1 minute (the title and the time axis say so); the choice is kept in the UI
     preferences, so the next dashboard opens with it; the palette has it too."""
-    from support import T0, settle_picture
+    from support import T0, settle, settle_picture
     from support import FixedAPI as Story
 
     from tui_supervisor.tui.app import SupervisorApp
     from tui_supervisor.tui.commands import COMMANDS
 
+    asked: list[bool] = []
+
+    class Recording(Story):
+        async def query(self, extension: str, what: str, args: dict[str, Any] | None = None
+                        ) -> Any:
+            if extension == "resources":
+                asked.append(bool((args or {}).get("coarse")))
+            return await super().query(extension, what, args)
+
     def dashboard() -> SupervisorApp:
-        return SupervisorApp(Story(), mode="attached", clock=lambda: 1000.0,
+        return SupervisorApp(Recording(), mode="attached", clock=lambda: 1000.0,
                              wall_clock=lambda: T0)
 
     def charts(app: SupervisorApp) -> tuple[str, str]:
@@ -483,16 +492,20 @@ async def test_w_cycles_the_chart_window_and_it_is_remembered() -> None:
         await pilot.press("j")
         await settle_picture(pilot)
         seen = [charts(app)]
+        kinds = []
         for _ in range(4):
+            asked.clear()
             await pilot.press("w")
-            await pilot.pause()
+            await settle(pilot, lambda: asked, "the history asked again")
             seen.append(charts(app))
+            kinds.append(asked[:1])
         await pilot.press("w")  # 1 hour again, for the next dashboard
     assert seen == [("Charts · last 10m  w → 1h", "-10m"),
                     ("Charts · last 1h  w → all", "-1h"),
                     ("Charts · all kept history (10m)  w → 1m", "-10m"),
                     ("Charts · last 1m  w → 10m", "-1m"),
                     ("Charts · last 10m  w → 1h", "-10m")]
+    assert kinds == [[True], [True], [False], [False]]  # 1 h and all: the coarse rings
     assert app.prefs.get("chart_window") == 3600.0
     again = dashboard()
     async with again.run_test(size=(140, 45)) as pilot:

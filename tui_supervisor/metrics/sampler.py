@@ -31,7 +31,13 @@ from typing import Any
 
 from tui_supervisor.engine.events import AnyEvent, Exited, Notice, Spawned, Topic
 from tui_supervisor.engine.supervisor import Extension, Supervisor
-from tui_supervisor.metrics.history import DEFAULT_POINTS, History, LagWindow, ResettableSum
+from tui_supervisor.metrics.history import (
+    DEFAULT_POINTS,
+    Downsampler,
+    History,
+    LagWindow,
+    ResettableSum,
+)
 from tui_supervisor.metrics.latency import Histogram
 
 HZ = os.sysconf("SC_CLK_TCK")
@@ -45,6 +51,10 @@ PROBE_PREFIX = "probe_"
 of the checks that finished in the tick, else as last measured; None without a
 process) and `ready` (1 while the
 readiness probe passes, 0 while it does not, None without a process)."""
+COARSE = 10
+"""Ticks folded into one point of the coarse rings (`coarse: true` in a history query):
+as many points as the fine rings, 10x the time (100 minutes at one sample a second),
+for the charts' 1 hour and "all" windows."""
 MARKS = 256
 """Restart / failure marks kept per service (bounded like the rings; older ones are
 trimmed to the ring's time span on every query)."""
@@ -260,6 +270,9 @@ class ResourceSampler(Extension):
         self._log_view: dict[str, Any] = {}
         self._last_apply: float | None = None
         self._failed = False
+        self.coarse: dict[str, History] = {}
+        """service -> its rings at COARSE x the interval (same length as `history`)."""
+        self._folds: dict[str, Downsampler] = {}
         self.marks: dict[str, deque[tuple[float, str]]] = {}
         """service -> (wall time, "restart" | "failure"), oldest first."""
         self._probe_seen: dict[tuple[str, str], tuple[float, int]] = {}
@@ -360,6 +373,17 @@ class ResourceSampler(Extension):
             ring = self.marks[ev.service] = deque(maxlen=MARKS)
         ring.append((ev.t, kind))
 
+    def _record_coarse(self, name: str, wall: float, values: dict[str, Any]) -> None:
+        fold = self._folds.get(name)
+        if fold is None:
+            fold = self._folds[name] = Downsampler(COARSE, lows=("ready",))
+        folded = fold.add(values)
+        if folded is not None:
+            h = self.coarse.get(name)
+            if h is None:
+                h = self.coarse[name] = History(self.interval * COARSE, self.points)
+            h.record(wall, folded)
+
     def _probe_values(self, name: str) -> dict[str, float | None]:
         """This tick's probe series of `name` (loop thread): each probe's mean check
         duration since the last tick (from the engine's per-probe histogram sums), and
@@ -420,14 +444,18 @@ class ResourceSampler(Extension):
             h = self.history.get(name)
             if h is None:
                 h = self.history[name] = History(self.interval, self.points)
-            h.record(res.wall, {"cpu_percent": view["cpu_percent"] if up else None,
-                                "rss_bytes": tree.rss if up else None, "procs": tree.procs,
-                                **self._probe_values(name)})
+            values = {"cpu_percent": view["cpu_percent"] if up else None,
+                      "rss_bytes": tree.rss if up else None, "procs": tree.procs,
+                      **self._probe_values(name)}
+            h.record(res.wall, values)
+            self._record_coarse(name, res.wall, values)
             self._enforce(name, tree, res.roots.get(name, ()))
         for gone in set(self.history) - set(res.services):
             self.history.pop(gone)
             self.views.pop(gone, None)
             self.marks.pop(gone, None)
+            self.coarse.pop(gone, None)
+            self._folds.pop(gone, None)
         for key in [k for k in self._probe_seen if k[0] not in res.services]:
             del self._probe_seen[key]
             self._probe_last.pop(key, None)
@@ -470,18 +498,24 @@ class ResourceSampler(Extension):
         """`history` {service: name or None (the engine), series: [names] or None (all)}
         -> {"series": {name: [values oldest -> newest, None = gap]}, "interval",
         "t_last" (wall time of the newest value), and for a service "marks": [[wall
-        time, "restart" | "failure"], ...] within the rings' span, oldest first}. A
+        time, "restart" | "failure"], ...] within the rings' span, oldest first}.
+        `coarse: true` (a service): the same from the coarse rings (COARSE ticks a
+        point, each the maximum of its ticks; `ready` the minimum). A
         service with probes also has `probe_<name>_seconds` and `ready` series (see
         PROBE_PREFIX); they are in "all", and may be asked for by name."""
         if what != "history":
             return super().query(what, args)
         service = args.get("service")
+        coarse = bool(args.get("coarse")) and service is not None
+        rings = self.coarse if coarse else self.history
         if service is None:
             h = self.engine_history
-        elif service in self.history:
-            h = self.history[service]
-        elif self._sup is not None and service in self._sup.services:
-            h = History(self.interval, self.points)  # not sampled yet
+        elif service in rings:
+            h = rings[service]
+        elif service in self.history or (self._sup is not None
+                                         and service in self._sup.services):
+            # not sampled yet (or not for COARSE ticks yet)
+            h = History(self.interval * (COARSE if coarse else 1), self.points)
         else:
             raise ValueError(f"sampler: no service {service!r}")
         names = args.get("series")
@@ -508,6 +542,7 @@ class ResourceSampler(Extension):
     def detach(self) -> dict[str, Any]:
         return {"version": 1, "scanner": self.scanner.to_dict(),
                 "history": {n: h.to_dict() for n, h in self.history.items()},
+                "coarse": {n: h.to_dict() for n, h in self.coarse.items()},
                 "engine_history": self.engine_history.to_dict(),
                 "log_bytes": self.log_bytes.to_dict(), "log_dropped": self.log_dropped.to_dict(),
                 "lag_histogram": self.lag_histogram.to_dict(),
@@ -527,5 +562,7 @@ class ResourceSampler(Extension):
             self.engine = record["engine"]
             if "lag_histogram" in record:  # (an older engine's record has none)
                 self.lag_histogram = Histogram.from_dict(record["lag_histogram"])
+            self.coarse = {n: History.from_dict(d)
+                           for n, d in record.get("coarse", {}).items()}
             self.marks = {n: deque(((float(t), str(k)) for t, k in ms), maxlen=MARKS)
                           for n, ms in record.get("marks", {}).items()}

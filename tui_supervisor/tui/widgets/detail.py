@@ -5,7 +5,8 @@ timeline and the last incidents with the lines the process wrote before dying.
 
 The charts are braille plots (tui/charts.py, which says why not plotext) with a value
 axis at the left and a time axis under them; `w` cycles the window (1 min, 10 min, 1 h,
-all the history kept), remembered in the UI preferences ("chart_window").
+all the history kept), remembered in the UI preferences ("chart_window"). 1 h and "all"
+come from the sampler's coarse rings (a point per 10 s, 100 minutes kept).
 
 Every part renders for the width it is given (`DetailPart.render`), and the charts take
 more rows as the pane grows (`chart_rows`): two at 80x24, six at 200x60.
@@ -52,6 +53,9 @@ GUTTER = 8
 INCIDENT_LINES = 5
 DEFAULT_WINDOW = 600.0
 WINDOW_PREF = "chart_window"
+COARSE_FROM = 600.0
+"""Windows longer than this (1 h, all) are drawn from the sampler's coarse rings (10 s a
+point, 100 minutes), the others from its 1 s rings (10 minutes)."""
 """Output lines shown per incident (its last ones)."""
 
 Num = float | int | None
@@ -317,6 +321,8 @@ class DetailPane(VerticalScroll):
         if prefs is not None:
             prefs.set(WINDOW_PREF, self.window)
         self._refresh_part("#detail-graphs")
+        if self.service is not None and self.is_mounted:  # (fine or coarse rings)
+            self.run_worker(self.refresh_data(), group="detail-show", exclusive=True)
         return self.window
 
     def show(self, service: str | None) -> None:
@@ -341,7 +347,10 @@ class DetailPane(VerticalScroll):
         name = self.service
         if name is None or group_of_key(name) is not None:
             return  # (a group row: no history or incidents of its own)
-        hist, herr = await self._ask("resources", "history", {"service": name})
+        args: dict[str, Any] = {"service": name}
+        if self.window is None or self.window > COARSE_FROM:
+            args["coarse"] = True  # (an older engine ignores it: its 10 minutes, drawn)
+        hist, herr = await self._ask("resources", "history", args)
         incs, ierr = await self._ask("incidents", "list", {"service": name, "n": INCIDENTS})
         if name != self.service:
             return  # switched meanwhile: these belong to another service
