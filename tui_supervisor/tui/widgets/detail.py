@@ -295,6 +295,9 @@ class DetailPane(VerticalScroll):
         self.history_error: str | None = None
         self.incident_list: list[dict[str, Any]] | None = None
         self.incident_error: str | None = None
+        self._charts: tuple[dict[str, Any], tuple[Any, ...], Text] | None = None
+        """The last chart section drawn: (the history answer, (window, width, rows),
+        the drawing)."""
         self.window: float | None = DEFAULT_WINDOW
         """Seconds the charts cover (None: all the history kept): `cycle_window`."""
 
@@ -411,7 +414,13 @@ class DetailPane(VerticalScroll):
             return Text(f"CPU / MEM: {self.history_error}", style="dim")
         if self.history is None:
             return Text("CPU / MEM: loading…", style="dim")
-        return chart_section(self.history, self.window, width, self.chart_rows())
+        key = (self.window, width, self.chart_rows())
+        last = self._charts
+        if last is None or last[0] is not self.history or last[1] != key:
+            # (drawn twice a refresh, measured then rendered: 3-6 ms each at 140-200
+            # columns; the answer is a new object at every fetch)
+            last = self._charts = (self.history, key, chart_section(self.history, *key))
+        return last[2]
 
     def _draw_health(self, width: int) -> RenderableType:
         view = self._view()
