@@ -93,3 +93,37 @@ def test_probe_latency_readiness_and_marks_in_the_history(tmp_path: Path) -> Non
         asyncio.run(check())
     finally:
         e.stop()
+
+
+def test_marks_and_coarse_rings_cross_a_handoff_as_json() -> None:
+    """What a code reload carries (the detach record goes through JSON): the marks and
+    the coarse rings; a predecessor without them (an older engine) leaves them empty."""
+    import json
+
+    from tui_supervisor.engine.events import Exited, Spawned
+    from tui_supervisor.metrics.history import History
+    from tui_supervisor.metrics.sampler import COARSE, ResourceSampler
+
+    old = ResourceSampler(1.0)
+    old.on_event(Exited(100.0, "a", 7, 1, None, False, True, 3.0))
+    old.on_event(Spawned(101.0, "a", 8, auto=True))
+    old.on_event(Spawned(102.0, "a", 9, auto=False))  # asked for: not a restart
+    old.on_event(Exited(103.0, "a", 9, 0, None, True, False, 1.0))  # asked for: no mark
+    for i in range(COARSE):
+        old._record_coarse("a", 100.0 + i, {"cpu_percent": float(i), "ready": 1.0})
+    old.history["a"] = History(1.0)  # (so "a" is a sampled service)
+    old.history["a"].record(109.0, {"cpu_percent": 9.0})
+    new = ResourceSampler(1.0)
+    new.adopt(json.loads(json.dumps(old.detach())))
+    fine = new.query("history", {"service": "a"})
+    assert fine["marks"] == [[100.0, "failure"], [101.0, "restart"]]
+    coarse = new.query("history", {"service": "a", "coarse": True})
+    assert coarse["interval"] == COARSE and coarse["series"]["cpu_percent"] == [9.0]
+    assert coarse["series"]["ready"] == [1.0] and coarse["marks"] == fine["marks"]
+    record = old.detach()
+    del record["marks"], record["coarse"]
+    older = ResourceSampler(1.0)
+    older.adopt(json.loads(json.dumps(record)))
+    assert older.query("history", {"service": "a"})["marks"] == []
+    assert older.query("history", {"service": "a", "coarse": True})["series"][
+        "cpu_percent"] == []
