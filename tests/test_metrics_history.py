@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tui_supervisor.metrics.history import (
+    Downsampler,
     History,
     LagWindow,
     ResettableSum,
@@ -100,3 +101,15 @@ def test_resettable_sum_never_decreases() -> None:
     assert s.update({"a": 7, "b": 15}) == 192              # a back: counts from 0
     copy = ResettableSum.from_dict(json.loads(json.dumps(s.to_dict())))
     assert copy.update({"a": 8, "b": 15}) == 193
+
+
+def test_downsampler_folds_ticks_by_max_and_ready_by_min() -> None:
+    d = Downsampler(3, lows=("ready",))
+    assert d.add({"cpu": 1.0, "ready": 1.0}) is None
+    assert d.add({"cpu": None, "ready": 0.0}) is None  # a gap does not hide a value
+    assert d.add({"cpu": 5.0, "ready": 1.0, "new": None}) == {
+        "cpu": 5.0, "ready": 0.0, "new": None}  # max; min for ready; never a value: None
+    assert d.add({"cpu": None}) is None and d.add({}) is None
+    assert d.add({"cpu": 2.0}) == {"cpu": 2.0}  # a fresh bucket after each fold
+    one = Downsampler(1)
+    assert one.add({"x": 3}) == {"x": 3} and one.add({"x": None}) == {"x": None}

@@ -23,14 +23,7 @@ from tui_supervisor.engine.supervisor import Supervisor
 from tui_supervisor.metrics import attach_metrics
 from tui_supervisor.tui.screens.help import OTHER_KEYS, HelpScreen
 from tui_supervisor.tui.store import Store
-from tui_supervisor.tui.widgets.detail import (
-    BLOCKS,
-    DetailPane,
-    DetailPart,
-    fit,
-    graphs,
-    spark_rows,
-)
+from tui_supervisor.tui.widgets.detail import GUTTER, DetailPane, DetailPart, chart_section
 
 FAST = 0.1
 
@@ -81,34 +74,45 @@ async def show(app: App[Any], pilot: Any, name: str) -> DetailPane:
 
 
 # -- drawing, exactly ----------------------------------------------------------------------
-def test_fit_keeps_short_windows_and_buckets_long_ones_by_max() -> None:
-    assert fit([1, None, 3], 5) == [1, None, 3]
-    assert fit([1, 5, 2, 2, None, None, 7, 0], 4) == [5, 2, None, 7]
-    assert fit(list(range(600)), 60)[0] == 9 and fit(list(range(600)), 60)[-1] == 599
-    assert len(fit(list(range(601)), 7)) == 7 and fit([1], 0) == []
+HIST = {"series": {"cpu_percent": [10.0, None, 40.0, 12.5],
+                   "rss_bytes": [50 << 20, None, 52 << 20, 48 << 20], "procs": [1, 0, 1, 1],
+                   "probe_readiness_seconds": [None, None, 0.004, 0.002],
+                   "ready": [None, None, 0.0, 1.0]},
+        "interval": 1.0, "t_last": 100.0, "marks": [[98.5, "failure"], [99.0, "restart"]]}
 
 
-def test_spark_rows_gaps_are_blank_and_zero_is_the_lowest_block() -> None:
-    assert spark_rows([0, 4, None, 8], 6) == ["  ▁▄ █"]
-    assert spark_rows([0, 0], 3) == [" ▁▁"]  # a flat zero still shows it was sampled
-    assert spark_rows([2, None, 16], 3, rows=2) == ["  █", "▂ █"]
-    assert spark_rows([1, 2], 2, rows=1, vmax=4) == ["▂▄"]
-    assert spark_rows([12], 1, rows=2) == ["█"] * 2
+def test_chart_section_all_history_with_probes_and_marks() -> None:
+    assert chart_section(HIST, None, 12, 2).plain.split("\n") == [
+        "Charts · all kept history (4s)  w → 1m",
+        "CPU 12.5%  max 40.0%",
+        "  40.0%┤  ⣿ ",
+        "   0.0%┤⣤ ⣿⣤",   # the gap (process down) blank, its neighbours sampled
+        "MEM 48.0M  max 52.0M",
+        "  52.0M┤⣿ ⣿⣶",
+        "     0B┤⣿ ⣿⣿",
+        "readiness probe 2ms  max 4ms",  # probe charts: half the rows (at least one)
+        "    4ms┤  ⣿⣤",
+        "  ready│  ▁█",
+        "     ↻✖│  ✖↻",
+        "         now"]
 
 
-def test_graphs_beside_their_labels_when_wide_above_when_narrow() -> None:
-    hist = {"series": {"cpu_percent": [10.0, None, 40.0, 12.5],
-                       "rss_bytes": [50 << 20, None, 52 << 20, 48 << 20]}, "interval": 1.0}
-    wide = graphs(hist, 60).plain.split("\n")
-    assert wide[0].startswith("CPU 12.5% (max 40.0%)") and wide[0].endswith("▂ █▃")
-    assert wide[1].startswith("MEM 48.0M (max 52.0M)") and wide[1].endswith("█ █▇")
-    assert len(wide[0]) == len(wide[1]) == 60
-    assert wide[2] == "last 4s, 1.00s per column".rjust(60)
-    narrow = graphs(hist, 20, rows=2).plain.split("\n")
-    assert narrow[0] == "CPU 12.5% (max 40.0%)"
-    assert narrow[1:3] == [" " * 16 + "  █ ", " " * 16 + "▄ █▅"]
-    assert narrow[3] == "MEM 48.0M (max 52.0M)"
-    none = graphs({"series": {"cpu_percent": [None], "rss_bytes": []}}, 40)
+def test_chart_section_a_window_longer_than_the_history() -> None:
+    lines = chart_section(HIST, 60.0, 24, 1).plain.split("\n")
+    assert lines[0] == "Charts · last 1m  w → 10m"
+    assert lines[2] == "  40.0%┤              ⢀⣿"  # 4 s of 60 at the right, "now"
+    assert lines[-3:] == ["  ready│               ▁",  # the cell holds a 0: unready shows
+                          "     ↻✖│               ✖",  # failure and restart: the failure
+                          "        -1m   -30s   now"]
+
+
+def test_chart_section_old_answers_and_nothing_sampled() -> None:
+    old = {"series": {"cpu_percent": [1.0, 2.0], "rss_bytes": [5.0, 6.0]}, "interval": 1.0,
+           "t_last": 2.0}  # no probe series, no marks (an older engine)
+    lines = chart_section(old, 600.0, 20, 1).plain.split("\n")
+    assert [ln for ln in lines if "ready" in ln or "probe" in ln] == []
+    assert lines[-2] == "     ↻✖│" + " " * 12 and lines[-1].endswith("now")
+    none = chart_section({"series": {"cpu_percent": [None], "rss_bytes": []}}, 600.0, 40, 2)
     assert none.plain == "CPU / MEM: no samples yet"
 
 
@@ -136,16 +140,20 @@ async def test_graphs_appear_once_sampled_with_the_current_value(engine_factory,
         assert mem[-1] is not None and mem[-1] > 1 << 20  # a python interpreter
         cpu = series["cpu_percent"]
         lines = part_text(app, "graphs", strip=False)
-        assert len(lines[0]) == len(lines[1]) == 118  # 120 less the padding
+        assert lines[0].startswith("Charts · last 10m")
+        width = app.query_one("#detail-graphs").size.width  # less padding and scrollbar
+        assert len(lines[2]) == len(lines[-1]) == width > 100
         cpu_max = max(v for v in cpu if v is not None)
-        assert lines[0].startswith(f"CPU {fmt_percent(cpu[-1])} (max {fmt_percent(cpu_max)})")
-        mem_label = f"MEM {fmt_bytes(mem[-1])} (max {fmt_bytes(max(v for v in mem if v))})"
-        assert lines[1].startswith(mem_label)
-        # one column per sample, newest at the right: the MEM row ends with the samples
-        tail = lines[1][-len(mem):]
-        assert [c == " " for c in tail] == [v is None for v in mem]
-        assert set(tail) - {" "} <= set(BLOCKS) and "█" in tail
-        assert "per column" in lines[2]
+        assert lines[1].startswith(f"CPU {fmt_percent(cpu[-1])}  max {fmt_percent(cpu_max)}")
+        rows = pane.chart_rows()
+        assert lines[2 + rows].startswith(f"MEM {fmt_bytes(mem[-1])}  max "
+                                          f"{fmt_bytes(max(v for v in mem if v))}")
+        assert lines[2].startswith(f"{fmt_percent(cpu_max)}┤".rjust(GUTTER))  # the scale
+        # the MEM chart's bottom row: a second of samples in 10 minutes is the last cell
+        # ("now"); the 10 minutes before it are blank (nothing sampled then)
+        bottom = lines[2 + 2 * rows][GUTTER:]
+        assert bottom[-1] != " " and set(bottom[:-2]) == {" "}, bottom
+        assert lines[-1].rstrip().endswith("now") and lines[-1].lstrip().startswith("-10m")
 
 
 async def test_a_crash_shows_as_incident_with_its_last_lines(engine_factory, tmp_path
@@ -244,13 +252,14 @@ async def test_layout_small_and_large(engine_factory, tmp_path) -> None:
             pid = sup.services["web"].pid
             assert screen[0].startswith(" web  running (started)   pid ")
             assert f"pid {pid}   up " in screen[0]
-            for field in ("CPU ", "MEM ", "per column", "restarts 0", "failures 0",
+            for field in ("CPU ", "MEM ", "-10m", "now", "restarts 0", "failures 0",
                           "availability", "MTTR", "MTBF", "respawn p50/p99", "command",
                           "cwd", "restart always", "Failures (0)"):
                 assert field in joined, (size, field)
-            graph_rows = 1 if size == (80, 24) else 4
-            assert pane.graph_rows() == graph_rows
-            assert len(part_text(app, "graphs")) == 2 * graph_rows + 1
+            rows = 3 if size == (80, 24) else 6  # (the pane alone: all the height)
+            assert pane.chart_rows() == rows
+            assert len(part_text(app, "graphs")) == 2 * rows + 5  # title, 2 x label,
+            # the marks and the time axis
             if size == (200, 60):  # everything on one screen: incidents too
                 assert "no incidents" in joined
                 facts = part_text(app, "facts")[0]  # all six figures on one row
@@ -447,3 +456,61 @@ def test_picture(snap_compare, utc, size: tuple[int, int]) -> None:
 
     app = Harness(FixedAPI(), fixed_store(), clock=lambda: NOW)
     assert snap_compare(app, terminal_size=size, run_before=before)
+
+
+# -- the window key ------------------------------------------------------------------------
+async def test_w_cycles_the_chart_window_and_it_is_remembered() -> None:
+    """In the dashboard: `w` moves the charts from 10 minutes to 1 hour, all the history
+    and 1 minute (the title and the time axis say so); the choice is kept in the UI
+    preferences, so the next dashboard opens with it; the palette has it too."""
+    from support import T0, settle, settle_picture
+    from support import FixedAPI as Story
+
+    from tui_supervisor.tui.app import SupervisorApp
+    from tui_supervisor.tui.commands import COMMANDS
+
+    asked: list[bool] = []
+
+    class Recording(Story):
+        async def query(self, extension: str, what: str, args: dict[str, Any] | None = None
+                        ) -> Any:
+            if extension == "resources":
+                asked.append(bool((args or {}).get("coarse")))
+            return await super().query(extension, what, args)
+
+    def dashboard() -> SupervisorApp:
+        return SupervisorApp(Recording(), mode="attached", clock=lambda: 1000.0,
+                             wall_clock=lambda: T0)
+
+    def charts(app: SupervisorApp) -> tuple[str, str]:
+        lines = part_text(app, "graphs")
+        return lines[0], lines[-1].split()[0]  # the title, the axis' left end
+
+    app = dashboard()
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle_picture(pilot)
+        await pilot.press("j")
+        await settle_picture(pilot)
+        seen = [charts(app)]
+        kinds = []
+        for _ in range(4):
+            asked.clear()
+            await pilot.press("w")
+            await settle(pilot, lambda: asked, "the history asked again")
+            seen.append(charts(app))
+            kinds.append(asked[:1])
+        await pilot.press("w")  # 1 hour again, for the next dashboard
+    assert seen == [("Charts · last 10m  w → 1h", "-10m"),
+                    ("Charts · last 1h  w → all", "-1h"),
+                    ("Charts · all kept history (10m)  w → 1m", "-10m"),
+                    ("Charts · last 1m  w → 10m", "-1m"),
+                    ("Charts · last 10m  w → 1h", "-10m")]
+    assert kinds == [[True], [True], [False], [False]]  # 1 h and all: the coarse rings
+    assert app.prefs.get("chart_window") == 3600.0
+    again = dashboard()
+    async with again.run_test(size=(140, 45)) as pilot:
+        await settle_picture(pilot)
+        await pilot.press("j")
+        await settle_picture(pilot)
+        assert charts(again) == ("Charts · last 1h  w → all", "-1h")
+    assert ("Charts: window (1 min, 10 min, 1 h, all; cycle)", "chart_window") in COMMANDS

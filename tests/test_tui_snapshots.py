@@ -42,6 +42,17 @@ def test_worker_detail(snap_compare: Any) -> None:
     assert snap_compare(make_app(), terminal_size=(140, 40), run_before=run_before)
 
 
+def test_detail_charts(snap_compare: Any) -> None:
+    """The detail pane full width at 140x45: CPU, memory, the readiness probe's duration
+    and readiness over 10 minutes, the crash (✖) and respawn (↻) on the time line."""
+    async def run_before(pilot: Any) -> None:
+        await settle_picture(pilot)
+        await pilot.press("j", "enter")
+        await settle_picture(pilot)
+
+    assert snap_compare(make_app(), terminal_size=(140, 45), run_before=run_before)
+
+
 def test_merged_logs_with_search(snap_compare: Any) -> None:
     async def run_before(pilot: Any) -> None:
         await settle_picture(pilot)

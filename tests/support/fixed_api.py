@@ -117,9 +117,16 @@ LINES = [
     ("chatty", "stdout", "\x1b[33mWARN\x1b[0m request 18 GET /healthz 71ms"),
     ("web", "stdout", '127.0.0.1 - - "GET /api/items HTTP/1.1" 200 -'),
 ]
-HISTORY = {"cpu_percent": [0.5 + (i % 7) * 0.8 for i in range(120)],
-           "rss_bytes": [float((20 << 20) + i * 4096) for i in range(120)],
-           "procs": [1.0] * 120}
+HISTORY: dict[str, list[float | None]] = {  # 10 minutes at 1 s; a crash 5 s before T0
+    "cpu_percent": [None if 594 <= i < 596 else 0.5 + (i % 7) * 0.8 + (i % 120 > 100) * 6
+                    for i in range(600)],
+    "rss_bytes": [None if 594 <= i < 596 else float((20 << 20) + (i % 596) * 40960)
+                  for i in range(600)],
+    "procs": [0.0 if 594 <= i < 596 else 1.0 for i in range(600)],
+    "probe_readiness_seconds": [0.002 + (i % 11) * 0.0004 + (i > 560) * 0.01
+                                for i in range(600)],
+    "ready": [None if 594 <= i < 596 else float(not 585 <= i < 597) for i in range(600)]}
+MARKS = [[T0 - 5.5, "failure"], [T0 - 4.0, "restart"]]
 
 
 class FixedAPI:
@@ -148,7 +155,7 @@ class FixedAPI:
     async def query(self, extension: str, what: str, args: dict[str, Any] | None = None
                     ) -> Any:
         if extension == "resources":
-            return {"series": HISTORY, "interval": 1.0, "t_last": T0}
+            return {"series": HISTORY, "interval": 1.0, "t_last": T0, "marks": MARKS}
         if extension == "incidents" and (args or {}).get("service") not in (None, "worker"):
             return []
         if extension == "incidents":

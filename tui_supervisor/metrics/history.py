@@ -95,6 +95,33 @@ class History:
         return h
 
 
+class Downsampler:
+    """Folds every `factor` ticks of values into one, for a coarser ring: the maximum of
+    each series over the ticks (a spike is never averaged away), the minimum for the
+    series in `lows` (readiness: one unready tick shows); None when a series had no
+    value in them."""
+
+    def __init__(self, factor: int, lows: Iterable[str] = ()) -> None:
+        self.factor = factor
+        self.lows = frozenset(lows)
+        self.ticks = 0
+        self.acc: dict[str, Value] = {}
+
+    def add(self, values: Mapping[str, Value]) -> dict[str, Value] | None:
+        """Take one tick; every `factor`-th returns the folded values (else None)."""
+        for name, v in values.items():
+            cur = self.acc.get(name)
+            if v is None or cur is None:
+                self.acc[name] = cur if v is None else v
+            else:
+                self.acc[name] = min(cur, v) if name in self.lows else max(cur, v)
+        self.ticks += 1
+        if self.ticks < self.factor:
+            return None
+        out, self.acc, self.ticks = self.acc, {}, 0
+        return out
+
+
 def percentile(values: Iterable[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (numpy's default); None if empty."""
     s = sorted(values)

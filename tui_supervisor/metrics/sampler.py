@@ -24,14 +24,20 @@ import os
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui_supervisor.engine.events import Notice, Topic
+from tui_supervisor.engine.events import AnyEvent, Exited, Notice, Spawned, Topic
 from tui_supervisor.engine.supervisor import Extension, Supervisor
-from tui_supervisor.metrics.history import DEFAULT_POINTS, History, LagWindow, ResettableSum
+from tui_supervisor.metrics.history import (
+    DEFAULT_POINTS,
+    Downsampler,
+    History,
+    LagWindow,
+    ResettableSum,
+)
 from tui_supervisor.metrics.latency import Histogram
 
 HZ = os.sysconf("SC_CLK_TCK")
@@ -40,6 +46,18 @@ LAG_PERIOD = 0.1
 """Seconds between loop-lag probes."""
 LAG_WINDOW = 60.0
 SERVICE_SERIES = ("cpu_percent", "rss_bytes", "procs")
+PROBE_PREFIX = "probe_"
+"""Per-probe series (a service with probes): `probe_<name>_seconds` (the mean duration
+of the checks that finished in the tick, else as last measured; None without a
+process) and `ready` (1 while the
+readiness probe passes, 0 while it does not, None without a process)."""
+COARSE = 10
+"""Ticks folded into one point of the coarse rings (`coarse: true` in a history query):
+as many points as the fine rings, 10x the time (100 minutes at one sample a second),
+for the charts' 1 hour and "all" windows."""
+MARKS = 256
+"""Restart / failure marks kept per service (bounded like the rings; older ones are
+trimmed to the ring's time span on every query)."""
 ENGINE_SERIES = ("cpu_percent", "rss_bytes", "loop_lag", "log_bytes_per_s")
 
 
@@ -252,6 +270,17 @@ class ResourceSampler(Extension):
         self._log_view: dict[str, Any] = {}
         self._last_apply: float | None = None
         self._failed = False
+        self.coarse: dict[str, History] = {}
+        """service -> its rings at COARSE x the interval (same length as `history`)."""
+        self._folds: dict[str, Downsampler] = {}
+        self.marks: dict[str, deque[tuple[float, str]]] = {}
+        """service -> (wall time, "restart" | "failure"), oldest first."""
+        self._probe_seen: dict[tuple[str, str], tuple[float, int]] = {}
+        """(service, probe) -> (duration sum, checks) at the last tick."""
+        self._probe_last: dict[tuple[str, str], float] = {}
+        """(service, probe) -> the mean duration of the last tick that had checks: a
+        probe checks every few seconds, the rings tick every second, and a chart of
+        the duration "as last measured" reads better than a comb of gaps."""
 
     @classmethod
     def attach(cls, sup: Supervisor, interval: float | None = None) -> ResourceSampler:
@@ -330,6 +359,58 @@ class ResourceSampler(Extension):
         self._log_view = {"log_bytes_total": int(total), "log_bytes_per_s": rate,
                           "log_lines_dropped": int(dropped)}
 
+    def on_event(self, ev: AnyEvent) -> None:
+        """Restarts (a respawn by the policy) and failures (an exit that counts as one),
+        for the marks on the detail charts' time line."""
+        if isinstance(ev, Spawned) and ev.auto:
+            kind = "restart"
+        elif isinstance(ev, Exited) and ev.failure:
+            kind = "failure"
+        else:
+            return
+        ring = self.marks.get(ev.service)
+        if ring is None:
+            ring = self.marks[ev.service] = deque(maxlen=MARKS)
+        ring.append((ev.t, kind))
+
+    def _record_coarse(self, name: str, wall: float, values: dict[str, Any]) -> None:
+        fold = self._folds.get(name)
+        if fold is None:
+            fold = self._folds[name] = Downsampler(COARSE, lows=("ready",))
+        folded = fold.add(values)
+        if folded is not None:
+            h = self.coarse.get(name)
+            if h is None:
+                h = self.coarse[name] = History(self.interval * COARSE, self.points)
+            h.record(wall, folded)
+
+    def _probe_values(self, name: str) -> dict[str, float | None]:
+        """This tick's probe series of `name` (loop thread): each probe's mean check
+        duration since the last tick (from the engine's per-probe histogram sums), and
+        readiness. Empty for a service without probes."""
+        svc = self._sup.services.get(name) if self._sup is not None else None
+        if svc is None:
+            return {}
+        out: dict[str, float | None] = {}
+        for probe, st in svc.probe_stats.items():
+            h = st.get("duration") or {}
+            total, count = float(h.get("sum", 0.0)), int(sum(h.get("counts", ())))
+            # first sight (a new probe, or just adopted): no delta yet; fewer checks than
+            # last time: another kind of probe under this name started counting again
+            prev_total, prev_count = self._probe_seen.get((name, probe), (total, count))
+            if count < prev_count:
+                prev_total, prev_count = 0.0, 0
+            self._probe_seen[(name, probe)] = (total, count)
+            n = count - prev_count
+            if n:
+                self._probe_last[(name, probe)] = (total - prev_total) / n
+            out[f"{PROBE_PREFIX}{probe}_seconds"] = (
+                self._probe_last.get((name, probe)) if svc.pid is not None else None)
+        if svc.spec.health.readiness is not None:
+            ready = svc.ready if svc.pid is not None else None
+            out["ready"] = None if ready is None else float(ready)
+        return out
+
     # -- worker thread ----------------------------------------------------------------
     def _work(self) -> None:
         loop = self._loop
@@ -363,12 +444,21 @@ class ResourceSampler(Extension):
             h = self.history.get(name)
             if h is None:
                 h = self.history[name] = History(self.interval, self.points)
-            h.record(res.wall, {"cpu_percent": view["cpu_percent"] if up else None,
-                                "rss_bytes": tree.rss if up else None, "procs": tree.procs})
+            values = {"cpu_percent": view["cpu_percent"] if up else None,
+                      "rss_bytes": tree.rss if up else None, "procs": tree.procs,
+                      **self._probe_values(name)}
+            h.record(res.wall, values)
+            self._record_coarse(name, res.wall, values)
             self._enforce(name, tree, res.roots.get(name, ()))
         for gone in set(self.history) - set(res.services):
             self.history.pop(gone)
             self.views.pop(gone, None)
+            self.marks.pop(gone, None)
+            self.coarse.pop(gone, None)
+            self._folds.pop(gone, None)
+        for key in [k for k in self._probe_seen if k[0] not in res.services]:
+            del self._probe_seen[key]
+            self._probe_last.pop(key, None)
         eng = _tree_view(res.engine, res.dt, res.engine_ticks, res.wall)
         worst = self.lags.max(since=self._last_apply)
         self._last_apply = self._loop.time() if self._loop else None
@@ -407,20 +497,32 @@ class ResourceSampler(Extension):
     def query(self, what: str, args: dict[str, Any]) -> Any:
         """`history` {service: name or None (the engine), series: [names] or None (all)}
         -> {"series": {name: [values oldest -> newest, None = gap]}, "interval",
-        "t_last" (wall time of the newest value)}."""
+        "t_last" (wall time of the newest value), and for a service "marks": [[wall
+        time, "restart" | "failure"], ...] within the rings' span, oldest first}.
+        `coarse: true` (a service): the same from the coarse rings (COARSE ticks a
+        point, each the maximum of its ticks; `ready` the minimum). A
+        service with probes also has `probe_<name>_seconds` and `ready` series (see
+        PROBE_PREFIX); they are in "all", and may be asked for by name."""
         if what != "history":
             return super().query(what, args)
         service = args.get("service")
+        coarse = bool(args.get("coarse")) and service is not None
+        rings = self.coarse if coarse else self.history
         if service is None:
             h = self.engine_history
-        elif service in self.history:
-            h = self.history[service]
-        elif self._sup is not None and service in self._sup.services:
-            h = History(self.interval, self.points)  # not sampled yet
+        elif service in rings:
+            h = rings[service]
+        elif service in self.history or (self._sup is not None
+                                         and service in self._sup.services):
+            # not sampled yet (or not for COARSE ticks yet)
+            h = History(self.interval * (COARSE if coarse else 1), self.points)
         else:
             raise ValueError(f"sampler: no service {service!r}")
         names = args.get("series")
-        allowed = ENGINE_SERIES if service is None else SERVICE_SERIES
+        allowed: tuple[str, ...] = ENGINE_SERIES
+        if service is not None:
+            allowed = SERVICE_SERIES + tuple(
+                n for n in h.series if n.startswith(PROBE_PREFIX) or n == "ready")
         if names is not None:
             unknown = [n for n in names if n not in allowed]
             if unknown:
@@ -429,15 +531,23 @@ class ResourceSampler(Extension):
         series = h.get(n for n in (names or allowed) if n in h.series)
         for n in names or allowed:
             series.setdefault(n, [])
-        return {"series": series, "interval": h.interval, "t_last": h.t_last}
+        out: dict[str, Any] = {"series": series, "interval": h.interval, "t_last": h.t_last}
+        if service is not None:
+            span = h.maxlen * h.interval
+            since = (h.t_last if h.t_last is not None else time.time()) - span
+            out["marks"] = [[t, kind] for t, kind in self.marks.get(service, ())
+                            if t >= since]
+        return out
 
     def detach(self) -> dict[str, Any]:
         return {"version": 1, "scanner": self.scanner.to_dict(),
                 "history": {n: h.to_dict() for n, h in self.history.items()},
+                "coarse": {n: h.to_dict() for n, h in self.coarse.items()},
                 "engine_history": self.engine_history.to_dict(),
                 "log_bytes": self.log_bytes.to_dict(), "log_dropped": self.log_dropped.to_dict(),
                 "lag_histogram": self.lag_histogram.to_dict(),
-                "views": self.views, "engine": self.engine}
+                "views": self.views, "engine": self.engine,
+                "marks": {n: [list(m) for m in ms] for n, ms in self.marks.items()}}
 
     def adopt(self, record: dict[str, Any]) -> None:
         if record.get("engine_history", {}).get("interval") != self.interval:
@@ -452,3 +562,7 @@ class ResourceSampler(Extension):
             self.engine = record["engine"]
             if "lag_histogram" in record:  # (an older engine's record has none)
                 self.lag_histogram = Histogram.from_dict(record["lag_histogram"])
+            self.coarse = {n: History.from_dict(d)
+                           for n, d in record.get("coarse", {}).items()}
+            self.marks = {n: deque(((float(t), str(k)) for t, k in ms), maxlen=MARKS)
+                          for n, ms in record.get("marks", {}).items()}

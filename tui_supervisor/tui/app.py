@@ -25,6 +25,7 @@ from textual.widgets import Footer
 
 from tui_supervisor.engine.api import SupervisorAPI
 from tui_supervisor.engine.views import EventView
+from tui_supervisor.tui.charts import window_label
 from tui_supervisor.tui.commands import Actions
 from tui_supervisor.tui.eventlog import EventLog
 from tui_supervisor.tui.feed import EventFeed
@@ -71,6 +72,7 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         Binding("minus", "scale_by(-1)", "Scale the group: one replica fewer", show=False),
         Binding("equals_sign", "scale", "Scale the group to N replicas…", show=False),
         Binding("enter", "detail", "Detail", show=False),
+        Binding("w", "chart_window", "Charts: window (1m 10m 1h all)", show=False),
         Binding("R", "reload", "Reload config"),
         Binding("ctrl+r", "reload_code", "Reload code", show=False),
         Binding("question_mark", "help", "Help"),
@@ -128,6 +130,9 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
     @property
     def detail(self) -> DetailPane:
         return self._widgets[2]
+
+    def action_chart_window(self) -> None:
+        self.notify(f"charts: last {window_label(self.detail.cycle_window())}", timeout=1.5)
 
     def on_resize(self) -> None:
         self.screen.set_class(self.size.width < 100, "-narrow")

@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
                                                  "logs_all"),
     ("Logs: follow the end again", "follow"), ("Logs: time stamps (toggle)", "timestamps"),
     ("Event log: what happened (toggle)", "events"),
+    ("Charts: window (1 min, 10 min, 1 h, all; cycle)", "chart_window"),
     ("Search the logs", "search"), ("Filter the services", "filter"),
     ("Sort the services (cycle)", "sort"), ("Help: every key", "help"), ("Quit", "quit"),
 )

@@ -1,17 +1,15 @@
-"""The detail pane of one service: CPU and memory graphs over the history window, the
-numbers (state, uptime, restarts, reliability, respawn latency), command/cwd/policy, the
-failure timeline and the last incidents with the lines the process wrote before dying.
+"""The detail pane of one service: charts over a chosen window (CPU, memory, probe
+check durations and readiness, restarts and failures on the time line), the numbers
+(state, uptime, restarts, reliability, respawn latency), command/cwd/policy, the failure
+timeline and the last incidents with the lines the process wrote before dying.
 
-Graphs are drawn here with Unicode blocks (▁..█), one to four rows high, with the current
-value and the scale (the maximum over the window) beside them. A window longer than the
-graph is bucketed so the whole window stays visible: each column is the MAXIMUM of its
-points (a spike is never averaged away); a window shorter than the graph is drawn one
-point per column, newest at the right. A gap (no sample: the process was down) is blank;
-a sampled zero is the lowest block, so the two never look alike.
+The charts are braille plots (tui/charts.py, which says why not plotext) with a value
+axis at the left and a time axis under them; `w` cycles the window (1 min, 10 min, 1 h,
+all the history kept), remembered in the UI preferences ("chart_window"). 1 h and "all"
+come from the sampler's coarse rings (a point per 10 s, 100 minutes kept).
 
-Every part renders for the width it is given (`DetailPart.render`), so the pane degrades
-at 80x24 (labels above the graphs, one-row graphs, the pane scrolls) and uses the room at
-200x60 (labels beside taller graphs, more figures per row).
+Every part renders for the width it is given (`DetailPart.render`), and the charts take
+more rows as the pane grows (`chart_rows`): two at 80x24, six at 200x60.
 """
 
 from __future__ import annotations
@@ -38,102 +36,89 @@ from tui_supervisor.formatting import (
     shown_state,
     state_colour,
 )
+from tui_supervisor.tui import charts
 from tui_supervisor.tui.rows import group_of_key
 from tui_supervisor.tui.store import Store
 from tui_supervisor.tui.widgets.health import dependencies, group_summary, health
 
-BLOCKS = "▁▂▃▄▅▆▇█"
 TIMELINE = 5
 """Failures shown in the timeline (newest first)."""
 INCIDENTS = 3
 """Incidents asked for and shown."""
-LABEL = 26
-"""Width kept for "MEM 1023.9M (max 1023.9M)" so the graphs do not shift as values change."""
+PROBE_PREFIX = "probe_"
+"""The history answer's per-probe series: probe_<name>_seconds (metrics/sampler.py, which
+the UI does not import: the answer is the contract)."""
+GUTTER = 8
+"""Columns of a chart's value axis: "1023.9M┤"."""
 INCIDENT_LINES = 5
+DEFAULT_WINDOW = 600.0
+WINDOW_PREF = "chart_window"
+COARSE_FROM = 600.0
+"""Windows longer than this (1 h, all) are drawn from the sampler's coarse rings (10 s a
+point, 100 minutes), the others from its 1 s rings (10 minutes)."""
 """Output lines shown per incident (its last ones)."""
 
 Num = float | int | None
 
 
-# -- graphs (pure) ------------------------------------------------------------------------
-def fit(values: Sequence[Num], width: int) -> list[Num]:
-    """`values` on at most `width` columns: as they are when they fit, else bucketed over
-    the whole window with the maximum of each bucket (None when a bucket has no sample)."""
-    n = len(values)
-    if width <= 0:
-        return []
-    if n <= width:
-        return list(values)
-    out: list[Num] = []
-    for i in range(width):
-        chunk = [v for v in values[i * n // width:(i + 1) * n // width] if v is not None]
-        out.append(max(chunk) if chunk else None)
-    return out
-
-
-def spark_rows(values: Sequence[Num], width: int, rows: int = 1,
-               vmax: float | None = None) -> list[str]:
-    """The graph as `rows` strings of exactly `width` characters (top row first), scaled
-    0..`vmax` (default: the maximum of `values`); right-aligned; None is blank."""
-    cols = fit(values, width)
-    if vmax is None:
-        vmax = max((v for v in cols if v is not None), default=0)
-    levels = rows * len(BLOCKS)
-    heights = []
-    for v in cols:
-        if v is None:
-            heights.append(0)
-        elif vmax <= 0:
-            heights.append(1)
-        else:
-            heights.append(max(1, min(levels, int(v / vmax * levels + 0.5))))
-    pad = " " * (width - len(cols))
-    out = []
-    for r in range(rows - 1, -1, -1):
-        cells = []
-        for h in heights:
-            fill = min(len(BLOCKS), max(0, h - r * len(BLOCKS)))
-            cells.append(BLOCKS[fill - 1] if fill else " ")
-        out.append(pad + "".join(cells))
-    return out
-
-
+# -- charts (pure) ------------------------------------------------------------------------
 def last_value(values: Sequence[Num]) -> Num:
-    return values[-1] if values else None
+    return next((v for v in reversed(values) if v is not None), None)
 
 
-def series_max(values: Sequence[Num]) -> float | None:
-    return max((v for v in values if v is not None), default=None)
+def _label(out: Text, name: str, now: str, top: str, colour: str) -> None:
+    out.append(name, style=f"bold {colour}")
+    out.append(f" {now}", style="bold")
+    out.append(f"  max {top}\n", style="dim")
 
 
-def graphs(history: dict[str, Any], width: int, rows: int = 1) -> RenderableType:
-    """CPU and MEM graphs of a `resources.history` answer, with value and scale beside
-    them (above them when the width is short), and the time covered below."""
+def _probe_name(series: str) -> str:
+    """"probe_readiness_seconds" -> "readiness"."""
+    return series.removeprefix(PROBE_PREFIX).removesuffix("_seconds")
+
+
+def chart_section(history: dict[str, Any], window: float | None, width: int,
+                  rows: int) -> Text:
+    """The charts of a `resources.history` answer over `window` seconds (None: all kept):
+    CPU and memory, each probe's check duration and readiness when the service has
+    probes, restarts (↻) and failures (✖) on a marker row, and the time axis. Each chart
+    has its current value and maximum above it and its scale at the left."""
     series = history.get("series") or {}
-    cpu: list[Num] = list(series.get("cpu_percent") or [])
-    mem: list[Num] = list(series.get("rss_bytes") or [])
-    if series_max(cpu) is None and series_max(mem) is None:
-        return Text("CPU / MEM: no samples yet", style="dim")
-    specs = [("CPU", cpu, fmt_percent, "green"), ("MEM", mem, fmt_bytes, "magenta")]
-    labels = [f"{name} {fmt(last_value(vals))} (max {fmt(series_max(vals))})"
-              for name, vals, fmt, _ in specs]
-    lw = max(LABEL, *(len(s) + 1 for s in labels))
-    side = width - lw >= 24
-    gw = max(1, width - lw if side else width)
-    out = Text()
-    for (_, vals, _, colour), label in zip(specs, labels, strict=True):
-        lines = spark_rows(vals, gw, rows)
-        if not side:
-            out.append(label + "\n", style="bold")
-        for i, line in enumerate(lines):
-            if side:
-                out.append((label if i == 0 else "").ljust(lw), style="bold")
-            out.append(line + "\n", style=colour)
     interval = float(history.get("interval") or 1.0)
-    n = max(len(cpu), len(mem))
-    per_col = interval * max(1.0, n / gw)
-    axis = f"last {fmt_duration(n * interval)}, {fmt_seconds(per_col)} per column"
-    out.append(axis.rjust(width), style="dim")
+    end = float(history.get("t_last") or 0.0)
+    cpu: list[Num] = list(series.get("cpu_percent") or [])
+    span = charts.span(cpu, interval, window)
+    if last_value(cpu) is None and last_value(series.get("rss_bytes") or []) is None:
+        return Text("CPU / MEM: no samples yet", style="dim")
+    pw = max(1, width - GUTTER)
+    out = Text()
+    title = (f"last {charts.window_label(window)}" if window is not None
+             else f"all kept history ({charts.short_duration(span)})")
+    out.append(f"Charts · {title}", style="bold underline")
+    out.append(f"  w → {charts.window_label(charts.next_window(window))}\n", style="dim")
+    probes = sorted(n for n in series if n.startswith(PROBE_PREFIX))
+    specs: list[tuple[str, list[Num], Callable[[float | None], str], str, int]] = [
+        ("CPU", cpu, fmt_percent, "green", rows),
+        ("MEM", list(series.get("rss_bytes") or []), fmt_bytes, "magenta", rows)]
+    specs += [(f"{_probe_name(n)} probe", list(series[n]), fmt_seconds, "cyan",
+               max(1, rows // 2)) for n in probes]
+    for name, vals, fmt, colour, r in specs:
+        shown = charts.columns(vals, interval, end, span, 2 * pw)
+        top = max((v for v in shown if v is not None), default=None)
+        _label(out, name, fmt(last_value(vals)), fmt(top), colour)
+        for line in charts.chart(vals, interval, end, span, pw, r, fmt, GUTTER):
+            out.append(line[:GUTTER], style="dim")
+            out.append(line[GUTTER:] + "\n", style=colour)
+    if "ready" in series:
+        out.append("ready".rjust(GUTTER - 1) + "│", style="dim")
+        for c in charts.strip(series["ready"], interval, end, span, pw):
+            out.append(c, style="green" if c == "█" else "red")
+        out.append("\n")
+    marks = history.get("marks") or []
+    out.append(f"{charts.RESTART}{charts.FAILURE}".rjust(GUTTER - 1) + "│", style="dim")
+    for c in charts.mark_row(marks, end, span, pw):
+        out.append(c, style="red bold" if c == charts.FAILURE else "yellow bold")
+    out.append("\n" + " " * GUTTER + charts.time_axis(span, pw), style="dim")
     return out
 
 
@@ -310,6 +295,11 @@ class DetailPane(VerticalScroll):
         self.history_error: str | None = None
         self.incident_list: list[dict[str, Any]] | None = None
         self.incident_error: str | None = None
+        self._charts: tuple[dict[str, Any], tuple[Any, ...], Text] | None = None
+        """The last chart section drawn: (the history answer, (window, width, rows),
+        the drawing)."""
+        self.window: float | None = DEFAULT_WINDOW
+        """Seconds the charts cover (None: all the history kept): `cycle_window`."""
 
     def compose(self) -> ComposeResult:
         yield DetailPart(self._draw_header, id="detail-header")
@@ -320,7 +310,24 @@ class DetailPane(VerticalScroll):
         yield DetailPart(self._draw_timeline, id="detail-timeline")
         yield DetailPart(self._draw_incidents, id="detail-incidents")
 
+    def on_mount(self) -> None:
+        prefs = getattr(self.app, "prefs", None)
+        if prefs is not None:
+            w = prefs.get(WINDOW_PREF, DEFAULT_WINDOW)
+            self.window = w if w in charts.WINDOWS else DEFAULT_WINDOW
+
     # -- the app's calls ----------------------------------------------------------------
+    def cycle_window(self) -> float | None:
+        """The charts' next window (1 min, 10 min, 1 h, all), remembered; returns it."""
+        self.window = charts.next_window(self.window)
+        prefs = getattr(self.app, "prefs", None)
+        if prefs is not None:
+            prefs.set(WINDOW_PREF, self.window)
+        self._refresh_part("#detail-graphs")
+        if self.service is not None and self.is_mounted:  # (fine or coarse rings)
+            self.run_worker(self.refresh_data(), group="detail-show", exclusive=True)
+        return self.window
+
     def show(self, service: str | None) -> None:
         """Show `service` (None: nothing selected); fetches its data once at once."""
         if service == self.service:
@@ -343,7 +350,10 @@ class DetailPane(VerticalScroll):
         name = self.service
         if name is None or group_of_key(name) is not None:
             return  # (a group row: no history or incidents of its own)
-        hist, herr = await self._ask("resources", "history", {"service": name})
+        args: dict[str, Any] = {"service": name}
+        if self.window is None or self.window > COARSE_FROM:
+            args["coarse"] = True  # (an older engine ignores it: its 10 minutes, drawn)
+        hist, herr = await self._ask("resources", "history", args)
         incs, ierr = await self._ask("incidents", "list", {"service": name, "n": INCIDENTS})
         if name != self.service:
             return  # switched meanwhile: these belong to another service
@@ -379,11 +389,12 @@ class DetailPane(VerticalScroll):
                 part.redraw()
 
     def on_resize(self) -> None:
-        self._refresh_part("#detail-graphs")  # graph height follows the pane's height
+        self._refresh_part("#detail-graphs")  # chart height follows the pane's height
 
-    def graph_rows(self) -> int:
-        h = self.size.height
-        return 4 if h >= 50 else 3 if h >= 36 else 2 if h >= 26 else 1
+    def chart_rows(self) -> int:
+        """Rows of the CPU and memory charts (probe charts get half): from the pane's
+        height, so 80x24 keeps two readable rows and 200x60 gets six."""
+        return min(6, max(2, (self.size.height - 6) // 6))
 
     def _draw_header(self, width: int) -> RenderableType:
         if self.service is None:
@@ -403,7 +414,13 @@ class DetailPane(VerticalScroll):
             return Text(f"CPU / MEM: {self.history_error}", style="dim")
         if self.history is None:
             return Text("CPU / MEM: loading…", style="dim")
-        return graphs(self.history, width, self.graph_rows())
+        key = (self.window, width, self.chart_rows())
+        last = self._charts
+        if last is None or last[0] is not self.history or last[1] != key:
+            # (drawn twice a refresh, measured then rendered: 3-6 ms each at 140-200
+            # columns; the answer is a new object at every fetch)
+            last = self._charts = (self.history, key, chart_section(self.history, *key))
+        return last[2]
 
     def _draw_health(self, width: int) -> RenderableType:
         view = self._view()
