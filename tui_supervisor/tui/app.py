@@ -20,7 +20,7 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Container
 from textual.widgets import Footer
 
 from tui_supervisor.engine.api import SupervisorAPI
@@ -29,7 +29,7 @@ from tui_supervisor.tui.commands import Actions
 from tui_supervisor.tui.eventlog import EventLog
 from tui_supervisor.tui.feed import EventFeed
 from tui_supervisor.tui.header import EngineHeader
-from tui_supervisor.tui.prefs import Prefs, load_prefs
+from tui_supervisor.tui.prefs import Prefs, load_prefs, size_class
 from tui_supervisor.tui.service_actions import ServiceActions
 from tui_supervisor.tui.store import Store
 from tui_supervisor.tui.view_actions import ViewActions
@@ -71,6 +71,10 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         Binding("minus", "scale_by(-1)", "Scale the group: one replica fewer", show=False),
         Binding("equals_sign", "scale", "Scale the group to N replicas…", show=False),
         Binding("enter", "detail", "Detail", show=False),
+        Binding("left_square_bracket", "table_size(-1)", "Table: smaller", show=False),
+        Binding("right_square_bracket", "table_size(1)", "Table: bigger", show=False),
+        Binding("less_than_sign", "detail_size(-1)", "Detail: narrower", show=False),
+        Binding("greater_than_sign", "detail_size(1)", "Detail: wider", show=False),
         Binding("R", "reload", "Reload config"),
         Binding("ctrl+r", "reload_code", "Reload code", show=False),
         Binding("question_mark", "help", "Help"),
@@ -111,8 +115,8 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield EngineHeader(id="header")
-        yield ServicesTable(id="services")
-        with Horizontal(id="lower"):
+        with Container(id="body"):  # a grid: where each sits is app.tcss, sizes layout.py
+            yield ServicesTable(id="services")
             yield DetailPane(self.api, self.store, clock=self.wall_clock, id="detail")
             yield LogView(self.store, id="logs")
         yield Footer()
@@ -130,13 +134,17 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         return self._widgets[2]
 
     def on_resize(self) -> None:
-        self.screen.set_class(self.size.width < 100, "-narrow")
+        cls = size_class(self.size.width, self.size.height)
+        for c in ("small", "medium", "large"):
+            self.screen.set_class(c == cls, f"-{c}")
+        self._arrange()
 
     async def on_mount(self) -> None:
         # kept, not queried: queries look at the active screen (a dialog, at times)
         self._widgets = (self.query_one(ServicesTable), self.query_one(LogView),
                          self.query_one(DetailPane), self.query_one(EngineHeader))
         self.table.focus()
+        self._arrange()
         self._follow_events()
         self.set_interval(TICK, self._tick)
         if os.environ.get("TUISUP_FAULT") == "ui-crash":  # fault injection for the tests
@@ -167,6 +175,7 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
             self.detail.view_changed()
         self._widgets[3].render_from(
             self.store, self.mode, self.config_error, self.link)
+        self._arrange()  # the rows (filter, fold, services) or the header's height moved
         now = self.clock()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:
             self._last_snapshot = now
