@@ -42,6 +42,7 @@ def test_grid(cls: str, mode: str, width: int, expected: tuple[str, str]) -> Non
     ({"small": {"table": 30}}, Sizes(50, 48)),                 # another class's
     ({"medium": {"table": "30", "detail": True}}, Sizes(50, 48)),  # hand-edited junk
     ({"medium": {"table": 99, "detail": 3}}, Sizes(50, 48)),   # out of bounds
+    ({"medium": {"table": 4, "detail": 29}}, Sizes(50, 48)),
     ({"medium": [1, 2]}, Sizes(50, 48)),
     ("not a dict", Sizes(50, 48)),
 ])
@@ -59,9 +60,9 @@ def test_saved_with_keeps_other_classes() -> None:
 @pytest.mark.parametrize(("cls", "share", "shown", "by", "new"), [
     ("medium", 50, 20, 1, 55),
     ("medium", 85, 34, 1, 85),     # at most SHARE_MAX
-    ("medium", 50, 6, -1, 10 + 5),  # a short table shrinks from what it shows (15% of 40)
+    ("medium", 50, 6, -1, 10),     # a short table shrinks from what it shows (15% of 40)
     ("medium", 50, 20, -1, 45),
-    ("medium", 15, 6, -1, 15),     # at least SHARE_MIN
+    ("medium", 5, 2, -1, 5),       # at least SHARE_MIN
     ("large", 55, 6, -1, 50),      # large: from the share (the row is the share)
 ])
 def test_grow_table(cls: str, share: int, shown: int, by: int, new: int) -> None:

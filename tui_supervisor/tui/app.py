@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
@@ -133,11 +134,10 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
     def detail(self) -> DetailPane:
         return self._widgets[2]
 
-    def on_resize(self) -> None:
-        cls = size_class(self.size.width, self.size.height)
-        for c in ("small", "medium", "large"):
-            self.screen.set_class(c == cls, f"-{c}")
-        self._arrange()
+    def on_resize(self, event: events.Resize) -> None:
+        # (runs before App's own handler: self.size is still the old size here)
+        self._classify(size_class(event.size.width, event.size.height))
+        self.call_later(self._arrange)
 
     async def on_mount(self) -> None:
         # kept, not queried: queries look at the active screen (a dialog, at times)

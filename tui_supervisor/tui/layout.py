@@ -22,7 +22,7 @@ TABLE_SHARE = {"small": 50, "medium": 50, "large": 55}
 """Default: the most of the body the top row may take, in percent."""
 DETAIL_WIDTH = {"small": 48, "medium": 48, "large": 60}
 """Default detail pane width, in columns."""
-SHARE_STEP, SHARE_MIN, SHARE_MAX = 5, 15, 85
+SHARE_STEP, SHARE_MIN, SHARE_MAX = 5, 5, 85
 WIDTH_STEP, WIDTH_MIN = 4, 30
 MIN_OTHER = 30
 """Columns left to the table (large) or the logs (medium) beside the detail pane."""

@@ -169,9 +169,17 @@ class ViewActions(_AppBase):
         if key == self._arranged:
             return
         self._arranged = key
+        self._classify(cls)
         columns, rows = layout.grid(*key)
         body.styles.grid_columns = columns
         body.styles.grid_rows = rows
+
+    def _classify(self, cls: str) -> None:
+        """The screen class of the size: -small, -medium or -large (app.tcss)."""
+        screen = self.screen_stack[0] if self.screen_stack else None
+        if screen is not None:
+            for c in ("small", "medium", "large"):
+                screen.set_class(c == cls, f"-{c}")
 
     def action_table_size(self, by: int) -> None:
         """`[` / `]`: the table's share of the screen (large: the top row's)."""
