@@ -149,3 +149,23 @@ async def test_resize_across_classes_switches_layout() -> None:
         await pilot.resize_terminal(*SIZES["small"])
         await settle(pilot, lambda: app.screen.has_class("-small") and not app.detail.display)
         assert app.logs.region.width == 80
+
+
+async def test_palette_widens_the_detail_pane() -> None:
+    from textual.command import CommandList, CommandPalette
+
+    app = make_app()
+    async with app.run_test(size=SIZES["medium"]) as pilot:
+        await settle_picture(pilot)
+        await pilot.press("ctrl+p")
+        await settle(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"detail pane wider")
+
+        def offered() -> bool:
+            hits = app.screen.query_one(CommandList)
+            return hits.highlighted is not None and "Detail pane: wider" in str(
+                hits.get_option_at_index(hits.highlighted).prompt)
+
+        await settle(pilot, offered, "'Detail pane: wider' offered")
+        await pilot.press("enter")
+        await settle(pilot, lambda: region(app, "detail").width == 52, "wider")
