@@ -169,3 +169,19 @@ async def test_palette_widens_the_detail_pane() -> None:
         await settle(pilot, offered, "'Detail pane: wider' offered")
         await pilot.press("enter")
         await settle(pilot, lambda: region(app, "detail").width == 52, "wider")
+
+
+async def test_small_dialog_wraps_its_question() -> None:
+    """80x24: the quit dialog's question (and any other) wraps inside the dialog (it was
+    cut mid-word at its edge)."""
+    from textual.widgets import Label
+
+    app = make_app()
+    async with app.run_test(size=SIZES["small"]) as pilot:
+        await settle_picture(pilot)
+        await pilot.press("q")
+        await settle(pilot, lambda: app.screen.query(".dialog > Label"), "the dialog")
+        dialog = app.screen.query_one(".dialog")
+        label = app.screen.query_one(".dialog > Label", Label)
+        assert label.region.right <= dialog.content_region.right
+        assert label.region.height >= 2  # wrapped, not cut
