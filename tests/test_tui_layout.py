@@ -28,7 +28,7 @@ def test_top_rows(cls: str, body: int, wanted: int, share: int, rows: int) -> No
     ("small", "", 80, ("48 1fr", "6 1fr")),
     ("small", "detail-full", 80, ("48 1fr", "6 1fr")),
     ("large", "", 200, ("1fr 60", "22 1fr")),
-    ("large", "detail-full", 200, ("1fr 60", "1fr")),
+    ("large", "detail-full", 200, ("1fr 60", "6 1fr")),  # the table's rows, detail below
     ("medium", "logs-full", 140, ("1fr 1fr", "1fr")),
 ])
 def test_grid(cls: str, mode: str, width: int, expected: tuple[str, str]) -> None:

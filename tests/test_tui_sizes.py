@@ -185,3 +185,15 @@ async def test_small_dialog_wraps_its_question() -> None:
         label = app.screen.query_one(".dialog > Label", Label)
         assert label.region.right <= dialog.content_region.right
         assert label.region.height >= 2  # wrapped, not cut
+
+
+async def test_large_enter_gives_the_detail_the_width() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZES["large"]) as pilot:
+        await settle_picture(pilot)
+        await pilot.press("enter")
+        await settle(pilot, lambda: region(app, "detail").width == 200, "full width")
+        table, detail = region(app, "services"), region(app, "detail")
+        assert table.height == 5 and detail.y == table.bottom and not app.logs.display
+        await pilot.press("escape")
+        await settle(pilot, lambda: region(app, "detail").y == region(app, "services").y)

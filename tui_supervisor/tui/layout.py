@@ -9,6 +9,8 @@ rows and columns those cells get:
   it scrolls), the detail | logs below (small: the logs alone; the detail is `enter`).
 - large: the table and the detail side by side on top (a share of the body: the detail
   uses the height), the logs below at full width.
+- detail-full (`enter`), any class: the table as tall as its rows, the detail below at
+  full width; logs-full (`l`): the logs alone.
 
 The user's sizes (`Sizes`) are kept per size class in the prefs under "layout".
 """
@@ -86,8 +88,8 @@ def grid(cls: str, mode: str, width: int, body: int, wanted: int,
     columns = f"1fr {detail}" if cls == "large" else f"{detail} 1fr"
     if mode == "logs-full":  # only the logs shown
         return "1fr 1fr", "1fr"
-    if mode == "detail-full" and cls == "large":  # the table and the detail, full height
-        return columns, "1fr"
+    if mode == "detail-full":  # the table as tall as its rows, the detail full width below
+        return columns, f"{top_rows('medium', body, wanted, sizes.table)} 1fr"
     return columns, f"{top_rows(cls, body, wanted, sizes.table)} 1fr"
 
 
