@@ -18,9 +18,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Container
 from textual.widgets import Footer
 
 from tui_supervisor.engine.api import SupervisorAPI
@@ -30,7 +31,7 @@ from tui_supervisor.tui.commands import Actions
 from tui_supervisor.tui.eventlog import EventLog
 from tui_supervisor.tui.feed import EventFeed
 from tui_supervisor.tui.header import EngineHeader
-from tui_supervisor.tui.prefs import Prefs, load_prefs
+from tui_supervisor.tui.prefs import Prefs, load_prefs, size_class
 from tui_supervisor.tui.service_actions import ServiceActions
 from tui_supervisor.tui.store import Store
 from tui_supervisor.tui.view_actions import ViewActions
@@ -73,6 +74,12 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         Binding("equals_sign", "scale", "Scale the group to N replicas…", show=False),
         Binding("enter", "detail", "Detail", show=False),
         Binding("w", "chart_window", "Charts: window (1m 10m 1h all)", show=False),
+        Binding("left_square_bracket", "table_size(-1)", "Table: smaller share of the screen",
+                show=False),
+        Binding("right_square_bracket", "table_size(1)", "Table: bigger share of the screen",
+                show=False),
+        Binding("less_than_sign", "detail_size(-1)", "Detail pane: narrower", show=False),
+        Binding("greater_than_sign", "detail_size(1)", "Detail pane: wider", show=False),
         Binding("R", "reload", "Reload config"),
         Binding("ctrl+r", "reload_code", "Reload code", show=False),
         Binding("question_mark", "help", "Help"),
@@ -113,8 +120,8 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield EngineHeader(id="header")
-        yield ServicesTable(id="services")
-        with Horizontal(id="lower"):
+        with Container(id="body"):  # a grid: where each sits is app.tcss, sizes layout.py
+            yield ServicesTable(id="services")
             yield DetailPane(self.api, self.store, clock=self.wall_clock, id="detail")
             yield LogView(self.store, id="logs")
         yield Footer()
@@ -134,14 +141,17 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
     def action_chart_window(self) -> None:
         self.notify(f"charts: last {window_label(self.detail.cycle_window())}", timeout=1.5)
 
-    def on_resize(self) -> None:
-        self.screen.set_class(self.size.width < 100, "-narrow")
+    def on_resize(self, event: events.Resize) -> None:
+        # (runs before App's own handler: self.size is still the old size here)
+        self._classify(size_class(event.size.width, event.size.height))
+        self.call_later(self._arrange)
 
     async def on_mount(self) -> None:
         # kept, not queried: queries look at the active screen (a dialog, at times)
         self._widgets = (self.query_one(ServicesTable), self.query_one(LogView),
                          self.query_one(DetailPane), self.query_one(EngineHeader))
         self.table.focus()
+        self._arrange()
         self._follow_events()
         self.set_interval(TICK, self._tick)
         if os.environ.get("TUISUP_FAULT") == "ui-crash":  # fault injection for the tests
@@ -172,6 +182,7 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
             self.detail.view_changed()
         self._widgets[3].render_from(
             self.store, self.mode, self.config_error, self.link)
+        self._arrange()  # the rows (filter, fold, services) or the header's height moved
         now = self.clock()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:
             self._last_snapshot = now
