@@ -166,7 +166,8 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         if not self._follow_cursor() and (dirty is None or shown & dirty):
             self.detail.view_changed()
         self._widgets[3].render_from(
-            self.store, self.mode, self.config_error, self.link)
+            self.store, self.mode, self.config_error, self.link, notice=self.last_notice,
+            now=self.clock(), wall=self.wall_clock())
         now = self.clock()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:
             self._last_snapshot = now
