@@ -4,6 +4,7 @@ the restart rate and aggregate availability as defined in docs/METRICS.md."""
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,3 +192,30 @@ def test_styles_stay_on_their_part() -> None:
     assert bold == ["config.example.yaml"]
     assert [line.plain[s.start:s.end] for s in line.spans if s.style == "green"] == [
         "5 running", "██████"]
+
+
+async def test_a_real_crash_loop_in_the_header(make_app, tmp_path: Path) -> None:
+    """A real engine and a service that keeps crashing: the header counts its restarts
+    in the last minute, says the crash loop's notice with its age, and names the config
+    by its file name and the engine's host."""
+    import socket
+
+    from conftest import child, spec
+    from support import SIZE, settle
+
+    from tui_supervisor.config.schema import CrashLoopSpec
+
+    _, app = await make_app(spec("a", child("crash", "1", "0.1"), tmp_path,
+                                 crash_loop=CrashLoopSpec(max_failures=3, window=60)))
+    async with app.run_test(size=SIZE) as pilot:
+        def said() -> str:
+            return app._widgets[3]._text.plain if app._widgets else ""
+
+        await settle(pilot, lambda: "✖" in said() and " restarts/min" in said()
+                     and not said().startswith("0 ") and " 0 restarts/min" not in said(),
+                     "restarts counted and the crash loop said")
+        text = said()
+        assert text.startswith(app.store.engine["config"].rsplit("/", 1)[-1])
+        assert f"on {socket.gethostname()}" in text
+        assert "a: crash loop: 3 failures in 60s" in text and "ago" in text
+        assert len(text.splitlines()) <= 2
