@@ -179,7 +179,8 @@ class EventFeed(_AppBase):
         if n.get("level") in ("warning", "error") or topic in (Topic.CONFIG_INVALID,
                                                                Topic.CONFIG_RELOADED):
             who = f"{n['service']}: " if n.get("service") else ""
-            if n.get("level") in ("warning", "error"):
+            if n.get("level") in ("warning", "error") and topic != Topic.CONFIG_INVALID:
+                # (a refused config has the header's alarm line already)
                 self.last_notice = (float(n.get("t") or self.wall_clock()),
                                     str(n["level"]), who + notice_text(n))
             self.notify(who + notice_text(n),
