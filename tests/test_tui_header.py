@@ -121,7 +121,7 @@ VIEWS = [{"state": "running", **rel(3600.0, 0.0)}] * 5 + [
 WORDS = ["config.example.yaml", "on build-host-7",
          "5 running  1 crash-loop  1 fatal  1 stopped", "3 restarts/min", "avail 98.90%",
          "engine CPU 1.5% RSS 38.0M", "up 1h02m",
-         "pid 4242 attached", "reloads 2"]
+         "pid 4242 (attached)", "reloads 2"]
 
 
 def plain(width: int, *, notice: bool = True, alarm: str | None = None) -> list[str]:
@@ -154,12 +154,12 @@ def test_layout_fits_and_cuts_no_word(width: int, notice: bool, alarm: str | Non
 @pytest.mark.parametrize(("width", "want"), [
     (200, ["config.example.yaml on build-host-7 · 5 running  1 crash-loop  1 fatal  1 stopped"
            " ██████▒▒▒▒░░ · 3 restarts/min · avail 98.90% · engine CPU 1.5% RSS 38.0M · "
-           "up 1h02m · pid 4242 attached · reloads 2",
+           "up 1h02m · pid 4242 (attached) · reloads 2",
            "✖ 12s ago worker: exited with code 1 (crash loop: 5 failures in 60s)"]),
     (140, ["config.example.yaml on build-host-7 · 5 running  1 crash-loop  1 fatal  1 stopped"
            " ██████▒▒▒▒░░ · 3 restarts/min · avail 98.90%",
-           "engine CPU 1.5% RSS 38.0M · up 1h02m · pid 4242 attached · reloads 2 · ✖ 12s ago "
-           "worker: exited with code 1 (crash loop: 5 failures in 60s)"]),
+           "engine CPU 1.5% RSS 38.0M · up 1h02m · pid 4242 (attached) · reloads 2 · ✖ 12s ago "
+           "worker: exited with code 1 (crash loop: 5 failures in…"]),
     # 80: the least important go (pid, reloads, uptime, engine, host, the bar); the notice
     # fills the rest of the second line, cut at a word
     (80, ["config.example.yaml · 5 running  1 crash-loop  1 fatal  1 stopped",
@@ -217,5 +217,5 @@ async def test_a_real_crash_loop_in_the_header(make_app, tmp_path: Path) -> None
         text = said()
         assert text.startswith(app.store.engine["config"].rsplit("/", 1)[-1])
         assert f"on {socket.gethostname()}" in text
-        assert "a: crash loop: 3 failures in 60s" in text and "ago" in text
+        assert "✖ " in text and "ago a: crash loop" in text
         assert len(text.splitlines()) <= 2

@@ -34,7 +34,7 @@ from tui_supervisor.tui.store import Store
 SEP = " · "
 BAR_CELLS = 12
 RESTART_WINDOW = 60.0
-MIN_CUT = 24
+MIN_CUT = 40
 """A cuttable part (the notice) fills the rest of a line if that leaves it this many
 cells; else it starts a line of its own."""
 STATE_ORDER = ("running", "daemonized", "completed", "starting", "waiting", "stopping",
@@ -219,7 +219,7 @@ def header_parts(engine: Mapping[str, Any], views: Sequence[Mapping[str, Any]], 
                            "engine: sampling off"), 4))
     parts.append(Part(Text(f"up {fmt_duration(engine.get('uptime'))}"), 6))
     parts.append(Part(Text(f"pid {engine.get('pid', '?')}"
-                           f"{' attached' if mode == 'attached' else ''}"), 7))
+                           f"{' (attached)' if mode == 'attached' else ''}"), 7))
     parts.append(Part(Text(f"reloads {engine.get('reloads', 0)}"), 7))
     if notice:
         t, level, said = notice
