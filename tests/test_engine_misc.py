@@ -170,3 +170,13 @@ async def test_a_reload_that_changes_nothing_says_so(engine_factory, tmp_path: P
     sup.bus.add_listener(lambda ev: seen.append(ev.message) if isinstance(ev, Notice) else None)
     r = await sup.apply_config(sup.config)
     assert r["ok"] and seen == ["config reloaded: nothing changed"]
+
+
+async def test_the_snapshot_names_the_engines_host(make_api, tmp_path: Path) -> None:
+    """The dashboard's header says which machine it supervises (issue 15): in process
+    and over the socket."""
+    import socket
+
+    _, api = await make_api(spec("s", child("sleeper"), tmp_path))
+    snap = await api.snapshot()
+    assert snap["engine"]["host"] == socket.gethostname() != ""

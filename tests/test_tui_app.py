@@ -102,6 +102,7 @@ async def test_reload_key_shows_errors_then_applies(make_app, tmp_path: Path) ->
         await settle(pilot, lambda: "config error" in str(app.query_one("#header").render()),
                      "config error shown in the header")
         assert "restart" in str(app.query_one("#header").render())
+        assert "✖" not in app._widgets[3]._text.plain  # said once: not as the last notice too
         sup.config.path.write_text(
             f"services:\n  a: {{command: {list(child('sleeper'))}, start_time: 0}}\n"
             f"  z: {{command: {list(child('sleeper'))}, start_time: 0}}\n")

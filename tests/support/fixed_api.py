@@ -45,6 +45,7 @@ def _svc(name: str, state: str, pid: int | None, **kw: Any) -> dict[str, Any]:
 
 SNAPSHOT: dict[str, Any] = {
     "engine": {"pid": 4242, "version": "0.1.0", "config": "/srv/app/tui-supervisor.yaml",
+               "host": "web-01",
                "uptime": 3725.0, "reloads": 2, "reload_failures": 0,
                "resources": {"cpu_percent": 1.5, "rss_bytes": 38 << 20}},
     "services": [

@@ -10,6 +10,7 @@ import contextlib
 import heapq
 import logging
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -413,6 +414,7 @@ class Supervisor:
             "version": __version__,
             "config": str(self.config.path),
             "config_id": self.config.config_id,
+            "host": socket.gethostname(),
             "started_at": self.started_wall,
             "uptime": time.time() - self.started_wall,
             "reloads": self.reloads,

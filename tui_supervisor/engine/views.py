@@ -97,6 +97,8 @@ class EngineView(TypedDict):
     version: str
     config: str
     config_id: str
+    host: NotRequired[str]
+    """The engine's host name (`socket.gethostname()`; older engines: absent)."""
     started_at: float
     uptime: float
     reloads: int

@@ -34,6 +34,7 @@ from tui_supervisor.tui.header import EngineHeader
 from tui_supervisor.tui.prefs import Prefs, load_prefs, size_class
 from tui_supervisor.tui.service_actions import ServiceActions
 from tui_supervisor.tui.store import Store
+from tui_supervisor.tui.theme import THEME_KEY, saved_theme
 from tui_supervisor.tui.view_actions import ViewActions
 from tui_supervisor.tui.widgets.detail import DetailPane
 from tui_supervisor.tui.widgets.logview import LogView
@@ -152,10 +153,26 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
                          self.query_one(DetailPane), self.query_one(EngineHeader))
         self.table.focus()
         self._arrange()
+        self._restore_theme()
         self._follow_events()
         self.set_interval(TICK, self._tick)
         if os.environ.get("TUISUP_FAULT") == "ui-crash":  # fault injection for the tests
             self.set_timer(1.0, self._crash)
+
+    def _restore_theme(self) -> None:
+        """The theme chosen last time; then every choice (the palette's "Theme") kept."""
+        name, problem = saved_theme(self.prefs.get(THEME_KEY), self.available_themes)
+        if name:
+            self.theme = name
+        if problem:
+            self.notify(problem, severity="warning", timeout=8)
+        self.watch(self, "theme", self._theme_chosen, init=False)
+
+    def _theme_chosen(self, name: str) -> None:
+        said = self.prefs.problem
+        self.prefs.set(THEME_KEY, name)
+        if self.prefs.problem and self.prefs.problem != said:  # once, not at every choice
+            self.notify(self.prefs.problem, severity="warning", timeout=8)
 
     def _crash(self) -> None:
         raise RuntimeError("injected UI failure (TUISUP_FAULT=ui-crash)")
@@ -181,7 +198,8 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         if not self._follow_cursor() and (dirty is None or shown & dirty):
             self.detail.view_changed()
         self._widgets[3].render_from(
-            self.store, self.mode, self.config_error, self.link)
+            self.store, self.mode, self.config_error, self.link, notice=self.last_notice,
+            now=self.clock(), wall=self.wall_clock())
         self._arrange()  # the rows (filter, fold, services) or the header's height moved
         now = self.clock()
         if now - self._last_snapshot >= SNAPSHOT_EVERY:

@@ -55,6 +55,9 @@ class EventFeed(_AppBase):
     _stamped: float
     _current: str | None
     _leaving: bool
+    last_notice: tuple[float, str, str] | None = None
+    """(wall time, level, "who: what") of the last warning or error: the header shows it
+    until a newer one comes."""
 
     if TYPE_CHECKING:
         @property
@@ -191,6 +194,10 @@ class EventFeed(_AppBase):
         if n.get("level") in ("warning", "error") or topic in (Topic.CONFIG_INVALID,
                                                                Topic.CONFIG_RELOADED):
             who = f"{n['service']}: " if n.get("service") else ""
+            if n.get("level") in ("warning", "error") and topic != Topic.CONFIG_INVALID:
+                # (a refused config has the header's alarm line already)
+                self.last_notice = (float(n.get("t") or self.wall_clock()),
+                                    str(n["level"]), who + notice_text(n))
             self.notify(who + notice_text(n),
                         severity="error" if n.get("level") == "error" else
                         "warning" if n.get("level") == "warning" else "information",

@@ -20,6 +20,7 @@ OTHER_KEYS: list[tuple[str, str, str]] = [
     ("service table", "enter", "show the selected service"),
     ("service table", "ctrl+home  ctrl+end", "first / last service"),
     ("log pane", "↑ ↓  pgup pgdn", "scroll (up pauses following)"),
+    ("everywhere", "ctrl+p", "command palette; its \"Theme\" picks one, kept"),
 ]
 """(where, keys, what) for keys handled outside BINDINGS."""
 

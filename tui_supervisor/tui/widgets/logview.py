@@ -356,6 +356,17 @@ class LogView(ScrollView, can_focus=True):
             self.scroll_to(y=self.max_scroll_y, animate=False)
         finally:
             self._adjusting = False
+        # the pane's size may be out of date (lines arrived before its first layout):
+        # again once the screen is laid out, or it stays at the top while "following"
+        self.call_after_refresh(self._scroll_end_again)
+
+    def _scroll_end_again(self) -> None:
+        if self.following and round(self.scroll_y) < self.max_scroll_y:
+            self._adjusting = True
+            try:
+                self.scroll_to(y=self.max_scroll_y, animate=False)
+            finally:
+                self._adjusting = False
 
     def _changed(self) -> None:
         self._gen += 1
