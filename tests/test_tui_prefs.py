@@ -51,3 +51,18 @@ def test_an_unwritable_place_is_said_not_raised(tmp_path: Path) -> None:
     p.set("theme", "nord")
     assert p.get("theme") == "nord" and p.problem and "not saved" in p.problem
     assert blocker.read_text() == ""
+
+
+async def test_the_dashboard_says_a_bad_file_once_and_starts(tmp_path: Path) -> None:
+    from support import FixedAPI
+
+    from tui_supervisor.tui.app import SupervisorApp
+
+    path = tmp_path / "ui.json"
+    path.write_text("{not json")
+    app = SupervisorApp(FixedAPI(), mode="attached", prefs=Prefs(path))
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause(0.3)
+        said = [n.message for n in app._notifications]
+        assert len([m for m in said if "UI preferences" in m and str(path) in m]) == 1, said
+        assert app.table.row_count > 0

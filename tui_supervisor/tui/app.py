@@ -152,6 +152,8 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         self._widgets = (self.query_one(ServicesTable), self.query_one(LogView),
                          self.query_one(DetailPane), self.query_one(EngineHeader))
         self.table.focus()
+        if self.prefs.problem:  # an unreadable preferences file: said once, defaults used
+            self.notify(self.prefs.problem, severity="warning", timeout=8)
         self._arrange()
         self._restore_theme()
         self._follow_events()
