@@ -1,7 +1,7 @@
 """Regenerate screenshots/*.svg from a real run of the packaged demo (real engine, real
 services, the dashboard in Textual's headless mode at 140x45, the main screen also at
 80x24 and 200x60), and screenshots/dashboard.png from dashboard.svg for README (rendered by
-librsvg's `rsvg-convert`: `apt-get install librsvg2-bin fonts-dejavu-core`):
+headless Chromium, `apt-get install chromium`, else by librsvg's `rsvg-convert`):
 
     python scripts/screenshots.py            # with the dev venv's python; ~40 s
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -93,17 +94,41 @@ async def main() -> None:
     png()
 
 
+
 def png() -> None:
-    """dashboard.png for README (a forge shows an SVG with webfonts unreliably)."""
+    """dashboard.png for README (a forge shows an SVG with webfonts unreliably): by
+    headless Chromium where installed (it honours the SVG's cell widths, as a browser
+    showing the SVG does), else by librsvg's rsvg-convert (it draws braille narrower)."""
+    svg, out = OUT / "dashboard.svg", OUT / "dashboard.png"
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                    "google-chrome"))), None)
+    if browser is not None:
+        m = re.search(r'viewBox="0 0 ([\d.]+) ([\d.]+)"', svg.read_text())
+        w, h = (float(m.group(1)), float(m.group(2))) if m else (1400.0, 930.0)
+        height = round(PNG_WIDTH * h / w)
+        with tempfile.TemporaryDirectory() as tmp:
+            page = Path(tmp) / "shot.html"
+            page.write_text(f'<html><body style="margin:0;background:#000">'
+                            f'<img src="{svg.as_uri()}" width="{PNG_WIDTH}" '
+                            f'height="{height}"></body></html>')
+            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                            "--hide-scrollbars", "--force-device-scale-factor=1",
+                            f"--user-data-dir={tmp}/profile",
+                            f"--window-size={PNG_WIDTH},{height}", f"--screenshot={out}",
+                            page.as_uri()], check=True, capture_output=True, timeout=120)
+        print(f"wrote {out} (headless {Path(browser).name})")
+        return
     tool = shutil.which("rsvg-convert")
     if tool is None:
-        print("dashboard.png not rendered: no rsvg-convert (apt-get install librsvg2-bin "
-              "fonts-dejavu-core)", file=sys.stderr)
+        print("dashboard.png not rendered: no chromium or rsvg-convert (apt-get install "
+              "chromium, or librsvg2-bin fonts-dejavu-core)", file=sys.stderr)
         return
-    subprocess.run([tool, "-w", str(PNG_WIDTH), str(OUT / "dashboard.svg"),
-                    "-o", str(OUT / "dashboard.png")], check=True)
-    print(f"wrote {OUT / 'dashboard.png'}")
+    subprocess.run([tool, "-w", str(PNG_WIDTH), str(svg), "-o", str(out)], check=True)
+    print(f"wrote {out} (rsvg-convert)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["--png"]:  # dashboard.png again from the SVG there is
+        png()
+    else:
+        asyncio.run(main())

@@ -245,23 +245,34 @@ class EngineHeader(Static):
         self._lines = 0
         self._engine: object = None
         self._restarts: deque[RestartSample] = deque()
+        self._per_minute = 0
+        self._key: tuple[Any, ...] | None = None
 
     def render_from(self, store: Store, mode: str, error: str | None,
                     link: str | None = None, *, notice: tuple[float, str, str] | None = None,
                     now: float = 0.0, wall: float = 0.0) -> None:
         """`now`: monotonic (the restart window), `wall`: wall-clock (the notice's age)."""
+        width = self.content_size.width or max(20, self.app.size.width - 2)
         if store.engine is not self._engine:  # a new snapshot: its counters are new
             self._engine = store.engine
             self._restarts.append((now, {n: int(i.view.get("restarts") or 0)
                                          for n, i in store.services.items()}))
-        prune(self._restarts, now)
+            prune(self._restarts, now)
+            self._per_minute = restarts_in_window(self._restarts, now)
+        # Only what changed between snapshots (states, by events) or the notice's age in
+        # whole seconds makes new parts: at 10 Hz with 300 services the parts and their
+        # layout cost ~2 ms a tick otherwise.
+        key = (id(store.engine), tuple(i.view.get("state") for i in store.services.values()),
+               mode, error, link, notice, int(wall), width)
+        if key == self._key:
+            return
+        self._key = key
         alarms = ([f"[b yellow]{link}[/]"] if link else []) + \
             ([f"[b red]config error:[/] {error}"] if error else [])
         views = [i.view for i in store.services.values()]
         parts = header_parts(store.engine, views, mode=mode, notice=notice, wall=wall,
-                             restarts=restarts_in_window(self._restarts, now),
+                             restarts=self._per_minute,
                              alarm="  ".join(alarms) or None)
-        width = self.content_size.width or max(20, self.app.size.width - 2)
         lines = layout(parts, width, 3 if alarms else 2)
         text = Text("\n").join(lines)
         if text != self._text:  # a layout pass is of the whole screen: only if it may grow
