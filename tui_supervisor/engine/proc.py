@@ -265,6 +265,21 @@ def read_env(pid: int, name: str) -> str | None:
     return None
 
 
+def read_envs(pid: int, *names: str) -> dict[str, str]:
+    """Those of `names` set in a process's environment (as it started): one read."""
+    data = _read(f"/proc/{pid}/environ")
+    if not data:
+        return {}
+    keys = {n.encode() + b"=": n for n in names}
+    out: dict[str, str] = {}
+    for item in data.split(b"\0"):
+        key, eq, value = item.partition(b"=")
+        name = keys.get(key + eq)
+        if name is not None:
+            out[name] = value.decode(errors="replace")
+    return out
+
+
 def all_pids() -> list[int]:
     try:
         return [int(n) for n in os.listdir("/proc") if n.isdigit()]
@@ -280,9 +295,10 @@ def pids_with_marker(prefix: str, instance: str | None = None) -> dict[int, str]
     for pid in all_pids():
         if pid == me:
             continue
-        m = read_marker(pid)
+        env = read_envs(pid, MARKER_VAR, INSTANCE_VAR)
+        m = env.get(MARKER_VAR)
         if m is not None and m.startswith(prefix) and not (
-                instance is not None and read_env(pid, INSTANCE_VAR) not in (None, instance)):
+                instance is not None and env.get(INSTANCE_VAR) not in (None, instance)):
             st = stat(pid)
             if st is not None and st.state != "Z":
                 found[pid] = m

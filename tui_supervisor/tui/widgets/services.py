@@ -58,11 +58,11 @@ class ServicesTable(DataTable[Any]):
         """The row under the cursor before the columns were rebuilt."""
         self._columns: tuple[tuple[str, str, int], ...] = ()
         """What `columns_for` chose for the current width."""
+        self.shown_columns: tuple[str, ...] = ()
+        """The keys of `_columns` (read per row per tick: kept, not rebuilt)."""
+        self._trend_width = 0
+        """The trend columns' width (0: none shown)."""
         self._now = 0.0
-
-    @property
-    def shown_columns(self) -> tuple[str, ...]:
-        return tuple(key for key, _, _ in self._columns)
 
     def on_mount(self) -> None:
         self._fit_columns()
@@ -85,6 +85,8 @@ class ServicesTable(DataTable[Any]):
         self._shown.clear()
         self._order = []
         self._columns = wanted
+        self.shown_columns = tuple(key for key, _, _ in wanted)
+        self._trend_width = next((w for k, _, w in wanted if k in TRENDS), 0)
         for key, label, w in wanted:
             self.add_column(Text(label, justify="right" if key in RIGHT else "left"),
                             key=key, width=None if key == "name" else w)
@@ -152,7 +154,7 @@ class ServicesTable(DataTable[Any]):
 
     def _all_texts(self, key: str, now: float) -> tuple[dict[str, str], dict[str, Any]]:
         group = group_of_key(key)
-        trend = next((w for k, _, w in self._columns if k in TRENDS), 0)
+        trend = self._trend_width
         if group is None:
             texts = cells(self._views[key], now, trend)
             if self._views[key].get("group") is not None:
