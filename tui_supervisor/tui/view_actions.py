@@ -87,7 +87,7 @@ class ViewActions(_AppBase):
         self.logs.resume()
 
     def action_logs_top(self) -> None:
-        self.logs.scroll_home(animate=False)  # scrolling up pauses the following
+        self.logs.oldest()
 
     def action_timestamps(self) -> None:
         self.logs.timestamps = not self.logs.timestamps

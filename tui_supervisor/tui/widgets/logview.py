@@ -192,6 +192,17 @@ class LogView(ScrollView, can_focus=True):
     def action_resume(self) -> None:
         self.resume()
 
+    def oldest(self) -> None:
+        """The oldest line, following paused: asked for, not inferred from where the
+        scroll lands (before the pane's first layout every position is "the end", and
+        the following would scroll straight back)."""
+        self.following = False
+        self._adjusting = True
+        try:
+            self.scroll_home(animate=False)
+        finally:
+            self._adjusting = False
+
     def action_next_match(self) -> None:
         self.next_match()
 
