@@ -26,6 +26,23 @@ async def test_table_follows_the_engine(make_app, tmp_path: Path) -> None:
         assert "1 running" in header and "1 exited" in header
 
 
+async def test_the_panes_switch_with_the_cursor_not_a_frame_later(make_app, tmp_path: Path
+                                                                    ) -> None:
+    """The detail and log panes follow the cursor as it moves (the table calls the app),
+    not when DataTable's RowHighlighted message reaches the app: that comes after the
+    frame that moved the cursor, and the panes a layout pass later (issue 15)."""
+    _, app = await make_app(spec("a", child("sleeper"), tmp_path),
+                              spec("b", child("sleeper"), tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: list(rows(app)) == ["a", "b"] and
+                     app.detail.service == "a", "a selected")
+        app.table.action_cursor_down()  # what `j` runs; no message is handled in between
+        assert app.detail.service == "b" and str(app.logs.border_title) == "logs · b"
+        await pilot.press("o")  # sorting moves rows (the cursor with its service): no switch
+        await settle(pilot, lambda: app.table.sort_key is not None, "sorted")
+        assert app.table.selected == app.detail.service == "b"
+
+
 async def test_restart_stop_start_keys(make_app, tmp_path: Path) -> None:
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
     svc = sup.services["a"]

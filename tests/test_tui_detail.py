@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import child, make_config, spec, wait_for
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
@@ -304,6 +305,43 @@ async def test_view_changed_redraws_from_the_store_without_asking(engine_factory
         await pane.refresh_data()
         await pilot.pause()
         assert part_text(app, "header") == ["gone: no longer in the config"]
+
+
+async def test_switching_services_asks_for_no_layout_pass(engine_factory, tmp_path) -> None:
+    """j/k: the graphs part keeps its height while the next service's history loads (the
+    placeholder is as tall as the charts it replaces) and after (same charts), and a
+    hidden optional part stays hidden without asking for a layout. A layout pass repaints
+    the whole screen: 20-30 ms with 300 services (issue 15)."""
+    sup = await engine(engine_factory, tmp_path, spec("a", child("sleeper"), tmp_path),
+                       spec("b", child("sleeper"), tmp_path))
+    app = Harness(sup, await loaded(sup))
+    async with app.run_test(size=(120, 40)) as pilot:
+        async def sampled(name: str) -> bool:
+            h = await sup.query("resources", "history", {"service": name})
+            return sum(v is not None for v in h["series"]["rss_bytes"]) >= 2
+
+        for name in ("a", "b"):
+            while not await sampled(name):
+                await pilot.pause(FAST)
+        pane = await show(app, pilot, "a")
+        graphs = app.query_one("#detail-graphs", DetailPart)
+        deps = app.query_one("#detail-deps", DetailPart)
+        height = graphs.size.height
+        assert height > 8 and part_text(app, "graphs")[0].startswith("Charts")
+        assert not deps.display  # nothing depends: the optional part is hidden
+        # (Textual counts the layouts a widget asked for; no public API says it)
+        asked = graphs._layout_updates, deps._layout_updates
+        pane.show("b")
+        assert pane.history is None  # the fetch has not answered yet
+        drawn = graphs.render()
+        assert isinstance(drawn, Text)
+        lines = drawn.plain.split("\n")
+        assert lines[0] == "CPU / MEM: loading…" and len(lines) == height
+        await pane.refresh_data()
+        await pilot.pause()
+        assert pane.service == "b" and part_text(app, "graphs")[0].startswith("Charts")
+        assert graphs.size.height == height and not deps.display
+        assert (graphs._layout_updates, deps._layout_updates) == asked
 
 
 async def test_an_answer_for_the_previous_service_is_dropped() -> None:

@@ -152,6 +152,7 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         self._widgets = (self.query_one(ServicesTable), self.query_one(LogView),
                          self.query_one(DetailPane), self.query_one(EngineHeader))
         self.table.focus()
+        self.table.on_cursor_row = self._follow_cursor
         if self.prefs.problem:  # an unreadable preferences file: said once, defaults used
             self.notify(self.prefs.problem, severity="warning", timeout=8)
         self._arrange()
@@ -221,7 +222,8 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         return True
 
     def on_data_table_row_highlighted(self) -> None:
-        """Switch the panes at the key press, not at the next tick."""
+        """(`table.on_cursor_row` switches the panes at once; this catches a move it did
+        not see, e.g. a row highlighted as the rows were rebuilt.)"""
         if self._widgets:
             self._follow_cursor()
 

@@ -265,6 +265,8 @@ class DetailPart(Widget):
             if self.display == empty:
                 self.display = not empty  # (a layout pass follows)
                 return
+            if empty:
+                return  # hidden, and stays so: nothing to paint, no layout pass
         width = self.content_size.width
         if not width:
             self.refresh(layout=True)
@@ -413,7 +415,10 @@ class DetailPane(VerticalScroll):
         if self.history_error is not None:
             return Text(f"CPU / MEM: {self.history_error}", style="dim")
         if self.history is None:
-            return Text("CPU / MEM: loading…", style="dim")
+            # as tall as the charts it replaces: the data comes within a frame or two, and
+            # a height change would cost a layout pass of the whole screen, twice
+            lines = len(self._charts[2].plain.split("\n")) if self._charts else 1
+            return Text("CPU / MEM: loading…" + "\n" * (lines - 1), style="dim")
         key = (self.window, width, self.chart_rows())
         last = self._charts
         if last is None or last[0] is not self.history or last[1] != key:

@@ -6,10 +6,12 @@ sorts, filters and folds. Replicas (`group` in their view) sit under a group row
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from tui_supervisor.formatting import health_colour, shown_state, state_colour
@@ -63,6 +65,16 @@ class ServicesTable(DataTable[Any]):
         self._trend_width = 0
         """The trend columns' width (0: none shown)."""
         self._now = 0.0
+        self.on_cursor_row: Callable[[], object] | None = None
+        """Called when the cursor changes row, at once: the panes that follow it switch in
+        the key's own frame (the RowHighlighted message reaches the app a frame later)."""
+        self._quiet = 0
+        """>0 while `sync` moves rows (and the cursor with them): no calls then."""
+
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if old.row != new.row and not self._quiet and self.on_cursor_row is not None:
+            self.on_cursor_row()
 
     def on_mount(self) -> None:
         self._fit_columns()
@@ -81,7 +93,11 @@ class ServicesTable(DataTable[Any]):
         if wanted == self._columns:
             return False
         keep = self.selected_key
-        self.clear(columns=True)
+        self._quiet += 1  # (the cursor goes to the top; sync puts it back)
+        try:
+            self.clear(columns=True)
+        finally:
+            self._quiet -= 1
         self._shown.clear()
         self._order = []
         self._columns = wanted
@@ -199,6 +215,14 @@ class ServicesTable(DataTable[Any]):
         number of cells written."""
         if changed is not None and not changed and self._order:
             return 0  # nothing changed: same rows, same order, same texts (most ticks)
+        self._quiet += 1
+        try:
+            return self._sync(views, changed, now)
+        finally:
+            self._quiet -= 1
+
+    def _sync(self, views: dict[str, dict[str, Any]], changed: set[str] | None,
+              now: float | None) -> int:
         now = now if now is not None else time.monotonic()
         self._now = now
         names_before = set(self._views)
