@@ -278,10 +278,15 @@ def tui_section(results: dict[str, Any]) -> list[str]:
             "",
             "Key → repaint runs from just before the key event is posted to the app (as the "
             "terminal driver posts it) until the first frame composed (`App._display` called "
-            "with the compositor's update) once the app's state shows the change: the log "
-            "pane's title and the detail pane name the new service (j/k), the log pane's "
-            "title (a), the table re-sorted on the new key (o). Keys are 100-250 ms apart (a "
-            "random spread over the 10 Hz tick); `a` is pressed in pairs.",
+            "with the compositor's update) that painted the change: the app's state shows it "
+            "(the log pane's title and the detail pane name the new service for j/k, the log "
+            "pane's title for a, the table re-sorted on the new key for o) and the widgets "
+            "that show it were rendered since (the log pane and the detail's header; the log "
+            "pane; the table). Until issue 15 the frame only had to follow the state change, "
+            "and for j/k that was a frame that moved the cursor and painted neither pane "
+            "(the panes came a layout pass later, 20-50 ms on): those figures were too "
+            "good. Keys are 100-250 ms apart (a random spread over the 10 Hz tick); `a` is "
+            "pressed in pairs.",
             "",
         ]
     if tmux is not None and "error" in tmux:

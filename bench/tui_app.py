@@ -11,9 +11,13 @@ process, headless (Pilot, 140x45); N-1 services sleep, one prints RATE lines/s o
 Over SECONDS: every tick's `app.tick_seconds`, the wall time of each compositor update
 (a repaint), and key → repaint for j / k (cursor: detail and log panes switch), `a`
 (merged logs on/off) and `o` (sort): from just before the key is posted until the first
-frame composed (`App._display`, called with the compositor's update) once the app's state
-shows the change — the log pane's title and the detail pane name the new service (j/k),
-the log pane's title (a), the table's sort key with the rows re-synced (o). Also the CPU
+frame composed (`App._display`, called with the compositor's update) that painted the
+change: the state shows it — the log pane's title and the detail pane name the new service
+(j/k), the log pane's title (a), the table's sort key with the rows re-synced (o) — and
+the widgets that show it were rendered since (the log pane and the detail pane's header
+for j/k, the log pane for a, the table for o: a frame that moved only the cursor is not
+the answer to the key). `graphs`: j/k until a frame painted the detail's charts with the
+new service's history. Also the CPU
 of this process (engine + UI) over the window and whether the UI's store lost any line
 (its `lines_total` against the lines the engine emitted after the app subscribed).
 
@@ -156,6 +160,19 @@ async def run_keys(services: int, rate: int, seconds: float, root: Path,
             pending["graphs_done"] = now
 
     app._display = display  # type: ignore[method-assign]
+    from textual.widget import Widget
+    orig_render_lines = Widget.render_lines
+    painted: dict[str, float] = {}
+    """widget id -> when it was last rendered while showing the change (`shows`)"""
+    shows: dict[str, Any] = {}
+
+    def render_lines(self: Any, crop: Any) -> Any:
+        shown = shows.get(self.id)
+        if shown is not None and shown():
+            painted[self.id] = time.perf_counter()
+        return orig_render_lines(self, crop)
+
+    Widget.render_lines = render_lines  # type: ignore[method-assign]
     presses: dict[str, list[float]] = {"j": [], "k": [], "a": [], "o": []}
     graphs: list[float] = []
     timeouts = 0
@@ -210,25 +227,47 @@ async def run_keys(services: int, rate: int, seconds: float, root: Path,
                     name = order[nxt]
                     title = f"logs · {name}"
 
-                    def cond(name: str = name, title: str = title) -> bool:
-                        return (str(app.logs.border_title) == title
-                                and app.detail.service == name)
+                    def logs_shown(title: str = title) -> bool:
+                        return str(app.logs.border_title) == title
 
-                    def graph_cond(name: str = name) -> bool:
+                    def detail_shown(name: str = name) -> bool:
+                        return app.detail.service == name
+
+                    def charts_shown(name: str = name) -> bool:
                         return app.detail.service == name and app.detail.history is not None
+
+                    shows.update({"logs": logs_shown, "detail-header": detail_shown,
+                                  "detail-graphs": charts_shown})
+
+                    def cond() -> bool:
+                        return "logs" in painted and "detail-header" in painted
+
+                    def graph_cond() -> bool:
+                        return "detail-graphs" in painted
                 elif key == "a":
                     title = ("logs · all services" if not app.merged_logs
                              else f"logs · {table.selected}")
 
-                    def cond(title: str = title) -> bool:
+                    def logs_titled(title: str = title) -> bool:
                         return str(app.logs.border_title) == title
+
+                    shows.update({"logs": logs_titled})
+
+                    def cond() -> bool:
+                        return "logs" in painted
                 else:
                     want = sort_cycle[(sort_cycle.index(table.sort_key) + 1) % len(sort_cycle)]
 
-                    def cond(want: str | None = want) -> bool:
+                    def sorted_(want: str | None = want) -> bool:
                         return app.table.sort_key == want and app.table._order == [
                             str(r.key.value) for r in app.table.ordered_rows]
+
+                    shows.update({"services": sorted_})
+
+                    def cond() -> bool:
+                        return "services" in painted
                 pending.clear()
+                painted.clear()
                 pending.update(measuring=True, cond=cond, graphs=graph_cond)
                 t0 = time.perf_counter()
                 post_key(key)
@@ -237,6 +276,7 @@ async def run_keys(services: int, rate: int, seconds: float, root: Path,
                     if time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.002)
+                shows.clear()
                 if "done" not in pending:
                     timeouts += 1
                     continue
@@ -255,6 +295,7 @@ async def run_keys(services: int, rate: int, seconds: float, root: Path,
             store_lines = app.store.lines_total
             await pilot.pause()
     finally:
+        Widget.render_lines = orig_render_lines  # type: ignore[method-assign]
         await sup.close()
     every = [x for xs in presses.values() for x in xs]
     return {
