@@ -12,7 +12,6 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable
 
 from tui_supervisor.formatting import health_colour, shown_state, state_colour
 from tui_supervisor.tui.rows import (
@@ -27,13 +26,14 @@ from tui_supervisor.tui.rows import (
     replicas_of,
     sort_value,
 )
+from tui_supervisor.tui.widgets.cells import FastCellTable
 
 RIGHT = {"pid", "restarts", "restarts_1h", "failures", "mttr", "avail", "cpu", "mem",
          "uptime"}
 TREND_STYLE = {"cpu_trend": "cyan", "mem_trend": "magenta"}
 
 
-class ServicesTable(DataTable[Any]):
+class ServicesTable(FastCellTable):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
