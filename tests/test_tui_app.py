@@ -43,6 +43,23 @@ async def test_the_panes_switch_with_the_cursor_not_a_frame_later(make_app, tmp_
         assert app.table.selected == app.detail.service == "b"
 
 
+async def test_young_collections_are_rarer_only_while_the_app_runs(make_app,
+                                                                   tmp_path: Path) -> None:
+    """The app raises the young generation's threshold (full collections of its ~200k
+    objects stalled keys: app.GC_YOUNG) and gives the process its own back on exit."""
+    import gc
+
+    from tui_supervisor.tui.app import GC_YOUNG
+
+    was = gc.get_threshold()
+    assert was[0] != GC_YOUNG
+    _, app = await make_app(spec("a", child("sleeper"), tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: "a" in rows(app), "a shown")
+        assert gc.get_threshold() == (GC_YOUNG, *was[1:])
+    assert gc.get_threshold() == was
+
+
 async def test_restart_stop_start_keys(make_app, tmp_path: Path) -> None:
     sup, app = await make_app(spec("a", child("sleeper"), tmp_path))
     svc = sup.services["a"]
