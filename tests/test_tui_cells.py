@@ -98,3 +98,24 @@ async def test_text_cells_skip_richs_layout_and_the_rest_do_not() -> None:
             assert len(calls) == seen
         finally:
             console.render_lines = orig  # type: ignore[method-assign]
+
+
+async def test_a_cell_is_painted_again_only_when_its_text_is_replaced() -> None:
+    """DataTable's caches all go when any cell changes; ours keeps the other cells'."""
+    app = Cells()
+    async with app.run_test(size=(120, 30)):
+        table = app.query_one(FastCellTable)
+        table.add_column("NAME", key="name", width=8)
+        table.add_column("UPTIME", key="uptime", width=8)
+        table.add_row(Text("web"), Text("1s", justify="right"), key="web")
+        base = Style()
+        name, uptime = table._render_cell(0, 0, base, 8), table._render_cell(0, 1, base, 8)
+        count = table._update_count
+        table.update_cell("web", "uptime", Text("2s", justify="right"))
+        assert table._update_count > count  # DataTable's own caches are void now
+        assert table._render_cell(0, 0, base, 8) is name
+        again = table._render_cell(0, 1, base, 8)
+        assert again is not uptime
+        assert "".join(s.text for s in again[0]).strip() == "2s"
+        # the same cell under the cursor is another picture
+        assert table._render_cell(0, 0, base, 8, cursor=True) is not name

@@ -4,10 +4,11 @@ DataTable renders every cell as `Styled(Padding(cell))` through `Console.render_
 (measure, wrap, split into lines, crop, pad) and throws its cache away whenever any cell
 changes (`_update_count`): a sort, or the uptime column ticking, repaints every visible
 cell. The services table's cells are all one-line `Text`, so the same segments come from
-`Text.align` and `Text.render` at about a third of the cost. Anything else (a header, a
-label, a cell with a newline or a tab, a taller row) takes DataTable's own path; the
-output is the same segments either way (tests/test_tui_cells.py compares them cell by
-cell)."""
+`Text.align` and `Text.render` at about a third of the cost, and they are kept per cell
+until that cell's Text is replaced: a tick that moves every uptime repaints one cell a
+row, not all of them. Anything else (a header, a label, a cell with a newline or a tab, a
+taller row) takes DataTable's own path; the output is the same segments either way
+(tests/test_tui_cells.py compares them cell by cell)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,17 @@ KEYED_BY_COUNT = ("_cell_render_cache", "_row_render_cache", "_row_renderable_ca
 """DataTable's caches whose keys hold `_update_count`."""
 
 
+PAINTED_MAX = 8192
+"""Cells kept painted (a screenful is a few hundred; past this, start again)."""
+
+
 class FastCellTable(DataTable[Any]):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        self._painted: dict[tuple[Any, ...], tuple[Text, SegmentLines]] = {}
+        """Cell key -> (the Text painted, its lines): a Text is never changed in place
+        (`update_cell` puts a new one), so the same object paints the same."""
+        super().__init__(*args, **kw)
+
     @property
     def _update_count(self) -> int:
         return self._updates
@@ -58,18 +69,22 @@ class FastCellTable(DataTable[Any]):
         if row_key is None or column_key is None:
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
-        # DataTable's own key, so both paths share one cache
-        key = (row_key, column_key, base_style, cursor, hover, self._show_hover_cursor,
-               self._update_count, self._pseudo_class_state)
-        cached = self._cell_render_cache.get(key)
-        if cached is not None:
-            return cached
         cell = self._get_row_renderables(row_index)[1][column_index]
         row = self.rows[row_key]
         if not isinstance(cell, Text) or row.height != 1 or row.auto_height or \
                 cell.justify not in ALIGN or "\n" in cell.plain or "\t" in cell.plain:
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
+        # Not DataTable's key: its `_update_count` moves at every cell update, so one
+        # new uptime would repaint every cell. Here a cell is painted again only when its
+        # Text was replaced (`update_cell`), or it moved, or what styles it changed.
+        key = (row_key, column_key, row_index, column_index, width, base_style, cursor,
+               hover, self._show_hover_cursor, self._pseudo_class_state, self.show_cursor,
+               self.cell_padding, self.fixed_rows, self.fixed_columns,
+               self.cursor_foreground_priority, self.cursor_background_priority)
+        hit = self._painted.get(key)
+        if hit is not None and hit[0] is cell:
+            return hit[1]
         fixed = row_index < self.fixed_rows or column_index < self.fixed_columns
         component_style, post_style = self._get_styles_to_render_cell(
             False, False, fixed, hover, cursor, self.show_cursor, self._show_hover_cursor,
@@ -95,5 +110,15 @@ class FastCellTable(DataTable[Any]):
         line = list(Segment.apply_style(body, console.get_style(pre_style + component_style),
                                         console.get_style(post_style)))
         lines = [line]
-        self._cell_render_cache[key] = lines
+        if len(self._painted) >= PAINTED_MAX:
+            self._painted.clear()
+        self._painted[key] = (cell, lines)
         return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self.__dict__.get("_painted", {}).clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.__dict__.get("_painted", {}).clear()
