@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 Side = dict[str, Any]
@@ -443,6 +444,16 @@ def reload_section(results: dict[str, Any]) -> list[str]:
     return out
 
 
+MANUAL = Path(__file__).resolve().parent / "manual"
+"""Hand-measured sections (their own scripts, not run by bench/run.py): one Markdown file
+each, appended in name order, so a re-render keeps them."""
+
+
+def manual_sections(folder: Path = MANUAL) -> list[str]:
+    return [*(f.read_text().rstrip("\n") + "\n" for f in sorted(folder.glob("*.md")))] \
+        if folder.is_dir() else []
+
+
 METHOD = """\
 ## How each number is measured
 
@@ -535,4 +546,5 @@ def render(results: dict[str, Any]) -> str:
     lines += tui_section(results)
     lines += reload_section(results)
     lines.append(METHOD)
+    lines += manual_sections()
     return "\n".join(lines)
