@@ -24,7 +24,13 @@ from tui_supervisor.engine.supervisor import Supervisor
 from tui_supervisor.metrics import attach_metrics
 from tui_supervisor.tui.screens.help import OTHER_KEYS, HelpScreen
 from tui_supervisor.tui.store import Store
-from tui_supervisor.tui.widgets.detail import GUTTER, DetailPane, DetailPart, chart_section
+from tui_supervisor.tui.widgets.detail import (
+    GUTTER,
+    DetailPane,
+    DetailPart,
+    chart_section,
+    header,
+)
 
 FAST = 0.1
 
@@ -80,6 +86,20 @@ HIST = {"series": {"cpu_percent": [10.0, None, 40.0, 12.5],
                    "probe_readiness_seconds": [None, None, 0.004, 0.002],
                    "ready": [None, None, 0.0, 1.0]},
         "interval": 1.0, "t_last": 100.0, "marks": [[98.5, "failure"], [99.0, "restart"]]}
+
+
+@pytest.mark.parametrize("state, reason, shown", [
+    ("running", "up for 1s", "web  running   pid 42   up 5m"),
+    ("running", "adopted after a code reload", "web  running (adopted after a code reload)"),
+    ("stopped", "stopped by operator", "web  stopped (stopped by operator)"),
+    ("waiting", "waiting for db (ready)", "web  waiting for db (ready)"),
+])
+def test_the_header_leaves_out_how_it_became_running(state: str, reason: str, shown: str
+                                                     ) -> None:
+    """The engine's reason for running is "up for <start_time>": beside the uptime it
+    read as a second, wrong uptime."""
+    view = {"name": "web", "state": state, "reason": reason, "pid": 42, "uptime": 300.0}
+    assert str(header(view, 0.0)).startswith(shown)
 
 
 def test_chart_section_all_history_with_probes_and_marks() -> None:

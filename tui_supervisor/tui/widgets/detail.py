@@ -141,7 +141,9 @@ def header(view: dict[str, Any], now: float) -> RenderableType:
         out.append(reason, style=state_colour(state))
     else:
         out.append(state, style=state_colour(state))
-        if reason:
+        # "running (up for 1s)" said how it passed `start_time`; beside "up 5m" it reads
+        # as a wrong uptime
+        if reason and not (state == "running" and reason.startswith("up for")):
             out.append(f" ({reason})")
     out.append(f"   pid {view.get('pid') or '-'}   up {fmt_duration(view.get('uptime'))}")
     last = view.get("last_exit") or {}
