@@ -450,8 +450,7 @@ each, appended in name order, so a re-render keeps them."""
 
 
 def manual_sections(folder: Path = MANUAL) -> list[str]:
-    return [*(f.read_text().rstrip("\n") + "\n" for f in sorted(folder.glob("*.md")))] \
-        if folder.is_dir() else []
+    return [f.read_text().rstrip("\n") + "\n" for f in sorted(folder.glob("*.md"))]
 
 
 METHOD = """\

@@ -4,6 +4,8 @@ kind of cell the services table shows and a few it does not."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -42,15 +44,24 @@ class Cells(App[None]):
         yield FastCellTable()
 
 
-@pytest.mark.parametrize("width", [4, 10, 16])
-async def test_each_cell_paints_as_datatable_paints_it(width: int) -> None:
+@asynccontextmanager
+async def table_of(columns: list[tuple[str, int]], rows: dict[str, list[Any]]
+                   ) -> AsyncIterator[FastCellTable]:
+    """A mounted FastCellTable with these (key, width) columns and key -> cells rows."""
     app = Cells()
     async with app.run_test(size=(120, 30)):
         table = app.query_one(FastCellTable)
-        for i in range(len(CELLS)):
-            table.add_column(f"C{i}", key=str(i), width=width)
-        table.add_row(*CELLS, key="r0")
-        table.add_row(*reversed(CELLS), key="r1")
+        for key, width in columns:
+            table.add_column(key.upper(), key=key, width=width)
+        for key, cells in rows.items():
+            table.add_row(*cells, key=key)
+        yield table
+
+
+@pytest.mark.parametrize("width", [4, 10, 16])
+async def test_each_cell_paints_as_datatable_paints_it(width: int) -> None:
+    async with table_of([(f"c{i}", width) for i in range(len(CELLS))],
+                        {"r0": CELLS, "r1": CELLS[::-1]}) as table:
         base = Style(color="white", bgcolor="black")
         compared = 0
         for row in range(2):
@@ -67,14 +78,10 @@ async def test_each_cell_paints_as_datatable_paints_it(width: int) -> None:
 
 
 async def test_text_cells_skip_richs_layout_and_the_rest_do_not() -> None:
-    app = Cells()
-    async with app.run_test(size=(120, 30)):
-        table = app.query_one(FastCellTable)
-        table.add_column("A", key="a", width=8)
-        table.add_column("B", key="b", width=8)
-        table.add_row(Text("fast", justify="right"), Text("slow\npath"), key="r")
+    async with table_of([("a", 8), ("b", 8)],
+                        {"r": [Text("fast", justify="right"), Text("slow\npath")]}) as table:
         calls = []
-        console = app.console
+        console = table.app.console
         orig = console.render_lines
 
         def counted(*a: Any, **kw: Any) -> Any:
@@ -102,12 +109,8 @@ async def test_text_cells_skip_richs_layout_and_the_rest_do_not() -> None:
 
 async def test_a_cell_is_painted_again_only_when_its_text_is_replaced() -> None:
     """DataTable's caches all go when any cell changes; ours keeps the other cells'."""
-    app = Cells()
-    async with app.run_test(size=(120, 30)):
-        table = app.query_one(FastCellTable)
-        table.add_column("NAME", key="name", width=8)
-        table.add_column("UPTIME", key="uptime", width=8)
-        table.add_row(Text("web"), Text("1s", justify="right"), key="web")
+    async with table_of([("name", 8), ("uptime", 8)],
+                        {"web": [Text("web"), Text("1s", justify="right")]}) as table:
         base = Style()
         name, uptime = table._render_cell(0, 0, base, 8), table._render_cell(0, 1, base, 8)
         count = table._update_count

@@ -124,6 +124,7 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         self._widgets: tuple[Any, ...] = ()
         self._leaving = False
         self._gc_was = gc.get_threshold()
+        """The process's GC thresholds, given back on unmount (GC_YOUNG while mounted)."""
         self.link: str | None = None
         """Attached: why the engine is out of reach right now (None: connected)."""
 
@@ -157,7 +158,6 @@ class SupervisorApp(ServiceActions, ViewActions, EventFeed, App[str]):
         self.call_later(self._arrange)
 
     async def on_mount(self) -> None:
-        self._gc_was = gc.get_threshold()
         gc.set_threshold(GC_YOUNG, *self._gc_was[1:])
         # kept, not queried: queries look at the active screen (a dialog, at times)
         self._widgets = (self.query_one(ServicesTable), self.query_one(LogView),

@@ -75,13 +75,12 @@ class FastCellTable(DataTable[Any]):
                 cell.justify not in ALIGN or "\n" in cell.plain or "\t" in cell.plain:
             return super()._render_cell(row_index, column_index, base_style, width,
                                         cursor, hover)
-        # Not DataTable's key: its `_update_count` moves at every cell update, so one
-        # new uptime would repaint every cell. Here a cell is painted again only when its
-        # Text was replaced (`update_cell`), or it moved, or what styles it changed.
-        key = (row_key, column_key, row_index, column_index, width, base_style, cursor,
-               hover, self._show_hover_cursor, self._pseudo_class_state, self.show_cursor,
-               self.cell_padding, self.fixed_rows, self.fixed_columns,
-               self.cursor_foreground_priority, self.cursor_background_priority)
+        # DataTable's key without its `_update_count`, which moves at every cell update
+        # (one new uptime would repaint every cell): a cell is painted again when its Text
+        # was replaced (`update_cell`, checked below), it moved, or its styles changed
+        # (show_cursor, padding, fixed rows/columns and CSS clear the caches instead).
+        key = (row_index, column_index, width, base_style, cursor, hover,
+               self._show_hover_cursor, self._pseudo_class_state)
         hit = self._painted.get(key)
         if hit is not None and hit[0] is cell:
             return hit[1]
@@ -117,8 +116,8 @@ class FastCellTable(DataTable[Any]):
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
-        self.__dict__.get("_painted", {}).clear()
+        self._painted.clear()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self.__dict__.get("_painted", {}).clear()
+        self._painted.clear()
